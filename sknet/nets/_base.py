@@ -1,0 +1,376 @@
+"""What MLPClassifier and MLPRegressor share: validation, device, the skorch net, fit and predict."""
+
+import math
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from skorch import NeuralNet
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.helper import predefined_split
+
+from .. import _options
+from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
+from ._module import MLPModule
+
+_MAX_SEED = np.iinfo(np.int32).max
+
+
+class SkorchMLP(NeuralNet):
+    """The skorch net inside an sknet estimator.
+
+    It differs from a plain :class:`skorch.NeuralNet` in four ways: batches are
+    sliced from tensors already on the device, the loss is weighted per sample
+    and carries an L1 penalty, shuffling is seeded, and ``train_epochs`` lets a
+    user's ``KeyboardInterrupt`` through (skorch's ``partial_fit`` swallows it,
+    which would leave a search running after the user asked it to stop).
+    """
+
+    def __init__(self, *args, l1=0.0, shuffle_seed=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.l1 = l1
+        self.shuffle_seed = shuffle_seed
+
+    def get_iterator(self, dataset, training=False):
+        if not isinstance(dataset, InMemoryDataset):
+            return super().get_iterator(dataset, training=training)
+        if training:
+            return DeviceBatches(dataset, self.batch_size, shuffle=True, seed=self.shuffle_seed)
+        return DeviceBatches(dataset, predict_batch_size(dataset, self.batch_size))
+
+    def _set_training(self, training=True):
+        # skorch sets the mode before every batch; walking the module tree each
+        # time is a measurable share of a small MLP's step, so skip no-ops.
+        if self.module_.training != training or self.criterion_.training != training:
+            super()._set_training(training)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        y, weight = y_true if isinstance(y_true, tuple) else (y_true, None)
+        losses = self.criterion_(y_pred, y)
+        if losses.ndim > 1:  # several regression outputs: average them per sample
+            losses = losses.mean(dim=1)
+        if weight is None:
+            loss = losses.mean()
+        else:
+            loss = (losses * weight).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
+        if training and self.l1:
+            loss = loss + self.l1 * sum(w.abs().sum() for w in self.module_.penalized_weights())
+        return loss
+
+    def train_epochs(self, dataset, epochs):
+        """Run ``epochs`` epochs on ``dataset`` from the current state."""
+        self.notify("on_train_begin", X=dataset, y=None)
+        try:
+            self.fit_loop(dataset, epochs=epochs)
+        except KeyboardInterrupt:
+            # skorch's EarlyStopping stops training by raising KeyboardInterrupt;
+            # anything else is the user's Ctrl-C and must reach them.
+            if not self._early_stopped():
+                raise
+        self.notify("on_train_end", X=dataset, y=None)
+        return self
+
+
+    def _early_stopped(self):
+        return any(isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience
+                   for _, cb in self.callbacks_)
+
+
+class StopOnDivergence(Callback):
+    """Raise as soon as an epoch's training loss is NaN or infinite."""
+
+    def on_epoch_end(self, net, **kwargs):
+        loss = net.history[-1, "train_loss"]
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"Training diverged: the training loss is {loss} at epoch {len(net.history)}. "
+                f"Try a smaller lr (now {net.lr}), scaled inputs, or gradient-friendlier settings."
+            )
+
+
+class ValidationScore(Callback):
+    """Record ``valid_score`` (accuracy or R^2, higher is better) each epoch."""
+
+    def __init__(self, score):
+        self.score = score
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.y_true_, self.y_pred_ = [], []
+
+    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
+        if not training:
+            y = batch[1][0] if isinstance(batch[1], tuple) else batch[1]
+            self.y_true_.append(y)
+            self.y_pred_.append(y_pred)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.y_true_:
+            score = self.score(torch.cat(self.y_true_), torch.cat(self.y_pred_))
+            net.history.record("valid_score", float(score))
+
+
+def resolve_device(device):
+    """Turn the ``device`` argument into a concrete torch device string."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"The 'device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead."
+        )
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available; use 'auto' or 'cpu'.")
+    return str(parsed)
+
+
+@contextmanager
+def seeded(seed, device):
+    """Seed torch's global generators for a block, restoring them afterwards.
+
+    Weight initialisation and dropout draw from the global generators; forking
+    keeps a fit reproducible without disturbing the caller's random state.
+    """
+    device = torch.device(device)
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
+
+
+class BaseMLP(BaseEstimator):
+    """Shared machinery of the sknet MLP estimators; not for direct use."""
+
+    _parameter_constraints = {
+        "n_layers": [Interval(Integral, 0, None, closed="left")],
+        "n_units": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [None, "array-like"],
+        "activation": [StrOptions(set(_options.ACTIVATIONS))],
+        "weight_init": [StrOptions(set(_options.WEIGHT_INITS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "optimizer": [StrOptions(set(_options.OPTIMIZERS)), type],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "l1": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr_schedule": [None, StrOptions(set(_options.LR_SCHEDULES))],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "callbacks": [None, list],
+    }
+
+    # -- hooks the concrete estimators fill in ---------------------------------
+    def _validate_targets(self, X, y, *, reset, classes=None):
+        """Validate X and y; return ``(X, encoded y, n_outputs)``."""
+        raise NotImplementedError
+
+    def _criterion(self):
+        """The per-sample loss module class (``reduction='none'`` is passed)."""
+        raise NotImplementedError
+
+    def _validation_score(self, y_true, y_pred):
+        """Score (higher is better) of raw network outputs on encoded targets."""
+        raise NotImplementedError
+
+    def _sample_weight(self, y, sample_weight):
+        """Per-sample loss weights, or None for uniform ones."""
+        return sample_weight
+
+    def _stratify(self, y):
+        """Labels to stratify the validation split on, or None."""
+        return None
+
+    # -- fitting ---------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Train the network on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; pandas DataFrames and scipy sparse matrices are accepted.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample in the loss.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        incremental = self.warm_start and hasattr(self, "net_")
+        return self._train(X, y, sample_weight, epochs=self.max_epochs, incremental=incremental)
+
+    def _train(self, X, y, sample_weight, *, epochs, incremental, classes=None):
+        X, y, n_outputs = self._validate_targets(X, y, reset=not incremental, classes=classes)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32, ensure_non_negative=True)
+        weight = self._sample_weight(y, sample_weight)
+        if not incremental:
+            self._check_arguments()
+            self.device_ = resolve_device(self.device)
+            self._seed_rng = np.random.RandomState(check_random_state(self.random_state).randint(_MAX_SEED))
+        seed = int(self._seed_rng.randint(_MAX_SEED))
+        train, valid = self._datasets(X, y, weight, seed)
+        if not incremental:
+            self.net_ = self._build_net(X.shape[1], n_outputs, math.ceil(len(train) / self.batch_size))
+        self.net_.train_split = None if valid is None else predefined_split(valid)
+        self.net_.shuffle_seed = seed
+        with seeded(seed, self.device_):
+            if not incremental:
+                self.net_.initialize()
+            self.net_.train_epochs(train, epochs)
+        self._store_fitted_attributes()
+        return self
+
+    def _check_arguments(self):
+        """Check what the parameter constraints cannot express."""
+        if self.hidden_layer_sizes is not None:
+            sizes = self.hidden_layer_sizes
+            if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
+                raise ValueError(
+                    "The 'hidden_layer_sizes' parameter must be None or a sequence of positive "
+                    f"integers. Got {sizes!r} instead."
+                )
+        if isinstance(self.optimizer, type) and not issubclass(self.optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                f"The 'optimizer' parameter must be one of {sorted(_options.OPTIMIZERS)} or a "
+                f"torch.optim.Optimizer subclass. Got {self.optimizer!r} instead."
+            )
+        for callback in self.callbacks or []:
+            if not isinstance(callback, (Callback, tuple)):
+                raise TypeError(
+                    "The 'callbacks' parameter must be a list of skorch callbacks or "
+                    f"(name, callback) tuples. Got {callback!r} in it."
+                )
+
+    def _hidden_sizes(self):
+        if self.hidden_layer_sizes is not None:
+            return tuple(int(s) for s in self.hidden_layer_sizes)
+        return (self.n_units,) * self.n_layers
+
+    def _datasets(self, X, y, weight, seed):
+        """Split off the early-stopping validation set; return in-memory datasets."""
+        if not self.early_stopping:
+            return InMemoryDataset(X, y, weight, self.device_), None
+        arrays = [X, y] if weight is None else [X, y, weight]
+        split = dict(test_size=self.validation_fraction, random_state=seed)
+        try:
+            parts = train_test_split(*arrays, stratify=self._stratify(y), **split)
+        except ValueError:  # too few samples of some class to stratify
+            parts = train_test_split(*arrays, **split)
+        train, valid = parts[0::2], parts[1::2]
+        if weight is None:
+            train, valid = train + [None], valid + [None]
+        return (InMemoryDataset(*train, device=self.device_),
+                InMemoryDataset(*valid, device=self.device_))
+
+    def _build_net(self, n_features, n_outputs, steps_per_epoch):
+        optimizer = _options.optimizer_class(self.optimizer)
+        optimizer_kwargs = _options.optimizer_kwargs(optimizer, self.momentum, self.weight_decay)
+        if optimizer_kwargs.get("weight_decay"):  # like scikit-learn's alpha: weights only
+            optimizer_kwargs["param_groups"] = [("*.bias", {"weight_decay": 0.0}),
+                                                ("*norm*", {"weight_decay": 0.0})]
+        return SkorchMLP(
+            module=MLPModule,
+            module__n_features=n_features,
+            module__hidden_sizes=self._hidden_sizes(),
+            module__n_outputs=n_outputs,
+            module__activation=self.activation,
+            module__dropout=self.dropout,
+            module__batch_norm=self.batch_norm,
+            module__weight_init=self.weight_init,
+            criterion=self._criterion(),
+            criterion__reduction="none",
+            optimizer=optimizer,
+            lr=self.lr,
+            **{f"optimizer__{k}": v for k, v in optimizer_kwargs.items()},
+            l1=self.l1,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=None,
+            callbacks=self._callbacks(steps_per_epoch),
+            device=self.device_,
+            verbose=self.verbose,
+        )
+
+    def _callbacks(self, steps_per_epoch):
+        callbacks = [("divergence", StopOnDivergence())]
+        if self.early_stopping:
+            callbacks.append(("valid_score", ValidationScore(self._validation_score)))
+            callbacks.append(("early_stopping", EarlyStopping(
+                monitor="valid_loss", patience=self.patience, threshold=self.tol,
+                threshold_mode="abs", load_best=True, sink=_silent)))
+        if self.lr_schedule is not None:
+            policy, kwargs, step_every = _options.lr_scheduler(
+                self.lr_schedule, lr=self.lr, max_epochs=self.max_epochs,
+                steps_per_epoch=steps_per_epoch, patience=self.patience,
+                monitor="valid_loss" if self.early_stopping else "train_loss")
+            callbacks.append(("lr_schedule", LRScheduler(policy, step_every=step_every, **kwargs)))
+        return callbacks + list(self.callbacks or [])
+
+    def _store_fitted_attributes(self):
+        history = self.net_.history
+        self.n_iter_ = len(history)
+        self.loss_curve_ = list(history[:, "train_loss"])
+        self.best_epoch_ = self.n_iter_
+        if self.early_stopping:
+            self.validation_scores_ = list(history[:, "valid_score"])
+            self.validation_loss_curve_ = list(history[:, "valid_loss"])
+            self.best_epoch_ = int(np.argmin(self.validation_loss_curve_)) + 1
+            self.best_validation_score_ = self.validation_scores_[self.best_epoch_ - 1]
+
+    # -- prediction ------------------------------------------------------------
+    def _forward(self, X):
+        """Raw network outputs for X, as a float64 numpy array."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float32)
+        dataset = InMemoryDataset(X, device=self.device_)
+        with torch.no_grad():
+            out = self.net_.forward(dataset, training=False, device="cpu")
+        return out.double()
+
+    def save(self, path):
+        """Store the fitted model in a file that loads without running code.
+
+        Weights go through ``torch.save`` (read back with
+        ``weights_only=True``) and parameters as JSON; use :func:`sknet.load`
+        to read the file. The optimizer state is not stored: a loaded model
+        predicts, and further training starts a fresh optimizer.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file.
+        """
+        from ._persist import save
+
+        save(self, path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _silent(*args, **kwargs):
+    """Sink for skorch messages we do not want printed."""

@@ -1,0 +1,120 @@
+"""In-memory batching on the device, for dense arrays and sparse matrices.
+
+skorch's default ``DataLoader`` collates every batch from single samples in
+Python. For data that fits in memory it is much faster to move the arrays to
+the device once and slice batches there. Sparse matrices stay sparse on the
+host; each batch is densified on its own, so a large ``TfidfVectorizer``
+output never becomes dense all at once.
+"""
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+# Rows per batch at prediction time for dense data: larger batches only cost
+# activation memory and are much faster than the training batch size.
+PREDICT_BATCH_ROWS = 4096
+
+
+class InMemoryDataset(torch.utils.data.Dataset):
+    """Features, targets and sample weights held whole on one device.
+
+    Parameters
+    ----------
+    X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
+        Features; dense arrays are copied to ``device`` as float32 once.
+    y : ndarray of shape (n_samples,) or (n_samples, n_outputs), default=None
+        Targets; ``None`` at prediction time.
+    sample_weight : ndarray of shape (n_samples,), default=None
+        Per-sample loss weights.
+    device : str or torch.device, default="cpu"
+        Where batches are delivered.
+    """
+
+    def __init__(self, X, y=None, sample_weight=None, device="cpu"):
+        self.device = torch.device(device)
+        self.sparse = sp.issparse(X)
+        if self.sparse:
+            self.X = sp.csr_matrix(X, dtype=np.float32)
+        else:
+            self.X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device)
+        self.y = None if y is None else torch.as_tensor(y, device=self.device)
+        self.sample_weight = (
+            None if sample_weight is None
+            else torch.as_tensor(sample_weight, dtype=torch.float32, device=self.device)
+        )
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, index):
+        return self.batch(np.atleast_1d(index))
+
+    def batch(self, index):
+        """Return ``(X, y)`` for the rows ``index``; ``y`` is ``(y, w)`` when weighted.
+
+        ``index`` is a slice, a host integer array, or a device tensor (dense only).
+        """
+        if self.sparse:
+            host_index = index.cpu().numpy() if torch.is_tensor(index) else index
+            Xb = torch.as_tensor(self.X[host_index].toarray(), device=self.device)
+        else:
+            Xb = self.X[index]
+        if self.y is None:
+            return Xb, None
+        yb = self.y[index]
+        if self.sample_weight is not None:
+            yb = (yb, self.sample_weight[index])
+        return Xb, yb
+
+
+class DeviceBatches:
+    """Iterate over an :class:`InMemoryDataset` in mini-batches.
+
+    Parameters
+    ----------
+    dataset : InMemoryDataset
+    batch_size : int
+        Rows per batch; the last batch may be smaller.
+    shuffle : bool
+        Draw a new permutation of the rows at each pass (training).
+    seed : int, default=None
+        Seed of the permutations, for reproducible training.
+    """
+
+    def __init__(self, dataset, batch_size, shuffle=False, seed=None):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = torch.Generator()
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+
+    def __len__(self):
+        return math.ceil(len(self.dataset) / self.batch_size)
+
+    def __iter__(self):
+        n, size = len(self.dataset), self.batch_size
+        if not self.shuffle:
+            for start in range(0, n, size):
+                yield self.dataset.batch(slice(start, start + size))
+            return
+        order = torch.randperm(n, generator=self.generator)
+        if not self.dataset.sparse:
+            order = order.to(self.dataset.device)
+        stops = list(range(size, n, size)) + [n]
+        # A training batch of one row breaks batch normalisation and gives a
+        # one-sample gradient step; fold it into the previous batch instead.
+        if len(stops) > 1 and stops[-1] - stops[-2] == 1:
+            stops.pop(-2)
+        start = 0
+        for stop in stops:
+            yield self.dataset.batch(order[start:stop])
+            start = stop
+
+
+def predict_batch_size(dataset, batch_size):
+    """Rows per batch at prediction time."""
+    return batch_size if dataset.sparse else max(batch_size, PREDICT_BATCH_ROWS)

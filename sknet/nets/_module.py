@@ -1,0 +1,55 @@
+"""The torch module an MLP is made of."""
+
+from collections import OrderedDict
+
+from torch import nn
+
+from .._options import ACTIVATIONS, init_linear
+
+
+class MLPModule(nn.Module):
+    """A fully connected network: ``[linear -> batch norm -> activation -> dropout] * k -> linear``.
+
+    Parameters
+    ----------
+    n_features : int
+        Width of the input.
+    hidden_sizes : tuple of int
+        Width of each hidden layer; empty for a linear model.
+    n_outputs : int
+        Width of the output (logits for classification).
+    activation : str
+        A key of ``sknet._options.ACTIVATIONS``.
+    dropout : float
+        Dropout rate after each hidden activation.
+    batch_norm : bool
+        Whether each hidden linear layer is followed by batch normalisation.
+    weight_init : str
+        One of ``sknet._options.WEIGHT_INITS``.
+    """
+
+    def __init__(self, n_features, hidden_sizes, n_outputs, activation="relu",
+                 dropout=0.0, batch_norm=False, weight_init="default"):
+        super().__init__()
+        layers = OrderedDict()
+        width = n_features
+        for i, units in enumerate(hidden_sizes):
+            linear = nn.Linear(width, units)
+            init_linear(linear, weight_init, activation)
+            layers[f"linear{i}"] = linear
+            if batch_norm:
+                layers[f"norm{i}"] = nn.BatchNorm1d(units)
+            layers[f"act{i}"] = ACTIVATIONS[activation]()
+            if dropout > 0:
+                layers[f"drop{i}"] = nn.Dropout(dropout)
+            width = units
+        self.hidden = nn.Sequential(layers)
+        self.output = nn.Linear(width, n_outputs)
+        init_linear(self.output, weight_init, "identity")
+
+    def forward(self, X):
+        return self.output(self.hidden(X))
+
+    def penalized_weights(self):
+        """The weight matrices of the linear layers: what L1 and L2 penalise."""
+        return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]

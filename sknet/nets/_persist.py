@@ -1,0 +1,148 @@
+"""save/load: weights through torch's ``weights_only`` format, parameters as JSON.
+
+Unpickling can run arbitrary code, so a model file holds only tensors and
+strings: ``torch.load(weights_only=True)`` refuses anything else.
+"""
+
+import json
+import warnings
+
+import numpy as np
+import torch
+
+from ._base import resolve_device
+
+_FORMAT = "sknet-model"
+_FORMAT_VERSION = 1
+_FITTED = ("n_features_in_", "feature_names_in_", "classes_", "n_outputs_", "_y_ndim", "n_iter_",
+           "loss_curve_", "best_epoch_", "validation_scores_", "validation_loss_curve_",
+           "best_validation_score_")
+
+
+def _estimator_classes():
+    from ._mlp import MLPClassifier, MLPRegressor
+
+    return {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor)}
+
+
+def _encode(value, name):
+    """Turn a parameter or attribute into JSON-able data, tagging what JSON lacks."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return {"__array__": [_encode(v, name) for v in value.tolist()], "dtype": value.dtype.str}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, name) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, name) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": [[_encode(k, name), _encode(v, name)] for k, v in value.items()]}
+    if isinstance(value, type) and issubclass(value, torch.optim.Optimizer):
+        if getattr(torch.optim, value.__name__, None) is value:
+            return {"__optimizer__": value.__name__}
+    if isinstance(value, np.random.RandomState) and name == "random_state":
+        return None  # only matters for refitting; documented in save()
+    raise TypeError(
+        f"Cannot save {name}={value!r}: save() stores plain values, arrays and torch.optim "
+        "optimizers only. Use pickle for models with custom callbacks or objects."
+    )
+
+
+def _decode(value):
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "__array__" in value:
+        dtype = np.dtype(value["dtype"])
+        return np.array(_decode(value["__array__"]), dtype=dtype)
+    if "__tuple__" in value:
+        return tuple(_decode(v) for v in value["__tuple__"])
+    if "__dict__" in value:
+        return {_decode(k): _decode(v) for k, v in value["__dict__"]}
+    if "__optimizer__" in value:
+        optimizer = getattr(torch.optim, value["__optimizer__"], None)
+        if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
+            raise ValueError(f"Unknown optimizer {value['__optimizer__']!r} in the model file.")
+        return optimizer
+    raise ValueError(f"Unexpected entry {value!r} in the model file.")
+
+
+def save(estimator, path):
+    """Write a fitted sknet estimator to ``path`` (see ``BaseMLP.save``)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    params = estimator.get_params(deep=False)
+    fitted = {k: getattr(estimator, k) for k in _FITTED if hasattr(estimator, k)}
+    fitted["steps_per_epoch"] = estimator.net_.history[-1, "train_batch_count"]
+    fitted["device_"] = estimator.device_
+    payload = {
+        "format": _FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "estimator": type(estimator).__name__,
+        "params": json.dumps({k: _encode(v, k) for k, v in params.items()}),
+        "fitted": json.dumps({k: _encode(v, k) for k, v in fitted.items()}),
+        "state_dict": {k: v.detach().cpu() for k, v in estimator.net_.module_.state_dict().items()},
+    }
+    torch.save(payload, path)
+
+
+def load(path):
+    """Load a model written by ``save``, without unpickling any object.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File written by :meth:`MLPClassifier.save` or :meth:`MLPRegressor.save`.
+
+    Returns
+    -------
+    estimator : MLPClassifier or MLPRegressor
+        The fitted estimator. A model trained on a GPU loads onto the CPU
+        when no GPU is available.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> import sknet
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = sknet.MLPClassifier(max_epochs=5, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+    >>> clf.save(path)
+    >>> (sknet.load(path).predict(X) == clf.predict(X)).all()
+    np.True_
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError and others for foreign files
+        raise ValueError(f"{path!s} is not a valid sknet model file: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(f"{path!s} is not an sknet model file (written by estimator.save()).")
+    if payload.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(f"{path!s} has model format version {payload.get('format_version')}; "
+                         f"this sknet reads version {_FORMAT_VERSION}.")
+    classes = _estimator_classes()
+    if payload.get("estimator") not in classes:
+        raise ValueError(f"Unknown estimator {payload.get('estimator')!r} in {path!s}.")
+    params = {k: _decode(v) for k, v in json.loads(payload["params"]).items()}
+    fitted = {k: _decode(v) for k, v in json.loads(payload["fitted"]).items()}
+    estimator = classes[payload["estimator"]](**params)
+    device = fitted.pop("device_")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn(f"The model was trained on {device}, which is not available: loading on cpu.",
+                      stacklevel=2)
+        device = "cpu"
+    estimator.device_ = resolve_device(device)
+    steps_per_epoch = fitted.pop("steps_per_epoch")
+    for name, value in fitted.items():
+        setattr(estimator, name, value)
+    n_outputs = len(estimator.classes_) if hasattr(estimator, "classes_") else estimator.n_outputs_
+    estimator._seed_rng = np.random.RandomState(0)
+    estimator.net_ = estimator._build_net(estimator.n_features_in_, n_outputs, steps_per_epoch)
+    estimator.net_.initialize()
+    estimator.net_.module_.load_state_dict(payload["state_dict"])
+    return estimator
