@@ -365,6 +365,12 @@ class BaseMLP(BaseEstimator):
 
         save(self, path)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "net_" in state:
+            # skorch maps a CUDA-trained net onto the CPU when no GPU is present.
+            self.device_ = str(self.net_.device)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True

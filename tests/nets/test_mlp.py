@@ -9,6 +9,7 @@ import torch
 from skorch.callbacks import Callback
 
 from sknet import MLPClassifier, MLPRegressor
+from sknet._options import ACTIVATIONS
 
 FAST = dict(max_epochs=5, random_state=0, device="cpu")
 
@@ -37,8 +38,7 @@ def test_activation_is_used_and_trains(clf_data, activation):
     X, y = clf_data
     clf = MLPClassifier(activation=activation, lr=1e-2, max_epochs=30, random_state=0,
                         device="cpu").fit(X, y)
-    expected = torch.nn.Sigmoid if activation == "logistic" else type(
-        __import__("sknet._options", fromlist=["ACTIVATIONS"]).ACTIVATIONS[activation]())
+    expected = ACTIVATIONS[activation]
     assert any(isinstance(m, expected) for m in clf.net_.module_.hidden)
     assert clf.loss_curve_[-1] < clf.loss_curve_[0]
 
@@ -73,6 +73,21 @@ def test_optimizer(clf_data, name, cls):
     if "momentum" in optimizer.defaults:
         assert optimizer.defaults["momentum"] == 0.5
     assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adagrad"])
+def test_onecycle_works_with_every_optimizer(clf_data, optimizer):
+    X, y = clf_data
+    clf = MLPClassifier(optimizer=optimizer, lr_schedule="onecycle", lr=1e-2, **FAST).fit(X, y)
+    assert clf.n_iter_ == 5
+
+
+def test_weight_init_changes_the_starting_point(clf_data):
+    X, y = clf_data
+    first_loss = {init: MLPClassifier(weight_init=init, max_epochs=1, random_state=0,
+                                      device="cpu").fit(X, y).loss_curve_[0]
+                  for init in ("default", "normal", "he_normal")}
+    assert len(set(first_loss.values())) == 3
 
 
 def test_lr_changes_the_result(clf_data):
@@ -267,6 +282,18 @@ def test_extra_skorch_callbacks_are_called(clf_data):
     counter = CountEpochs()
     clf = MLPClassifier(callbacks=[counter], **FAST).fit(X, y)
     assert dict(clf.net_.callbacks_)["CountEpochs"].epochs == 5
+
+
+def test_a_users_ctrl_c_is_not_swallowed(clf_data):
+    X, y = clf_data
+
+    class CtrlC(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        MLPClassifier(callbacks=[CtrlC()], **FAST).fit(X, y)
 
 
 def test_verbose_prints_the_epoch_table(clf_data, capsys):
