@@ -31,7 +31,7 @@ search.fit(X_train, y_train)
 seconds = time.perf_counter() - start
 
 print(f"searched {len(search.cv_results_['params'])} candidates x 3 folds in {seconds:.1f} s")
-for params, score in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"]):
+for params, score in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True):
     print(f"  {params}  mean CV accuracy {score:.4f}")
 print(f"best parameters: {search.best_params_}")
 print(f"best CV accuracy: {search.best_score_:.4f}")
