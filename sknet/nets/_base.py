@@ -16,6 +16,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
 
 from .. import _options
+from ..parallel import auto_device
 from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
 from ._module import MLPModule
 
@@ -121,7 +122,7 @@ class ValidationScore(Callback):
 def resolve_device(device):
     """Turn the ``device`` argument into a concrete torch device string."""
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return auto_device()
     try:
         parsed = torch.device(device)
     except (RuntimeError, TypeError):

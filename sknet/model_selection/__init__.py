@@ -1,0 +1,6 @@
+"""Hyperparameter searches with scikit-learn's API: grid, random, Bayesian and genetic."""
+
+from ._grid import GridSearchCV
+from ._random import RandomizedSearchCV
+
+__all__ = ["GridSearchCV", "RandomizedSearchCV"]

@@ -1,0 +1,50 @@
+"""Random search over distributions, lists, ranges and skopt dimensions."""
+
+from sklearn.model_selection import ParameterSampler
+from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSearchCV
+
+from ._space import to_distributions
+
+
+class RandomizedSearchCV(_SklearnRandomizedSearchCV):
+    """Randomized search on hyper parameters.
+
+    A drop-in replacement for :class:`sklearn.model_selection.RandomizedSearchCV`
+    that also accepts the search spaces of :class:`BayesSearchCV` and
+    :class:`GeneticSearchCV`, so that strategies can be swapped on one space.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        An sknet net, a pipeline ending in one, or any scikit-learn estimator.
+    param_distributions : dict or list of dicts
+        Parameter names mapped to scipy.stats distributions or lists (as in
+        scikit-learn), or to skopt dimensions (``Real``, ``Integer``,
+        ``Categorical``) and ``(low, high)`` / ``(low, high, "log-uniform")``
+        tuples, sampled as the Bayesian and genetic searches would.
+    n_iter, scoring, n_jobs, refit, cv, verbose, pre_dispatch, random_state, error_score, \
+return_train_score
+        As in scikit-learn.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.model_selection import RandomizedSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> space = {"lr": (1e-4, 1e-1, "log-uniform"), "n_units": (8, 64), "activation": ["relu", "tanh"]}
+    >>> search = RandomizedSearchCV(MLPClassifier(max_epochs=10, random_state=0), space,
+    ...                             n_iter=3, cv=3, random_state=0).fit(X, y)
+    >>> sorted(search.best_params_)
+    ['activation', 'lr', 'n_units']
+    """
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        candidates = ParameterSampler(
+            to_distributions(self.param_distributions), self.n_iter, random_state=self.random_state
+        )
+        search_ctx = callback_ctx.subcontext(
+            task_name="search", max_subtasks=len(candidates) * self.n_splits_, sequential_subtasks=False,
+        ).call_on_fit_task_begin(estimator=self)
+        evaluate_candidates(candidates, callback_ctx=search_ctx)
+        search_ctx.call_on_fit_task_end(estimator=self)

@@ -1,0 +1,100 @@
+"""Search spaces: one notation understood by the random, Bayesian and genetic searches.
+
+A space is a dict mapping a parameter name to one of:
+
+- an skopt dimension: ``Real``, ``Integer`` or ``Categorical``;
+- a tuple ``(low, high)`` or ``(low, high, prior)`` with ``prior`` "uniform" or
+  "log-uniform": an ``Integer`` when both bounds are integers, else a ``Real``;
+- a list of choices: a ``Categorical``;
+- for ``RandomizedSearchCV`` only, anything with an ``rvs`` method (scipy.stats).
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+from skopt.space import Categorical, Dimension
+from skopt.space import Integer as IntegerDim
+from skopt.space import Real as RealDim
+
+PRIORS = ("uniform", "log-uniform")
+
+
+def to_dimension(name, spec):
+    """Return the skopt dimension that ``spec`` stands for; ``name`` is for errors."""
+    if isinstance(spec, Dimension):
+        dim = spec
+    elif isinstance(spec, tuple):
+        dim = _range_dimension(name, spec)
+    elif isinstance(spec, (list, np.ndarray)):
+        if len(spec) == 0:
+            raise ValueError(f"The search space of {name!r} is an empty list; give at least one choice.")
+        dim = Categorical(list(spec))
+    else:
+        raise TypeError(
+            f"The search space of {name!r} must be an skopt dimension (Real, Integer, Categorical), "
+            f"a (low, high) or (low, high, prior) tuple, or a list of choices. Got {spec!r}."
+        )
+    dim.name = name
+    return dim
+
+
+def _range_dimension(name, spec):
+    if len(spec) not in (2, 3):
+        raise ValueError(
+            f"The search space of {name!r} must be (low, high) or (low, high, prior). Got {spec!r}."
+        )
+    low, high = spec[:2]
+    prior = spec[2] if len(spec) == 3 else "uniform"
+    if prior not in PRIORS:
+        raise ValueError(f"The prior of {name!r} must be one of {PRIORS}. Got {prior!r}.")
+    if not all(isinstance(b, Real) and not isinstance(b, bool) for b in (low, high)):
+        raise TypeError(f"The bounds of {name!r} must be numbers. Got {spec!r}.")
+    if not low < high:
+        raise ValueError(f"The range of {name!r} is empty or inverted: low={low} must be below high={high}.")
+    if prior == "log-uniform" and low <= 0:
+        raise ValueError(f"A log-uniform range for {name!r} needs low > 0. Got low={low}.")
+    if isinstance(low, Integral) and isinstance(high, Integral):
+        return IntegerDim(int(low), int(high), prior=prior)
+    return RealDim(float(low), float(high), prior=prior)
+
+
+def check_space(space):
+    """Validate a space dict; return ``{name: skopt dimension}`` in a fixed order."""
+    if not isinstance(space, dict) or not space:
+        raise ValueError(
+            f"A search space must be a non-empty dict of parameter name -> range. Got {space!r}."
+        )
+    return {name: to_dimension(name, spec) for name, spec in sorted(space.items())}
+
+
+def python_value(value):
+    """numpy scalars -> Python scalars, so parameters print and compare plainly."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class DimensionDistribution:
+    """Wrap an skopt dimension in the ``rvs`` interface scikit-learn's sampler expects."""
+
+    def __init__(self, dimension):
+        self.dimension = dimension
+
+    def rvs(self, random_state=None):
+        return python_value(self.dimension.rvs(n_samples=1, random_state=random_state)[0])
+
+    def __repr__(self):
+        return f"DimensionDistribution({self.dimension!r})"
+
+
+def to_distributions(param_distributions):
+    """Translate tuples and skopt dimensions for ``RandomizedSearchCV``; keep the rest."""
+    many = param_distributions if isinstance(param_distributions, list) else [param_distributions]
+    out = []
+    for space in many:
+        if not isinstance(space, dict):
+            return param_distributions  # let scikit-learn raise its own error
+        out.append({
+            name: DimensionDistribution(to_dimension(name, spec))
+            if isinstance(spec, (tuple, Dimension)) else spec
+            for name, spec in space.items()
+        })
+    return out if isinstance(param_distributions, list) else out[0]

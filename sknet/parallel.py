@@ -1,0 +1,27 @@
+"""Devices and threads for search workers.
+
+joblib's default ``loky`` backend already caps each worker's OpenMP threads at
+``cpu_count // n_jobs`` through ``OMP_NUM_THREADS``, which torch reads when it
+starts in the worker, so parallel fits do not oversubscribe the cores. What
+joblib cannot know is which GPU a worker should use: ``auto_device`` spreads
+workers over the visible GPUs round-robin by their process number.
+"""
+
+import multiprocessing
+
+import torch
+
+
+def auto_device():
+    """The device ``device="auto"`` means in the current process.
+
+    The CPU without CUDA; ``"cuda"`` (the current GPU) in the main process;
+    ``"cuda:k"`` in the k-th child process, modulo the number of GPUs, so that
+    the workers of a search share the GPUs evenly (several may share one).
+    """
+    if not torch.cuda.is_available():
+        return "cpu"
+    identity = multiprocessing.current_process()._identity  # (k,) in the k-th worker
+    if not identity:
+        return "cuda"
+    return f"cuda:{(identity[-1] - 1) % torch.cuda.device_count()}"
