@@ -20,8 +20,10 @@ class RandomizedSearchCV(_SklearnRandomizedSearchCV):
     param_distributions : dict or list of dicts
         Parameter names mapped to scipy.stats distributions or lists (as in
         scikit-learn), or to skopt dimensions (``Real``, ``Integer``,
-        ``Categorical``) and ``(low, high)`` / ``(low, high, "log-uniform")``
-        tuples, sampled as the Bayesian and genetic searches would.
+        ``Categorical``) and ``(low, high, "uniform")`` / ``(low, high, "log-uniform")``
+        ranges, sampled as the Bayesian and genetic searches would. A bare
+        ``(low, high)`` tuple keeps scikit-learn's meaning, two choices, with a
+        warning (it is a range to the Bayesian and genetic searches).
     n_iter, scoring, n_jobs, refit, cv, verbose, pre_dispatch, random_state, error_score, \
 return_train_score
         As in scikit-learn.
@@ -32,7 +34,8 @@ return_train_score
     >>> from sknet import MLPClassifier
     >>> from sknet.model_selection import RandomizedSearchCV
     >>> X, y = load_iris(return_X_y=True)
-    >>> space = {"lr": (1e-4, 1e-1, "log-uniform"), "n_units": (8, 64), "activation": ["relu", "tanh"]}
+    >>> space = {"lr": (1e-4, 1e-1, "log-uniform"), "n_units": (8, 64, "uniform"),
+    ...          "activation": ["relu", "tanh"]}
     >>> search = RandomizedSearchCV(MLPClassifier(max_epochs=10, random_state=0), space,
     ...                             n_iter=3, cv=3, random_state=0).fit(X, y)
     >>> sorted(search.best_params_)

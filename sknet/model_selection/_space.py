@@ -7,8 +7,12 @@ A space is a dict mapping a parameter name to one of:
   "log-uniform": an ``Integer`` when both bounds are integers, else a ``Real``;
 - a list of choices: a ``Categorical``;
 - for ``RandomizedSearchCV`` only, anything with an ``rvs`` method (scipy.stats).
+
+``RandomizedSearchCV`` is a drop-in for scikit-learn's, where a tuple is a
+sequence of choices: there a range needs its prior, ``(low, high, "uniform")``.
 """
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -86,15 +90,29 @@ class DimensionDistribution:
 
 
 def to_distributions(param_distributions):
-    """Translate tuples and skopt dimensions for ``RandomizedSearchCV``; keep the rest."""
+    """Translate skopt dimensions and prior-tagged ranges for ``RandomizedSearchCV``.
+
+    A bare ``(low, high)`` tuple is a sequence of two choices to scikit-learn's
+    random search; sknet's keeps that meaning (existing code must not change
+    behaviour) and warns. ``(low, high, "uniform")`` or a ``Real``/``Integer``
+    dimension says "range" unambiguously.
+    """
     many = param_distributions if isinstance(param_distributions, list) else [param_distributions]
     out = []
     for space in many:
         if not isinstance(space, dict):
             return param_distributions  # let scikit-learn raise its own error
-        out.append({
-            name: DimensionDistribution(to_dimension(name, spec))
-            if isinstance(spec, (tuple, Dimension)) else spec
-            for name, spec in space.items()
-        })
+        out.append({name: _distribution(name, spec) for name, spec in space.items()})
     return out if isinstance(param_distributions, list) else out[0]
+
+
+def _distribution(name, spec):
+    if isinstance(spec, Dimension) or (isinstance(spec, tuple) and len(spec) == 3 and spec[2] in PRIORS):
+        return DimensionDistribution(to_dimension(name, spec))
+    if isinstance(spec, tuple) and len(spec) == 2 and all(isinstance(b, Real) for b in spec):
+        warnings.warn(
+            f"RandomizedSearchCV treats {name}={spec!r} as two choices, as scikit-learn does. "
+            f"For a range write {(*spec, 'uniform')!r} or use skopt's Real/Integer.",
+            UserWarning, stacklevel=4,
+        )
+    return spec

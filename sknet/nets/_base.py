@@ -7,6 +7,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context
+from sklearn.callback import CallbackSupportMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -82,7 +83,8 @@ class SkorchMLP(NeuralNet):
 
 
     def _early_stopped(self):
-        return any(isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience
+        return any(getattr(cb, "stop_requested_", False)
+                   or (isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience)
                    for _, cb in self.callbacks_)
 
 
@@ -119,6 +121,29 @@ class ValidationScore(Callback):
             net.history.record("valid_score", float(score))
 
 
+class EpochTasks(Callback):
+    """Report each epoch to scikit-learn callbacks as a subtask of the fit task.
+
+    This is what lets ``sklearn.callback.ProgressBar`` on a search show the
+    epochs of each candidate's fit. A callback that asks to stop (its
+    ``on_fit_task_end`` returns True) ends training after that epoch.
+    """
+
+    def __init__(self, estimator, context):
+        self.estimator = estimator
+        self.context = context
+        self.stop_requested_ = False
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.epoch_context_ = self.context.subcontext(task_name="epoch")
+        self.epoch_context_.call_on_fit_task_begin(estimator=self.estimator)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.epoch_context_.call_on_fit_task_end(estimator=self.estimator):
+            self.stop_requested_ = True
+            raise KeyboardInterrupt  # skorch's way to end fit_loop; train_epochs knows it is ours
+
+
 def resolve_device(device):
     """Turn the ``device`` argument into a concrete torch device string."""
     if device == "auto":
@@ -150,7 +175,7 @@ def seeded(seed, device):
         yield
 
 
-class BaseMLP(BaseEstimator):
+class BaseMLP(CallbackSupportMixin, BaseEstimator):
     """Shared machinery of the sknet MLP estimators; not for direct use."""
 
     _parameter_constraints = {
@@ -241,9 +266,24 @@ class BaseMLP(BaseEstimator):
         with seeded(seed, self.device_):
             if not incremental:
                 self.net_.initialize()
-            self.net_.train_epochs(train, epochs)
+            self._train_reporting_epochs(train, epochs, X, y)
         self._store_fitted_attributes()
         return self
+
+    def _train_reporting_epochs(self, train, epochs, X, y):
+        """Train, telling scikit-learn callbacks (if any are set) about each epoch."""
+        context = self._init_callback_context(max_subtasks=epochs)
+        context.call_on_fit_task_begin(estimator=self, X=X, y=y)
+        if not getattr(self, "_skl_callbacks", None):
+            self.net_.train_epochs(train, epochs)
+        else:
+            # Attached for this call only: the context must not be pickled with the net.
+            self.net_.callbacks_.append(("sklearn_epochs", EpochTasks(self, context)))
+            try:
+                self.net_.train_epochs(train, epochs)
+            finally:
+                self.net_.callbacks_.pop()
+        context.call_on_fit_task_end(estimator=self, X=X, y=y)
 
     def _check_arguments(self):
         """Check what the parameter constraints cannot express."""
