@@ -11,11 +11,12 @@ import os
 import time
 
 from sklearn.datasets import load_digits
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sknet import MLPClassifier
+from sknet.model_selection import GridSearchCV
 
 fast = os.environ.get("SKNET_EXAMPLES_FAST") == "1"
 X, y = load_digits(return_X_y=True)

@@ -22,6 +22,8 @@ def objective_key(search):
     scikit-optimize does; a callable ``refit`` names none, so it is refused.
     """
     _, refit_metric = search._get_scorers()
+    if callable(search.scoring) and isinstance(search.refit, str):
+        refit_metric = search.refit  # a callable returning a dict of metrics, refit names one
     if not isinstance(refit_metric, str):
         raise ValueError(
             f"{type(search).__name__} with several scoring metrics needs refit=<metric name> to know "
