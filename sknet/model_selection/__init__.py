@@ -1,6 +1,7 @@
 """Hyperparameter searches with scikit-learn's API: grid, random, Bayesian and genetic."""
 
+from ._genetic import GeneticSearchCV
 from ._grid import GridSearchCV
 from ._random import RandomizedSearchCV
 
-__all__ = ["GridSearchCV", "RandomizedSearchCV"]
+__all__ = ["GeneticSearchCV", "GridSearchCV", "RandomizedSearchCV"]
