@@ -1,0 +1,14 @@
+"""Batched training: many jobs of one sknet MLP trained as one stacked model.
+
+A job is ``(params, train_idx)``. Jobs whose networks have the same shape and
+training loop (see :func:`group_jobs`) train together: their weights are
+stacked as ``(K, in, out)`` tensors, every step runs one ``baddbmm`` per layer
+for all K models, and each model keeps its own learning rate, momentum, weight
+decay, L1 penalty, initialisation, shuffling and rows. Each trained job comes
+back as an ordinary fitted estimator, equal (up to float rounding, without
+dropout) to the one its own ``fit`` would give.
+"""
+
+from ._train import can_batch, group_jobs, train_batched
+
+__all__ = ["can_batch", "group_jobs", "train_batched"]

@@ -1,0 +1,114 @@
+"""Which jobs the engine trains, which train together, and each job's setup.
+
+A job is ``(params, train_idx)``: the estimator ``clone(base).set_params(**params)``
+fitted on the rows ``train_idx``. Setting a job up reuses the estimator's own
+code (validation, label encoding, seeds, ``_build_net``) so that the batched
+model starts from exactly the state a sequential ``fit`` would.
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.utils import _safe_indexing, check_random_state
+
+from .. import _options
+from ..nets._base import _MAX_SEED, BaseMLP, resolve_device, seeded
+
+
+@dataclass
+class Job:
+    """A job ready to train: its estimator (with an initialised ``net_``) and its data."""
+
+    estimator: BaseMLP
+    seed: int
+    rows: np.ndarray  # indices of its training rows in the full X
+    y: np.ndarray  # encoded targets of those rows
+    weight: np.ndarray | None  # per-row loss weights (class_weight), or None
+    n_outputs: int
+
+
+def optimizer_name(optimizer):
+    """The name of a named optimizer (given by name or class), else None."""
+    if isinstance(optimizer, str):
+        return optimizer if optimizer in _options.OPTIMIZERS else None
+    names = [name for name, cls in _options.OPTIMIZERS.items() if cls is optimizer]
+    return names[0] if names else None
+
+
+def refusal(estimator, params, X=None):
+    """Why the engine cannot train this job, or None when it can.
+
+    The engine refuses, and the caller fits sequentially: estimators other
+    than sknet's MLPs, parameters ``fit`` would reject, sparse ``X``, skorch
+    or scikit-learn callbacks, ``warm_start``, an optimizer class other than
+    the named ones, ``batch_norm``, ``early_stopping`` and ``verbose``.
+    """
+    if not isinstance(estimator, BaseMLP):
+        return f"{type(estimator).__name__} is not an sknet MLP estimator"
+    if X is not None and sp.issparse(X):
+        return "X is sparse"
+    try:
+        est = clone(estimator).set_params(**params)
+        est._validate_params()
+        est._check_arguments()
+    except (ValueError, TypeError) as exc:
+        return f"invalid parameters ({exc})"
+    unsupported = {
+        "callbacks are set": bool(est.callbacks) or bool(getattr(est, "_skl_callbacks", None)),
+        "warm_start=True": est.warm_start,
+        f"optimizer={est.optimizer!r} is not a named optimizer": optimizer_name(est.optimizer) is None,
+        "batch_norm=True": est.batch_norm,
+        "early_stopping=True": est.early_stopping,
+        "verbose > 0": bool(est.verbose),
+    }
+    reasons = [reason for reason, refused in unsupported.items() if refused]
+    return reasons[0] if reasons else None
+
+
+def group_key(estimator):
+    """What must be equal for models to share tensors and a training loop.
+
+    The rest (lr, momentum, weight decay, l1, dropout rate, weight init,
+    random state, class weights, max_epochs) is per model.
+    """
+    return (
+        type(estimator),
+        estimator._hidden_sizes(),
+        estimator.activation,
+        estimator.dropout > 0,
+        estimator.batch_norm,
+        optimizer_name(estimator.optimizer),
+        estimator.batch_size,
+        getattr(estimator, "loss", None),
+        estimator.early_stopping,
+        estimator.lr_schedule,
+        estimator.device,
+    )
+
+
+def prepare(base, params, train_idx, X, y):
+    """Set a job up as ``BaseMLP._train`` does for a fresh fit, up to the training loop."""
+    est = clone(base).set_params(**params)
+    est._validate_params()
+    rows = np.arange(_n_samples(X))[train_idx]
+    X_job, y_job, n_outputs = est._validate_targets(_safe_indexing(X, rows), _safe_indexing(y, rows),
+                                                    reset=True)
+    weight = est._sample_weight(y_job, None)
+    # From here on, line for line what BaseMLP._train does; the equivalence tests pin it.
+    est._check_arguments()
+    est.device_ = resolve_device(est.device)
+    est._seed_rng = np.random.RandomState(check_random_state(est.random_state).randint(_MAX_SEED))
+    seed = int(est._seed_rng.randint(_MAX_SEED))
+    est.net_ = est._build_net(X_job.shape[1], n_outputs, math.ceil(len(rows) / est.batch_size))
+    est.net_.train_split = None
+    est.net_.shuffle_seed = seed
+    with seeded(seed, est.device_):
+        est.net_.initialize()
+    return Job(est, seed, rows, y_job, weight, n_outputs)
+
+
+def _n_samples(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)

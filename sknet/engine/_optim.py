@@ -1,0 +1,150 @@
+"""Optimizers over stacked parameters, each model with its own hyperparameters.
+
+Every parameter tensor holds K models along its first axis, and every
+hyperparameter that differs between models is a ``(K, 1, 1)`` tensor, so one
+update moves all models at once. The formulas are torch's own (defaults of
+``torch.optim``: Adam betas (0.9, 0.999), eps 1e-8; RMSprop alpha 0.99; ...),
+written out term by term in torch's order so that a model trained here follows
+its sequential twin up to float rounding. Scalars that torch computes in
+Python (bias corrections, step sizes) are computed in float64 on the host too.
+
+A model that is not ``active`` at a step is left exactly as it was,
+optimizer state included: its fold may have run out of batches.
+"""
+
+import numpy as np
+import torch
+
+
+class BatchedOptimizer:
+    """Base class: state per parameter, masked commits, per-model step counts.
+
+    Parameters
+    ----------
+    params : list of torch.Tensor
+        Stacked leaf tensors of shape ``(K, ...)``.
+    decays : list of bool
+        Whether each tensor takes weight decay (weights do, biases do not,
+        as the param groups of ``BaseMLP._build_net`` say).
+    weight_decay, momentum : ndarray of shape (K,)
+        Per-model hyperparameters.
+    """
+
+    state_names = ()
+
+    def __init__(self, params, decays, weight_decay, momentum):
+        self.params = params
+        self.decays = decays
+        device = params[0].device
+        self.weight_decay = _column(weight_decay, device)
+        self.weight_decay_host = np.asarray(weight_decay, dtype=np.float64)
+        self.momentum = _column(momentum, device)
+        self.steps = np.zeros(len(weight_decay))
+        self.state = [{name: torch.zeros_like(p) for name in self.state_names} for p in params]
+
+    def step(self, lr, active):
+        """Update every active model.
+
+        Parameters
+        ----------
+        lr : ndarray of shape (K,)
+            Current learning rate of each model (schedules change it).
+        active : ndarray of bool of shape (K,)
+            Models that had a batch at this step.
+        """
+        self.steps += active
+        mask = None if active.all() else torch.as_tensor(active, device=self.params[0].device).view(-1, 1, 1)
+        with torch.no_grad():
+            for param, decays, state in zip(self.params, self.decays, self.state, strict=True):
+                grad = torch.zeros_like(param) if param.grad is None else param.grad
+                new = self.update(param, grad, decays, state, lr)
+                for tensor, value in zip([param, *state.values()], new, strict=True):
+                    tensor.copy_(value if mask is None else torch.where(mask, value, tensor))
+
+    def update(self, param, grad, decays, state, lr):
+        """Return the new parameter followed by the new state tensors."""
+        raise NotImplementedError
+
+    def coupled_grad(self, param, grad, decays):
+        # torch: grad = grad.add(param, alpha=weight_decay), only in decayed param groups
+        return grad + self.weight_decay * param if decays else grad
+
+
+class SGD(BatchedOptimizer):
+    """``torch.optim.SGD`` with momentum, no dampening, no Nesterov."""
+
+    state_names = ("momentum_buffer",)
+
+    def update(self, param, grad, decays, state, lr):
+        grad = self.coupled_grad(param, grad, decays)
+        # torch starts the buffer at the first gradient: momentum * 0 + grad is that exactly.
+        buf = state["momentum_buffer"] * self.momentum + grad
+        return param + _column(-lr, param.device) * buf, buf
+
+
+class Adam(BatchedOptimizer):
+    """``torch.optim.Adam``; with ``decoupled=True``, ``torch.optim.AdamW``."""
+
+    state_names = ("exp_avg", "exp_avg_sq")
+    decoupled = False
+    betas = (0.9, 0.999)
+    eps = 1e-8
+
+    def update(self, param, grad, decays, state, lr):
+        beta1, beta2 = self.betas
+        device = param.device
+        if self.decoupled:
+            if decays:
+                param = param * _column(1 - lr * self.weight_decay_host, device)
+        else:
+            grad = self.coupled_grad(param, grad, decays)
+        exp_avg = state["exp_avg"].lerp(grad, 1 - beta1)
+        exp_avg_sq = state["exp_avg_sq"] * beta2 + grad * grad * (1 - beta2)
+        steps = np.maximum(self.steps, 1)  # inactive models at step 0 are discarded anyway
+        step_size = lr / (1 - beta1**steps)
+        bias_correction2_sqrt = (1 - beta2**steps) ** 0.5
+        denom = exp_avg_sq.sqrt() / _column(bias_correction2_sqrt, device) + self.eps
+        return param + _column(-step_size, device) * (exp_avg / denom), exp_avg, exp_avg_sq
+
+
+class AdamW(Adam):
+    """``torch.optim.AdamW``: decay applied to the weights, not the gradient."""
+
+    decoupled = True
+
+
+class RMSprop(BatchedOptimizer):
+    """``torch.optim.RMSprop``, not centered."""
+
+    state_names = ("square_avg", "momentum_buffer")
+    alpha = 0.99
+    eps = 1e-8
+
+    def update(self, param, grad, decays, state, lr):
+        grad = self.coupled_grad(param, grad, decays)
+        square_avg = state["square_avg"] * self.alpha + grad * grad * (1 - self.alpha)
+        avg = square_avg.sqrt() + self.eps
+        # Without momentum torch steps by grad / avg: the buffer formula with momentum 0.
+        buf = state["momentum_buffer"] * self.momentum + grad / avg
+        return param + _column(-lr, param.device) * buf, square_avg, buf
+
+
+class Adagrad(BatchedOptimizer):
+    """``torch.optim.Adagrad`` without learning-rate decay."""
+
+    state_names = ("sum",)
+    eps = 1e-10
+
+    def update(self, param, grad, decays, state, lr):
+        grad = self.coupled_grad(param, grad, decays)
+        total = state["sum"] + grad * grad
+        std = total.sqrt() + self.eps
+        return param + _column(-lr, param.device) * (grad / std), total
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+
+
+def _column(values, device):
+    """Per-model values as a float32 ``(K, 1, 1)`` tensor that broadcasts over a stacked parameter."""
+    return torch.as_tensor(np.asarray(values, dtype=np.float32), device=device).view(-1, 1, 1)

@@ -1,0 +1,304 @@
+"""The training loop of one group of jobs, and ``train_batched`` over all groups.
+
+Each job keeps its own skorch net (built and initialised exactly as its
+sequential ``fit`` would build it). The batched model does the arithmetic;
+the nets keep the bookkeeping: their history is written batch by batch and
+their own callbacks run at each epoch's begin and end (the epoch timer,
+``train_loss``, the divergence check, the learning-rate schedule), so the
+schedules step exactly as in ``fit`` and each net's optimizer holds the
+model's current learning rate.
+"""
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.utils import check_array
+
+from ..nets._data import DeviceBatches
+from . import _optim
+from ._jobs import group_key, optimizer_name, prepare, refusal
+from ._model import BatchedMLP
+
+
+def train_batched(estimator, jobs, X, y):
+    """Train many jobs of one sknet MLP as a few batched models.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier or MLPRegressor
+        The unfitted base estimator.
+    jobs : list of (dict, array-like)
+        ``(params, train_idx)``: the estimator ``clone(estimator).set_params(**params)``
+        fitted on ``X[train_idx], y[train_idx]``. Every job must pass :func:`can_batch`.
+    X : array-like of shape (n_samples, n_features)
+        Dense training data of all jobs.
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        Targets of all jobs.
+
+    Returns
+    -------
+    fitted : list
+        One entry per job, in order: the fitted estimator, or the
+        ``FloatingPointError`` its ``fit`` would have raised when its loss diverged.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.engine import train_batched
+    >>> X, y = load_iris(return_X_y=True)
+    >>> jobs = [({"lr": lr}, range(0, 150, 2)) for lr in (1e-3, 1e-2)]
+    >>> fitted = train_batched(MLPClassifier(max_epochs=5, random_state=0), jobs, X, y)
+    >>> [clf.n_iter_ for clf in fitted]
+    [5, 5]
+    """
+    for i, (params, _) in enumerate(jobs):
+        reason = refusal(estimator, params, X)
+        if reason is not None:
+            raise ValueError(f"Job {i} cannot be trained by the batched engine: {reason}.")
+    prepared = [prepare(estimator, params, train_idx, X, y) for params, train_idx in jobs]
+    X_all = check_array(X, dtype=np.float32)
+    groups = {}
+    for i, job in enumerate(prepared):
+        key = (group_key(job.estimator), job.n_outputs, job.estimator.device_)
+        groups.setdefault(key, []).append(i)
+    fitted = [None] * len(jobs)
+    tensors = {}  # X moved to each device once
+    for members in groups.values():
+        device = prepared[members[0]].estimator.device_
+        if device not in tensors:
+            tensors[device] = torch.as_tensor(X_all, device=device)
+        results = GroupTrainer([prepared[i] for i in members], tensors[device]).run()
+        for i, result in zip(members, results, strict=True):
+            fitted[i] = result
+    return fitted
+
+
+def group_jobs(estimator, jobs):
+    """Group jobs that can train as one batched model.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier or MLPRegressor
+        The unfitted base estimator.
+    jobs : list of (dict, array-like)
+        ``(params, train_idx)`` pairs, each passing :func:`can_batch`.
+
+    Returns
+    -------
+    groups : list of list of int
+        Indices into ``jobs``, groups in order of first appearance. Jobs
+        differing in the network's shape, activation, dropout (on or off),
+        optimizer, batch size, loss, early stopping, schedule or device fall
+        in different groups; ``train_batched`` may split a group further when
+        folds see different numbers of classes.
+    """
+    groups = {}
+    for i, (params, _) in enumerate(jobs):
+        reason = refusal(estimator, params)
+        if reason is not None:
+            raise ValueError(f"Job {i} cannot be trained by the batched engine: {reason}.")
+        groups.setdefault(group_key(clone(estimator).set_params(**params)), []).append(i)
+    return list(groups.values())
+
+
+def can_batch(estimator, params, X=None):
+    """Whether the batched engine can train ``clone(estimator).set_params(**params)``.
+
+    It cannot (and the caller should fit sequentially) for: estimators other
+    than sknet's MLPs, parameters ``fit`` would reject, sparse ``X``, skorch
+    or scikit-learn callbacks, ``warm_start``, an optimizer class other than
+    the named ones, ``batch_norm``, ``early_stopping`` and ``verbose``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The unfitted base estimator.
+    params : dict
+        The job's parameters.
+    X : array-like or sparse matrix, default=None
+        The training data, when known.
+
+    Returns
+    -------
+    bool
+    """
+    return refusal(estimator, params, X) is None
+
+
+class _RowIndices:
+    """Stands in for an ``InMemoryDataset`` so that ``DeviceBatches`` yields row indices.
+
+    ``DeviceBatches`` is what shuffles and cuts a sequential fit's batches;
+    reusing it gives each model the very batches of its sequential twin.
+    """
+
+    sparse = False
+    device = torch.device("cpu")
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def batch(self, index):
+        return index
+
+
+class GroupTrainer:
+    """Train the jobs of one group (same shapes and loop) together.
+
+    Parameters
+    ----------
+    jobs : list of Job
+        Prepared jobs sharing ``group_key``, ``n_outputs`` and device.
+    X : torch.Tensor of shape (n_samples, n_features)
+        All rows, on the jobs' device; each job reads its own.
+    """
+
+    def __init__(self, jobs, X):
+        self.jobs = jobs
+        self.nets = [job.estimator.net_ for job in jobs]
+        self.X = X
+        device = X.device
+        base = jobs[0].estimator
+        self.model = BatchedMLP([net.module_ for net in self.nets], base.activation,
+                                self._hyper("dropout"), _dropout_generator(jobs, device))
+        params, decays = self.model.parameters()
+        optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
+        self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"))
+        self.criterion = base._criterion()(reduction="none")
+        self.l1 = self._hyper("l1")
+        self.l1_tensor = torch.as_tensor(self.l1, dtype=torch.float32, device=device)
+        self.lr = self._hyper("lr")
+        self.max_epochs = np.array([job.estimator.max_epochs for job in jobs])
+        self.errors = [None] * len(jobs)
+        self.batch_schedule = base.lr_schedule is not None and _steps_every_batch(self.nets[0])
+        self.rows, self.y, self.weight = _pad_rows(jobs, device)
+        self.model_index = torch.arange(len(jobs), device=device)[:, None]
+        self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
+                                      seed=job.seed) for job in jobs]
+
+    def _hyper(self, name):
+        return np.array([getattr(job.estimator, name) for job in self.jobs], dtype=np.float64)
+
+    def run(self):
+        """Train all epochs; return the fitted estimators (or their errors)."""
+        for k, net in enumerate(self.nets):
+            _allow_schedule_steps(net)
+            net.notify("on_train_begin", X=None, y=None)
+            self.lr[k] = net.optimizer_.param_groups[0]["lr"]  # a schedule may start elsewhere (onecycle)
+        for epoch in range(int(self.max_epochs.max())):
+            running = np.array([epoch < m and e is None for m, e in zip(self.max_epochs, self.errors,
+                                                                         strict=True)])
+            if not running.any():
+                break
+            self._epoch(running)
+        return [self._finish(k) for k in range(len(self.jobs))]
+
+    def _epoch(self, running):
+        for k in np.flatnonzero(running):
+            self.nets[k].notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
+        orders = [list(self.batches[k]) if running[k] else [] for k in range(len(self.jobs))]
+        local, mask = _stack_batches(orders, self.X.device)
+        losses = []
+        for step in range(local.shape[0]):
+            active = np.array([step < len(order) for order in orders])
+            losses.append(self._step(local[step], mask[step], active))
+            for k in np.flatnonzero(active):
+                self.nets[k].history.new_batch()
+                if self.batch_schedule:
+                    self.nets[k].notify("on_batch_end", batch=None, training=True)
+                    self.lr[k] = self.nets[k].optimizer_.param_groups[0]["lr"]
+        losses = torch.stack(losses).cpu().numpy() if losses else np.zeros((0, len(self.jobs)))
+        for k in np.flatnonzero(running):
+            self._end_epoch(k, losses[:len(orders[k]), k], [len(index) for index in orders[k]])
+
+    def _step(self, local, mask, active):
+        """One optimizer step of every active model on its own batch; return each model's loss."""
+        rows = self.rows[self.model_index, local]
+        weight = self.weight[self.model_index, local] * mask
+        out = self.model.forward(self.X[rows], training=True)
+        target = self.y[self.model_index, local]
+        if target.dim() == 2:  # class indices: cross-entropy wants (N, C) logits
+            per_row = self.criterion(out.flatten(0, 1), target.flatten()).view_as(weight)
+        else:  # several regression outputs: averaged per row, as fit does
+            per_row = self.criterion(out, target).mean(dim=2)
+        # Padded rows weigh 0; a model without a batch has loss 0 and is not updated.
+        loss = (per_row * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(torch.finfo(weight.dtype).tiny)
+        if self.l1.any():
+            loss = loss + self.l1_tensor * self.model.l1_norms()
+        active_tensor = torch.as_tensor(active, device=loss.device)
+        for param in self.optimizer.params:
+            param.grad = None
+        torch.where(active_tensor, loss, 0.0).sum().backward()
+        self.optimizer.step(self.lr, active)
+        return loss.detach()
+
+    def _end_epoch(self, k, losses, sizes):
+        net = self.nets[k]
+        for record, loss, size in zip(net.history[-1, "batches"], losses, sizes, strict=True):
+            record.update(train_loss=float(loss), train_batch_size=size)
+        net.history.record("train_batch_count", len(sizes))
+        try:
+            # The net's own callbacks: the timer, train_loss, the divergence check, the schedule.
+            net.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
+        except FloatingPointError as exc:
+            self.errors[k] = exc
+        self.lr[k] = net.optimizer_.param_groups[0]["lr"]
+
+    def _finish(self, k):
+        if self.errors[k] is not None:
+            return self.errors[k]
+        estimator = self.jobs[k].estimator
+        net = estimator.net_
+        net.notify("on_train_end", X=None, y=None)
+        net.module_.load_state_dict(self.model.state_dict(k))
+        estimator._store_fitted_attributes()
+        return estimator
+
+
+def _pad_rows(jobs, device):
+    """Each job's row indices, targets and weights, padded to the longest job: ``(K, n_max, ...)``."""
+    n_max = max(len(job.rows) for job in jobs)
+    rows = np.zeros((len(jobs), n_max), dtype=np.int64)
+    y = np.zeros((len(jobs), n_max) + jobs[0].y.shape[1:], dtype=jobs[0].y.dtype)
+    weight = np.ones((len(jobs), n_max), dtype=np.float32)
+    for k, job in enumerate(jobs):
+        n = len(job.rows)
+        rows[k, :n], y[k, :n] = job.rows, job.y
+        if job.weight is not None:
+            weight[k, :n] = job.weight
+    return (torch.as_tensor(rows, device=device), torch.as_tensor(y, device=device),
+            torch.as_tensor(weight, device=device))
+
+
+def _stack_batches(orders, device):
+    """Per-model lists of batch indices as ``(steps, K, rows)`` indices and a mask of real rows."""
+    n_steps = max(len(order) for order in orders)
+    width = max((len(index) for order in orders for index in order), default=0)
+    local = torch.zeros((n_steps, len(orders), width), dtype=torch.int64)
+    mask = torch.zeros((n_steps, len(orders), width), dtype=torch.float32)
+    for k, order in enumerate(orders):
+        for step, index in enumerate(order):
+            local[step, k, :len(index)] = index
+            mask[step, k, :len(index)] = 1
+    return local.to(device), mask.to(device)
+
+
+def _steps_every_batch(net):
+    return any(getattr(cb, "step_every", None) == "batch" for _, cb in net.callbacks_)
+
+
+def _allow_schedule_steps(net):
+    # Each net's own optimizer carries its schedule's learning rate but never steps;
+    # tell torch so, or every scheduler warns that it stepped before its optimizer.
+    net.optimizer_._opt_called = True
+
+
+def _dropout_generator(jobs, device):
+    """Dropout masks cannot replay a sequential fit's draws; seed them from the jobs for reproducibility."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(jobs[0].seed)
+    return generator

@@ -1,0 +1,165 @@
+"""The batched engine: each trained job equals its own sequential fit."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import get_scorer
+from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import Callback
+
+import sknet
+from sknet import MLPClassifier, MLPRegressor
+from sknet.engine import can_batch, group_jobs, train_batched
+
+CLF = MLPClassifier(hidden_layer_sizes=(16, 8), batch_size=32, max_epochs=4, random_state=0, device="cpu")
+REG = MLPRegressor(n_units=16, batch_size=32, max_epochs=4, random_state=0, device="cpu")
+
+
+def two_folds(n, sizes=(150, 97)):
+    """Two overlapping training folds of different sizes; 97 = 3 * 32 + 1 ends in a folded 1-row batch."""
+    order = np.random.RandomState(0).permutation(n)
+    return [np.sort(order[:sizes[0]]), order[-sizes[1]:]]
+
+
+def sequential(base, params, rows, X, y):
+    return clone(base).set_params(**params).fit(X[rows], y[rows])
+
+
+def assert_matches_sequential(base, jobs, X, y, output="predict_proba", atol=1e-4):
+    fitted = train_batched(base, jobs, X, y)
+    for (params, rows), batched in zip(jobs, fitted, strict=True):
+        alone = sequential(base, params, rows, X, y)
+        np.testing.assert_allclose(getattr(batched, output)(X), getattr(alone, output)(X), atol=atol)
+        np.testing.assert_allclose(batched.loss_curve_, alone.loss_curve_, rtol=1e-4)
+        assert batched.n_iter_ == alone.n_iter_ and batched.best_epoch_ == alone.best_epoch_
+    return fitted
+
+
+# -- equivalence with sequential fits --------------------------------------------------------
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_classifier_matches_sequential_fits(digits, optimizer):
+    X, y = digits
+    hyper = [dict(lr=1e-3, weight_decay=0.0, momentum=0.9), dict(lr=1e-2, weight_decay=1e-3, momentum=0.5)]
+    jobs = [({"optimizer": optimizer, **h}, rows) for h in hyper for rows in two_folds(len(X))]
+    fitted = assert_matches_sequential(CLF, jobs, X, y)
+    np.testing.assert_array_equal(fitted[0].classes_, np.unique(y))
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "rmsprop", "adagrad"])
+def test_other_optimizers_match_sequential_fits(clf_data, optimizer):
+    X, y = clf_data
+    jobs = [(dict(optimizer=optimizer, lr=lr, weight_decay=wd), rows)
+            for lr, wd in [(1e-3, 0.0), (1e-2, 1e-2)] for rows in two_folds(len(X))]
+    assert_matches_sequential(CLF, jobs, X, y)
+
+
+@pytest.mark.parametrize("loss", ["mse", "huber"])
+def test_regressor_matches_sequential_fits(reg_data, loss):
+    X, y = reg_data
+    jobs = [(dict(loss=loss, lr=lr), rows) for lr in (1e-3, 1e-2) for rows in two_folds(len(X))]
+    assert_matches_sequential(REG, jobs, X, y, output="predict")
+    assert_matches_sequential(REG, jobs[:2], X, np.c_[y, -y], output="predict")  # several outputs
+
+
+@pytest.mark.parametrize("schedule", ["step", "exponential", "cosine", "plateau", "onecycle"])
+def test_schedules_match_sequential_fits(clf_data, schedule):
+    X, y = clf_data
+    jobs = [(dict(lr_schedule=schedule, lr=1e-2, max_epochs=5), np.arange(200)),
+            (dict(lr_schedule=schedule, lr=3e-3, max_epochs=3), np.arange(120))]
+    assert_matches_sequential(CLF, jobs, X, y)
+
+
+def test_per_model_options_match_sequential_fits(clf_data):
+    X, y = clf_data
+    jobs = [(dict(l1=1e-3, class_weight="balanced"), np.arange(150)),
+            (dict(weight_init="xavier_uniform", class_weight={0: 3.0}, random_state=7), np.arange(200)),
+            (dict(n_layers=0, hidden_layer_sizes=None), np.arange(200))]  # a linear model
+    assert_matches_sequential(CLF, jobs, X, y)
+
+
+def test_fold_missing_a_class_gets_its_own_classes(clf_data):
+    X, y = clf_data
+    two_classes = np.flatnonzero(y != 2)
+    fitted = assert_matches_sequential(CLF, [({}, two_classes), ({}, np.arange(200))], X, y)
+    assert fitted[0].classes_.tolist() == [0, 1] and fitted[1].classes_.tolist() == [0, 1, 2]
+
+
+def test_many_models_each_reach_their_sequential_loss(clf_data):
+    X, y = clf_data
+    base = MLPClassifier(n_units=8, batch_size=64, max_epochs=3, device="cpu")
+    jobs = [(dict(lr=lr, random_state=seed, max_epochs=2 + seed % 3), rows)
+            for lr in (1e-3, 3e-3, 1e-2, 3e-2) for seed in range(5) for rows in two_folds(len(X))]
+    assert len(jobs) == 40 and len(group_jobs(base, jobs)) == 1
+    fitted = train_batched(base, jobs, X, y)
+    for (params, rows), batched in zip(jobs, fitted, strict=True):
+        alone = sequential(base, params, rows, X, y)
+        assert batched.n_iter_ == params["max_epochs"]
+        assert batched.loss_curve_[-1] == pytest.approx(alone.loss_curve_[-1], rel=1e-4)
+
+
+# -- the returned estimators -----------------------------------------------------------------
+def test_returned_estimators_are_ordinary_fitted_estimators(digits, tmp_path):
+    X, y = digits
+    rows = np.arange(400)
+    [clf] = train_batched(CLF, [(dict(lr=1e-2), rows)], X, y)
+    check_is_fitted(clf)
+    assert clf.n_features_in_ == X.shape[1] and clf.device_ == "cpu" and len(clf.loss_curve_) == 4
+    score = get_scorer("accuracy")(clf, X[400:], y[400:])
+    assert 0.5 < score <= 1.0
+    clf.save(tmp_path / "model.pt")
+    np.testing.assert_array_equal(sknet.load(tmp_path / "model.pt").predict(X), clf.predict(X))
+
+
+def test_diverged_job_comes_back_as_its_error_and_spares_the_others(clf_data):
+    X, y = clf_data
+    jobs = [(dict(optimizer="sgd", lr=1e6), np.arange(200)), (dict(optimizer="sgd", lr=1e-2), np.arange(200))]
+    with pytest.raises(FloatingPointError):
+        sequential(CLF, *jobs[0], X, y)
+    diverged, fine = train_batched(CLF, jobs, X, y)
+    assert isinstance(diverged, FloatingPointError)
+    np.testing.assert_allclose(fine.predict_proba(X), sequential(CLF, *jobs[1], X, y).predict_proba(X),
+                               atol=1e-4)
+
+
+def test_dropout_trains_reproducibly(clf_data):
+    X, y = clf_data
+    jobs = [(dict(dropout=p, lr=1e-2, max_epochs=10), np.arange(200)) for p in (0.1, 0.5)]
+    first, again = train_batched(CLF, jobs, X, y), train_batched(CLF, jobs, X, y)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+        assert a.loss_curve_[-1] < a.loss_curve_[0]
+
+
+# -- grouping and refusals -------------------------------------------------------------------
+def test_group_jobs_splits_on_shape_not_on_per_model_hyperparameters():
+    rows = np.arange(10)
+    jobs = [(dict(lr=1e-3), rows), (dict(lr=1e-2, weight_decay=1e-3, l1=1e-4, momentum=0.5), rows),
+            (dict(hidden_layer_sizes=(32,)), rows), (dict(optimizer="sgd"), rows),
+            (dict(max_epochs=9, random_state=1), rows), (dict(dropout=0.2), rows),
+            (dict(dropout=0.4), rows), (dict(batch_size=16), rows), (dict(optimizer=torch.optim.SGD), rows)]
+    assert group_jobs(CLF, jobs) == [[0, 1, 4], [2], [3, 8], [5, 6], [7]]
+
+
+class Noop(Callback):
+    pass
+
+
+@pytest.mark.parametrize("params", [
+    dict(callbacks=[Noop()]), dict(warm_start=True), dict(optimizer=torch.optim.NAdam),
+    dict(batch_norm=True), dict(early_stopping=True), dict(verbose=1), dict(lr=-1.0),
+    dict(hidden_layer_sizes=(0,)), dict(no_such_parameter=1),
+])
+def test_can_batch_refuses_what_it_does_not_support(params):
+    assert not can_batch(CLF, params)
+    with pytest.raises(ValueError, match="cannot be trained by the batched engine"):
+        train_batched(CLF, [(params, np.arange(10))], np.zeros((10, 2)), np.arange(10) % 2)
+
+
+def test_can_batch_refuses_sparse_x_and_foreign_estimators(clf_data):
+    X, _ = clf_data
+    assert can_batch(CLF, {}, X) and can_batch(CLF, dict(optimizer=torch.optim.Adam, dropout=0.3))
+    assert not can_batch(CLF, {}, sp.csr_matrix(X))
+    assert not can_batch(LogisticRegression(), {})
