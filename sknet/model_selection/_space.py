@@ -33,8 +33,8 @@ def to_dimension(name, spec):
         if len(spec) == 0:
             raise ValueError(f"The search space of {name!r} is an empty list; give at least one choice.")
         dim = Categorical(list(spec))
-    else:
-        raise TypeError(
+    else:  # ValueError, as scikit-optimize raises for an invalid dimension
+        raise ValueError(
             f"The search space of {name!r} must be an skopt dimension (Real, Integer, Categorical), "
             f"a (low, high) or (low, high, prior) tuple, or a list of choices. Got {spec!r}."
         )

@@ -30,7 +30,8 @@ def test_lists_are_categorical():
     ((1, 2, "normal"), ValueError, "prior of 'p' must be one of"),
     (("a", "b"), TypeError, "bounds of 'p' must be numbers"),
     ((1, 2, 3, 4), ValueError, r"\(low, high\) or \(low, high, prior\)"),
-    ({"x": 1}, TypeError, "skopt dimension"),
+    ({"x": 1}, ValueError, "skopt dimension"),
+    ("1 ... 100.0", ValueError, "skopt dimension"),
 ])
 def test_bad_spaces_are_named(spec, error, match):
     with pytest.raises(error, match=match):

@@ -1,0 +1,415 @@
+"""Bayesian search: scikit-optimize's ask/tell loop over scikit-learn's cross-validation.
+
+One ``skopt.Optimizer`` per subspace proposes each round's candidates; scikit-learn's
+``BaseSearchCV.fit`` trains and scores them with one ``evaluate_candidates`` call per
+round, and the optimizer is told minus the objective. The public API is that of
+scikit-optimize's ``BayesSearchCV``; the machinery is the one every sknet search shares.
+"""
+
+import copy
+import warnings
+from math import ceil
+from numbers import Integral
+
+import numpy as np
+from scipy.stats import rankdata
+from sklearn.exceptions import FitFailedWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from skopt import Optimizer
+from skopt.callbacks import check_callback
+from skopt.space import Categorical, Space
+from skopt.utils import create_result, eval_callbacks
+from threadpoolctl import threadpool_limits
+
+from ._search import BaseSearchCV, latest_scores, objective_key
+from ._space import check_space, python_value
+
+__all__ = ["BayesSearchCV"]
+
+# What skopt is told for a failed candidate when no candidate has scored yet: its
+# surrogates cannot take inf, and nothing else says how bad "failed" is.
+_NO_SCORE_PENALTY = 1e6
+_RESERVED_OPTIMIZER_KWARGS = ("dimensions", "random_state")
+
+
+class BayesSearchCV(BaseSearchCV):
+    """Bayesian optimization over hyperparameters.
+
+    A surrogate model of the cross-validated score (a Gaussian process by
+    default) is fitted to the candidates evaluated so far, and an acquisition
+    function picks the next ones, so the search spends its budget where the
+    score is likely high. Proposals come from scikit-optimize's
+    :class:`skopt.Optimizer`; cross-validation, scoring, parallelism,
+    ``error_score``, refitting, callbacks and metadata routing are
+    scikit-learn's, so ``cv_results_`` reads as that of
+    :class:`~sklearn.model_selection.RandomizedSearchCV`. The API follows
+    :class:`skopt.BayesSearchCV`.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        An sknet net, a pipeline ending in one, or any scikit-learn estimator.
+    search_spaces : dict, list of dict or list of (dict, int) tuples
+        A dict maps parameter names to skopt dimensions (``Real``, ``Integer``,
+        ``Categorical``), ``(low, high)`` / ``(low, high, "log-uniform")`` ranges
+        (an ``Integer`` when both bounds are integers) or lists of choices: the
+        spaces of :class:`GeneticSearchCV` and sknet's
+        :class:`RandomizedSearchCV`. A list of dicts is searched one subspace
+        after the other, ``n_iter`` candidates each; a ``(dict, n_iter)`` tuple
+        gives its subspace its own number of candidates.
+    optimizer_kwargs : dict or None, default=None
+        Keyword arguments of :class:`skopt.Optimizer`, e.g.
+        ``{"base_estimator": "RF", "n_initial_points": 5, "acq_func": "EI"}``.
+        ``dimensions`` and ``random_state`` are set by the search.
+    n_iter : int, default=50
+        Candidates evaluated per subspace given as a dict.
+    scoring : str, callable, list, tuple, dict or None, default=None
+        As in scikit-learn. With several metrics, the search maximises the one
+        ``refit`` names.
+    n_jobs : int or None, default=None
+        Fits run in parallel; a round has ``n_points * n_splits`` of them.
+    n_points : int, default=1
+        Candidates proposed per round and evaluated together (skopt's
+        constant-liar strategy); more rounds run with fewer observations, but
+        ``n_jobs`` has more fits to share.
+    refit : bool, str or callable, default=True
+        As in scikit-learn. With several metrics it must be a metric name,
+        which is also the objective (a callable or a bool names none, so they
+        are refused); with one metric a callable picks ``best_index_``.
+    cv, verbose, pre_dispatch, error_score, return_train_score
+        As in scikit-learn, and so ``error_score=np.nan`` by default where
+        scikit-optimize raises. ``verbose > 0`` also prints a line per round.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the optimizers, one seed drawn per subspace.
+
+    Attributes
+    ----------
+    cv_results_ : dict of numpy arrays
+        As in scikit-learn, one row per evaluated candidate in the order they
+        were proposed, plus a ``"subspace"`` column: the index of the subspace
+        that proposed it.
+    best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, \
+refit_time_, multimetric_
+        As in scikit-learn.
+    optimizer_results_ : list of scipy.optimize.OptimizeResult
+        One per subspace explored, as skopt's ``gp_minimize`` returns: ``x_iters``
+        and ``x`` in the search's own parameter values (in the order of the
+        sorted parameter names), ``func_vals`` minus the objective, ``models``
+        the fitted surrogates and ``space``.
+
+    See Also
+    --------
+    RandomizedSearchCV : independent random samples of the same space.
+    GeneticSearchCV : evolves a population over the same space.
+
+    Notes
+    -----
+    The search does not take skopt's constructor argument ``fit_params``, which
+    scikit-learn removed from its searches: pass fit parameters to ``fit``. The
+    arguments after ``search_spaces`` are keyword-only, so a positional call
+    written for skopt's signature fails loudly instead of binding the wrong
+    arguments.
+
+    A candidate whose fits fail scores ``error_score`` and ranks last; skopt is
+    told the worst finite score seen so far (its surrogates cannot take NaN or
+    inf), and ``optimizer_results_`` holds that value. When every fit of a round
+    fails, scikit-learn would abort the search; this search warns, leaves that
+    round's candidates out of ``cv_results_`` (still in ``optimizer_results_``)
+    and goes on. It raises only when every round failed.
+
+    Categories reach skopt as their indices, so tuples, ``None``, estimators and
+    mixed types are passed to the estimator as the very objects of the space.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sknet.model_selection import BayesSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> space = {"C": (1e-3, 1e2, "log-uniform"), "fit_intercept": [True, False]}
+    >>> search = BayesSearchCV(LogisticRegression(max_iter=500), space, n_iter=6, cv=3,
+    ...                        optimizer_kwargs={"n_initial_points": 3}, random_state=0).fit(X, y)
+    >>> search.total_iterations, len(search.cv_results_["params"]), sorted(search.best_params_)
+    (6, 6, ['C', 'fit_intercept'])
+    >>> result = search.optimizer_results_[0]
+    >>> bool(result.fun == -search.best_score_)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **BaseSearchCV._parameter_constraints,
+        "search_spaces": [dict, list],
+        "optimizer_kwargs": [dict, None],
+        "n_iter": [Interval(Integral, 1, None, closed="left")],
+        "n_points": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        search_spaces,
+        *,
+        optimizer_kwargs=None,
+        n_iter=50,
+        scoring=None,
+        n_jobs=None,
+        n_points=1,
+        refit=True,
+        cv=None,
+        verbose=0,
+        pre_dispatch="2*n_jobs",
+        random_state=None,
+        error_score=np.nan,
+        return_train_score=False,
+    ):
+        super().__init__(
+            estimator=estimator,
+            scoring=scoring,
+            n_jobs=n_jobs,
+            refit=refit,
+            cv=cv,
+            verbose=verbose,
+            pre_dispatch=pre_dispatch,
+            error_score=error_score,
+            return_train_score=return_train_score,
+        )
+        self.search_spaces = search_spaces
+        self.optimizer_kwargs = optimizer_kwargs
+        self.n_iter = n_iter
+        self.n_points = n_points
+        self.random_state = random_state
+        # scikit-optimize checks the spaces on construction and code written for it
+        # relies on that; nothing is stored, and fit checks them again.
+        for space, _ in _subspaces(search_spaces, n_iter):
+            check_space(space)
+
+    def _format_results(self, candidate_params, n_splits, out, more_results=None):
+        # scikit-optimize's cv_results_ also ranks the train scores.
+        results = super()._format_results(candidate_params, n_splits, out, more_results)
+        for key in [k for k in results if k.startswith("mean_train_")]:
+            results["rank_train_" + key[len("mean_train_"):]] = _rank(results[key])
+        return results
+
+    @property
+    def total_iterations(self):
+        """Candidates a full search evaluates: the sum of ``n_iter`` over the subspaces."""
+        return sum(n_iter for _, n_iter in _subspaces(self.search_spaces, self.n_iter))
+
+    def fit(self, X, y=None, *, groups=None, callback=None, **fit_params):
+        """Run the search: cross-validate each proposed candidate, then refit the best.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Targets; None for unsupervised learning.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for a group splitter given as ``cv``.
+        callback : callable, list of callables or None, default=None
+            Called as ``callback(result)`` after each round with the subspace's
+            ``OptimizeResult`` so far (see ``optimizer_results_``), like skopt's
+            callbacks (``DeadlineStopper``, ``DeltaYStopper``...). If one returns
+            True, that subspace's optimization ends and the next subspace starts,
+            as in skopt. scikit-learn callbacks (``set_callbacks``) see one task
+            per round; one returning True at a round's end stops the search.
+        **fit_params : dict
+            Parameters for the estimator's ``fit`` (and, with metadata routing,
+            for the scorer and splitter), as scikit-learn's ``fit`` takes them.
+
+        Returns
+        -------
+        self : BayesSearchCV
+            The fitted search.
+        """
+        self._skopt_callbacks = check_callback(callback)
+        if groups is not None:
+            fit_params["groups"] = groups
+        try:
+            return super().fit(X, y, **fit_params)
+        finally:
+            del self._skopt_callbacks  # callbacks often close over local state; keep the search picklable
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        key = objective_key(self)  # fails before any training when the objective is ambiguous
+        subspaces = [(_Codec(check_space(space)), n_iter)
+                     for space, n_iter in _subspaces(self.search_spaces, self.n_iter)]
+        optimizers = self._make_optimizers([codec for codec, _ in subspaces])
+        n_rounds = [ceil(n_iter / self.n_points) for _, n_iter in subspaces]
+        search_ctx = callback_ctx.subcontext(
+            task_name="search", max_subtasks=sum(n_rounds)
+        ).call_on_fit_task_begin(estimator=self)
+        run = _Run(self, evaluate_candidates, key, search_ctx)
+        self.optimizer_results_ = []
+        for index, ((codec, n_iter), optimizer) in enumerate(zip(subspaces, optimizers, strict=True)):
+            self.optimizer_results_.append(self._optimize(run, index, codec, optimizer, n_iter))
+            if run.stop:
+                break
+        search_ctx.call_on_fit_task_end(estimator=self)
+        run.raise_if_nothing_scored()
+
+    def _make_optimizers(self, codecs):
+        kwargs = dict(self.optimizer_kwargs or {})
+        reserved = sorted(set(kwargs) & set(_RESERVED_OPTIMIZER_KWARGS))
+        if reserved:
+            raise ValueError(
+                f"optimizer_kwargs must not set {reserved}: the search sets the dimensions from "
+                "search_spaces and seeds each optimizer from its own random_state."
+            )
+        rng = check_random_state(self.random_state)
+        return [Optimizer(codec.dimensions, random_state=rng.randint(np.iinfo(np.int32).max), **kwargs)
+                for codec in codecs]
+
+    def _optimize(self, run, index, codec, optimizer, n_iter):
+        """Ask/evaluate/tell rounds over one subspace; return its ``OptimizeResult``."""
+        n_rounds = ceil(n_iter / self.n_points)
+        for round_index in range(n_rounds):
+            n_points = int(min(self.n_points, n_iter - round_index * self.n_points))
+            with _one_blas_thread():
+                points = optimizer.ask(n_points=n_points)
+            scores = run.evaluate([codec.decode(point) for point in points], index)
+            with _one_blas_thread():
+                optimizer.tell(points, run.objective_values(scores))
+            result = codec.result(optimizer)
+            if self.verbose > 0:
+                print(f"[BayesSearchCV] subspace {index + 1}, round {round_index + 1}/{n_rounds}: "
+                      f"best score {-result.fun:.4g}")
+            if run.stop or eval_callbacks(getattr(self, "_skopt_callbacks", []), result):
+                break
+        return result
+
+
+class _Run:
+    """What a search carries from round to round: the objective and the failures."""
+
+    def __init__(self, search, evaluate_candidates, key, search_ctx):
+        self.search = search
+        self.evaluate_candidates = evaluate_candidates
+        self.key = key
+        self.search_ctx = search_ctx
+        self.worst = None  # the worst finite score so far: what a failed candidate counts as
+        self.scored = False  # whether any round reached cv_results_
+        self.error = None  # the last round that failed as a whole
+        self.stop = False  # a scikit-learn callback asked to stop
+
+    def evaluate(self, candidates, subspace):
+        """Cross-validate one round's candidates; return their mean scores, -inf if failed."""
+        search = self.search
+        round_ctx = self.search_ctx.subcontext(
+            task_name="round", max_subtasks=len(candidates) * search.n_splits_, sequential_subtasks=False
+        ).call_on_fit_task_begin(estimator=search)
+        try:
+            results = self.evaluate_candidates(
+                candidates, more_results={"subspace": [subspace] * len(candidates)}, callback_ctx=round_ctx
+            )
+        except ValueError as exc:
+            # scikit-learn aborts when every fit of one call fails; a round of one unlucky
+            # candidate is not a misconfigured model.
+            if search.error_score == "raise" or "fits failed" not in str(exc):
+                raise
+            warnings.warn(
+                f"Every fit of the {len(candidates)} candidate(s) of this round failed; they rank last "
+                f"and are left out of cv_results_.{exc}", FitFailedWarning, stacklevel=4,
+            )
+            self.error, scores = exc, np.full(len(candidates), -np.inf)
+        else:
+            self.scored, scores = True, latest_scores(results, self.key, len(candidates))
+        self.stop = bool(round_ctx.call_on_fit_task_end(estimator=search))
+        return scores
+
+    def objective_values(self, scores):
+        """Scores to maximise -> finite values for skopt to minimise."""
+        finite = scores[np.isfinite(scores)]
+        if finite.size:
+            self.worst = float(finite.min()) if self.worst is None else min(self.worst, float(finite.min()))
+        penalty = _NO_SCORE_PENALTY if self.worst is None else -self.worst
+        return [float(-score) if np.isfinite(score) else penalty for score in scores]
+
+    def raise_if_nothing_scored(self):
+        if not self.scored:
+            raise ValueError(f"Every round of the search failed.{self.error}") from self.error
+
+
+class _Codec:
+    """A space as skopt optimises it, and back.
+
+    skopt converts categories through numpy arrays, which breaks on tuples and
+    turns mixed types into strings; it sees each category as its index instead.
+    """
+
+    def __init__(self, space):
+        self.names = list(space)
+        self.user_dims = list(space.values())
+        self.dimensions = [_encode(dim) for dim in self.user_dims]
+
+    def decode(self, point):
+        """A point skopt proposed -> a parameter dict of plain Python values."""
+        return dict(zip(self.names, self._values(point), strict=True))
+
+    def _values(self, point):
+        return [dim.categories[int(value)] if isinstance(dim, Categorical) else python_value(value)
+                for dim, value in zip(self.user_dims, point, strict=True)]
+
+    def result(self, optimizer):
+        """The optimizer's ``OptimizeResult`` in the user's values and categories."""
+        space = Space([_like(user, used) for user, used in
+                       zip(self.user_dims, optimizer.space.dimensions, strict=True)])
+        points = [self._values(point) for point in optimizer.Xi]
+        result = create_result(points, optimizer.yi, space, optimizer.rng, models=optimizer.models)
+        result.specs = optimizer.specs
+        return result
+
+
+def _one_blas_thread():
+    # The surrogate's matrices are tiny: threads gain nothing, and on a busy machine
+    # multithreaded BLAS spin-waits, making ask/tell ten times slower.
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _encode(dim):
+    if isinstance(dim, Categorical):
+        return Categorical(list(range(len(dim.categories))), prior=dim.prior, name=dim.name,
+                           transform=dim.transform_)
+    return copy.copy(dim)  # skopt re-sets the transform of the dimensions it is given
+
+
+def _like(user_dim, used_dim):
+    """The user's categorical, transformed as the optimizer's index one; other dims as used."""
+    if not isinstance(user_dim, Categorical):
+        return used_dim
+    dim = copy.copy(user_dim)
+    dim.set_transformer(used_dim.transform_)
+    return dim
+
+
+def _subspaces(search_spaces, n_iter):
+    """``[(space dict, n_iter)]`` from a dict, a list of dicts or a list of (dict, n_iter)."""
+    items = [search_spaces] if isinstance(search_spaces, dict) else search_spaces
+    if not isinstance(items, list) or not items:
+        raise ValueError(
+            "search_spaces must be a dict, or a non-empty list of dicts or of (dict, n_iter) tuples. "
+            f"Got {search_spaces!r}."
+        )
+    return [_subspace(item, n_iter) for item in items]
+
+
+def _subspace(item, n_iter):
+    if isinstance(item, dict):
+        return item, n_iter
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], dict):
+        space, own_n_iter = item
+        if not isinstance(own_n_iter, Integral) or isinstance(own_n_iter, bool) or own_n_iter < 1:
+            raise ValueError(f"The n_iter of a (dict, n_iter) subspace must be a positive int. Got {item!r}.")
+        return space, int(own_n_iter)
+    raise TypeError(f"Each subspace must be a dict or a (dict, n_iter) tuple. Got {item!r}.")
+
+
+def _rank(scores):
+    """Rank 1 = best, ties share the lowest rank, NaN ranks last (as scikit-learn ranks tests)."""
+    scores = np.asarray(scores, dtype=float)
+    if np.isnan(scores).all():
+        return np.ones(len(scores), dtype=np.int32)
+    scores = np.nan_to_num(scores, nan=np.nanmin(scores) - 1)
+    return rankdata(-scores, method="min").astype(np.int32)
