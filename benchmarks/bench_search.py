@@ -1,0 +1,159 @@
+"""Benchmark sknet's searches against scikit-learn's, in one run.
+
+Part 1 -- one grid, four ways
+-----------------------------
+The same grid (lr x hidden units, 5-fold CV, ``--epochs`` epochs, batch size 128, Adam) on
+scikit-learn's digits (scaled to [0, 1]), searched by:
+
+1. sknet ``GridSearchCV`` over ``sknet.MLPClassifier``, ``n_jobs=1``;
+2. the same with ``n_jobs=2``;
+3. scikit-learn's ``GridSearchCV`` over skorch's plain ``NeuralNetClassifier``, ``n_jobs=1``;
+4. scikit-learn's ``GridSearchCV`` over its own ``MLPClassifier``, ``n_jobs=1``.
+
+Printed: seconds, best CV accuracy, best parameters and the ratio to sknet ``n_jobs=1``.
+
+Part 2 -- four strategies, one budget
+-------------------------------------
+Grid, random, Bayesian and genetic search over the same space (log-uniform lr, units,
+layers, activation) with the same number of evaluations (``--budget`` candidates, 3-fold CV),
+each with ``--seeds`` seeds: mean and best of the best CV accuracy found, evaluations, seconds.
+
+How to run
+----------
+From the repository root::
+
+    python benchmarks/bench_search.py                  # both parts
+    python benchmarks/bench_search.py --part grid --epochs 20
+"""
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import GridSearchCV as SklearnGridSearchCV
+from sklearn.model_selection import ParameterGrid
+from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
+from skopt.space import Categorical, Integer, Real
+from skorch import NeuralNetClassifier
+from torch import nn
+
+from sknet import MLPClassifier
+from sknet import model_selection as ms
+
+LRS = [1e-3, 3e-3, 1e-2]
+UNITS = [32, 64, 128]
+BATCH_SIZE = 128
+
+
+def load_data():
+    X, y = load_digits(return_X_y=True)
+    return (X / 16.0).astype(np.float32), y.astype(np.int64)
+
+
+class SkorchMLP(nn.Module):
+    def __init__(self, n_units=32):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(64, n_units), nn.ReLU(), nn.Linear(n_units, 10))
+
+    def forward(self, X):
+        return self.layers(X)
+
+
+def grid_contenders(epochs):
+    """name -> (search factory, how the grid's two parameters map to each estimator)."""
+    sknet_net = MLPClassifier(max_epochs=epochs, batch_size=BATCH_SIZE, random_state=0, device="cpu")
+    skorch_net = NeuralNetClassifier(SkorchMLP, criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
+                                     max_epochs=epochs, batch_size=BATCH_SIZE, train_split=None,
+                                     iterator_train__shuffle=True, device="cpu", verbose=0)
+    sklearn_net = SklearnMLPClassifier(batch_size=BATCH_SIZE, max_iter=epochs, alpha=0.0, tol=0.0,
+                                       n_iter_no_change=epochs + 1, random_state=0)
+    sknet_grid = {"lr": LRS, "n_units": UNITS}
+    return {
+        "sknet GridSearchCV n_jobs=1": lambda: ms.GridSearchCV(sknet_net, sknet_grid, cv=5, n_jobs=1),
+        "sknet GridSearchCV n_jobs=2": lambda: ms.GridSearchCV(sknet_net, sknet_grid, cv=5, n_jobs=2),
+        "sklearn GridSearchCV + skorch": lambda: SklearnGridSearchCV(
+            skorch_net, {"lr": LRS, "module__n_units": UNITS}, cv=5, n_jobs=1),
+        "sklearn GridSearchCV + sklearn MLP": lambda: SklearnGridSearchCV(
+            sklearn_net, {"learning_rate_init": LRS, "hidden_layer_sizes": [(u,) for u in UNITS]},
+            cv=5, n_jobs=1),
+    }
+
+
+def run_grid(X, y, epochs):
+    print(f"Part 1: grid of {len(LRS)} lr x {len(UNITS)} units, 5-fold CV, {epochs} epochs, digits "
+          f"{X.shape}, CPU, {os.cpu_count()} cores")
+    rows = {}
+    for name, make in grid_contenders(epochs).items():
+        time.sleep(0.5)  # let the previous contender's idle threads go quiet
+        search = make()
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            search.fit(X, y)
+        rows[name] = (time.perf_counter() - start, search.best_score_, search.best_params_)
+    base = rows["sknet GridSearchCV n_jobs=1"][0]
+    print(f"{'search':<36}{'seconds':>9}{'vs sknet 1':>12}{'best CV acc':>13}  best params")
+    for name, (seconds, score, params) in rows.items():
+        print(f"{name:<36}{seconds:>9.2f}{seconds / base:>11.2f}x{score:>13.4f}  {params}")
+    print()
+
+
+SPACE = {"lr": Real(1e-4, 3e-2, prior="log-uniform"), "n_units": Integer(16, 128),
+         "n_layers": Integer(1, 3), "activation": Categorical(["relu", "tanh", "elu"])}
+GRID = {"lr": [1e-4, 1e-3, 1e-2], "n_units": [16, 128], "n_layers": [1, 3], "activation": ["relu", "tanh"]}
+
+
+def strategies(net, budget, seed):
+    population = max(4, budget // 4)
+    return {
+        "grid (fixed 24 points)": lambda: ms.GridSearchCV(net, GRID, cv=3),
+        "random": lambda: ms.RandomizedSearchCV(net, SPACE, n_iter=budget, cv=3, random_state=seed),
+        "bayes": lambda: ms.BayesSearchCV(net, SPACE, n_iter=budget, n_points=4, cv=3, random_state=seed),
+        "genetic": lambda: ms.GeneticSearchCV(net, SPACE, population_size=population,
+                                              generations=budget // population, cv=3, random_state=seed),
+    }
+
+
+def run_strategies(X, y, epochs, budget, seeds):
+    net = MLPClassifier(max_epochs=epochs, random_state=0, device="cpu")
+    print(f"Part 2: strategies on one space, budget {budget} candidates x 3-fold CV, {epochs} epochs, "
+          f"{seeds} seeds (grid: {len(ParameterGrid(GRID))} points, one run)")
+    print(f"{'strategy':<24}{'mean best':>11}{'max best':>10}{'evals':>7}{'seconds':>9}")
+    for name in strategies(net, budget, 0):
+        n_seeds = 1 if name.startswith("grid") else seeds
+        best, evals, secs = [], [], []
+        for seed in range(n_seeds):
+            search = strategies(net, budget, seed)[name]()
+            start = time.perf_counter()
+            search.fit(X, y)
+            secs.append(time.perf_counter() - start)
+            best.append(search.best_score_)
+            evals.append(len(search.cv_results_["params"]))
+        print(f"{name:<24}{statistics.mean(best):>11.4f}{max(best):>10.4f}{statistics.mean(evals):>7.1f}"
+              f"{statistics.mean(secs):>9.1f}")
+    print()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--part", choices=["grid", "strategies", "all"], default="all")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=24, help="candidates per strategy (part 2)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per strategy (part 2)")
+    args = parser.parse_args()
+    X, y = load_data()
+    if args.part in ("grid", "all"):
+        run_grid(X, y, args.epochs)
+    if args.part in ("strategies", "all"):
+        run_strategies(X, y, args.epochs, args.budget, args.seeds)
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
