@@ -3,7 +3,6 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import BaseEstimator
-from sklearn.callback import AutoPropagatedCallback
 from sklearn.datasets import load_iris
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
@@ -215,30 +214,9 @@ def test_parallel_results_equal_sequential(clf_data):
     assert two.predict(X).shape == y.shape
 
 
-class CountTasks(AutoPropagatedCallback):
-    """Counts the tasks scikit-learn's callback API reports, by name."""
-
-    max_propagation_depth = None
-
-    def __init__(self):
-        self.begun = {}
-
-    def setup(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context):
-        self.begun[context.task_name] = self.begun.get(context.task_name, 0) + 1
-
-    def on_fit_task_end(self, estimator, context):
-        return False
-
-    def teardown(self, estimator, context):
-        pass
-
-
-def test_callbacks_see_one_task_per_generation(clf_data):
+def test_callbacks_see_one_task_per_generation(clf_data, task_counter):
     X, y = clf_data
-    counter = CountTasks()
+    counter = task_counter
     search = GeneticSearchCV(MLPClassifier(max_epochs=1, device="cpu"), {"lr": (1e-3, 1e-1, "log-uniform")},
                              population_size=3, generations=3, cv=2, random_state=0)
     search.set_callbacks(counter).fit(X, y)

@@ -3,7 +3,6 @@ import warnings
 import numpy as np
 import pytest
 import sklearn.model_selection as skms
-from sklearn.callback import AutoPropagatedCallback
 from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -61,30 +60,9 @@ def test_parallel_results_equal_sequential(clf_data):
     np.testing.assert_array_equal(one.cv_results_["mean_test_score"], two.cv_results_["mean_test_score"])
 
 
-class CountTasks(AutoPropagatedCallback):
-    """Counts the tasks scikit-learn's callback API reports, by name."""
-
-    max_propagation_depth = None
-
-    def __init__(self):
-        self.begun = {}
-
-    def setup(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context):
-        self.begun[context.task_name] = self.begun.get(context.task_name, 0) + 1
-
-    def on_fit_task_end(self, estimator, context):
-        return False
-
-    def teardown(self, estimator, context):
-        pass
-
-
-def test_progress_reaches_the_epochs_of_each_candidate(clf_data):
+def test_progress_reaches_the_epochs_of_each_candidate(clf_data, task_counter):
     X, y = clf_data
-    counter = CountTasks()
+    counter = task_counter
     search = GridSearchCV(MLPClassifier(max_epochs=3, device="cpu"), {"lr": [1e-3, 1e-2]}, cv=2)
     search.set_callbacks(counter).fit(X, y)
     # The search's fit, then 4 fits and the refit, whose tasks merge with the search's
