@@ -7,13 +7,11 @@ scikit-optimize's ``BayesSearchCV``; the machinery is the one every sknet search
 """
 
 import copy
-import warnings
 from math import ceil
 from numbers import Integral
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from skopt import Optimizer
@@ -22,7 +20,7 @@ from skopt.space import Categorical, Space
 from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
-from ._search import BaseSearchCV, latest_scores, objective_key
+from ._search import BaseSearchCV, evaluate_round, objective_key
 from ._space import check_space, python_value
 
 __all__ = ["BayesSearchCV"]
@@ -293,30 +291,20 @@ class _Run:
         self.scored = False  # whether any round reached cv_results_
         self.error = None  # the last round that failed as a whole
         self.stop = False  # a scikit-learn callback asked to stop
+        self.rounds = 0
 
     def evaluate(self, candidates, subspace):
         """Cross-validate one round's candidates; return their mean scores, -inf if failed."""
-        search = self.search
-        round_ctx = self.search_ctx.subcontext(
-            task_name="round", max_subtasks=len(candidates) * search.n_splits_, sequential_subtasks=False
-        ).call_on_fit_task_begin(estimator=search)
-        try:
-            results = self.evaluate_candidates(
-                candidates, more_results={"subspace": [subspace] * len(candidates)}, callback_ctx=round_ctx
-            )
-        except ValueError as exc:
-            # scikit-learn aborts when every fit of one call fails; a round of one unlucky
-            # candidate is not a misconfigured model.
-            if search.error_score == "raise" or "fits failed" not in str(exc):
-                raise
-            warnings.warn(
-                f"Every fit of the {len(candidates)} candidate(s) of this round failed; they rank last "
-                f"and are left out of cv_results_.{exc}", FitFailedWarning, stacklevel=4,
-            )
-            self.error, scores = exc, np.full(len(candidates), -np.inf)
+        self.rounds += 1
+        scores, failure, self.stop = evaluate_round(
+            self.search, self.evaluate_candidates, candidates, key=self.key, parent_ctx=self.search_ctx,
+            task_name="round", label=f"round {self.rounds}",
+            more_results={"subspace": [subspace] * len(candidates)}, tolerate_total_failure=True,
+        )
+        if failure is None:
+            self.scored = True
         else:
-            self.scored, scores = True, latest_scores(results, self.key, len(candidates))
-        self.stop = bool(round_ctx.call_on_fit_task_end(estimator=search))
+            self.error = failure
         return scores
 
     def objective_values(self, scores):

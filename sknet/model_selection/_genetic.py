@@ -11,16 +11,14 @@ genes are swapped or resampled as whole values.
 """
 
 import time
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.exceptions import FitFailedWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from skopt.space import Categorical
 
-from ._search import BaseSearchCV, candidate_key, latest_scores, objective_key
+from ._search import BaseSearchCV, candidate_key, evaluate_round, objective_key
 from ._space import check_space, python_value
 
 __all__ = ["GeneticSearchCV"]
@@ -225,29 +223,15 @@ refit_time_, multimetric_
         for individual in population:
             new.setdefault(candidate_key(individual), individual)
         new = {key: ind for key, ind in new.items() if key not in cache}
-        gen_ctx = search_ctx.subcontext(
-            task_name="generation", max_subtasks=len(new) * self.n_splits_, sequential_subtasks=False
-        ).call_on_fit_task_begin(estimator=self)
-        if new:
-            scores = self._scores(evaluate_candidates, list(new.values()), generation, gen_ctx)
-            cache.update(zip(new, scores, strict=True))
-        return len(new), bool(gen_ctx.call_on_fit_task_end(estimator=self))
-
-    def _scores(self, evaluate_candidates, candidates, generation, gen_ctx):
-        more = {"generation": [generation] * len(candidates)}
-        try:
-            results = evaluate_candidates(candidates, more_results=more, callback_ctx=gen_ctx)
-        except ValueError as exc:
-            # scikit-learn aborts when every fit of one call fails; for a later generation
-            # that means a few unlucky children, not a misconfigured model.
-            if generation == 0 or self.error_score == "raise" or "fits failed" not in str(exc):
-                raise
-            warnings.warn(
-                f"All {len(candidates)} candidates of generation {generation} failed; they rank last "
-                f"and are left out of cv_results_.{exc}", FitFailedWarning, stacklevel=2,
-            )
-            return np.full(len(candidates), -np.inf)
-        return latest_scores(results, objective_key(self), len(candidates))
+        # A later generation whose children all fail is bad luck, not a broken model:
+        # it is scored last and the search goes on; the first generation still raises.
+        scores, _, stop = evaluate_round(
+            self, evaluate_candidates, list(new.values()), key=objective_key(self), parent_ctx=search_ctx,
+            task_name="generation", label=f"generation {generation}",
+            more_results={"generation": [generation] * len(new)}, tolerate_total_failure=generation > 0,
+        )
+        cache.update(zip(new, scores, strict=True))
+        return len(new), stop
 
     def _record(self, generation, fitness, cache, n_new, wall_time):
         """Append this generation's scores to ``history_`` (and print them if verbose)."""
