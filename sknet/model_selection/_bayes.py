@@ -20,6 +20,7 @@ from skopt.space import Categorical, Space
 from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
+from ._batched import EngineMixin
 from ._search import BaseSearchCV, evaluate_round, objective_key
 from ._space import check_space, python_value
 
@@ -31,7 +32,7 @@ _NO_SCORE_PENALTY = 1e6
 _RESERVED_OPTIMIZER_KWARGS = ("dimensions", "random_state")
 
 
-class BayesSearchCV(BaseSearchCV):
+class BayesSearchCV(EngineMixin, BaseSearchCV):
     """Bayesian optimization over hyperparameters.
 
     A surrogate model of the cross-validated score (a Gaussian process by
@@ -78,6 +79,9 @@ class BayesSearchCV(BaseSearchCV):
     cv, verbose, pre_dispatch, error_score, return_train_score
         As in scikit-learn, and so ``error_score=np.nan`` by default where
         scikit-optimize raises. ``verbose > 0`` also prints a line per round.
+    engine : {"auto", "batched", "sequential"}, default="auto"
+        How sknet nets are trained; see :class:`GridSearchCV`. Each round of
+        candidates trains as one batched group.
     random_state : int, RandomState instance or None, default=None
         Seeds the optimizers, one seed drawn per subspace.
 
@@ -137,6 +141,7 @@ refit_time_, multimetric_
 
     _parameter_constraints: dict = {
         **BaseSearchCV._parameter_constraints,
+        **EngineMixin._engine_constraints,
         "search_spaces": [dict, list],
         "optimizer_kwargs": [dict, None],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
@@ -161,6 +166,7 @@ refit_time_, multimetric_
         random_state=None,
         error_score=np.nan,
         return_train_score=False,
+        engine="auto",
     ):
         super().__init__(
             estimator=estimator,
@@ -178,6 +184,7 @@ refit_time_, multimetric_
         self.n_iter = n_iter
         self.n_points = n_points
         self.random_state = random_state
+        self.engine = engine
         # scikit-optimize checks the spaces on construction and code written for it
         # relies on that; nothing is stored, and fit checks them again.
         for space, _ in _subspaces(search_spaces, n_iter):
@@ -231,6 +238,7 @@ refit_time_, multimetric_
             del self._skopt_callbacks  # callbacks often close over local state; keep the search picklable
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        evaluate_candidates = self._batched(evaluate_candidates)
         key = objective_key(self)  # fails before any training when the objective is ambiguous
         subspaces = [(_Codec(check_space(space)), n_iter)
                      for space, n_iter in _subspaces(self.search_spaces, self.n_iter)]

@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from skopt.space import Categorical
 
+from ._batched import EngineMixin
 from ._search import BaseSearchCV, candidate_key, evaluate_round, objective_key
 from ._space import check_space, python_value
 
@@ -28,7 +29,7 @@ _MUTATION_SCALE = 0.15  # sigma of a Gaussian mutation, as a fraction of the tra
 _BLEND_ALPHA = 0.1  # blend crossover may step this far beyond its parents (BLX-alpha)
 
 
-class GeneticSearchCV(BaseSearchCV):
+class GeneticSearchCV(EngineMixin, BaseSearchCV):
     """Genetic-algorithm search over hyperparameters.
 
     A population of candidates evolves over generations: tournament selection
@@ -70,6 +71,9 @@ class GeneticSearchCV(BaseSearchCV):
     scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, return_train_score
         As in scikit-learn. With several metrics, the search maximises the one
         ``refit`` names. ``verbose > 0`` also prints a line per generation.
+    engine : {"auto", "batched", "sequential"}, default="auto"
+        How sknet nets are trained; see :class:`GridSearchCV`. Each round of
+        candidates trains as one batched group.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial population, selection, crossover and mutation.
 
@@ -124,6 +128,7 @@ refit_time_, multimetric_
 
     _parameter_constraints: dict = {
         **BaseSearchCV._parameter_constraints,
+        **EngineMixin._engine_constraints,
         "param_distributions": [dict],
         "population_size": [Interval(Integral, 2, None, closed="left")],
         "generations": [Interval(Integral, 1, None, closed="left")],
@@ -156,6 +161,7 @@ refit_time_, multimetric_
         random_state=None,
         error_score=np.nan,
         return_train_score=False,
+        engine="auto",
     ):
         super().__init__(
             estimator=estimator,
@@ -177,8 +183,10 @@ refit_time_, multimetric_
         self.elitism = elitism
         self.patience = patience
         self.random_state = random_state
+        self.engine = engine
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        evaluate_candidates = self._batched(evaluate_candidates)
         dims = check_space(self.param_distributions)
         self._check_sizes()
         rng = check_random_state(self.random_state)

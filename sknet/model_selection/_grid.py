@@ -1,9 +1,12 @@
 """Exhaustive search over a grid."""
 
+import numpy as np
 from sklearn.model_selection import GridSearchCV as _SklearnGridSearchCV
 
+from ._batched import EngineMixin
 
-class GridSearchCV(_SklearnGridSearchCV):
+
+class GridSearchCV(EngineMixin, _SklearnGridSearchCV):
     """Exhaustive search over specified parameter values for an estimator.
 
     A drop-in replacement for :class:`sklearn.model_selection.GridSearchCV`:
@@ -20,6 +23,22 @@ class GridSearchCV(_SklearnGridSearchCV):
         As in scikit-learn. With ``n_jobs > 1`` each worker process runs torch
         with ``cores // n_jobs`` threads, and sknet nets with ``device="auto"``
         share the visible GPUs round-robin.
+    engine : {"auto", "batched", "sequential"}, default="auto"
+        How sknet nets (or pipelines ending in one) are trained: "auto" and
+        "batched" train all candidates x folds together with
+        :mod:`sknet.engine` where it can (pipelines' preprocessing is fitted per
+        fold first) and the rest one by one; "batched" warns about the ones it
+        could not batch. "sequential" fits every job on its own, as
+        scikit-learn does. Other estimators are always fitted sequentially.
+
+    Attributes
+    ----------
+    engine_time_ : float
+        Seconds spent training batched groups; with the batched engine the fit
+        times in ``cv_results_`` count only handing over each trained result.
+        Set when the engine was used (an sknet net and ``engine != "sequential"``).
+    n_batched_fits_ : int
+        Fits the batched engine trained; set with ``engine_time_``.
 
     Examples
     --------
@@ -32,3 +51,16 @@ class GridSearchCV(_SklearnGridSearchCV):
     >>> search.best_params_
     {'lr': 0.01}
     """
+
+    _parameter_constraints = {**_SklearnGridSearchCV._parameter_constraints,
+                              **EngineMixin._engine_constraints}
+
+    def __init__(self, estimator, param_grid, *, scoring=None, n_jobs=None, refit=True, cv=None, verbose=0,
+                 pre_dispatch="2*n_jobs", error_score=np.nan, return_train_score=False, engine="auto"):
+        super().__init__(estimator, param_grid, scoring=scoring, n_jobs=n_jobs, refit=refit, cv=cv,
+                         verbose=verbose, pre_dispatch=pre_dispatch, error_score=error_score,
+                         return_train_score=return_train_score)
+        self.engine = engine
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        super()._run_search(self._batched(evaluate_candidates), callback_ctx=callback_ctx)

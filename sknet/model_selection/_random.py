@@ -1,12 +1,14 @@
 """Random search over distributions, lists, ranges and skopt dimensions."""
 
+import numpy as np
 from sklearn.model_selection import ParameterSampler
 from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSearchCV
 
+from ._batched import EngineMixin
 from ._space import to_distributions
 
 
-class RandomizedSearchCV(_SklearnRandomizedSearchCV):
+class RandomizedSearchCV(EngineMixin, _SklearnRandomizedSearchCV):
     """Randomized search on hyper parameters.
 
     A drop-in replacement for :class:`sklearn.model_selection.RandomizedSearchCV`
@@ -27,6 +29,8 @@ class RandomizedSearchCV(_SklearnRandomizedSearchCV):
     n_iter, scoring, n_jobs, refit, cv, verbose, pre_dispatch, random_state, error_score, \
 return_train_score
         As in scikit-learn.
+    engine : {"auto", "batched", "sequential"}, default="auto"
+        How sknet nets are trained; see :class:`GridSearchCV`.
 
     Examples
     --------
@@ -42,7 +46,20 @@ return_train_score
     ['activation', 'lr', 'n_units']
     """
 
+    _parameter_constraints = {**_SklearnRandomizedSearchCV._parameter_constraints,
+                              **EngineMixin._engine_constraints}
+
+    def __init__(self, estimator, param_distributions, *, n_iter=10, scoring=None, n_jobs=None, refit=True,
+                 cv=None, verbose=0, pre_dispatch="2*n_jobs", random_state=None, error_score=np.nan,
+                 return_train_score=False, engine="auto"):
+        super().__init__(estimator, param_distributions, n_iter=n_iter, scoring=scoring, n_jobs=n_jobs,
+                         refit=refit, cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
+                         random_state=random_state, error_score=error_score,
+                         return_train_score=return_train_score)
+        self.engine = engine
+
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        evaluate_candidates = self._batched(evaluate_candidates)
         candidates = ParameterSampler(
             to_distributions(self.param_distributions), self.n_iter, random_state=self.random_state
         )

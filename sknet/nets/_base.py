@@ -16,7 +16,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
 
-from .. import _options
+from .. import _options, _prefit
 from ..parallel import auto_device
 from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
 from ._module import MLPModule
@@ -246,6 +246,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             The fitted estimator.
         """
         incremental = self.warm_start and hasattr(self, "net_")
+        if not incremental and sample_weight is None:
+            trained = _prefit.take(self, X, y)  # a search's batched engine may have trained this job
+            if trained is not None:
+                return self._adopt(trained, X, y)
         return self._train(X, y, sample_weight, epochs=self.max_epochs, incremental=incremental)
 
     def _train(self, X, y, sample_weight, *, epochs, incremental, classes=None):
@@ -268,6 +272,17 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                 self.net_.initialize()
             self._train_reporting_epochs(train, epochs, X, y)
         self._store_fitted_attributes()
+        return self
+
+    def _adopt(self, trained, X, y):
+        """Become ``trained`` (same class and parameters), reporting its fit to callbacks."""
+        self.__dict__.update(trained.__dict__)
+        context = self._init_callback_context(max_subtasks=self.n_iter_)
+        context.call_on_fit_task_begin(estimator=self, X=X, y=y)
+        for _ in range(self.n_iter_):  # the epochs already ran in the batched engine
+            context.subcontext(task_name="epoch").call_on_fit_task_begin(
+                estimator=self).call_on_fit_task_end(estimator=self)
+        context.call_on_fit_task_end(estimator=self, X=X, y=y)
         return self
 
     def _train_reporting_epochs(self, train, epochs, X, y):

@@ -1,0 +1,65 @@
+"""Results trained ahead of time, handed to ``fit`` by a search's batched engine.
+
+A search trains many (candidate, fold) jobs of an sknet net together, then lets
+scikit-learn's own cross-validation code run unchanged: when it calls ``fit``
+on a job the engine already trained, ``fit`` adopts that result instead of
+training again. Jobs are recognised by the estimator's class and parameters
+and a fingerprint of the training data, so a miss (anything the engine could
+not take) simply trains as usual. The store is empty outside a search's
+``serving`` block, and looking up an empty store costs nothing.
+"""
+
+import hashlib
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+_STORE = {}
+_LOCK = threading.Lock()
+
+
+def fingerprint(*arrays):
+    """A digest of dense numeric arrays (shape, dtype and bytes); None for anything else."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        if not isinstance(array, np.ndarray) or array.dtype == object:
+            return None
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype.str}".encode())
+        digest.update(array.data)
+    return digest.hexdigest()
+
+
+def job_key(estimator, X, y):
+    """Key of fitting ``estimator`` (as parameterised now) on ``(X, y)``; None if unkeyable."""
+    data = fingerprint(X, y)
+    if data is None:
+        return None
+    params = sorted((name, repr(value)) for name, value in estimator.get_params(deep=False).items())
+    return type(estimator).__name__, tuple(params), data
+
+
+@contextmanager
+def serving(results):
+    """Make ``{job_key: fitted estimator or exception}`` available to ``fit`` within the block."""
+    with _LOCK:
+        _STORE.update(results)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            for key in results:
+                _STORE.pop(key, None)
+
+
+def take(estimator, X, y):
+    """The fitted estimator trained ahead for this job, or None; re-raises a stored failure."""
+    if not _STORE:
+        return None
+    key = job_key(estimator, X, y)
+    with _LOCK:
+        result = _STORE.get(key) if key is not None else None
+    if isinstance(result, BaseException):
+        raise result
+    return result

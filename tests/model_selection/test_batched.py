@@ -1,0 +1,102 @@
+"""The batched engine inside the four searches: same results as sequential fits, less time."""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sknet import MLPClassifier, MLPRegressor
+from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV
+
+NET = dict(max_epochs=5, random_state=0, device="cpu")
+SPACE = {"lr": (1e-3, 1e-1, "log-uniform"), "weight_decay": (0.0, 1e-2, "uniform")}
+
+
+def _both(make, X, y, **fit_params):
+    return {engine: make(engine).fit(X, y, **fit_params) for engine in ("sequential", "batched")}
+
+
+def _assert_same_results(runs):
+    seq, bat = runs["sequential"], runs["batched"]
+    assert seq.cv_results_["params"] == bat.cv_results_["params"]
+    np.testing.assert_allclose(bat.cv_results_["mean_test_score"], seq.cv_results_["mean_test_score"],
+                               atol=1e-6)
+    assert seq.best_params_ == bat.best_params_
+
+
+def test_grid_search_batched_equals_sequential(clf_data):
+    X, y = clf_data
+    grid = {"lr": [1e-3, 1e-2], "optimizer": ["adam", "sgd"], "n_units": [8, 16]}
+    runs = _both(lambda engine: GridSearchCV(MLPClassifier(**NET), grid, cv=3, engine=engine), X, y)
+    _assert_same_results(runs)
+    assert runs["batched"].n_batched_fits_ == 8 * 3
+    assert runs["batched"].engine_time_ > 0
+    assert not hasattr(runs["sequential"], "n_batched_fits_")
+
+
+def test_pipeline_preprocessing_is_fitted_per_fold_then_nets_batched(reg_data):
+    X, y = reg_data
+    pipe = make_pipeline(StandardScaler(), MLPRegressor(**NET))
+    grid = {"mlpregressor__lr": [1e-3, 1e-2], "standardscaler__with_mean": [True, False]}
+    runs = _both(lambda engine: GridSearchCV(pipe, grid, cv=2, engine=engine), X * 5 + 3, y)
+    _assert_same_results(runs)
+    assert runs["batched"].n_batched_fits_ == 4 * 2
+
+
+@pytest.mark.parametrize("make", [
+    lambda engine: RandomizedSearchCV(MLPClassifier(**NET), SPACE, n_iter=4, cv=2, random_state=0,
+                                      engine=engine),
+    lambda engine: BayesSearchCV(MLPClassifier(**NET), SPACE, n_iter=4, n_points=2, cv=2, random_state=0,
+                                 engine=engine),
+    lambda engine: GeneticSearchCV(MLPClassifier(**NET), SPACE, population_size=4, generations=2, cv=2,
+                                   random_state=0, engine=engine),
+], ids=["random", "bayes", "genetic"])
+def test_every_search_batches_its_rounds(clf_data, make):
+    X, y = clf_data
+    runs = _both(make, X, y)
+    _assert_same_results(runs)
+    assert runs["batched"].n_batched_fits_ == 2 * len(runs["batched"].cv_results_["params"])
+
+
+def test_what_the_engine_cannot_take_trains_sequentially(clf_data):
+    X, y = clf_data
+    net = MLPClassifier(early_stopping=True, **NET)  # not batchable yet
+    auto = GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    assert auto.n_batched_fits_ == 0 and np.isfinite(auto.cv_results_["mean_test_score"]).all()
+    with pytest.warns(UserWarning, match="4 of 4 fits could not be batched"):
+        GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2, engine="batched").fit(X, y)
+    with pytest.warns(UserWarning, match="does not take fit parameters"):
+        GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3]}, cv=2, engine="batched").fit(
+            X, y, sample_weight=np.ones(len(y)))
+
+
+def test_diverging_member_gets_error_score_and_the_others_survive(clf_data):
+    X, y = clf_data
+    net = MLPClassifier(optimizer="sgd", max_epochs=20, random_state=0, device="cpu")
+    search = GridSearchCV(net, {"lr": [1e-2, 1e12]}, cv=2)
+    with pytest.warns(FitFailedWarning, match="diverged"):
+        search.fit(X, y)
+    assert search.n_batched_fits_ == 4
+    assert np.isnan(search.cv_results_["mean_test_score"][1]) and search.best_params_ == {"lr": 1e-2}
+
+
+def test_callbacks_still_see_every_fit_and_epoch(clf_data, task_counter):
+    X, y = clf_data
+    search = GridSearchCV(MLPClassifier(max_epochs=3, device="cpu"), {"lr": [1e-3, 1e-2]}, cv=2)
+    search.set_callbacks(task_counter).fit(X, y)
+    assert search.n_batched_fits_ == 4
+    assert task_counter.begun["fit"] == 1 + 4 + 1 and task_counter.begun["epoch"] == 5 * 3
+
+
+def test_other_estimators_are_untouched(clf_data):
+    X, y = clf_data
+    search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+    assert not hasattr(search, "engine_time_")
+
+
+def test_engine_argument_is_validated(clf_data):
+    X, y = clf_data
+    with pytest.raises(ValueError, match="'engine' parameter"):
+        GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3]}, engine="turbo").fit(X, y)
