@@ -68,10 +68,31 @@ def train_batched(estimator, jobs, X, y):
         device = prepared[members[0]].estimator.device_
         if device not in tensors:
             tensors[device] = torch.as_tensor(X_all, device=device)
-        results = GroupTrainer([prepared[i] for i in members], tensors[device]).run()
+        results = _train_group(members, prepared, tensors[device],
+                               lambda i: prepare(estimator, *jobs[i], X, y))
         for i, result in zip(members, results, strict=True):
             fitted[i] = result
     return fitted
+
+
+def _train_group(members, prepared, X, prepare_again):
+    """Train one group; when it does not fit in memory, train its halves one after the other.
+
+    Nothing is lost: the jobs of a failed attempt are prepared afresh (new nets,
+    empty histories) before their halves run.
+    """
+    try:
+        return GroupTrainer([prepared[i] for i in members], X).run()
+    except torch.OutOfMemoryError:
+        if len(members) == 1:
+            raise
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    for i in members:
+        prepared[i] = prepare_again(i)
+    half = len(members) // 2
+    return (_train_group(members[:half], prepared, X, prepare_again)
+            + _train_group(members[half:], prepared, X, prepare_again))
 
 
 def group_jobs(estimator, jobs):

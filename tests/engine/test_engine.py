@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
+from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer
 from sklearn.utils.validation import check_is_fitted
@@ -163,3 +164,27 @@ def test_can_batch_refuses_sparse_x_and_foreign_estimators(clf_data):
     assert can_batch(CLF, {}, X) and can_batch(CLF, dict(optimizer=torch.optim.Adam, dropout=0.3))
     assert not can_batch(CLF, {}, sp.csr_matrix(X))
     assert not can_batch(LogisticRegression(), {})
+
+
+def test_a_group_out_of_memory_is_halved_and_retried(monkeypatch):
+    from sknet.engine import _train
+
+    X, y = load_iris(return_X_y=True)
+    jobs = [({"lr": lr}, np.arange(i, 150, 2)) for lr in (1e-3, 3e-3, 1e-2) for i in (0, 1)]
+    base = MLPClassifier(max_epochs=3, random_state=0, device="cpu")
+    expected = [est.predict_proba(X) for est in train_batched(base, jobs, X, y)]
+    real_run, sizes = _train.GroupTrainer.run, []
+
+    def run_or_oom(self):
+        sizes.append(len(self.jobs))
+        if len(self.jobs) > 2:
+            real_run(self)  # fail part-way, after touching the nets' histories
+            raise torch.OutOfMemoryError("simulated")
+        return real_run(self)
+
+    monkeypatch.setattr(_train.GroupTrainer, "run", run_or_oom)
+    fitted = train_batched(base, jobs, X, y)
+    assert sizes == [6, 3, 1, 2, 3, 1, 2]
+    for est, proba in zip(fitted, expected, strict=True):
+        np.testing.assert_array_equal(est.predict_proba(X), proba)
+        assert est.n_iter_ == 3 and len(est.loss_curve_) == 3
