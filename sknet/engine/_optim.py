@@ -57,6 +57,8 @@ class BatchedOptimizer:
         with torch.no_grad():
             for param, decays, state in zip(self.params, self.decays, self.state, strict=True):
                 grad = torch.zeros_like(param) if param.grad is None else param.grad
+                if mask is None and self.update_in_place(param, grad, decays, state, lr):
+                    continue
                 new = self.update(param, grad, decays, state, lr)
                 for tensor, value in zip([param, *state.values()], new, strict=True):
                     tensor.copy_(value if mask is None else torch.where(mask, value, tensor))
@@ -64,6 +66,13 @@ class BatchedOptimizer:
     def update(self, param, grad, decays, state, lr):
         """Return the new parameter followed by the new state tensors."""
         raise NotImplementedError
+
+    def update_in_place(self, param, grad, decays, state, lr):
+        """Update parameter and state in place when every model steps; False if not implemented.
+
+        The usual step: fewer temporaries and no copies back, the same arithmetic.
+        """
+        return False
 
     def coupled_grad(self, param, grad, decays):
         # torch: grad = grad.add(param, alpha=weight_decay), only in decayed param groups
@@ -105,6 +114,21 @@ class Adam(BatchedOptimizer):
         bias_correction2_sqrt = (1 - beta2**steps) ** 0.5
         denom = exp_avg_sq.sqrt() / _column(bias_correction2_sqrt, device) + self.eps
         return param + _column(-step_size, device) * (exp_avg / denom), exp_avg, exp_avg_sq
+
+
+    def update_in_place(self, param, grad, decays, state, lr):
+        if self.decoupled:
+            return False  # AdamW keeps the out-of-place formulas above
+        grad = self.coupled_grad(param, grad, decays)
+        beta1, beta2 = self.betas
+        device = param.device
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
+        step_size = lr / (1 - beta1**self.steps)
+        denom = exp_avg_sq.sqrt().div_(_column((1 - beta2**self.steps) ** 0.5, device)).add_(self.eps)
+        param.add_(exp_avg.div(denom).mul_(_column(-step_size, device)))
+        return True
 
 
 class AdamW(Adam):
