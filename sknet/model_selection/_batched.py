@@ -38,15 +38,16 @@ class EngineMixin:
     _engine_constraints = {"engine": [StrOptions(set(ENGINES))]}
 
     def fit(self, X, y=None, **params):
-        self._engine_data = (X, y, params)
+        # Decided once per fit; _batched reads the decision from _engine_data.
+        self._engine_data = (X, y, params) if self._engine_on(params) else None
         try:
-            if self._engine_on(params):
-                # Set only here: a search of another estimator has exactly scikit-learn's attributes.
-                self.engine_time_, self.n_batched_fits_ = 0.0, 0
-                # Trained results are shared in this process: evaluate with threads, not processes.
-                with parallel_config(backend="threading"):
-                    return super().fit(X, y, **params)
-            return super().fit(X, y, **params)
+            if self._engine_data is None:
+                return super().fit(X, y, **params)
+            # Set only here: a search of another estimator has exactly scikit-learn's attributes.
+            self.engine_time_, self.n_batched_fits_ = 0.0, 0
+            # Trained results are shared in this process: evaluate with threads, not processes.
+            with parallel_config(backend="threading"):
+                return super().fit(X, y, **params)
         finally:
             del self._engine_data
 
@@ -61,7 +62,7 @@ class EngineMixin:
 
     def _batched(self, evaluate_candidates):
         """Wrap scikit-learn's ``evaluate_candidates`` so each round is trained batched first."""
-        if not hasattr(self, "_engine_data") or not self._engine_on(self._engine_data[2]):
+        if getattr(self, "_engine_data", None) is None:
             return evaluate_candidates
 
         def evaluate(candidate_params, cv=None, more_results=None, callback_ctx=None):
