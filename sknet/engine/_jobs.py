@@ -16,6 +16,7 @@ from sklearn.utils import _safe_indexing, check_random_state
 
 from .. import _options
 from ..nets._base import _MAX_SEED, BaseMLP, resolve_device, seeded
+from ._loss import LOSSES
 
 
 @dataclass
@@ -63,6 +64,7 @@ def refusal(estimator, params, X=None):
         "batch_norm=True": est.batch_norm,
         "early_stopping=True": est.early_stopping,
         "verbose > 0": bool(est.verbose),
+        f"its loss {est._criterion().__name__} has no batched gradient": est._criterion() not in LOSSES,
     }
     reasons = [reason for reason, refused in unsupported.items() if refused]
     return reasons[0] if reasons else None

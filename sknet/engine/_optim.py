@@ -42,11 +42,13 @@ class BatchedOptimizer:
         self.steps = np.zeros(len(weight_decay))
         self.state = [{name: torch.zeros_like(p) for name in self.state_names} for p in params]
 
-    def step(self, lr, active):
+    def step(self, grads, lr, active):
         """Update every active model.
 
         Parameters
         ----------
+        grads : list of torch.Tensor
+            Gradient of each parameter (same shapes); they may be modified.
         lr : ndarray of shape (K,)
             Current learning rate of each model (schedules change it).
         active : ndarray of bool of shape (K,)
@@ -55,8 +57,7 @@ class BatchedOptimizer:
         self.steps += active
         mask = None if active.all() else torch.as_tensor(active, device=self.params[0].device).view(-1, 1, 1)
         with torch.no_grad():
-            for param, decays, state in zip(self.params, self.decays, self.state, strict=True):
-                grad = torch.zeros_like(param) if param.grad is None else param.grad
+            for param, grad, decays, state in zip(self.params, grads, self.decays, self.state, strict=True):
                 if mask is None and self.update_in_place(param, grad, decays, state, lr):
                     continue
                 new = self.update(param, grad, decays, state, lr)
@@ -131,8 +132,71 @@ class Adam(BatchedOptimizer):
         return True
 
 
+class FusedAdam(Adam):
+    """``Adam`` through torch's fused Adam kernel, one call for all models (``torch >= 2.4``).
+
+    The kernel takes one learning rate and no per-model weight decay, so it
+    runs with ``lr=1`` and no decay on a zeroed scratch copy of the parameters,
+    which leaves there each model's step for a unit learning rate; the step is
+    then scaled by each model's own rate. Coupled (Adam) or decoupled (AdamW)
+    decay is applied around it with the models' own values, as torch orders it.
+    Each model has its own step count, so its bias corrections are its own.
+    """
+
+    def __init__(self, params, decays, weight_decay, momentum):
+        super().__init__(params, decays, weight_decay, momentum)
+        self.scratch = [torch.zeros_like(p) for p in params]
+        device = params[0].device
+        # One step counter per model and parameter, as torch keeps one per parameter: the kernel
+        # takes them as 0-d tensors, here views into one (K, n_params) tensor counted in one op.
+        self.step_counts = torch.zeros((len(weight_decay), len(params)), dtype=torch.float32, device=device)
+        self._lists = {}
+
+    def _kernel_lists(self, grads, active):
+        """The per-model views the kernel updates: only the active models'. Cached per pattern."""
+        key = active.tobytes()
+        if key not in self._lists:
+            models = np.flatnonzero(active)
+            per_model = [[t[k] for k in models for t in tensors]
+                         for tensors in (self.scratch, grads,
+                                         [s["exp_avg"] for s in self.state],
+                                         [s["exp_avg_sq"] for s in self.state])]
+            counts = [self.step_counts[k, i] for k in models for i in range(len(self.params))]
+            self._lists[key] = (*per_model, counts)
+        return self._lists[key]
+
+    def step(self, grads, lr, active):
+        self.steps += active
+        device = self.params[0].device
+        with torch.no_grad():
+            if self.weight_decay_host.any():
+                for param, grad, decays in zip(self.params, grads, self.decays, strict=True):
+                    if not decays:
+                        continue
+                    if self.decoupled:  # AdamW: param *= 1 - lr * weight_decay, active models only
+                        param.mul_(_column(np.where(active, 1 - lr * self.weight_decay_host, 1.0), device))
+                    else:
+                        grad.add_(param * self.weight_decay)
+            torch._foreach_zero_(self.scratch)
+            scratch, grad_views, exp_avgs, exp_avg_sqs, counts = self._kernel_lists(grads, active)
+            self.step_counts[torch.as_tensor(active, device=device)] += 1
+            beta1, beta2 = self.betas
+            torch._fused_adam_(scratch, grad_views, exp_avgs, exp_avg_sqs, [], counts, lr=1.0,
+                               beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
+                               amsgrad=False, maximize=False)
+            lr_column = _column(lr, device)
+            for param, step in zip(self.params, self.scratch, strict=True):
+                param.addcmul_(step, lr_column)  # inactive models' steps are zero
+
+
 class AdamW(Adam):
     """``torch.optim.AdamW``: decay applied to the weights, not the gradient."""
+
+    decoupled = True
+
+
+class FusedAdamW(FusedAdam):
+    """``AdamW`` through torch's fused Adam kernel."""
 
     decoupled = True
 
@@ -167,6 +231,8 @@ class Adagrad(BatchedOptimizer):
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+if hasattr(torch, "_fused_adam_"):
+    OPTIMIZERS.update(adam=FusedAdam, adamw=FusedAdamW)
 
 
 def _column(values, device):

@@ -17,6 +17,7 @@ from sklearn.utils import check_array
 from ..nets._data import DeviceBatches
 from . import _optim
 from ._jobs import group_key, optimizer_name, prepare, refusal
+from ._loss import LOSSES
 from ._model import BatchedMLP
 
 
@@ -189,9 +190,9 @@ class GroupTrainer:
         params, decays = self.model.parameters()
         optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
         self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"))
-        self.criterion = base._criterion()(reduction="none")
+        self.loss = LOSSES[base._criterion()]
         self.l1 = self._hyper("l1")
-        self.l1_tensor = torch.as_tensor(self.l1, dtype=torch.float32, device=device)
+        self.l1_column = torch.as_tensor(self.l1, dtype=torch.float32, device=device).view(-1, 1, 1)
         self.lr = self._hyper("lr")
         self.max_epochs = np.array([job.estimator.max_epochs for job in jobs])
         self.errors = [None] * len(jobs)
@@ -222,44 +223,57 @@ class GroupTrainer:
         for k in np.flatnonzero(running):
             self.nets[k].notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
         orders = [list(self.batches[k]) if running[k] else [] for k in range(len(self.jobs))]
-        local, mask = _stack_batches(orders, self.X.device)
+        n_batches = np.array([len(order) for order in orders])
+        rows, y, coef = self._epoch_data(orders)
         losses = []
-        for step in range(local.shape[0]):
-            active = np.array([step < len(order) for order in orders])
-            losses.append(self._step(local[step], mask[step], active))
-            for k in np.flatnonzero(active):
-                self.nets[k].history.new_batch()
-                if self.batch_schedule:
+        for step in range(rows.shape[1]):
+            active = step < n_batches
+            losses.append(self._step(rows[:, step], y[:, step], coef[:, step], active))
+            if self.batch_schedule:
+                for k in np.flatnonzero(active):
+                    self.nets[k].history.new_batch()
                     self.nets[k].notify("on_batch_end", batch=None, training=True)
                     self.lr[k] = self.nets[k].optimizer_.param_groups[0]["lr"]
-        losses = torch.stack(losses).cpu().numpy() if losses else np.zeros((0, len(self.jobs)))
+        losses = torch.stack(losses, dim=1).cpu().numpy() if losses else np.zeros((len(self.jobs), 0))
         for k in np.flatnonzero(running):
-            self._end_epoch(k, losses[:len(orders[k]), k], [len(index) for index in orders[k]])
+            self._end_epoch(k, losses[k, :n_batches[k]], [len(index) for index in orders[k]])
 
-    def _step(self, local, mask, active):
-        """One optimizer step of every active model on its own batch; return each model's loss."""
-        rows = self.rows[self.model_index, local]
-        weight = self.weight[self.model_index, local] * mask
+    def _epoch_data(self, orders):
+        """Rows, targets and loss coefficients of every model's batches: ``(K, steps, width, ...)``.
+
+        A model's coefficients are its rows' weights over their sum in the batch
+        (0 on padding), so that its loss is the weighted mean of its batch.
+        """
+        local, mask = _stack_batches(orders, self.X.device)
+        n_models, steps, width = local.shape
+        flat = local.view(n_models, -1)
+        rows = self.rows[self.model_index, flat].view(n_models, steps, width)
+        y = self.y[self.model_index, flat]
+        y = y.view(n_models, steps, width, *y.shape[2:])
+        weight = self.weight[self.model_index, flat].view(n_models, steps, width) * mask
+        coef = weight / weight.sum(dim=2, keepdim=True).clamp_min(torch.finfo(weight.dtype).tiny)
+        return rows, y, coef
+
+    def _step(self, rows, y, coef, active):
+        """One optimizer step of every active model on its own batch; return each model's loss.
+
+        A model without a batch (``active`` False) has coefficients 0 and is not updated.
+        """
         out = self.model.forward(self.X[rows], training=True)
-        target = self.y[self.model_index, local]
-        if target.dim() == 2:  # class indices: cross-entropy wants (N, C) logits
-            per_row = self.criterion(out.flatten(0, 1), target.flatten()).view_as(weight)
-        else:  # several regression outputs: averaged per row, as fit does
-            per_row = self.criterion(out, target).mean(dim=2)
-        # Padded rows weigh 0; a model without a batch has loss 0 and is not updated.
-        loss = (per_row * weight).sum(dim=1) / weight.sum(dim=1).clamp_min(torch.finfo(weight.dtype).tiny)
+        loss, grad_out = self.loss(out, y, coef)
+        grads = self.model.backward(grad_out)
         if self.l1.any():
-            loss = loss + self.l1_tensor * self.model.l1_norms()
-        active_tensor = torch.as_tensor(active, device=loss.device)
-        for param in self.optimizer.params:
-            param.grad = None
-        torch.where(active_tensor, loss, 0.0).sum().backward()
-        self.optimizer.step(self.lr, active)
-        return loss.detach()
+            loss = loss + self.l1_column.view(-1) * self.model.l1_norms()
+            self.model.add_l1_grads(grads, self.l1_column)
+        self.optimizer.step(grads, self.lr, active)
+        return loss
 
     def _end_epoch(self, k, losses, sizes):
         net = self.nets[k]
-        for record, loss, size in zip(net.history[-1, "batches"], losses, sizes, strict=True):
+        batches = list.__getitem__(net.history, -1)["batches"]
+        if not self.batch_schedule:  # a batch schedule's records were opened step by step
+            batches.extend({} for _ in sizes)
+        for record, loss, size in zip(batches, losses, sizes, strict=True):
             record.update(train_loss=float(loss), train_batch_size=size)
         net.history.record("train_batch_count", len(sizes))
         try:
@@ -296,16 +310,23 @@ def _pad_rows(jobs, device):
 
 
 def _stack_batches(orders, device):
-    """Per-model lists of batch indices as ``(steps, K, rows)`` indices and a mask of real rows."""
+    """Per-model lists of batch indices as ``(K, steps, width)`` indices and a mask of real rows."""
     n_steps = max(len(order) for order in orders)
     width = max((len(index) for order in orders for index in order), default=0)
-    local = torch.zeros((n_steps, len(orders), width), dtype=torch.int64)
-    mask = torch.zeros((n_steps, len(orders), width), dtype=torch.float32)
+    local = np.zeros((len(orders), n_steps * width), dtype=np.int64)
+    mask = np.zeros((len(orders), n_steps * width), dtype=np.float32)
     for k, order in enumerate(orders):
-        for step, index in enumerate(order):
-            local[step, k, :len(index)] = index
-            mask[step, k, :len(index)] = 1
-    return local.to(device), mask.to(device)
+        if not order:
+            continue
+        sizes = np.array([len(index) for index in order])
+        starts = np.cumsum(sizes) - sizes
+        # Row j of batch s sits at s * width + j.
+        position = np.arange(sizes.sum()) + np.repeat(np.arange(len(order)) * width - starts, sizes)
+        local[k, position] = torch.cat(order).cpu().numpy()
+        mask[k, position] = 1
+    shape = (len(orders), n_steps, width)
+    return (torch.as_tensor(local, device=device).view(shape),
+            torch.as_tensor(mask, device=device).view(shape))
 
 
 def _steps_every_batch(net):

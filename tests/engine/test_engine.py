@@ -13,7 +13,11 @@ from skorch.callbacks import Callback
 
 import sknet
 from sknet import MLPClassifier, MLPRegressor
+from sknet._options import ACTIVATIONS
 from sknet.engine import can_batch, group_jobs, train_batched
+from sknet.engine._jobs import prepare
+from sknet.engine._loss import LOSSES
+from sknet.engine._model import BatchedMLP
 
 CLF = MLPClassifier(hidden_layer_sizes=(16, 8), batch_size=32, max_epochs=4, random_state=0, device="cpu")
 REG = MLPRegressor(n_units=16, batch_size=32, max_epochs=4, random_state=0, device="cpu")
@@ -57,7 +61,7 @@ def test_other_optimizers_match_sequential_fits(clf_data, optimizer):
     assert_matches_sequential(CLF, jobs, X, y)
 
 
-@pytest.mark.parametrize("loss", ["mse", "huber"])
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
 def test_regressor_matches_sequential_fits(reg_data, loss):
     X, y = reg_data
     jobs = [(dict(loss=loss, lr=lr), rows) for lr in (1e-3, 1e-2) for rows in two_folds(len(X))]
@@ -70,6 +74,13 @@ def test_schedules_match_sequential_fits(clf_data, schedule):
     X, y = clf_data
     jobs = [(dict(lr_schedule=schedule, lr=1e-2, max_epochs=5), np.arange(200)),
             (dict(lr_schedule=schedule, lr=3e-3, max_epochs=3), np.arange(120))]
+    assert_matches_sequential(CLF, jobs, X, y)
+
+
+@pytest.mark.parametrize("activation", sorted(set(ACTIVATIONS) - {"relu"}))
+def test_activations_match_sequential_fits(clf_data, activation):
+    X, y = clf_data
+    jobs = [(dict(activation=activation, lr=lr), rows) for lr in (1e-3, 1e-2) for rows in two_folds(len(X))]
     assert_matches_sequential(CLF, jobs, X, y)
 
 
@@ -99,6 +110,49 @@ def test_many_models_each_reach_their_sequential_loss(clf_data):
         alone = sequential(base, params, rows, X, y)
         assert batched.n_iter_ == params["max_epochs"]
         assert batched.loss_curve_[-1] == pytest.approx(alone.loss_curve_[-1], rel=1e-4)
+
+
+# -- the hand-written gradients --------------------------------------------------------------
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_backward_equals_autograd(clf_data, activation, dropout):
+    X, y = clf_data
+    base = clone(CLF).set_params(activation=activation, dropout=dropout)
+    modules = [prepare(base, {"random_state": seed}, np.arange(50), X, y).estimator.net_.module_
+               for seed in range(3)]
+    generator = torch.Generator().manual_seed(0)
+    model = BatchedMLP(modules, activation, np.full(3, dropout), generator)
+    inputs = torch.randn(3, 5, X.shape[1], generator=torch.Generator().manual_seed(1))
+    draws = generator.get_state()
+    out = model.forward(inputs, training=True)
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
+    grads = [grad.clone() for grad in model.backward(grad_out)]
+    generator.set_state(draws)  # the same dropout masks again
+    leaves = [p.clone().requires_grad_() for p in model.weights + model.biases]
+    model.weights, model.biases = leaves[:len(model.weights)], leaves[len(model.weights):]
+    (model.forward(inputs, training=True) * grad_out).sum().backward()
+    for grad, leaf in zip(grads, leaves, strict=True):
+        torch.testing.assert_close(grad, leaf.grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES.values()), ids=lambda f: f.__name__)
+def test_loss_gradients_equal_autograd_and_torch_losses(loss):
+    gen = torch.Generator().manual_seed(0)
+    out = (3 * torch.randn(2, 7, 4, generator=gen)).requires_grad_()
+    if loss is LOSSES[torch.nn.CrossEntropyLoss]:
+        target, reference = torch.randint(0, 4, (2, 7), generator=gen), torch.nn.CrossEntropyLoss
+        per_row = lambda: reference(reduction="none")(out.flatten(0, 1), target.flatten()).view(2, 7)  # noqa: E731
+    else:
+        target = torch.randn(2, 7, 4, generator=gen)
+        reference = next(cls for cls, f in LOSSES.items() if f is loss)
+        per_row = lambda: reference(reduction="none")(out, target).mean(dim=2)  # noqa: E731
+    weight = torch.rand(2, 7, generator=gen)
+    coef = weight / weight.sum(dim=1, keepdim=True)
+    value, grad = loss(out.detach(), target, coef)
+    expected = (per_row() * coef).sum(dim=1)
+    torch.testing.assert_close(value, expected.detach())
+    expected.sum().backward()
+    torch.testing.assert_close(grad, out.grad)
 
 
 # -- the returned estimators -----------------------------------------------------------------
