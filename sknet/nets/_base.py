@@ -330,17 +330,18 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         """Split off the early-stopping validation set; return in-memory datasets."""
         if not self.early_stopping:
             return InMemoryDataset(X, y, weight, self.device_), None
-        arrays = [X, y] if weight is None else [X, y, weight]
+        train, valid = self._validation_split(y, seed)
+        return tuple(InMemoryDataset(X[rows], y[rows], None if weight is None else weight[rows],
+                                     device=self.device_) for rows in (train, valid))
+
+    def _validation_split(self, y, seed):
+        """Row indices of the training part and of the early-stopping validation part."""
         split = dict(test_size=self.validation_fraction, random_state=seed)
+        rows = np.arange(len(y))
         try:
-            parts = train_test_split(*arrays, stratify=self._stratify(y), **split)
+            return train_test_split(rows, stratify=self._stratify(y), **split)
         except ValueError:  # too few samples of some class to stratify
-            parts = train_test_split(*arrays, **split)
-        train, valid = parts[0::2], parts[1::2]
-        if weight is None:
-            train, valid = train + [None], valid + [None]
-        return (InMemoryDataset(*train, device=self.device_),
-                InMemoryDataset(*valid, device=self.device_))
+            return train_test_split(rows, **split)
 
     def _build_net(self, n_features, n_outputs, steps_per_epoch):
         optimizer = _options.optimizer_class(self.optimizer)
