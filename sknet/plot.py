@@ -1,0 +1,431 @@
+"""Figures for fitted nets and searches (needs matplotlib: ``pip install "sknet[plot]"``).
+
+Each function draws on the matplotlib ``Axes`` it is given (a new figure when
+``ax`` is None) and returns it, like scikit-learn's display helpers:
+
+- :func:`plot_loss_curve`: the training (and validation) loss of a fitted net, epoch by epoch;
+- :func:`plot_param_scores`: a search's mean test score against one hyperparameter;
+- :func:`plot_best_so_far`: a search's best score against the number of candidates evaluated,
+  for any search with ``cv_results_``, scikit-learn's included;
+- :func:`plot_generations`: the fitness of each generation of a
+  :class:`~sknet.model_selection.GeneticSearchCV`.
+
+matplotlib is imported only when a figure is drawn, so ``import sknet.plot`` works without it.
+"""
+
+from numbers import Real
+
+import numpy as np
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["plot_best_so_far", "plot_generations", "plot_loss_curve", "plot_param_scores"]
+
+_LOG_SPAN = 100.0  # positive values spanning more than two decades get a log axis
+
+
+def plot_loss_curve(estimator, *, ax=None):
+    """Plot the loss of a fitted sknet net at each epoch.
+
+    The training loss (``loss_curve_``) is always drawn; with
+    ``early_stopping=True`` the validation loss (``validation_loss_curve_``) is
+    drawn too, and a vertical line marks ``best_epoch_``, the epoch whose
+    weights the net kept.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier, MLPRegressor or Pipeline
+        A fitted sknet net, or a fitted pipeline whose last step is one (as in
+        a search's ``best_estimator_``).
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on: the training loss is the line labelled
+        ``"training loss"``, the validation loss ``"validation loss"``.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is neither an sknet net nor a pipeline ending in one.
+    sklearn.exceptions.NotFittedError
+        If the net is not fitted.
+
+    See Also
+    --------
+    plot_best_so_far : the score of a search against the candidates evaluated.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.plot import plot_loss_curve
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = MLPClassifier(max_epochs=5, early_stopping=True, random_state=0).fit(X, y)
+    >>> ax = plot_loss_curve(net)
+    >>> [line.get_label() for line in ax.get_lines()][:2]
+    ['training loss', 'validation loss']
+    >>> list(ax.get_lines()[0].get_ydata()) == net.loss_curve_
+    True
+    """
+    plt = _pyplot()
+    net = _net(estimator)
+    ax = _axes(plt, ax)
+    epochs = np.arange(1, len(net.loss_curve_) + 1)
+    ax.plot(epochs, net.loss_curve_, marker=".", label="training loss")
+    validation = getattr(net, "validation_loss_curve_", None)
+    if validation is not None:
+        ax.plot(epochs, validation, marker=".", label="validation loss")
+        ax.axvline(net.best_epoch_, color="0.5", linestyle="--", label=f"best epoch ({net.best_epoch_})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    _integer_ticks(ax)
+    ax.legend()
+    return ax
+
+
+def plot_param_scores(search, param, *, metric=None, ax=None):
+    """Plot a search's mean test score against one hyperparameter.
+
+    Each candidate of ``cv_results_`` that sets ``param`` is a point at its
+    mean test score, with an error bar of one standard deviation over the
+    cross-validation splits; a star marks the best candidate. Numeric values
+    are placed on a numeric axis, logarithmic when the values are positive and
+    span more than two decades (symmetric-logarithmic when zero is among
+    them); any other values (strings, booleans, None, estimators) are
+    categories, in the order the search first met them. Failed candidates
+    (scored NaN) have no point.
+
+    Parameters
+    ----------
+    search : fitted search
+        Any search with ``cv_results_``: sknet's, scikit-learn's, or
+        scikit-optimize's.
+    param : str
+        The hyperparameter: its name in ``cv_results_`` (``"param_lr"`` or
+        ``"lr"``), its full pipeline name (``"mlpclassifier__lr"``), or the end
+        of that name when it names a single hyperparameter (``"lr"`` for
+        ``"mlpclassifier__lr"``).
+    metric : str, default=None
+        With several scoring metrics, which one to plot; None means the one
+        ``refit`` names. With a single metric, None or ``"score"``.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on; the points and their error bars are its first
+        container (``ax.containers[0]``).
+
+    Raises
+    ------
+    TypeError
+        If ``search`` has no ``cv_results_`` and is no search.
+    sklearn.exceptions.NotFittedError
+        If the search is not fitted.
+    ValueError
+        If ``param`` or ``metric`` is not in ``cv_results_`` (the message lists
+        those that are), or ``param`` names several hyperparameters.
+
+    See Also
+    --------
+    plot_best_so_far : the best score against the number of candidates evaluated.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sknet.model_selection import GridSearchCV
+    >>> from sknet.plot import plot_param_scores
+    >>> X, y = load_iris(return_X_y=True)
+    >>> grid = {"C": [1e-3, 1e-2, 1e-1, 1.0, 10.0]}
+    >>> search = GridSearchCV(LogisticRegression(max_iter=500), grid, cv=3).fit(X, y)
+    >>> ax = plot_param_scores(search, "C")
+    >>> ax.get_xscale(), ax.get_xlabel(), ax.get_ylabel()
+    ('log', 'C', 'mean test score')
+    """
+    plt = _pyplot()
+    results = _results(search)
+    metric = _metric(search, results, metric)
+    name = _param_name(results, param)
+    rows = [i for i, params in enumerate(results["params"]) if name in params]
+    values = [results["params"][i][name] for i in rows]
+    means = np.asarray(results[f"mean_test_{metric}"], dtype=float)
+    stds = np.asarray(results[f"std_test_{metric}"], dtype=float)
+    ax = _axes(plt, ax)
+    if all(isinstance(v, Real) and not isinstance(v, bool | np.bool_) for v in values):
+        x = np.asarray(values, dtype=float)
+        _numeric_scale(ax, x)
+    else:
+        labels = list(dict.fromkeys(_category(v) for v in values))
+        x = np.array([labels.index(_category(v)) for v in values], dtype=float)
+        ax.set_xticks(range(len(labels)), labels)
+        ax.set_xlim(-0.5, len(labels) - 0.5)
+    drawn = np.isfinite(means[rows])  # a failed candidate (error_score NaN) has no point
+    ax.errorbar(x[drawn], means[rows][drawn], yerr=stds[rows][drawn], fmt="o", capsize=3, alpha=0.8,
+                label="candidates")
+    if drawn.any():
+        best = int(np.nanargmax(means))
+        if best in rows:
+            ax.plot(x[rows.index(best)], means[best], marker="*", markersize=14, linestyle="none",
+                    color="C3", label="best")
+    ax.set_xlabel(name)
+    ax.set_ylabel(_score_label(metric))
+    ax.legend()
+    return ax
+
+
+def plot_best_so_far(search, *, metric=None, label=None, ax=None):
+    """Plot the best mean test score of a search against the candidates evaluated.
+
+    The candidates are taken in the order of the rows of ``cv_results_``,
+    which is the order the search evaluated them in; each one is a faint point
+    at its mean test score, and a step line follows the best score so far
+    (failed candidates, scored NaN, are skipped). Draw several searches on the
+    same ``ax`` to compare how fast their strategies find good settings.
+
+    Parameters
+    ----------
+    search : fitted search
+        Any search with ``cv_results_``: sknet's four, scikit-learn's, or
+        scikit-optimize's.
+    metric : str, default=None
+        With several scoring metrics, which one to plot; None means the one
+        ``refit`` names. With a single metric, None or ``"score"``.
+    label : str, default=None
+        The legend entry of the best-so-far line; None means the search's
+        class name.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on; the best-so-far line is the one labelled ``label``.
+
+    Raises
+    ------
+    TypeError
+        If ``search`` has no ``cv_results_`` and is no search.
+    sklearn.exceptions.NotFittedError
+        If the search is not fitted.
+    ValueError
+        If ``metric`` is not in ``cv_results_`` (the message lists those that are).
+
+    See Also
+    --------
+    plot_generations : the fitness of each generation of a genetic search.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sknet.model_selection import RandomizedSearchCV
+    >>> from sknet.plot import plot_best_so_far
+    >>> X, y = load_iris(return_X_y=True)
+    >>> space = {"C": (1e-3, 1e2, "log-uniform")}
+    >>> search = RandomizedSearchCV(LogisticRegression(max_iter=500), space, n_iter=6, cv=3,
+    ...                             random_state=0).fit(X, y)
+    >>> ax = plot_best_so_far(search, label="random")
+    >>> line = next(line for line in ax.get_lines() if line.get_label() == "random")
+    >>> bool(line.get_ydata()[-1] == search.best_score_)
+    True
+    """
+    plt = _pyplot()
+    results = _results(search)
+    metric = _metric(search, results, metric)
+    scores = np.asarray(results[f"mean_test_{metric}"], dtype=float)
+    evaluations = np.arange(1, len(scores) + 1)
+    ax = _axes(plt, ax)
+    (line,) = ax.step(evaluations, np.fmax.accumulate(scores), where="post",
+                      label=type(search).__name__ if label is None else label)
+    ax.plot(evaluations, scores, marker=".", linestyle="none", alpha=0.35, color=line.get_color())
+    ax.set_xlabel("candidates evaluated")
+    ax.set_ylabel(f"best {_score_label(metric)} so far")
+    _integer_ticks(ax)
+    ax.legend()
+    return ax
+
+
+def plot_generations(search, *, ax=None):
+    """Plot the fitness of each generation of a fitted genetic search.
+
+    From the search's ``history_``: the best score of each generation's
+    population, its mean with a band of one standard deviation, and the best
+    score over every candidate evaluated up to that generation.
+
+    Parameters
+    ----------
+    search : sknet.model_selection.GeneticSearchCV
+        A fitted genetic search.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on, with lines labelled ``"best of generation"``,
+        ``"mean of generation"`` and ``"best so far"``.
+
+    Raises
+    ------
+    TypeError
+        If ``search`` is not a :class:`~sknet.model_selection.GeneticSearchCV`.
+    sklearn.exceptions.NotFittedError
+        If the search is not fitted.
+
+    See Also
+    --------
+    plot_best_so_far : the same progress, candidate by candidate, for any search.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sknet.model_selection import GeneticSearchCV
+    >>> from sknet.plot import plot_generations
+    >>> X, y = load_iris(return_X_y=True)
+    >>> space = {"C": (1e-3, 1e2, "log-uniform")}
+    >>> search = GeneticSearchCV(LogisticRegression(max_iter=500), space, population_size=4,
+    ...                          generations=3, cv=3, random_state=0).fit(X, y)
+    >>> ax = plot_generations(search)
+    >>> [line.get_label() for line in ax.get_lines()]
+    ['best of generation', 'mean of generation', 'best so far']
+    >>> ax.get_lines()[0].get_xdata().tolist()
+    [0, 1, 2]
+    """
+    from .model_selection import GeneticSearchCV
+
+    plt = _pyplot()
+    if not isinstance(search, GeneticSearchCV):
+        raise TypeError(
+            f"plot_generations needs a fitted sknet.model_selection.GeneticSearchCV, got "
+            f"{type(search).__name__}; plot_best_so_far plots the progress of any search."
+        )
+    check_is_fitted(search, "history_")
+    history = search.history_
+    generations = [record["generation"] for record in history]
+    mean = np.array([record["mean_score"] for record in history], dtype=float)
+    std = np.array([record["std_score"] for record in history], dtype=float)
+    ax = _axes(plt, ax)
+    ax.plot(generations, [record["best_score"] for record in history], marker="o",
+            label="best of generation")
+    (mean_line,) = ax.plot(generations, mean, marker="o", label="mean of generation")
+    ax.fill_between(generations, mean - std, mean + std, color=mean_line.get_color(), alpha=0.2,
+                    label="mean ± std")
+    ax.plot(generations, [record["best_score_so_far"] for record in history], linestyle="--",
+            color="0.3", label="best so far")
+    ax.set_xlabel("generation")
+    ax.set_ylabel(_score_label(_metric(search, search.cv_results_, None)))
+    _integer_ticks(ax)
+    ax.legend()
+    return ax
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            'sknet.plot needs matplotlib, an optional dependency: pip install "sknet[plot]"'
+        ) from exc
+    return plt
+
+
+def _axes(plt, ax):
+    if ax is None:
+        _, ax = plt.subplots()
+    return ax
+
+
+def _integer_ticks(ax):
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _net(estimator):
+    """The sknet net to plot: ``estimator`` itself, or the last step of a pipeline."""
+    from .nets._base import BaseMLP
+
+    net = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+    if not isinstance(net, BaseMLP):
+        raise TypeError(
+            "plot_loss_curve needs a fitted sknet MLPClassifier or MLPRegressor, or a Pipeline "
+            f"whose last step is one; got {_describe(estimator)}."
+        )
+    check_is_fitted(net)
+    return net
+
+
+def _describe(estimator):
+    if isinstance(estimator, Pipeline):
+        return f"a Pipeline ending in {type(estimator[-1]).__name__}"
+    return type(estimator).__name__
+
+
+def _results(search):
+    """The ``cv_results_`` of a fitted search; TypeError for what is no search."""
+    if not isinstance(search, BaseSearchCV) and not hasattr(search, "cv_results_"):
+        raise TypeError(
+            "Expected a fitted search with cv_results_ (sknet's GridSearchCV, RandomizedSearchCV, "
+            f"BayesSearchCV, GeneticSearchCV, or scikit-learn's searches); got {type(search).__name__}."
+        )
+    check_is_fitted(search, "cv_results_")
+    return search.cv_results_
+
+
+def _metric(search, results, metric):
+    """The scoring metric to plot: ``metric``, else the one ``refit`` names, else "score"."""
+    available = [key[len("mean_test_"):] for key in results if key.startswith("mean_test_")]
+    if metric is None:
+        if "score" in available:
+            return "score"
+        if isinstance(getattr(search, "refit", None), str) and search.refit in available:
+            return search.refit
+        raise ValueError(
+            f"This search has several scoring metrics and refit names none of them; pass "
+            f"metric=, one of {available}."
+        )
+    if metric not in available:
+        raise ValueError(f"metric={metric!r} is not in cv_results_; available: {available}.")
+    return metric
+
+
+def _param_name(results, param):
+    """The hyperparameter's full name in ``cv_results_["params"]`` for ``param``."""
+    names = [key[len("param_"):] for key in results if key.startswith("param_")]
+    if param in names:
+        return param
+    if isinstance(param, str) and param.startswith("param_") and param[len("param_"):] in names:
+        return param[len("param_"):]
+    matches = [name for name in names if isinstance(param, str) and name.endswith(f"__{param}")]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ValueError(f"param={param!r} is ambiguous: it could be any of {matches}.")
+    raise ValueError(f"param={param!r} is not a hyperparameter of this search; available: {names}.")
+
+
+def _category(value):
+    return value.__name__ if isinstance(value, type) else str(value)
+
+
+def _numeric_scale(ax, x):
+    """A log axis for positive values spanning over two decades (symlog when 0 is among them)."""
+    positive = x[x > 0]
+    if x.size == 0 or (x < 0).any() or positive.size == 0 or positive.max() / positive.min() <= _LOG_SPAN:
+        return
+    if (x == 0).any():
+        ax.set_xscale("symlog", linthresh=float(positive.min()))
+    else:
+        ax.set_xscale("log")
+
+
+def _score_label(metric):
+    return "mean test score" if metric == "score" else f"mean test {metric}"
