@@ -41,7 +41,8 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_gallery_src", "**.ipynb_checkpoints", "gallery_header.rst"]
+# atlas/*.md are the tables examples/atlas.py writes, for docs/atlas.md to include, not pages.
+exclude_patterns = ["_build", "_gallery_src", "**.ipynb_checkpoints", "gallery_header.rst", "atlas/*.md"]
 default_role = "literal"
 # Every cross-reference must resolve (-n), except those into the libraries sknet builds on:
 # their sites are not fetched (no intersphinx), so the build needs no network.
@@ -50,6 +51,10 @@ nitpick_ignore_regex = [(r"py:.*", r"(sklearn|skopt|skorch|torch|numpy|scipy|job
 
 # -- API reference: autosummary + numpydoc -----------------------------------------------------
 autosummary_generate = True
+# autosummary writes a stub per documented name into generated/ and never deletes one; remove
+# them so that a name dropped from api.rst leaves no orphan page behind.
+for _stub in (DOCS / "generated").glob("*.rst"):
+    _stub.unlink()
 autosummary_imported_members = False
 autodoc_typehints = "none"
 numpydoc_show_class_members = True  # a table of methods atop each class page ...
