@@ -12,6 +12,8 @@ A space is a dict mapping a parameter name to one of:
 sequence of choices: there a range needs its prior, ``(low, high, "uniform")``.
 """
 
+import difflib
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -53,8 +55,13 @@ def _range_dimension(name, spec):
         raise ValueError(f"The prior of {name!r} must be one of {PRIORS}. Got {prior!r}.")
     if not all(isinstance(b, Real) and not isinstance(b, bool) for b in (low, high)):
         raise TypeError(f"The bounds of {name!r} must be numbers. Got {spec!r}.")
+    if not all(math.isfinite(b) for b in (low, high)):
+        raise ValueError(f"The bounds of {name!r} must be finite numbers. Got {spec!r}.")
     if not low < high:
-        raise ValueError(f"The range of {name!r} is empty or inverted: low={low} must be below high={high}.")
+        raise ValueError(
+            f"The range of {name!r} is empty or inverted: low={low} must be below high={high}. "
+            f"For a single value write [{low!r}]."
+        )
     if prior == "log-uniform" and low <= 0:
         raise ValueError(f"A log-uniform range for {name!r} needs low > 0. Got low={low}.")
     if isinstance(low, Integral) and isinstance(high, Integral):
@@ -115,4 +122,12 @@ def _distribution(name, spec):
             f"For a range write {(*spec, 'uniform')!r} or use skopt's Real/Integer.",
             UserWarning, stacklevel=4,
         )
+    elif isinstance(spec, tuple) and len(spec) == 3 and isinstance(spec[2], str):
+        near = difflib.get_close_matches(spec[2], PRIORS, n=1, cutoff=0.7)
+        if near and all(isinstance(b, Real) for b in spec[:2]):  # a misspelt prior, most likely
+            warnings.warn(
+                f"RandomizedSearchCV treats {name}={spec!r} as three choices, as scikit-learn does, "
+                f"since {spec[2]!r} is not a prior; did you mean {near[0]!r}? Priors: {PRIORS}.",
+                UserWarning, stacklevel=4,
+            )
     return spec

@@ -5,12 +5,13 @@ from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.callback import CallbackSupportMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
@@ -88,6 +89,10 @@ class SkorchMLP(NeuralNet):
                    for _, cb in self.callbacks_)
 
 
+def _divergence_hint(lr):
+    return f"Try a smaller lr (now {lr}), scaled inputs, or gradient-friendlier settings."
+
+
 class StopOnDivergence(Callback):
     """Raise as soon as an epoch's training loss is NaN or infinite."""
 
@@ -96,8 +101,79 @@ class StopOnDivergence(Callback):
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"Training diverged: the training loss is {loss} at epoch {len(net.history)}. "
-                f"Try a smaller lr (now {net.lr}), scaled inputs, or gradient-friendlier settings."
+                + _divergence_hint(net.lr)
             )
+
+
+class _OptimizerClass(HasMethods):
+    """Parameter constraint: a ``torch.optim.Optimizer`` subclass, named so in error messages.
+
+    scikit-learn's ``type`` constraint would accept any class and describe
+    itself as "an instance of 'type'".
+    """
+
+    def __init__(self):
+        super().__init__([])
+
+    def is_satisfied_by(self, val):
+        return isinstance(val, type) and issubclass(val, torch.optim.Optimizer)
+
+    def __str__(self):
+        return "a torch.optim.Optimizer subclass"
+
+
+@contextmanager
+def explain_text(estimator, X, y="no_validation"):
+    """Within the block, a failed string-to-float conversion says whether X or y holds text."""
+    try:
+        yield
+    except ValueError as exc:
+        if "could not convert string to float" not in str(exc):
+            raise
+        name = type(estimator).__name__
+        columns = _text_columns(X)
+        if columns or not _is_text(y):
+            where = f"column(s) {columns} of X hold" if columns else "X holds"
+            raise ValueError(
+                f"{name} needs numeric features, but {where} text ({exc}). Encode text and "
+                "categorical columns first, e.g. with OneHotEncoder or OrdinalEncoder in a "
+                "ColumnTransformer."
+            ) from exc
+        raise ValueError(
+            f"{name} needs numeric targets, but y holds text ({exc}). Class labels are for "
+            "MLPClassifier."
+        ) from exc
+
+
+def _is_text(y):
+    """Whether targets ``y`` (not "no_validation") fail to convert to numbers."""
+    if isinstance(y, str):
+        return False
+    try:
+        np.asarray(y, dtype=np.float64)
+    except (ValueError, TypeError):
+        return True
+    return False
+
+
+def _text_columns(X):
+    """Names (DataFrame) or indices (array) of the columns of X that do not convert to numbers."""
+    if sp.issparse(X):
+        return []
+    if hasattr(X, "columns") and hasattr(X, "iloc"):  # a DataFrame, without importing pandas
+        columns = [(name, X.iloc[:, j]) for j, name in enumerate(X.columns)]
+    else:
+        array = np.asarray(X, dtype=object)
+        if array.ndim != 2:
+            return []
+        columns = [(j, array[:, j]) for j in range(array.shape[1])]
+    bad = []
+    for name, column in columns:
+        try:
+            np.asarray(column, dtype=np.float64)
+        except (ValueError, TypeError):
+            bad.append(name.item() if isinstance(name, np.generic) else name)
+    return bad
 
 
 class ValidationScore(Callback):
@@ -186,7 +262,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         "weight_init": [StrOptions(set(_options.WEIGHT_INITS))],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "batch_norm": ["boolean"],
-        "optimizer": [StrOptions(set(_options.OPTIMIZERS)), type],
+        "optimizer": [StrOptions(set(_options.OPTIMIZERS)), _OptimizerClass()],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -263,6 +339,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             self._seed_rng = np.random.RandomState(check_random_state(self.random_state).randint(_MAX_SEED))
         seed = int(self._seed_rng.randint(_MAX_SEED))
         train, valid = self._datasets(X, y, weight, seed)
+        if self.batch_norm and len(train) < 2:
+            held_out = " after the early-stopping validation split" if valid is not None else ""
+            raise ValueError(
+                f"batch_norm=True needs at least 2 training samples{held_out}. Got {len(train)}."
+            )
         if not incremental:
             self.net_ = self._build_net(X.shape[1], n_outputs, math.ceil(len(train) / self.batch_size))
         self.net_.train_split = None if valid is None else predefined_split(valid)
@@ -271,6 +352,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             if not incremental:
                 self.net_.initialize()
             self._train_reporting_epochs(train, epochs, X, y)
+        self._check_weights_finite()
         self._store_fitted_attributes()
         return self
 
@@ -309,10 +391,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                     "The 'hidden_layer_sizes' parameter must be None or a sequence of positive "
                     f"integers. Got {sizes!r} instead."
                 )
-        if isinstance(self.optimizer, type) and not issubclass(self.optimizer, torch.optim.Optimizer):
-            raise TypeError(
-                f"The 'optimizer' parameter must be one of {sorted(_options.OPTIMIZERS)} or a "
-                f"torch.optim.Optimizer subclass. Got {self.optimizer!r} instead."
+        if self.batch_norm and self.batch_size < 2:
+            raise ValueError(
+                "batch_norm=True needs batch_size >= 2: batch normalisation of a single sample is "
+                f"undefined. Got batch_size={self.batch_size}."
             )
         for callback in self.callbacks or []:
             if not isinstance(callback, (Callback, tuple)):
@@ -320,6 +402,20 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                     "The 'callbacks' parameter must be a list of skorch callbacks or "
                     f"(name, callback) tuples. Got {callback!r} in it."
                 )
+
+    def _check_weights_finite(self):
+        """Raise ``FloatingPointError`` when training left NaN or infinite weights.
+
+        The loss of an epoch is measured before its last steps, so a run can
+        end with a finite loss curve but broken weights (scikit-learn's MLP
+        checks its weights after training for the same reason).
+        """
+        params = list(self.net_.module_.parameters())
+        if params and not torch.stack([torch.isfinite(p).all() for p in params]).all():
+            raise FloatingPointError(
+                f"Training diverged: the network's weights are NaN or infinite after epoch "
+                f"{len(self.net_.history)}. " + _divergence_hint(self.lr)
+            )
 
     def _hidden_sizes(self):
         if self.hidden_layer_sizes is not None:
@@ -336,6 +432,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     def _validation_split(self, y, seed):
         """Row indices of the training part and of the early-stopping validation part."""
+        n_valid = math.ceil(self.validation_fraction * len(y))  # as train_test_split counts
+        if n_valid < 2 or n_valid >= len(y):
+            raise ValueError(
+                f"The validation set is too small: early_stopping holds out validation_fraction="
+                f"{self.validation_fraction} of {len(y)} samples, that is {n_valid}, and needs at least 2 "
+                "for validation and 1 for training. Increase 'validation_fraction' or the size of your "
+                "dataset, or set early_stopping=False."
+            )
         split = dict(test_size=self.validation_fraction, random_state=seed)
         rows = np.arange(len(y))
         try:
@@ -404,10 +508,19 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _forward(self, X):
         """Raw network outputs for X, as a float64 numpy array."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float32)
+        with explain_text(self, X):
+            X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float32)
         dataset = InMemoryDataset(X, device=self.device_)
         with torch.no_grad():
             out = self.net_.forward(dataset, training=False, device="cpu")
+        broken = ~torch.isfinite(out).reshape(len(out), -1).all(dim=1)
+        if broken.any():
+            # A NaN logit would otherwise become an arbitrary class, an inf a meaningless score.
+            raise FloatingPointError(
+                f"The network's outputs are NaN or infinite for {int(broken.sum())} of {len(out)} "
+                "samples: its weights are too large for these inputs (float32), typically after "
+                "training diverged. Retrain with a smaller lr or scaled inputs."
+            )
         return out.double()
 
     def save(self, path):

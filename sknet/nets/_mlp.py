@@ -5,13 +5,14 @@ import torch
 from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_array
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from .. import _options
-from ._base import BaseMLP
+from ._base import BaseMLP, explain_text
 
 _COMMON_PARAMETERS = """
     n_layers : int, default=1
@@ -154,7 +155,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.callbacks = callbacks
 
     def _validate_targets(self, X, y, *, reset, classes=None):
-        X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=np.float32)
+        with explain_text(self, X, y):
+            X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=np.float32)
         check_classification_targets(y)
         if reset:
             encoder = LabelEncoder().fit(y if classes is None else classes)
@@ -316,9 +318,11 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.callbacks = callbacks
 
     def _validate_targets(self, X, y, *, reset, classes=None):
-        X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=np.float32,
-                             multi_output=True, y_numeric=True)
-        y = np.asarray(y, dtype=np.float32)
+        with explain_text(self, X, y):
+            X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=np.float32,
+                                 multi_output=True, y_numeric=True)
+            # Training is in float32: a target beyond its range would become inf there.
+            y = check_array(y, dtype=np.float32, ensure_2d=False, input_name="y")
         if reset:
             self._y_ndim = y.ndim
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
