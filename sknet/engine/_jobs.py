@@ -29,6 +29,7 @@ class Job:
     y: np.ndarray  # encoded targets of those rows
     weight: np.ndarray | None  # per-row loss weights (class_weight), or None
     n_outputs: int
+    valid: tuple | None = None  # (rows, y, weight) of the early-stopping validation part
 
 
 def optimizer_name(optimizer):
@@ -45,7 +46,7 @@ def refusal(estimator, params, X=None):
     The engine refuses, and the caller fits sequentially: estimators other
     than sknet's MLPs, parameters ``fit`` would reject, sparse ``X``, skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
-    the named ones, ``batch_norm``, ``early_stopping`` and ``verbose``.
+    the named ones, ``batch_norm`` and ``verbose``.
     """
     if not isinstance(estimator, BaseMLP):
         return f"{type(estimator).__name__} is not an sknet MLP estimator"
@@ -62,7 +63,6 @@ def refusal(estimator, params, X=None):
         "warm_start=True": est.warm_start,
         f"optimizer={est.optimizer!r} is not a named optimizer": optimizer_name(est.optimizer) is None,
         "batch_norm=True": est.batch_norm,
-        "early_stopping=True": est.early_stopping,
         "verbose > 0": bool(est.verbose),
         f"its loss {est._criterion().__name__} has no batched gradient": est._criterion() not in LOSSES,
     }
@@ -104,12 +104,17 @@ def prepare(base, params, train_idx, X, y):
     est.device_ = resolve_device(est.device)
     est._seed_rng = np.random.RandomState(check_random_state(est.random_state).randint(_MAX_SEED))
     seed = int(est._seed_rng.randint(_MAX_SEED))
-    est.net_ = est._build_net(X_job.shape[1], n_outputs, math.ceil(len(rows) / est.batch_size))
+    parts = [np.arange(len(rows))]
+    if est.early_stopping:
+        parts = est._validation_split(y_job, seed)
+    rows_y_weight = [(rows[part], y_job[part], None if weight is None else weight[part]) for part in parts]
+    est.net_ = est._build_net(X_job.shape[1], n_outputs, math.ceil(len(parts[0]) / est.batch_size))
     est.net_.train_split = None
     est.net_.shuffle_seed = seed
     with seeded(seed, est.device_):
         est.net_.initialize()
-    return Job(est, seed, rows, y_job, weight, n_outputs)
+    valid = rows_y_weight[1] if est.early_stopping else None
+    return Job(est, seed, *rows_y_weight[0], n_outputs, valid)
 
 
 def _n_samples(X):

@@ -116,6 +116,13 @@ class BatchedMLP:
         self._saved = None
         return self.grads
 
+    def keep_models(self, index):
+        """Keep only the models ``index`` (a tensor of positions), in that order."""
+        self.weights = [w[index] for w in self.weights]
+        self.biases = [b[index] for b in self.biases]
+        self.grads = [torch.empty_like(p) for p in self.weights + self.biases]
+        self.keep = self.keep[index]
+
     def l1_norms(self):
         """Sum of absolute weights of each model, shape ``(K,)``: what ``l1`` penalises."""
         return sum(w.abs().sum(dim=(1, 2)) for w in self.weights)

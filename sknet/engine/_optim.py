@@ -64,6 +64,14 @@ class BatchedOptimizer:
                 for tensor, value in zip([param, *state.values()], new, strict=True):
                     tensor.copy_(value if mask is None else torch.where(mask, value, tensor))
 
+    def keep_models(self, index, params):
+        """Keep only the models ``index`` (a tensor of positions); ``params`` are their tensors."""
+        self.params = params
+        self.state = [{name: tensor[index] for name, tensor in state.items()} for state in self.state]
+        host = index.cpu().numpy()
+        self.weight_decay, self.weight_decay_host = self.weight_decay[index], self.weight_decay_host[host]
+        self.momentum, self.steps = self.momentum[index], self.steps[host]
+
     def update(self, param, grad, decays, state, lr):
         """Return the new parameter followed by the new state tensors."""
         raise NotImplementedError
@@ -150,6 +158,12 @@ class FusedAdam(Adam):
         # One step counter per model and parameter, as torch keeps one per parameter: the kernel
         # takes them as 0-d tensors, here views into one (K, n_params) tensor counted in one op.
         self.step_counts = torch.zeros((len(weight_decay), len(params)), dtype=torch.float32, device=device)
+        self._lists = {}
+
+    def keep_models(self, index, params):
+        super().keep_models(index, params)
+        self.scratch = [torch.zeros_like(p) for p in params]
+        self.step_counts = self.step_counts[index]
         self._lists = {}
 
     def _kernel_lists(self, grads, active):

@@ -14,7 +14,7 @@ import torch
 from sklearn.base import clone
 from sklearn.utils import check_array
 
-from ..nets._data import DeviceBatches
+from ..nets._data import DeviceBatches, predict_batch_size
 from . import _optim
 from ._jobs import group_key, optimizer_name, prepare, refusal
 from ._loss import LOSSES
@@ -130,7 +130,7 @@ def can_batch(estimator, params, X=None):
     It cannot (and the caller should fit sequentially) for: estimators other
     than sknet's MLPs, parameters ``fit`` would reject, sparse ``X``, skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
-    the named ones, ``batch_norm``, ``early_stopping`` and ``verbose``.
+    the named ones, ``batch_norm`` and ``verbose``.
 
     Parameters
     ----------
@@ -196,8 +196,14 @@ class GroupTrainer:
         self.lr = self._hyper("lr")
         self.max_epochs = np.array([job.estimator.max_epochs for job in jobs])
         self.errors = [None] * len(jobs)
+        self.stopped = np.zeros(len(jobs), dtype=bool)  # by early stopping
         self.batch_schedule = base.lr_schedule is not None and _steps_every_batch(self.nets[0])
-        self.rows, self.y, self.weight = _pad_rows(jobs, device)
+        self.rows, self.y, self.weight = _pad_rows([(job.rows, job.y, job.weight) for job in jobs], device)
+        self.early_stopping = base.early_stopping
+        if self.early_stopping:
+            self.n_valid = np.array([len(job.valid[0]) for job in jobs])
+            self.valid_batch_size = predict_batch_size(_RowIndices(0), base.batch_size)
+            self.valid = _pad_rows([job.valid for job in jobs], device)
         self.model_index = torch.arange(len(jobs), device=device)[:, None]
         self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
@@ -206,23 +212,45 @@ class GroupTrainer:
         return np.array([getattr(job.estimator, name) for job in self.jobs], dtype=np.float64)
 
     def run(self):
-        """Train all epochs; return the fitted estimators (or their errors)."""
+        """Train all epochs; return the fitted estimators (or their errors), in the jobs' order."""
         for k, net in enumerate(self.nets):
             _allow_schedule_steps(net)
             net.notify("on_train_begin", X=None, y=None)
             self.lr[k] = net.optimizer_.param_groups[0]["lr"]  # a schedule may start elsewhere (onecycle)
-        for epoch in range(int(self.max_epochs.max())):
-            running = np.array([epoch < m and e is None for m, e in zip(self.max_epochs, self.errors,
-                                                                         strict=True)])
-            if not running.any():
-                break
-            self._epoch(running)
-        return [self._finish(k) for k in range(len(self.jobs))]
+        results = [None] * len(self.jobs)
+        self.index = np.arange(len(self.jobs))  # each model's position in ``jobs``
+        epoch = 0
+        while True:
+            done = (epoch >= self.max_epochs) | self.stopped | np.array([e is not None for e in self.errors])
+            for k in np.flatnonzero(done):
+                results[self.index[k]] = self._finish(k)
+            if done.all():
+                return results
+            if done.any():
+                self._keep(np.flatnonzero(~done))
+            self._epoch()
+            epoch += 1
 
-    def _epoch(self, running):
-        for k in np.flatnonzero(running):
-            self.nets[k].notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-        orders = [list(self.batches[k]) if running[k] else [] for k in range(len(self.jobs))]
+    def _keep(self, keep):
+        """Drop the finished models from the group, so that they stop costing compute."""
+        rows = torch.as_tensor(keep, device=self.X.device)
+        self.model.keep_models(rows)
+        self.optimizer.keep_models(rows, self.model.parameters()[0])
+        self.jobs, self.nets, self.batches, self.errors = (
+            [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors))
+        for name in ("l1", "lr", "max_epochs", "stopped", "index") + ("n_valid",) * self.early_stopping:
+            setattr(self, name, getattr(self, name)[keep])
+        self.l1_column = self.l1_column[rows]
+        self.rows, self.y, self.weight = self.rows[rows], self.y[rows], self.weight[rows]
+        if self.early_stopping:
+            self.valid = tuple(tensor[rows] for tensor in self.valid)
+        self.model_index = torch.arange(len(keep), device=self.X.device)[:, None]
+
+    def _epoch(self):
+        """One epoch of every model in the group."""
+        for net in self.nets:
+            net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
+        orders = [list(batches) for batches in self.batches]
         n_batches = np.array([len(order) for order in orders])
         rows, y, coef = self._epoch_data(orders)
         losses = []
@@ -235,8 +263,43 @@ class GroupTrainer:
                     self.nets[k].notify("on_batch_end", batch=None, training=True)
                     self.lr[k] = self.nets[k].optimizer_.param_groups[0]["lr"]
         losses = torch.stack(losses, dim=1).cpu().numpy() if losses else np.zeros((len(self.jobs), 0))
-        for k in np.flatnonzero(running):
-            self._end_epoch(k, losses[k, :n_batches[k]], [len(index) for index in orders[k]])
+        validation = self._validate() if self.early_stopping else None
+        for k in range(len(self.jobs)):
+            self._end_epoch(k, losses[k, :n_batches[k]], [len(index) for index in orders[k]], validation)
+
+    def _validate(self):
+        """Every model's validation loss per batch and its outputs, as its net's validation pass.
+
+        The validation rows are cut into consecutive batches of the size the
+        net predicts with (unshuffled, as skorch iterates them) and run without dropout.
+        """
+        rows, y, weight = self.valid
+        losses, outputs = [], []
+        for start in range(0, rows.shape[1], self.valid_batch_size):
+            part = slice(start, start + self.valid_batch_size)
+            out = self.model.forward(self.X[rows[:, part]])
+            real = torch.as_tensor(np.arange(start, start + out.shape[1]) < self.n_valid[:, None],
+                                   device=out.device)
+            batch_weight = weight[:, part] * real
+            coef = batch_weight / batch_weight.sum(dim=1, keepdim=True).clamp_min(
+                torch.finfo(batch_weight.dtype).tiny)
+            losses.append(self.loss(out, y[:, part], coef)[0])
+            outputs.append(out)
+        return torch.stack(losses, dim=1).cpu().numpy(), torch.cat(outputs, dim=1)
+
+    def _record_validation(self, k, validation):
+        """Write model ``k``'s validation batches and score into its history, as skorch would."""
+        net, n = self.nets[k], self.n_valid[k]
+        losses, outputs = validation
+        sizes = [min(self.valid_batch_size, n - start) for start in range(0, n, self.valid_batch_size)]
+        batches = list.__getitem__(net.history, -1)["batches"]
+        batches.extend({"valid_loss": float(loss), "valid_batch_size": size}
+                       for loss, size in zip(losses[k], sizes, strict=False))
+        net.history.record("valid_batch_count", len(sizes))
+        score = self.jobs[k].estimator._validation_score(self.valid[1][k, :n], outputs[k, :n])
+        net.history.record("valid_score", float(score))
+        # EarlyStopping copies the module's weights when the epoch is the best so far.
+        net.module_.load_state_dict(self.model.state_dict(k))
 
     def _epoch_data(self, orders):
         """Rows, targets and loss coefficients of every model's batches: ``(K, steps, width, ...)``.
@@ -268,7 +331,7 @@ class GroupTrainer:
         self.optimizer.step(grads, self.lr, active)
         return loss
 
-    def _end_epoch(self, k, losses, sizes):
+    def _end_epoch(self, k, losses, sizes, validation):
         net = self.nets[k]
         batches = list.__getitem__(net.history, -1)["batches"]
         if not self.batch_schedule:  # a batch schedule's records were opened step by step
@@ -276,11 +339,18 @@ class GroupTrainer:
         for record, loss, size in zip(batches, losses, sizes, strict=True):
             record.update(train_loss=float(loss), train_batch_size=size)
         net.history.record("train_batch_count", len(sizes))
+        if validation is not None:
+            self._record_validation(k, validation)
         try:
-            # The net's own callbacks: the timer, train_loss, the divergence check, the schedule.
+            # The net's own callbacks: the timer, the losses, the divergence check, early
+            # stopping, the schedule.
             net.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
         except FloatingPointError as exc:
             self.errors[k] = exc
+        except KeyboardInterrupt:  # skorch's EarlyStopping ends training this way
+            if not net._early_stopped():
+                raise
+            self.stopped[k] = True
         self.lr[k] = net.optimizer_.param_groups[0]["lr"]
 
     def _finish(self, k):
@@ -288,23 +358,24 @@ class GroupTrainer:
             return self.errors[k]
         estimator = self.jobs[k].estimator
         net = estimator.net_
-        net.notify("on_train_end", X=None, y=None)
         net.module_.load_state_dict(self.model.state_dict(k))
+        net.notify("on_train_end", X=None, y=None)  # early stopping restores the best weights here
         estimator._store_fitted_attributes()
         return estimator
 
 
-def _pad_rows(jobs, device):
-    """Each job's row indices, targets and weights, padded to the longest job: ``(K, n_max, ...)``."""
-    n_max = max(len(job.rows) for job in jobs)
-    rows = np.zeros((len(jobs), n_max), dtype=np.int64)
-    y = np.zeros((len(jobs), n_max) + jobs[0].y.shape[1:], dtype=jobs[0].y.dtype)
-    weight = np.ones((len(jobs), n_max), dtype=np.float32)
-    for k, job in enumerate(jobs):
-        n = len(job.rows)
-        rows[k, :n], y[k, :n] = job.rows, job.y
-        if job.weight is not None:
-            weight[k, :n] = job.weight
+def _pad_rows(parts, device):
+    """Each job's ``(rows, y, weight)``, padded to the longest job: tensors ``(K, n_max, ...)``."""
+    n_max = max(len(part[0]) for part in parts)
+    targets = parts[0][1]
+    rows = np.zeros((len(parts), n_max), dtype=np.int64)
+    y = np.zeros((len(parts), n_max) + targets.shape[1:], dtype=targets.dtype)
+    weight = np.ones((len(parts), n_max), dtype=np.float32)
+    for k, (part_rows, part_y, part_weight) in enumerate(parts):
+        n = len(part_rows)
+        rows[k, :n], y[k, :n] = part_rows, part_y
+        if part_weight is not None:
+            weight[k, :n] = part_weight
     return (torch.as_tensor(rows, device=device), torch.as_tensor(y, device=device),
             torch.as_tensor(weight, device=device))
 

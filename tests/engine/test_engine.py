@@ -84,6 +84,47 @@ def test_activations_match_sequential_fits(clf_data, activation):
     assert_matches_sequential(CLF, jobs, X, y)
 
 
+def assert_same_early_stopping(batched, alone):
+    assert batched.n_iter_ == alone.n_iter_ and batched.best_epoch_ == alone.best_epoch_
+    np.testing.assert_allclose(batched.validation_loss_curve_, alone.validation_loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(batched.validation_scores_, alone.validation_scores_, atol=1e-6)
+    assert batched.best_validation_score_ == pytest.approx(alone.best_validation_score_, abs=1e-6)
+
+
+@pytest.mark.parametrize("extra", [{}, {"class_weight": "balanced"}, {"lr_schedule": "plateau"}])
+def test_each_model_stops_early_on_its_own_as_its_sequential_fit(clf_data, extra):
+    X, y = clf_data
+    base = clone(CLF).set_params(early_stopping=True, patience=2, tol=1e-3, max_epochs=40, **extra)
+    jobs = [(dict(lr=lr, validation_fraction=fraction), rows)
+            for lr, fraction in [(3e-2, 0.2), (1e-2, 0.1), (1e-3, 0.3)] for rows in two_folds(len(X))]
+    fitted = assert_matches_sequential(base, jobs, X, y)
+    for (params, rows), batched in zip(jobs, fitted, strict=True):
+        assert_same_early_stopping(batched, sequential(base, params, rows, X, y))
+    assert len({clf.n_iter_ for clf in fitted}) > 1  # they stopped at different epochs
+    assert min(clf.n_iter_ for clf in fitted) < 40
+
+
+def test_regressor_stops_early_as_its_sequential_fit(reg_data):
+    X, y = reg_data
+    base = clone(REG).set_params(early_stopping=True, patience=2, max_epochs=30)
+    jobs = [(dict(lr=lr), rows) for lr in (3e-2, 1e-3) for rows in two_folds(len(X))]
+    fitted = assert_matches_sequential(base, jobs, X, y, output="predict")
+    for (params, rows), batched in zip(jobs, fitted, strict=True):
+        assert_same_early_stopping(batched, sequential(base, params, rows, X, y))
+
+
+def test_finished_models_leave_the_group(clf_data, monkeypatch):
+    X, y = clf_data
+    sizes = []
+    forward = BatchedMLP.forward
+    monkeypatch.setattr(BatchedMLP, "forward",
+                        lambda self, X, **kw: sizes.append(len(X)) or forward(self, X, **kw))
+    jobs = [(dict(max_epochs=epochs), np.arange(64)) for epochs in (1, 2, 4)]  # two steps per epoch
+    fitted = train_batched(clone(CLF).set_params(batch_size=32), jobs, X, y)
+    assert [clf.n_iter_ for clf in fitted] == [1, 2, 4]
+    assert sizes == [3, 3, 2, 2, 1, 1, 1, 1]
+
+
 def test_per_model_options_match_sequential_fits(clf_data):
     X, y = clf_data
     jobs = [(dict(l1=1e-3, class_weight="balanced"), np.arange(150)),
@@ -204,7 +245,7 @@ class Noop(Callback):
 
 @pytest.mark.parametrize("params", [
     dict(callbacks=[Noop()]), dict(warm_start=True), dict(optimizer=torch.optim.NAdam),
-    dict(batch_norm=True), dict(early_stopping=True), dict(verbose=1), dict(lr=-1.0),
+    dict(batch_norm=True), dict(verbose=1), dict(lr=-1.0),
     dict(hidden_layer_sizes=(0,)), dict(no_such_parameter=1),
 ])
 def test_can_batch_refuses_what_it_does_not_support(params):

@@ -36,6 +36,15 @@ def test_grid_search_batched_equals_sequential(clf_data):
     assert not hasattr(runs["sequential"], "n_batched_fits_")
 
 
+def test_early_stopping_nets_stop_on_their_own_inside_a_batched_search(clf_data):
+    X, y = clf_data
+    net = MLPClassifier(early_stopping=True, patience=2, **dict(NET, max_epochs=30))
+    grid = {"lr": [1e-3, 3e-2], "validation_fraction": [0.1, 0.3]}
+    runs = _both(lambda engine: GridSearchCV(net, grid, cv=3, engine=engine), X, y)
+    _assert_same_results(runs)
+    assert runs["batched"].n_batched_fits_ == 4 * 3
+
+
 def test_pipeline_preprocessing_is_fitted_per_fold_then_nets_batched(reg_data):
     X, y = reg_data
     pipe = make_pipeline(StandardScaler(), MLPRegressor(**NET))
@@ -62,7 +71,7 @@ def test_every_search_batches_its_rounds(clf_data, make):
 
 def test_what_the_engine_cannot_take_trains_sequentially(clf_data):
     X, y = clf_data
-    net = MLPClassifier(early_stopping=True, **NET)  # not batchable yet
+    net = MLPClassifier(batch_norm=True, **NET)  # not batchable yet
     auto = GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
     assert auto.n_batched_fits_ == 0 and np.isfinite(auto.cv_results_["mean_test_score"]).all()
     with pytest.warns(UserWarning, match="4 of 4 fits could not be batched"):
