@@ -9,6 +9,9 @@ schedules step exactly as in ``fit`` and each net's optimizer holds the
 model's current learning rate.
 """
 
+import math
+import os
+
 import numpy as np
 import torch
 from sklearn.base import clone
@@ -69,15 +72,61 @@ def train_batched(estimator, jobs, X, y):
         device = prepared[members[0]].estimator.device_
         if device not in tensors:
             tensors[device] = torch.as_tensor(X_all, device=device)
-        results = _train_group(members, prepared, tensors[device],
-                               lambda i: prepare(estimator, *jobs[i], X, y))
-        for i, result in zip(members, results, strict=True):
-            fitted[i] = result
+        for chunk in _chunks_that_fit(members, prepared, X_all.shape[1], device):
+            results = _train_group(chunk, prepared, tensors[device],
+                                   lambda i: prepare(estimator, *jobs[i], X, y))
+            for i, result in zip(chunk, results, strict=True):
+                fitted[i] = result
     return fitted
 
 
+# Share of the free memory a group may plan to use: the rest is headroom for what the
+# estimate leaves out (allocator slack, temporaries of the loss and the optimizer).
+MEMORY_SHARE = 0.5
+
+
+def _chunks_that_fit(members, prepared, n_features, device):
+    """Split a group into consecutive chunks whose estimated training memory fits the device."""
+    per_model = max(_estimated_bytes(prepared[i], n_features) for i in members)
+    budget = MEMORY_SHARE * _free_memory(device)
+    size = len(members) if math.isinf(budget) else max(1, int(budget // per_model))
+    return [members[start:start + size] for start in range(0, len(members), size)]
+
+
+def _estimated_bytes(job, n_features):
+    """Memory one model of a group needs while it trains, roughly (float32, int64 indices)."""
+    est = job.estimator
+    hidden = list(est._hidden_sizes())
+    widths = [n_features, *hidden, job.n_outputs]
+    n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=False))
+    # Parameters, gradients, two optimizer buffers and a scratch copy.
+    floats = 5 * n_params
+    # One step: the gathered inputs, (z, a, dropout scale) per hidden layer, outputs and gradients.
+    rows = est.batch_size + 1
+    floats += rows * (n_features + 3 * sum(hidden) + 3 * job.n_outputs)
+    n_rows = len(job.rows)
+    if job.valid is not None:  # the validation pass: prediction-sized batches, and all outputs
+        n_valid = len(job.valid[0])
+        valid_rows = min(n_valid, predict_batch_size(_RowIndices(0), est.batch_size))
+        floats += valid_rows * (n_features + 2 * sum(hidden)) + 2 * n_valid * job.n_outputs
+        n_rows += n_valid
+    # Row indices, targets, weights, and an epoch's batch layout (indices, mask, targets, coefficients).
+    return 4 * floats + 8 * 8 * n_rows
+
+
+def _free_memory(device):
+    """Bytes free on ``device``: CUDA's own count, or the host's available memory."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX host: do not split
+        return float("inf")
+
+
 def _train_group(members, prepared, X, prepare_again):
-    """Train one group; when it does not fit in memory, train its halves one after the other.
+    """Train one group; when it runs out of memory anyway, train its halves one after the other.
 
     Nothing is lost: the jobs of a failed attempt are prepared afresh (new nets,
     empty histories) before their halves run.

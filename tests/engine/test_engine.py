@@ -283,3 +283,32 @@ def test_a_group_out_of_memory_is_halved_and_retried(monkeypatch):
     for est, proba in zip(fitted, expected, strict=True):
         np.testing.assert_array_equal(est.predict_proba(X), proba)
         assert est.n_iter_ == 3 and len(est.loss_curve_) == 3
+
+
+def test_a_group_larger_than_free_memory_is_split_before_training(monkeypatch):
+    from sknet.engine import _train
+
+    X, y = load_iris(return_X_y=True)
+    jobs = [({"lr": lr}, np.arange(i, 150, 2)) for lr in (1e-3, 3e-3, 1e-2) for i in (0, 1)]
+    base = MLPClassifier(max_epochs=3, random_state=0, device="cpu")
+    expected = [est.predict_proba(X) for est in train_batched(base, jobs, X, y)]
+    job = _train.prepare(base, *jobs[0], X, y)
+    room_for_two = 2.5 * _train._estimated_bytes(job, X.shape[1]) / _train.MEMORY_SHARE
+    monkeypatch.setattr(_train, "_free_memory", lambda device: room_for_two)
+    real_init, sizes = _train.GroupTrainer.__init__, []
+    monkeypatch.setattr(_train.GroupTrainer, "__init__",
+                        lambda self, jobs, X: sizes.append(len(jobs)) or real_init(self, jobs, X))
+    fitted = train_batched(base, jobs, X, y)
+    assert sizes == [2, 2, 2]
+    for est, proba in zip(fitted, expected, strict=True):
+        np.testing.assert_array_equal(est.predict_proba(X), proba)
+
+
+def test_memory_estimate_grows_with_what_a_model_holds(clf_data):
+    from sknet.engine._train import _estimated_bytes
+
+    X, y = clf_data
+    rows = np.arange(100)
+    small = _estimated_bytes(prepare(CLF, {}, rows, X, y), X.shape[1])
+    wide = _estimated_bytes(prepare(CLF, {"hidden_layer_sizes": (256, 256)}, rows, X, y), X.shape[1])
+    assert small < wide and wide > 4 * 5 * 256 * 256  # at least parameters, gradients and Adam's state
