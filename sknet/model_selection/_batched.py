@@ -61,17 +61,25 @@ class EngineMixin:
         return not unsupported
 
     def _batched(self, evaluate_candidates):
-        """Wrap scikit-learn's ``evaluate_candidates`` so each round is trained batched first."""
-        if getattr(self, "_engine_data", None) is None:
-            return evaluate_candidates
+        """Wrap scikit-learn's ``evaluate_candidates`` so each round is trained batched first.
 
-        def evaluate(candidate_params, cv=None, more_results=None, callback_ctx=None):
+        The wrapper also takes ``skip``: the ``(candidate, split)`` pairs of the
+        round a checkpoint already holds, which are not trained again.
+        """
+        if getattr(self, "_engine_data", None) is None:
+            def sequential(candidate_params, cv=None, more_results=None, callback_ctx=None, skip=()):
+                return evaluate_candidates(candidate_params, cv=cv, more_results=more_results,
+                                           callback_ctx=callback_ctx)
+
+            return sequential
+
+        def evaluate(candidate_params, cv=None, more_results=None, callback_ctx=None, skip=()):
             candidate_params = list(candidate_params)
             X, y, params = self._engine_data
             routed = self._get_routed_params_for_fit(params)
             splits = list((cv or self._checked_cv_orig).split(X, y, **routed.splitter.split))
             start = time.perf_counter()
-            trained, n_jobs = pretrain(self.estimator, candidate_params, splits, X, y)
+            trained, n_jobs = pretrain(self.estimator, candidate_params, splits, X, y, skip=skip)
             self.engine_time_ += time.perf_counter() - start
             self.n_batched_fits_ += len(trained)
             if self.engine == "batched" and len(trained) < n_jobs:
@@ -84,14 +92,21 @@ class EngineMixin:
         return evaluate
 
 
-def pretrain(estimator, candidates, splits, X, y):
-    """Train every batchable (candidate, split) job; return ``({job key: result}, n_jobs)``."""
+def pretrain(estimator, candidates, splits, X, y, skip=()):
+    """Train every batchable (candidate, split) job; return ``({job key: result}, n_jobs)``.
+
+    ``skip`` holds ``(candidate index, split index)`` pairs not to train (a
+    checkpoint has their results); they are not counted in ``n_jobs``.
+    """
     from ..engine import can_batch, train_batched
 
     blocks, jobs, transformed = {}, [], {}
-    for params in candidates:
+    n_jobs = len(candidates) * len(splits) - len(skip)
+    for i, params in enumerate(candidates):
         model = clone(estimator).set_params(**params)
         for split, (train, _) in enumerate(splits):
+            if (i, split) in skip:
+                continue
             X_train, y_train = _safe_indexing(X, train), _safe_indexing(y, train)
             net, X_net = _net_and_input(model, X_train, y_train, split, transformed)
             y_net = np.asarray(y_train)
@@ -101,12 +116,12 @@ def pretrain(estimator, candidates, splits, X, y):
             block = blocks.setdefault(_prefit.fingerprint(X_net, y_net), (len(blocks), X_net, y_net))
             jobs.append((key, net, block[0]))
     if not jobs:
-        return {}, len(candidates) * len(splits)
+        return {}, n_jobs
     X_all, y_all, rows = _stack(sorted(blocks.values(), key=lambda b: b[0]))
     fitted = train_batched(jobs[0][1], [(net.get_params(deep=False), rows[b]) for _, net, b in jobs],
                            X_all, y_all)
     trained = {key: result for (key, _, _), result in zip(jobs, fitted, strict=True)}
-    return trained, len(candidates) * len(splits)
+    return trained, n_jobs
 
 
 def _net_and_input(model, X_train, y_train, split, transformed):

@@ -20,8 +20,7 @@ from skopt.space import Categorical, Space
 from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
-from ._batched import EngineMixin
-from ._search import BaseSearchCV, evaluate_round, objective_key
+from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space, python_value
 
 __all__ = ["BayesSearchCV"]
@@ -32,7 +31,7 @@ _NO_SCORE_PENALTY = 1e6
 _RESERVED_OPTIMIZER_KWARGS = ("dimensions", "random_state")
 
 
-class BayesSearchCV(EngineMixin, BaseSearchCV):
+class BayesSearchCV(SearchMixin, BaseSearchCV):
     """Bayesian optimization over hyperparameters.
 
     A surrogate model of the cross-validated score (a Gaussian process by
@@ -84,6 +83,15 @@ class BayesSearchCV(EngineMixin, BaseSearchCV):
         candidates trains as one batched group.
     random_state : int, RandomState instance or None, default=None
         Seeds the optimizers, one seed drawn per subspace.
+    checkpoint : str, os.PathLike or None, default=None
+        A file in which each finished (candidate, fold) result is journaled the
+        moment it exists (SQLite), with each round's proposals and, for
+        ``random_state`` None or a ``RandomState``, the state it starts from.
+        Fitting the same search again with the same file replays the
+        strategy on the journaled results, fits only what is missing and gives
+        the ``cv_results_`` of an uninterrupted run, fit and score times
+        included; a file from another search is refused with a ValueError and
+        left as it is. See ``docs/checkpoint.md``.
 
     Attributes
     ----------
@@ -141,13 +149,14 @@ refit_time_, multimetric_
 
     _parameter_constraints: dict = {
         **BaseSearchCV._parameter_constraints,
-        **EngineMixin._engine_constraints,
+        **SearchMixin._search_constraints,
         "search_spaces": [dict, list],
         "optimizer_kwargs": [dict, None],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
         "n_points": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
+    _space_param = "search_spaces"
 
     def __init__(
         self,
@@ -167,6 +176,7 @@ refit_time_, multimetric_
         error_score=np.nan,
         return_train_score=False,
         engine="auto",
+        checkpoint=None,
     ):
         super().__init__(
             estimator=estimator,
@@ -185,6 +195,7 @@ refit_time_, multimetric_
         self.n_points = n_points
         self.random_state = random_state
         self.engine = engine
+        self.checkpoint = checkpoint
         # scikit-optimize checks the spaces on construction and code written for it
         # relies on that; nothing is stored, and fit checks them again.
         for space, _ in _subspaces(search_spaces, n_iter):
@@ -238,7 +249,7 @@ refit_time_, multimetric_
             del self._skopt_callbacks  # callbacks often close over local state; keep the search picklable
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        evaluate_candidates = self._batched(evaluate_candidates)
+        evaluate_candidates = self._evaluator(evaluate_candidates)
         key = objective_key(self)  # fails before any training when the objective is ambiguous
         subspaces = [(_Codec(check_space(space)), n_iter)
                      for space, n_iter in _subspaces(self.search_spaces, self.n_iter)]
@@ -264,7 +275,7 @@ refit_time_, multimetric_
                 f"optimizer_kwargs must not set {reserved}: the search sets the dimensions from "
                 "search_spaces and seeds each optimizer from its own random_state."
             )
-        rng = check_random_state(self.random_state)
+        rng = check_random_state(self._random_state())
         return [Optimizer(codec.dimensions, random_state=rng.randint(np.iinfo(np.int32).max), **kwargs)
                 for codec in codecs]
 

@@ -18,8 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from skopt.space import Categorical
 
-from ._batched import EngineMixin
-from ._search import BaseSearchCV, candidate_key, evaluate_round, objective_key
+from ._search import BaseSearchCV, SearchMixin, candidate_key, evaluate_round, objective_key
 from ._space import check_space, python_value
 
 __all__ = ["GeneticSearchCV"]
@@ -29,7 +28,7 @@ _MUTATION_SCALE = 0.15  # sigma of a Gaussian mutation, as a fraction of the tra
 _BLEND_ALPHA = 0.1  # blend crossover may step this far beyond its parents (BLX-alpha)
 
 
-class GeneticSearchCV(EngineMixin, BaseSearchCV):
+class GeneticSearchCV(SearchMixin, BaseSearchCV):
     """Genetic-algorithm search over hyperparameters.
 
     A population of candidates evolves over generations: tournament selection
@@ -76,6 +75,15 @@ class GeneticSearchCV(EngineMixin, BaseSearchCV):
         candidates trains as one batched group.
     random_state : int, RandomState instance or None, default=None
         Seeds the initial population, selection, crossover and mutation.
+    checkpoint : str, os.PathLike or None, default=None
+        A file in which each finished (candidate, fold) result is journaled the
+        moment it exists (SQLite), with each round's proposals and, for
+        ``random_state`` None or a ``RandomState``, the state it starts from.
+        Fitting the same search again with the same file replays the
+        strategy on the journaled results, fits only what is missing and gives
+        the ``cv_results_`` of an uninterrupted run, fit and score times
+        included; a file from another search is refused with a ValueError and
+        left as it is. See ``docs/checkpoint.md``.
 
     Attributes
     ----------
@@ -128,7 +136,7 @@ refit_time_, multimetric_
 
     _parameter_constraints: dict = {
         **BaseSearchCV._parameter_constraints,
-        **EngineMixin._engine_constraints,
+        **SearchMixin._search_constraints,
         "param_distributions": [dict],
         "population_size": [Interval(Integral, 2, None, closed="left")],
         "generations": [Interval(Integral, 1, None, closed="left")],
@@ -139,6 +147,7 @@ refit_time_, multimetric_
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
     }
+    _space_param = "param_distributions"
 
     def __init__(
         self,
@@ -162,6 +171,7 @@ refit_time_, multimetric_
         error_score=np.nan,
         return_train_score=False,
         engine="auto",
+        checkpoint=None,
     ):
         super().__init__(
             estimator=estimator,
@@ -184,12 +194,13 @@ refit_time_, multimetric_
         self.patience = patience
         self.random_state = random_state
         self.engine = engine
+        self.checkpoint = checkpoint
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        evaluate_candidates = self._batched(evaluate_candidates)
+        evaluate_candidates = self._evaluator(evaluate_candidates)
         dims = check_space(self.param_distributions)
         self._check_sizes()
-        rng = check_random_state(self.random_state)
+        rng = check_random_state(self._random_state())
         cache = {}  # candidate_key -> fitness: nothing is trained twice
         self.history_ = []
         # One subtask per generation; each generation's context numbers its own fits, so

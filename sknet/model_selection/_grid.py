@@ -3,10 +3,10 @@
 import numpy as np
 from sklearn.model_selection import GridSearchCV as _SklearnGridSearchCV
 
-from ._batched import EngineMixin
+from ._search import SearchMixin
 
 
-class GridSearchCV(EngineMixin, _SklearnGridSearchCV):
+class GridSearchCV(SearchMixin, _SklearnGridSearchCV):
     """Exhaustive search over specified parameter values for an estimator.
 
     A drop-in replacement for :class:`sklearn.model_selection.GridSearchCV`:
@@ -30,6 +30,13 @@ class GridSearchCV(EngineMixin, _SklearnGridSearchCV):
         fold first) and the rest one by one; "batched" warns about the ones it
         could not batch. "sequential" fits every job on its own, as
         scikit-learn does. Other estimators are always fitted sequentially.
+    checkpoint : str, os.PathLike or None, default=None
+        A file in which each finished (candidate, fold) result is journaled the
+        moment it exists (SQLite). Fitting the same search again with the same
+        file skips what is there and gives the ``cv_results_`` of an
+        uninterrupted run, fit and score times included; a file from another
+        search is refused with a ValueError and left as it is. See
+        ``docs/checkpoint.md``.
 
     Attributes
     ----------
@@ -53,14 +60,18 @@ class GridSearchCV(EngineMixin, _SklearnGridSearchCV):
     """
 
     _parameter_constraints = {**_SklearnGridSearchCV._parameter_constraints,
-                              **EngineMixin._engine_constraints}
+                              **SearchMixin._search_constraints}
+    _space_param = "param_grid"
+    _not_identity = (*SearchMixin._not_identity, "refit")
 
     def __init__(self, estimator, param_grid, *, scoring=None, n_jobs=None, refit=True, cv=None, verbose=0,
-                 pre_dispatch="2*n_jobs", error_score=np.nan, return_train_score=False, engine="auto"):
+                 pre_dispatch="2*n_jobs", error_score=np.nan, return_train_score=False, engine="auto",
+                 checkpoint=None):
         super().__init__(estimator, param_grid, scoring=scoring, n_jobs=n_jobs, refit=refit, cv=cv,
                          verbose=verbose, pre_dispatch=pre_dispatch, error_score=error_score,
                          return_train_score=return_train_score)
         self.engine = engine
+        self.checkpoint = checkpoint
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        super()._run_search(self._batched(evaluate_candidates), callback_ctx=callback_ctx)
+        super()._run_search(self._evaluator(evaluate_candidates), callback_ctx=callback_ctx)

@@ -4,11 +4,11 @@ import numpy as np
 from sklearn.model_selection import ParameterSampler
 from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSearchCV
 
-from ._batched import EngineMixin
+from ._search import SearchMixin
 from ._space import to_distributions
 
 
-class RandomizedSearchCV(EngineMixin, _SklearnRandomizedSearchCV):
+class RandomizedSearchCV(SearchMixin, _SklearnRandomizedSearchCV):
     """Randomized search on hyper parameters.
 
     A drop-in replacement for :class:`sklearn.model_selection.RandomizedSearchCV`
@@ -31,6 +31,14 @@ return_train_score
         As in scikit-learn.
     engine : {"auto", "batched", "sequential"}, default="auto"
         How sknet nets are trained; see :class:`GridSearchCV`.
+    checkpoint : str, os.PathLike or None, default=None
+        A file in which each finished (candidate, fold) result is journaled the
+        moment it exists (SQLite). Fitting the same search again with the same
+        file skips what is there and gives the ``cv_results_`` of an
+        uninterrupted run, fit and score times included; a file from another
+        search is refused with a ValueError and left as it is. See
+        ``docs/checkpoint.md``. With ``random_state``
+        None or a ``RandomState``, the state it starts from is journaled and reused.
 
     Examples
     --------
@@ -47,21 +55,24 @@ return_train_score
     """
 
     _parameter_constraints = {**_SklearnRandomizedSearchCV._parameter_constraints,
-                              **EngineMixin._engine_constraints}
+                              **SearchMixin._search_constraints}
+    _space_param = "param_distributions"
+    _not_identity = (*SearchMixin._not_identity, "refit")
 
     def __init__(self, estimator, param_distributions, *, n_iter=10, scoring=None, n_jobs=None, refit=True,
                  cv=None, verbose=0, pre_dispatch="2*n_jobs", random_state=None, error_score=np.nan,
-                 return_train_score=False, engine="auto"):
+                 return_train_score=False, engine="auto", checkpoint=None):
         super().__init__(estimator, param_distributions, n_iter=n_iter, scoring=scoring, n_jobs=n_jobs,
                          refit=refit, cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
                          random_state=random_state, error_score=error_score,
                          return_train_score=return_train_score)
         self.engine = engine
+        self.checkpoint = checkpoint
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        evaluate_candidates = self._batched(evaluate_candidates)
+        evaluate_candidates = self._evaluator(evaluate_candidates)
         candidates = ParameterSampler(
-            to_distributions(self.param_distributions), self.n_iter, random_state=self.random_state
+            to_distributions(self.param_distributions), self.n_iter, random_state=self._random_state()
         )
         search_ctx = callback_ctx.subcontext(
             task_name="search", max_subtasks=len(candidates) * self.n_splits_, sequential_subtasks=False,

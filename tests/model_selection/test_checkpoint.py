@@ -1,0 +1,485 @@
+"""Checkpoints: an interrupted search resumes where it stopped and ends as an uninterrupted one.
+
+The journal itself (sknet/checkpoint.py) is tested at the end of this file: a
+second ``test_checkpoint.py`` under tests/ would clash with this one's module
+name, which the SIGKILL test imports in its subprocess.
+"""
+
+import hashlib
+import inspect
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import sklearn.model_selection as skms
+import sklearn.model_selection._search as sklearn_search
+from joblib.externals.loky.process_executor import TerminatedWorkerError
+from scipy.stats import loguniform
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold, _validation
+from skopt.space import Categorical
+
+from sknet import MLPClassifier
+from sknet.checkpoint import Journal, data_digest, describe
+from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV
+
+NET = dict(max_epochs=2, batch_size=256, random_state=0, device="cpu", n_units=8)
+SPACE = {"lr": (1e-3, 1e-1, "log-uniform"), "weight_decay": (0.0, 1e-2, "uniform")}
+BAYES = {"n_initial_points": 2, "acq_optimizer": "sampling"}
+SEARCHES = {  # each evaluates 4 to 6 candidates, in rounds of 2 where the strategy has rounds
+    "grid": lambda est, **kw: GridSearchCV(est, {"lr": [1e-3, 1e-2], "n_units": [4, 8]}, **kw),
+    "random": lambda est, **kw: RandomizedSearchCV(est, SPACE, n_iter=4, **kw),
+    "bayes": lambda est, **kw: BayesSearchCV(est, SPACE, n_iter=6, n_points=2, optimizer_kwargs=BAYES, **kw),
+    "genetic": lambda est, **kw: GeneticSearchCV(est, SPACE, population_size=2, generations=3,
+                                                 tournament_size=2, **kw),
+}
+
+# CountingMLP's switches. Module globals, so that the estimator's parameters (and with
+# them the checkpoint's identity) stay the same whether a run is interrupted or not.
+FITS = []  # one entry per call of CountingMLP.fit in this process
+STOP_AT = None  # the call of fit that interrupts the search, as Ctrl-C would
+PAUSE = 0.0  # seconds each fit sleeps first: the SIGKILL test's subprocess sets it
+
+
+class Interrupt(BaseException):
+    """Raised from a fit; like KeyboardInterrupt, scikit-learn does not catch it."""
+
+
+class CountingMLP(MLPClassifier):
+    """An MLPClassifier that counts its fits and can interrupt its search at the n-th."""
+
+    def fit(self, X, y, **fit_params):
+        FITS.append(1)
+        if len(FITS) == STOP_AT:
+            raise Interrupt
+        time.sleep(PAUSE)
+        return super().fit(X, y, **fit_params)
+
+
+class Flaky(ClassifierMixin, BaseEstimator):
+    """Scores ``c``; fails to fit when ``c < 0``; ``c == 99`` ends its process (unless FLAKY_SPARES_99)."""
+
+    def __init__(self, c=0.0):
+        self.c = c
+
+    def fit(self, X, y):
+        if self.c == 99 and not os.environ.get("FLAKY_SPARES_99"):
+            os._exit(3)  # a worker process that dies, as under the kernel's OOM killer
+        if self.c < 0:
+            raise ValueError("negative c")
+        time.sleep(0.002)
+        self.classes_ = np.unique(y)
+        return self
+
+    def score(self, X, y):
+        return self.c + len(X) / 1000
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    """Reset CountingMLP's counter; ``counting(n)`` makes the n-th fit from now interrupt."""
+    FITS.clear()
+
+    def stop_at(n):
+        FITS.clear()
+        monkeypatch.setattr(sys.modules[__name__], "STOP_AT", n)
+
+    yield stop_at
+    FITS.clear()
+
+
+def _same_cv_results(a, b, times=True):
+    """Equal ``cv_results_``: same keys in the same order, same values, NaN equal to NaN."""
+    assert list(a) == list(b)
+    for key in a:
+        if "time" in key and not times:
+            continue
+        if key == "params":
+            assert a[key] == b[key]
+        else:
+            np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+
+
+def _file_digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# -- resuming -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["sequential", "batched"])
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_an_interrupted_search_resumes_to_the_uninterrupted_results(clf_data, tmp_path, counting, name,
+                                                                    engine):
+    X, y = clf_data
+    make = SEARCHES[name]
+    kw = dict(cv=2, engine=engine, return_train_score=True)
+    if name != "grid":
+        kw["random_state"] = 0
+    reference = make(CountingMLP(**NET), **kw).fit(X, y)
+    total = len(FITS) - 1  # the refit is no (candidate, fold) result
+    assert total >= 8
+
+    path = tmp_path / "search.db"
+    counting(6)  # past the first round (4 fits) of the sequential strategies, inside the second
+    with pytest.raises(Interrupt) as info:
+        make(CountingMLP(**NET), checkpoint=path, **kw).fit(X, y)
+    assert len(Journal(path)) == 5
+    assert "5 finished fits are kept in checkpoint" in str(info.value.__notes__)
+
+    counting(None)
+    resumed = make(CountingMLP(**NET), checkpoint=path, **kw).fit(X, y)
+    assert len(FITS) == total - 5 + 1  # only the missing fits, and the refit
+    if engine == "batched":
+        assert resumed.n_batched_fits_ == total - 5  # the engine skipped the journaled jobs
+    _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
+    assert resumed.best_params_ == reference.best_params_
+    assert len(Journal(path)) == total
+
+    # Run once more: every result comes from the journal, with its original times.
+    counting(None)
+    again = make(CountingMLP(**NET), checkpoint=path, **kw).fit(X, y)
+    assert len(FITS) == 1
+    _same_cv_results(resumed.cv_results_, again.cv_results_)
+
+
+def test_random_state_none_resumes_the_same_candidates(clf_data, tmp_path, counting):
+    X, y = clf_data
+    path = tmp_path / "search.db"
+    np.random.seed(7)  # noqa: NPY002 (random_state=None draws from numpy's global generator)
+    reference = RandomizedSearchCV(LogisticRegression(), {"C": loguniform(1e-3, 1e2)}, n_iter=5, cv=3,
+                                   random_state=np.random.RandomState(7)).fit(X, y)
+    first = RandomizedSearchCV(LogisticRegression(), {"C": loguniform(1e-3, 1e2)}, n_iter=5, cv=3,
+                               checkpoint=path).fit(X, y)
+    assert first.cv_results_["params"] == reference.cv_results_["params"]
+    np.random.seed(8)  # noqa: NPY002 (another state now: the journaled one is used)
+    resumed = RandomizedSearchCV(LogisticRegression(), {"C": loguniform(1e-3, 1e2)}, n_iter=5, cv=3,
+                                 checkpoint=path).fit(X, y)
+    _same_cv_results(first.cv_results_, resumed.cv_results_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.FitFailedWarning")
+def test_failed_fits_are_journaled_with_their_error(tmp_path):
+    X, y = np.zeros((30, 2)), np.r_[[0] * 15, [1] * 15]
+    path = tmp_path / "search.db"
+    grid = {"c": [0.5, -1.0, 0.25]}
+    first = GridSearchCV(Flaky(), grid, cv=3, return_train_score=True, checkpoint=path).fit(X, y)
+    failed = [row for row in Journal(path).results() if row["fit_error"]]
+    assert len(failed) == 3 and all("negative c" in row["fit_error"] for row in failed)
+    assert {row["params"]["c"] for row in failed} == {-1.0}
+    with pytest.warns(FitFailedWarning, match="negative c"):  # served failures warn again
+        again = GridSearchCV(Flaky(), grid, cv=3, return_train_score=True, checkpoint=path).fit(X, y)
+    _same_cv_results(first.cv_results_, again.cv_results_)
+    assert np.isnan(again.cv_results_["mean_test_score"][1])
+
+
+def test_error_score_raise_keeps_the_fits_before_the_error(tmp_path):
+    X, y = np.zeros((30, 2)), np.r_[[0] * 15, [1] * 15]
+    path = tmp_path / "search.db"
+    with pytest.raises(ValueError, match="negative c"):
+        GridSearchCV(Flaky(), {"c": [0.5, -1.0]}, cv=3, error_score="raise", checkpoint=path).fit(X, y)
+    assert [(r["candidate"], r["split"]) for r in Journal(path).results()] == [(0, 0), (0, 1), (0, 2)]
+
+
+# -- killed for real --------------------------------------------------------------------------
+
+_KILLED_SCRIPT = """
+import sys
+sys.path.insert(0, {test_dir!r})
+import numpy as np
+import test_checkpoint as t
+from sklearn.datasets import make_classification
+from sklearn.preprocessing import StandardScaler
+t.PAUSE = 0.25
+X, y = make_classification(n_samples=200, n_features=8, n_informative=5, n_classes=3, random_state=0)
+X = StandardScaler().fit_transform(X)
+make = t.SEARCHES[{name!r}]
+make(t.CountingMLP(**t.NET), cv=2, engine={engine!r}, checkpoint={path!r}, **{extra!r}).fit(X, y)
+"""
+
+
+@pytest.mark.parametrize("name, engine, extra", [("grid", "sequential", {}),
+                                                 ("bayes", "batched", {"random_state": 0})])
+def test_a_search_killed_with_sigkill_resumes(clf_data, tmp_path, counting, name, engine, extra):
+    X, y = clf_data
+    path = str(tmp_path / "search.db")
+    script = _KILLED_SCRIPT.format(test_dir=str(Path(__file__).parent), name=name, engine=engine, path=path,
+                                   extra=extra)
+    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        rows = 0
+        while rows < 5:  # wait for a few results, then kill it mid-search without warning
+            assert child.poll() is None, f"the search ended before it could be killed: {child.stderr.read()}"
+            time.sleep(0.05)
+            if os.path.exists(path):
+                rows = _count_rows(path)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    killed_at = len(Journal(path))
+    n_fits = 2 * (4 if name == "grid" else 6)
+    assert 5 <= killed_at < n_fits
+
+    counting(None)
+    resumed = SEARCHES[name](CountingMLP(**NET), cv=2, engine=engine, checkpoint=path, **extra).fit(X, y)
+    assert len(FITS) == n_fits - killed_at + 1  # the journaled fits were not redone (+1: the refit)
+    reference = SEARCHES[name](CountingMLP(**NET), cv=2, engine=engine, **extra).fit(X, y)
+    _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
+    rows = Journal(path).results()
+    assert [row["pid"] for row in rows].count(child.pid) == killed_at  # kept, never overwritten
+    # cv_results_ reports the journaled times: those of the killed process where it fitted.
+    fit_times = np.array([row["fit_time"] for row in rows]).reshape(-1, 2)
+    np.testing.assert_allclose(resumed.cv_results_["mean_fit_time"], fit_times.mean(axis=1), rtol=1e-12)
+
+
+def _count_rows(path):
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:  # created, but no tables yet
+        return 0
+
+
+# -- a checkpoint from another search ---------------------------------------------------------
+
+_X, _Y = np.random.RandomState(0).rand(40, 3), np.tile([0, 1], 20)
+_BASE = dict(estimator=LogisticRegression(), param_grid={"C": [0.1, 1.0]}, cv=KFold(2), scoring="accuracy")
+
+
+@pytest.mark.parametrize("part, change, fit_change", [
+    ("search", dict(search=RandomizedSearchCV, param_distributions={"C": [0.1, 1.0]}, n_iter=2), {}),
+    ("estimator", dict(estimator=LogisticRegression(C=2.0)), {}),
+    ("estimator", dict(estimator=LogisticRegression(max_iter=50)), {}),
+    ("param_grid", dict(param_grid={"C": [0.1, 2.0]}), {}),
+    ("cv", dict(cv=KFold(3)), {}),
+    ("cv", dict(cv=KFold(2, shuffle=True, random_state=0)), {}),
+    ("scoring", dict(scoring="balanced_accuracy"), {}),
+    ("scoring", dict(error_score=0.0), {}),
+    ("scoring", dict(return_train_score=True), {}),
+    ("data", {}, dict(X=_X + 1e-9)),
+    ("data", {}, dict(y=_Y[::-1].copy())),
+    ("data", {}, dict(sample_weight=np.ones(40))),
+])
+def test_a_checkpoint_of_another_search_is_refused_and_left_untouched(tmp_path, part, change, fit_change):
+    path = tmp_path / "search.db"
+    GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+    before = _file_digest(path)
+    kw = {**_BASE, **change}
+    search = kw.pop("search", GridSearchCV)
+    if search is not GridSearchCV:
+        del kw["param_grid"]
+    fit = {"X": _X, "y": _Y, **fit_change}
+    message = rf"(?s)belongs to a different search.*\n  {part}: .*delete the file"
+    with pytest.raises(ValueError, match=message):
+        search(**kw, checkpoint=path).fit(**fit)
+    assert _file_digest(path) == before
+    assert len(Journal(path)) == 4
+
+
+@pytest.mark.parametrize("change", [dict(n_jobs=2), dict(verbose=1), dict(refit=False),
+                                    dict(engine="sequential"), dict(pre_dispatch=4)])
+def test_how_a_search_runs_is_not_part_of_its_identity(tmp_path, change, capsys):
+    path = tmp_path / "search.db"
+    first = GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+    again = GridSearchCV(**{**_BASE, **change}, checkpoint=path).fit(_X, _Y)
+    _same_cv_results(first.cv_results_, again.cv_results_)
+
+
+def test_a_settings_change_of_a_sequential_strategy_is_refused(tmp_path):
+    path = tmp_path / "search.db"
+    space = {"C": (1e-2, 1e2, "log-uniform")}
+    GeneticSearchCV(LogisticRegression(), space, population_size=2, generations=2, tournament_size=2,
+                    random_state=0, cv=2, checkpoint=path).fit(_X, _Y)
+    for change in (dict(random_state=1), dict(generations=3), dict(mutation_prob=0.5)):
+        kw = {**dict(population_size=2, generations=2, tournament_size=2, random_state=0, cv=2), **change}
+        with pytest.raises(ValueError, match=f"settings: {next(iter(change))}: "):
+            GeneticSearchCV(LogisticRegression(), space, checkpoint=path, **kw).fit(_X, _Y)
+
+
+def test_files_that_are_no_checkpoint_are_refused_and_left_untouched(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 100)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE users (name TEXT)")
+    for path in (text, other):
+        before = _file_digest(path)
+        with pytest.raises(ValueError, match="is not an sknet search checkpoint"):
+            GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+        assert _file_digest(path) == before
+    with pytest.raises(ValueError, match="does not exist"):
+        GridSearchCV(**_BASE, checkpoint=tmp_path / "missing" / "search.db").fit(_X, _Y)
+
+
+# -- several processes, and one that dies -----------------------------------------------------
+
+
+def test_worker_processes_write_concurrently_without_losing_a_row(tmp_path):
+    path = tmp_path / "search.db"
+    grid = {"c": np.linspace(0, 1, 40).tolist()}
+    first = GridSearchCV(Flaky(), grid, cv=5, n_jobs=2, checkpoint=path).fit(_X, _Y)
+    rows = Journal(path).results()
+    assert len(rows) == 200 and len({row["pid"] for row in rows}) == 2  # both workers wrote
+    assert {(row["candidate"], row["split"]) for row in rows} == {(c, s) for c in range(40) for s in range(5)}
+    again = GridSearchCV(Flaky(), grid, cv=5, n_jobs=2, checkpoint=path).fit(_X, _Y)
+    _same_cv_results(first.cv_results_, again.cv_results_)  # times too: nothing was refitted
+
+
+def test_a_worker_that_dies_raises_joblibs_error_and_the_journal_keeps_what_finished(tmp_path, monkeypatch):
+    path = tmp_path / "search.db"
+    grid = {"c": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 99]}  # the last candidate kills its worker
+    with pytest.raises(TerminatedWorkerError) as info:
+        GridSearchCV(Flaky(), grid, cv=2, n_jobs=2, pre_dispatch="n_jobs", checkpoint=path).fit(_X, _Y)
+    kept = Journal(path).results()
+    assert 1 <= len(kept) < 14 and all(row["params"]["c"] != 99 for row in kept)
+    assert all(row["test_scores"] == row["params"]["c"] + 20 / 1000 for row in kept)
+    assert f"{len(kept)} finished fits are kept in checkpoint {str(path)!r}" in "".join(info.value.__notes__)
+
+    # Once the cause is gone, the next run fits only what had not finished.
+    monkeypatch.setenv("FLAKY_SPARES_99", "1")
+    resumed = GridSearchCV(Flaky(), grid, cv=2, checkpoint=path).fit(_X, _Y)
+    rows = Journal(path).results()
+    assert len(rows) == 14 and [row["pid"] for row in rows].count(os.getpid()) == 14 - len(kept)
+    reference = GridSearchCV(Flaky(), grid, cv=2).fit(_X, _Y)
+    _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
+
+
+# -- the scikit-learn internals the hook relies on --------------------------------------------
+
+
+def test_the_scikit_learn_internals_the_checkpoint_relies_on():
+    # BaseSearchCV.fit calls the module global _fit_and_score with these keywords; the
+    # hook swaps that global during a fit. If this fails, read _search.py's module doc.
+    assert sklearn_search._fit_and_score is _validation._fit_and_score
+    source = inspect.getsource(sklearn_search.BaseSearchCV.fit)
+    assert "delayed(_fit_and_score)(" in source
+    for keyword in ("parameters=parameters", "split_progress=(split_idx, n_splits)",
+                    "candidate_progress=(cand_idx, n_candidates)", "caller=self"):
+        assert keyword in source, keyword
+    params = inspect.signature(_validation._fit_and_score).parameters
+    assert {"caller", "callback_ctx", "return_parameters", "return_estimator"} <= set(params)
+
+
+def test_the_hook_is_in_only_during_a_fit_and_passes_other_searches_through(tmp_path):
+    path = tmp_path / "search.db"
+    inner = skms.GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)  # scikit-learn's own
+    search = GridSearchCV(inner, {"cv": [2, 3]}, cv=KFold(3), checkpoint=path).fit(_X, _Y)
+    assert len(Journal(path)) == 2 * 3  # the outer fits only: the inner search went through untouched
+    assert sklearn_search._fit_and_score is _validation._fit_and_score
+    plain = GridSearchCV(inner, {"cv": [2, 3]}, cv=KFold(3)).fit(_X, _Y)
+    _same_cv_results(plain.cv_results_, search.cv_results_, times=False)
+
+
+def test_callbacks_see_served_fits_as_tasks(tmp_path, task_counter):
+    path = tmp_path / "search.db"
+    GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+    GridSearchCV(**_BASE, checkpoint=path).set_callbacks(task_counter).fit(_X, _Y)
+    assert task_counter.begun["candidate-split-evaluation"] == 4
+
+
+# -- the journal itself (sknet/checkpoint.py) -------------------------------------------------
+
+
+def test_results_come_back_exactly_as_they_were_written(tmp_path):
+    journal = Journal(tmp_path / "j.db").open({"search": "x"})
+    params = {"lr": np.float64(0.1), "sizes": (8, 8), "model": LogisticRegression(C=2.0)}
+    result = {"fit_error": None, "test_scores": {"f1": np.float64(1 / 3), "acc": np.nan},
+              "train_scores": {"f1": 0.1 + 0.2, "acc": np.float32(0.5)}, "n_test_samples": np.int64(7),
+              "fit_time": 0.123456789012345, "score_time": 1e-9}
+    journal.put(3, 1, params, result)
+    back = journal.get(3, 1, params)
+    assert list(back) == list(result) and list(back["test_scores"]) == ["f1", "acc"]  # order kept
+    assert back["test_scores"]["f1"] == 1 / 3 and np.isnan(back["test_scores"]["acc"])
+    assert back["train_scores"] == {"f1": 0.1 + 0.2, "acc": 0.5} and back["n_test_samples"] == 7
+    assert back["fit_time"] == result["fit_time"] and back["score_time"] == 1e-9
+    assert journal.get(3, 0, params) is None
+    with pytest.raises(RuntimeError, match="did not replay"):
+        journal.get(3, 1, {**params, "lr": 0.2})
+
+
+def test_a_round_that_does_not_replay_is_refused(tmp_path):
+    journal = Journal(tmp_path / "j.db").open({"search": "x"})
+    assert journal.begin_round(0, 0, [{"a": 1}, {"a": 2}]) == set()
+    journal.put(1, 0, {"a": 2}, {"test_scores": 1.0})
+    assert journal.begin_round(0, 0, [{"a": 1}, {"a": 2}]) == {(1, 0)}
+    with pytest.raises(RuntimeError, match=r"Round 0 .*\[1\]\.a: 2 in the checkpoint, 3 now"):
+        journal.begin_round(0, 0, [{"a": 1}, {"a": 3}])
+
+
+def _write_rows(path, worker, n_rows, start):
+    journal = Journal(path)
+    start.wait()
+    for i in range(n_rows):
+        journal.put(worker, i, {"i": i}, {"fit_error": None, "test_scores": i / 7, "fit_time": 0.0})
+
+
+def test_journal_writers_in_several_processes_lose_no_row(tmp_path):
+    path = tmp_path / "j.db"
+    Journal(path).open({"search": "x"})
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    start = context.Event()
+    workers = [context.Process(target=_write_rows, args=(str(path), w, 100, start)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    start.set()  # all at once
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * 4
+    rows = Journal(path).results()
+    assert len(rows) == 400 and all(row["test_scores"] == row["split"] / 7 for row in rows)
+
+
+def test_two_processes_creating_one_journal_agree(tmp_path):
+    path = tmp_path / "j.db"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        journals = [Journal(path).open({"search": "x", "data": [1, 2]}) for _ in range(2)]
+    assert journals[0].header()["data"] == [1, 2]
+    with pytest.raises(ValueError, match=r"data: \[1\]: 2 in the checkpoint, 3 now"):
+        Journal(path).open({"search": "x", "data": [1, 3]})
+
+
+def test_describe_tells_apart_what_repr_hides_and_ignores_addresses():
+    many = list("abcdefghij")
+    assert describe(Categorical(many)) == describe(Categorical(list(many)))
+    assert describe(Categorical(many)) != describe(Categorical([*many[:4], "X", *many[5:]]))  # repr: "..."
+    assert describe(loguniform(1e-3, 1)) == describe(loguniform(1e-3, 1))
+    assert describe(loguniform(1e-3, 1)) != describe(loguniform(1e-3, 2))
+    long = LogisticRegression(C=1.0, class_weight={i: 1.0 for i in range(100)})
+    changed = LogisticRegression(C=1.0, class_weight={**{i: 1.0 for i in range(100)}, 99: 2.0})
+    assert describe(long) != describe(changed)
+    assert describe((1, 2)) != describe([1, 2]) and json.dumps(describe(1)) != json.dumps(describe(1.0))
+    assert describe(np.random.RandomState(0)) == describe(np.random.RandomState(0))
+    assert " at 0x" not in repr(describe({"f": np.mean, "scorer": skms.check_cv, "o": object()}))
+
+
+def test_data_digest_sees_every_value_of_every_kind_of_data():
+    X = np.random.RandomState(0).rand(20, 3)
+    changed = X.copy()
+    changed[7, 2] += 1e-12
+    assert data_digest(X) == data_digest(X.copy()) and data_digest(X) != data_digest(changed)
+    assert data_digest(X) != data_digest(X.astype(np.float32))
+    assert data_digest(sp.csr_matrix(X)) == data_digest(sp.csc_matrix(X))
+    assert data_digest(sp.csr_matrix(X)) != data_digest(sp.csr_matrix(changed))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    assert data_digest(frame) != data_digest(frame.rename(columns={"c": "d"}))
+    assert data_digest(frame) != data_digest(pd.DataFrame(changed, columns=["a", "b", "c"]))
+    assert data_digest(["x", "y"]) != data_digest(["x", "z"])
+    assert data_digest(StratifiedKFold) == data_digest(StratifiedKFold)
