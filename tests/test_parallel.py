@@ -1,6 +1,7 @@
 import os
 
 import numpy as np
+import pytest
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 
@@ -26,6 +27,16 @@ def test_auto_device_spreads_workers_over_gpus(monkeypatch):
         monkeypatch.setattr(parallel.multiprocessing, "current_process", lambda i=identity: _Process(i))
         devices.append(parallel.auto_device())
     assert devices == ["cuda", "cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+
+
+def test_auto_device_in_a_dask_worker_is_its_own_gpu(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(parallel.multiprocessing, "current_process", lambda: _Process((3,)))
+    assert parallel.auto_device() == "cuda:2"  # outside a Dask worker: round-robin
+    monkeypatch.setattr(distributed, "get_worker", lambda: object())
+    assert parallel.auto_device() == "cuda"  # dask-cuda lists the worker's GPU first
 
 
 class TorchThreads(ClassifierMixin, BaseEstimator):
