@@ -7,6 +7,11 @@ training again. Jobs are recognised by the estimator's class and parameters
 and a fingerprint of the training data, so a miss (anything the engine could
 not take) simply trains as usual. The store is empty outside a search's
 ``serving`` block, and looking up an empty store costs nothing.
+
+A stored entry may also be a :class:`Slice`: jobs trained together the first
+time ``fit`` asks for one of them. A search with a checkpoint serves a round
+in slices, so that the results of the first slices are scored and journaled
+while the later ones still wait to be trained.
 """
 
 import hashlib
@@ -60,6 +65,37 @@ def take(estimator, X, y):
     key = job_key(estimator, X, y)
     with _LOCK:
         result = _STORE.get(key) if key is not None else None
+    if isinstance(result, Slice):
+        result = result.get(key)
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+# One slice trains at a time, whichever thread asks: two batched models at once would
+# double the memory, and the torch generators they seed are global.
+_TRAINING = threading.Lock()
+
+
+class Slice:
+    """Jobs trained together on first demand: ``train()`` returns ``{job key: result}``.
+
+    Thread-safe: the first ``fit`` that asks trains the slice, the others
+    asking for it meanwhile wait for it, and those asking for a slice already
+    trained do not wait for one in training.
+    """
+
+    def __init__(self, train):
+        self._train, self._results, self._lock = train, None, threading.Lock()
+
+    @property
+    def trained(self):
+        return self._results is not None
+
+    def get(self, key):
+        if self._results is None:
+            with self._lock:
+                if self._results is None:
+                    with _TRAINING:
+                        self._results = self._train()
+        return self._results.get(key)

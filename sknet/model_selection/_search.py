@@ -94,12 +94,12 @@ class SearchMixin(EngineMixin):
             done = run.journal.begin_round(index, first, candidate_params, more_results)
             # Read by _journaled_fit_and_score through caller=self: pickled into worker
             # processes with each task, shared by worker threads. A new object per round.
-            self._checkpoint_round = _Round(run.journal, first)
+            self._checkpoint_round = _Round(run.journal, first, bool(done))
             if self.verbose > 0 and done:
                 print(f"[{type(self).__name__}] {len(done)} of {n * self.n_splits_} fits of this round "
                       f"come from checkpoint {run.journal.path}")
             results = evaluate(candidate_params, cv=cv, more_results=more_results,
-                               callback_ctx=callback_ctx, skip=done)
+                               callback_ctx=callback_ctx, skip=done, in_slices=True)
             missing = n * self.n_splits_ - run.journal.count(first, first + n)
             if missing:
                 raise RuntimeError(
@@ -182,10 +182,14 @@ class _Run:
 
 
 class _Round:
-    """What a worker needs to journal a fit of this round: the journal and the first position."""
+    """What a worker needs to journal a fit of this round: the journal and the first position.
 
-    def __init__(self, journal, first):
-        self.journal, self.first = journal, first
+    ``any_done``: whether the journal had results of this round when it began;
+    when not, workers need not look there first.
+    """
+
+    def __init__(self, journal, first, any_done):
+        self.journal, self.first, self.any_done = journal, first, any_done
 
 
 _HOOK_LOCK = threading.Lock()
@@ -227,7 +231,7 @@ def _journaled_fit_and_score(estimator, X, y, **kwargs):
         return fit_and_score(estimator, X, y, **kwargs)
     position, split = round_.first + candidate[0], split[0]
     parameters = kwargs.get("parameters") or {}
-    stored = round_.journal.get(position, split, parameters)
+    stored = round_.journal.get(position, split, parameters) if round_.any_done else None
     if stored is None:
         result = fit_and_score(estimator, X, y, **kwargs)
         round_.journal.put(position, split, parameters,

@@ -32,9 +32,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold, _validation
 from skopt.space import Categorical
 
+import sknet.engine
 from sknet import MLPClassifier
 from sknet.checkpoint import Journal, data_digest, describe
-from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV
+from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV, _batched
 
 NET = dict(max_epochs=2, batch_size=256, random_state=0, device="cpu", n_units=8)
 SPACE = {"lr": (1e-3, 1e-1, "log-uniform"), "weight_decay": (0.0, 1e-2, "uniform")}
@@ -192,6 +193,55 @@ def test_error_score_raise_keeps_the_fits_before_the_error(tmp_path):
     with pytest.raises(ValueError, match="negative c"):
         GridSearchCV(Flaky(), {"c": [0.5, -1.0]}, cv=3, error_score="raise", checkpoint=path).fit(X, y)
     assert [(r["candidate"], r["split"]) for r in Journal(path).results()] == [(0, 0), (0, 1), (0, 2)]
+
+
+@pytest.fixture
+def engine_calls(monkeypatch):
+    """Count the batched engine's calls (jobs per call); ``fail[0] = (n, error)`` makes call n raise."""
+    calls, fail, real = [], [None], sknet.engine.train_batched
+
+    def train_batched(estimator, jobs, X, y):
+        calls.append(len(jobs))
+        if fail[0] is not None and len(calls) == fail[0][0]:
+            raise fail[0][1]
+        return real(estimator, jobs, X, y)
+
+    monkeypatch.setattr(sknet.engine, "train_batched", train_batched)
+    monkeypatch.setattr(_batched, "MIN_SLICE_JOBS", 4)  # slices of 4 jobs instead of 32: small tests
+    return calls, fail
+
+
+def test_with_a_checkpoint_the_engine_trains_a_round_slice_by_slice(clf_data, tmp_path, counting,
+                                                                     engine_calls):
+    X, y = clf_data
+    calls, fail = engine_calls
+    path = tmp_path / "search.db"
+    fail[0] = (2, Interrupt())  # killed while training the second slice
+    with pytest.raises(Interrupt):
+        SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
+    assert calls == [4, 4] and len(Journal(path)) == 4  # the first slice was scored and journaled
+
+    calls.clear()
+    fail[0] = None
+    resumed = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
+    assert calls == [4] and resumed.n_batched_fits_ == 4
+    reference = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched").fit(X, y)
+    assert calls == [4, 8]  # without a checkpoint, the round is one batched model
+    _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
+
+
+def test_a_slice_the_engine_fails_on_is_fitted_sequentially(clf_data, tmp_path, engine_calls):
+    X, y = clf_data
+    calls, fail = engine_calls
+    fail[0] = (2, RuntimeError("engine bug"))
+    path = tmp_path / "search.db"
+    with pytest.warns(UserWarning, match=r"engine failed on 4 fits.*engine bug"):
+        search = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
+    assert calls == [4, 4] and search.n_batched_fits_ == 4
+    assert len(Journal(path)) == 8 and not any(row["fit_error"] for row in Journal(path).results())
+    reference = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="sequential").fit(X, y)
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"],
+                               reference.cv_results_["mean_test_score"], atol=1e-6)
 
 
 # -- killed for real --------------------------------------------------------------------------
