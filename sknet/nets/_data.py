@@ -39,8 +39,8 @@ class InMemoryDataset(torch.utils.data.Dataset):
         if self.sparse:
             self.X = sp.csr_matrix(X, dtype=np.float32)
         else:
-            self.X = torch.as_tensor(np.asarray(X, dtype=np.float32), device=self.device)
-        self.y = None if y is None else torch.as_tensor(y, device=self.device)
+            self.X = torch.as_tensor(_writable(np.asarray(X, dtype=np.float32)), device=self.device)
+        self.y = None if y is None else torch.as_tensor(_writable(np.asarray(y)), device=self.device)
         self.sample_weight = (
             None if sample_weight is None
             else torch.as_tensor(sample_weight, dtype=torch.float32, device=self.device)
@@ -68,6 +68,14 @@ class InMemoryDataset(torch.utils.data.Dataset):
         if self.sample_weight is not None:
             yb = (yb, self.sample_weight[index])
         return Xb, yb
+
+
+def _writable(array):
+    """``array``, copied if read-only (a DataFrame's values under pandas' copy-on-write).
+
+    torch shares a numpy array's memory and warns when it is read-only.
+    """
+    return array if array.flags.writeable else array.copy()
 
 
 class DeviceBatches:
