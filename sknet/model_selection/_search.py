@@ -85,9 +85,9 @@ class SearchMixin(EngineMixin):
         evaluate = self._batched(evaluate_candidates)
         if getattr(self, "_checkpoint_fit", None) is None:
             return evaluate
-        run = self._open_checkpoint()
 
         def journaled(candidate_params, cv=None, more_results=None, callback_ctx=None):
+            run = self._checkpoint()
             candidate_params = list(candidate_params)
             first, index, n = run.next, run.rounds, len(candidate_params)
             run.next, run.rounds = first + n, index + 1
@@ -111,7 +111,16 @@ class SearchMixin(EngineMixin):
 
         return journaled
 
-    def _open_checkpoint(self):
+    def _checkpoint(self):
+        """The journal of this fit, opened (created or checked) on first need; None without one.
+
+        Opened when the strategy first needs it (its random state or its first
+        round), after its own argument checks: a search that fails those
+        leaves no checkpoint claiming its arguments behind.
+        """
+        run = getattr(self, "_checkpoint_run", None)
+        if run is not None or getattr(self, "_checkpoint_fit", None) is None:
+            return run
         X, y, params = self._checkpoint_fit
         del self._checkpoint_fit  # keep the data out of what workers receive as caller
         routed = self._get_routed_params_for_fit(params)
@@ -156,9 +165,9 @@ class SearchMixin(EngineMixin):
         search (the first and each resumption) draws from a copy of it; the
         ``RandomState`` passed is not advanced.
         """
-        run = getattr(self, "_checkpoint_run", None)
-        if run is None or isinstance(self.random_state, numbers.Integral):
+        if isinstance(self.random_state, numbers.Integral) or self._checkpoint() is None:
             return self.random_state
+        run = self._checkpoint()
         state = run.journal.state("random_state", random_state_to_json(check_random_state(self.random_state)))
         return random_state_from_json(state)
 

@@ -378,6 +378,20 @@ def test_files_that_are_no_checkpoint_are_refused_and_left_untouched(tmp_path):
         GridSearchCV(**_BASE, checkpoint=tmp_path / "missing" / "search.db").fit(_X, _Y)
 
 
+def test_invalid_arguments_fail_before_a_checkpoint_is_written(tmp_path):
+    path = tmp_path / "search.db"
+    space = {"C": (1e-2, 1e2, "log-uniform")}
+    with pytest.raises(ValueError, match="elitism=2 must be below population_size=2"):
+        GeneticSearchCV(LogisticRegression(), space, population_size=2, elitism=2,
+                        checkpoint=path).fit(_X, _Y)
+    with pytest.raises(ValueError, match="needs refit=<metric name>"):
+        BayesSearchCV(LogisticRegression(), space, scoring=["accuracy", "f1"], refit=False,
+                      checkpoint=path).fit(_X, _Y)
+    assert not path.exists()
+    with pytest.raises(ValueError, match="'checkpoint' parameter"):
+        GridSearchCV(**_BASE, checkpoint=3).fit(_X, _Y)
+
+
 # -- several processes, and one that dies -----------------------------------------------------
 
 
