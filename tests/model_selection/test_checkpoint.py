@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -149,6 +150,15 @@ def test_an_interrupted_search_resumes_to_the_uninterrupted_results(clf_data, tm
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
     assert resumed.best_params_ == reference.best_params_
     assert len(Journal(path)) == total
+    if name == "bayes":  # the optimiser ends in the same state
+        (ref,), (res,) = reference.optimizer_results_, resumed.optimizer_results_
+        assert ref.x_iters == res.x_iters and ref.x == res.x
+        np.testing.assert_array_equal(ref.func_vals, res.func_vals)
+    if name == "genetic":
+        def untimed(history):
+            return [{k: v for k, v in record.items() if k != "wall_time"} for record in history]
+
+        assert untimed(resumed.history_) == untimed(reference.history_)
 
     # Run once more: every result comes from the journal, with its original times.
     counting(None)
@@ -439,6 +449,28 @@ def test_the_scikit_learn_internals_the_checkpoint_relies_on():
         assert keyword in source, keyword
     params = inspect.signature(_validation._fit_and_score).parameters
     assert {"caller", "callback_ctx", "return_parameters", "return_estimator"} <= set(params)
+
+
+def test_a_search_that_bypasses_the_hook_fails_loudly(tmp_path, monkeypatch):
+    # As if a scikit-learn release stopped calling the module global: the hook goes in
+    # elsewhere, the fits run unjournaled, and the round's check says so.
+    from sknet.model_selection import _search
+
+    monkeypatch.setattr(_search, "_sklearn_search", types.SimpleNamespace(_fit_and_score=None))
+    with pytest.raises(RuntimeError, match="4 fits of this round were not journaled"):
+        GridSearchCV(**_BASE, checkpoint=tmp_path / "search.db").fit(_X, _Y)
+
+
+def test_multimetric_and_callable_scores_come_back_in_their_order(tmp_path):
+    def scores(estimator, X, y):
+        return {"z_last": estimator.score(X, y), "a_first": 1 - estimator.score(X, y)}
+
+    for scoring, refit in ((["recall_macro", "accuracy"], "accuracy"), (scores, "z_last")):
+        path = tmp_path / f"{refit}.db"
+        kw = dict(scoring=scoring, refit=refit, return_train_score=True, checkpoint=path)
+        first = GridSearchCV(**{**_BASE, **kw}).fit(_X, _Y)
+        again = GridSearchCV(**{**_BASE, **kw}).fit(_X, _Y)
+        _same_cv_results(first.cv_results_, again.cv_results_)
 
 
 def test_the_hook_is_in_only_during_a_fit_and_passes_other_searches_through(tmp_path):
