@@ -117,11 +117,24 @@ class OptionalTocTree(TocTree):
     """
 
     def run(self):
+        _optional_toctree_docs(self.env).add(self.env.docname)
         found = self.env.found_docs
         kept = [(line, item) for line, item in zip(self.content, self.content.items, strict=True)
                 if not line.strip() or line.strip() in found]
         self.content = StringList([line for line, _ in kept], items=[item for _, item in kept])
         return super().run()
+
+
+def _optional_toctree_docs(env):
+    if not hasattr(env, "sknet_optional_toctree_docs"):
+        env.sknet_optional_toctree_docs = set()
+    return env.sknet_optional_toctree_docs
+
+
+def _reread_optional_toctrees(app, env, added, changed, removed):
+    # A page that appears or disappears changes these toctrees without changing their source,
+    # so the pages holding one are read again on every build.
+    return sorted(_optional_toctree_docs(env) & env.found_docs)
 
 
 # -- Docstrings inherited from scikit-learn ----------------------------------------------------
@@ -152,4 +165,5 @@ def _plain_foreign_roles(app, what, name, obj, options, lines):
 
 def setup(app):
     app.add_directive("optional-toctree", OptionalTocTree)
+    app.connect("env-get-outdated", _reread_optional_toctrees)
     app.connect("autodoc-process-docstring", _plain_foreign_roles)
