@@ -142,17 +142,14 @@ def test_one_class_is_refused_by_fit_and_partial_fit():
     assert list(clf.classes_) == [0, 1]
 
 
-@pytest.mark.parametrize("engine", ["sequential", pytest.param("batched", marks=pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="sknet/engine: a job whose data validation fails (here one class in a fold) raises out of "
-           "train_batched and aborts the search instead of scoring error_score for that fit"))])
+@pytest.mark.parametrize("engine", ["sequential", "batched"])
 def test_fold_with_one_class_scores_error_score(engine):
     # The first fold trains on the second half, which holds class 0 only.
     y = np.r_[np.arange(10) % 2, np.zeros(10, int)]
     search = GridSearchCV(MLPClassifier(**FAST), {"lr": [1e-2]}, cv=KFold(2), engine=engine)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        search.fit(X[:20], y)  # the batched engine raises here (a ValueError)
+        search.fit(X[:20], y)
     assert any(issubclass(w.category, FitFailedWarning) and "at least 2 classes" in str(w.message)
                for w in caught)
     assert np.isnan(search.cv_results_["split0_test_score"][0])

@@ -42,8 +42,10 @@ def train_batched(estimator, jobs, X, y):
     Returns
     -------
     fitted : list
-        One entry per job, in order: the fitted estimator, or the
-        ``FloatingPointError`` its ``fit`` would have raised when its loss diverged.
+        One entry per job, in order: the fitted estimator, or the exception
+        its ``fit`` would have raised: ``FloatingPointError`` when its loss
+        diverged, or the ``ValueError`` of data its ``fit`` refuses (a fold with
+        one class, a validation split too small).
 
     Examples
     --------
@@ -60,13 +62,18 @@ def train_batched(estimator, jobs, X, y):
         reason = refusal(estimator, params, X)
         if reason is not None:
             raise ValueError(f"Job {i} cannot be trained by the batched engine: {reason}.")
-    prepared = [prepare(estimator, params, train_idx, X, y) for params, train_idx in jobs]
+    fitted = [None] * len(jobs)
+    prepared = {}
+    for i, (params, train_idx) in enumerate(jobs):
+        try:
+            prepared[i] = prepare(estimator, params, train_idx, X, y)
+        except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
+            fitted[i] = exc
     X_all = check_array(X, dtype=np.float32)
     groups = {}
-    for i, job in enumerate(prepared):
+    for i, job in prepared.items():
         key = (group_key(job.estimator), job.n_outputs, job.estimator.device_)
         groups.setdefault(key, []).append(i)
-    fitted = [None] * len(jobs)
     tensors = {}  # X moved to each device once
     for members in groups.values():
         device = prepared[members[0]].estimator.device_
@@ -409,6 +416,10 @@ class GroupTrainer:
         net = estimator.net_
         net.module_.load_state_dict(self.model.state_dict(k))
         net.notify("on_train_end", X=None, y=None)  # early stopping restores the best weights here
+        try:
+            estimator._check_weights_finite()
+        except FloatingPointError as exc:
+            return exc
         estimator._store_fitted_attributes()
         return estimator
 

@@ -220,6 +220,16 @@ def test_diverged_job_comes_back_as_its_error_and_spares_the_others(clf_data):
                                atol=1e-4)
 
 
+def test_job_whose_data_fit_refuses_comes_back_as_its_error(clf_data):
+    X, y = clf_data
+    one_class = np.flatnonzero(y == 0)
+    refused, fine = train_batched(CLF, [({}, one_class), ({}, np.arange(200))], X, y)
+    with pytest.raises(ValueError, match="at least 2 classes") as expected:
+        sequential(CLF, {}, one_class, X, y)
+    assert isinstance(refused, ValueError) and str(refused) == str(expected.value)
+    check_is_fitted(fine)
+
+
 def test_dropout_trains_reproducibly(clf_data):
     X, y = clf_data
     jobs = [(dict(dropout=p, lr=1e-2, max_epochs=10), np.arange(200)) for p in (0.1, 0.5)]
