@@ -41,8 +41,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
 templates_path = ["_templates"]
-# atlas/*.md are the tables examples/atlas.py writes, for docs/atlas.md to include, not pages.
-exclude_patterns = ["_build", "_gallery_src", "**.ipynb_checkpoints", "gallery_header.rst", "atlas/*.md"]
+exclude_patterns = ["_build", "_gallery_src", "**.ipynb_checkpoints", "gallery_header.rst"]
 default_role = "literal"
 # Every cross-reference must resolve (-n), except those into the libraries sknet builds on:
 # their sites are not fetched (no intersphinx), so the build needs no network.
