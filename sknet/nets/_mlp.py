@@ -88,7 +88,7 @@ _TRAILING_PARAMETERS = """
 _FITTED_ATTRIBUTES = """
     n_features_in_ : int
         Number of features seen during ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` had string column names.
     n_iter_ : int
         Epochs run in total.
