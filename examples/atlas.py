@@ -12,8 +12,8 @@ numpy, scipy, scikit-learn and PyTorch, labelled by library), with 5-fold
 cross-validation, and reports every number as mean ± standard deviation over
 the folds. Each table is written as Markdown with a figure into
 ``docs/atlas/`` and printed; ``docs/atlas.md`` sets them beside the articles'
-claims. A full run takes about ten minutes on two CPU cores, so the
-documentation gallery shows this script without running it.
+claims. A full run takes 3-4 minutes on two CPU cores, too long for every
+documentation build, so the gallery shows this script without running it.
 ``SKNET_EXAMPLES_FAST=1`` runs tiny settings and writes into a temporary
 directory, leaving the committed tables alone.
 """
