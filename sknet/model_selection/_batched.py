@@ -5,8 +5,13 @@ jobs whose estimator is an sknet net (or a pipeline ending in one) are trained
 together by :mod:`sknet.engine`; pipelines have their preprocessing fitted per
 fold first. scikit-learn's own evaluation then runs unchanged: its ``fit`` calls
 adopt the trained results (see :mod:`sknet._prefit`), so scoring, ``error_score``,
-callbacks and ``cv_results_`` are exactly those of a sequential search. A job
-the engine cannot take trains sequentially as before.
+callbacks and ``cv_results_`` are exactly those of a sequential search.
+
+Training is dispatched with joblib under the backend the user chose (the
+search's ``n_jobs``, or e.g. ``joblib.parallel_backend("dask")``): each group of
+jobs that share tensor shapes is one task, and each job the engine cannot take
+(``batch_norm``, say) is a task of its own, an ordinary ``fit``. Only the
+scoring then runs in threads of this process, where the results are.
 
 With a checkpoint, a round is trained in slices (runs of whole candidates),
 each on demand when scikit-learn's evaluation reaches its first job, so the
@@ -19,7 +24,8 @@ import time
 import warnings
 
 import numpy as np
-from joblib import parallel_config
+from joblib import Parallel, delayed, parallel_config
+from joblib.parallel import get_active_backend
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
@@ -55,11 +61,14 @@ class EngineMixin:
                 return super().fit(X, y, **params)
             # Set only here: a search of another estimator has exactly scikit-learn's attributes.
             self.engine_time_, self.n_batched_fits_ = 0.0, 0
-            # Trained results are shared in this process: evaluate with threads, not processes.
+            # Training goes to the user's backend; the trained results are then in this
+            # process, so scikit-learn's evaluation (which adopts and scores them) uses threads.
+            self._training_backend = get_active_backend()[0]
             with parallel_config(backend="threading"):
                 return super().fit(X, y, **params)
         finally:
             del self._engine_data
+            self.__dict__.pop("_training_backend", None)
 
     def _engine_on(self, params):
         if self.engine == "sequential" or final_net(self.estimator) is None:
@@ -93,18 +102,20 @@ class EngineMixin:
             splits = list((cv or self._checked_cv_orig).split(X, y, **routed.splitter.split))
             start = time.perf_counter()
             jobs, blocks, n_jobs = plan(self.estimator, candidate_params, splits, X, y, skip=skip)
-            if self.engine == "batched" and len(jobs) < n_jobs:
-                warnings.warn(f"{n_jobs - len(jobs)} of {n_jobs} fits could not be batched and train "
+            n_batchable = sum(job[4] for job in jobs)
+            if self.engine == "batched" and n_batchable < n_jobs:
+                warnings.warn(f"{n_jobs - n_batchable} of {n_jobs} fits could not be batched and train "
                               "sequentially (see sknet.engine.can_batch).", UserWarning, stacklevel=2)
-            # Slices only when every job is batched: a sequential fit in another thread
-            # would share torch's global generators with a slice in training.
-            parts = _slices(jobs, len(candidate_params)) if in_slices and len(jobs) == n_jobs else [jobs]
+            dispatch = _Dispatch(self._training_backend, self.n_jobs)
+            # Slices only when every job is batched: a fit in scikit-learn's loop runs in another
+            # thread and would share torch's global generators with a slice in training.
+            parts = _slices(jobs, len(candidate_params)) if in_slices and n_batchable == n_jobs else [jobs]
             if len(parts) == 1:
-                store, slices = train(jobs, blocks), []
-                self.n_batched_fits_ += len(jobs)
+                store, slices = train(jobs, blocks, dispatch), []
+                self.n_batched_fits_ += n_batchable
             else:
-                slices = [_TimedSlice(part, blocks) for part in parts]
-                store = {key: piece.slice for piece in slices for _, key, _, _ in piece.jobs}
+                slices = [_TimedSlice(part, blocks, dispatch) for part in parts]
+                store = {key: piece.slice for piece in slices for _, key, *_ in piece.jobs}
             self.engine_time_ += time.perf_counter() - start
             try:
                 with _prefit.serving(store):
@@ -113,7 +124,8 @@ class EngineMixin:
             finally:
                 trained = [piece for piece in slices if piece.slice.trained]
                 self.engine_time_ += sum(piece.seconds for piece in trained)
-                self.n_batched_fits_ += sum(len(piece.jobs) for piece in trained if piece.error is None)
+                self.n_batched_fits_ += sum(sum(job[4] for job in piece.jobs) for piece in trained
+                                            if piece.error is None)
                 for piece in trained:
                     if piece.error is not None:
                         warnings.warn(f"The batched engine failed on {len(piece.jobs)} fits, which "
@@ -124,13 +136,14 @@ class EngineMixin:
 
 
 def plan(estimator, candidates, splits, X, y, skip=()):
-    """The batchable (candidate, split) jobs of a round.
+    """The (candidate, split) jobs of a round the engine trains ahead of scikit-learn's loop.
 
     ``skip`` holds ``(candidate index, split index)`` pairs not to train (a
     checkpoint has their results). Returns ``(jobs, blocks, n_jobs)``: jobs as
-    ``(candidate index, job key, net, block)`` in scikit-learn's order, the
-    distinct training sets ``{fingerprint: (block, X, y)}``, and the number of
-    jobs to fit, batchable or not.
+    ``(candidate index, job key, net, block, batchable)`` in scikit-learn's
+    order, the distinct training sets ``{fingerprint: (block, X, y)}``, and the
+    number of jobs to fit. A job whose training data cannot be keyed (sparse
+    input, say) is left to scikit-learn's loop.
     """
     from ..engine import can_batch
 
@@ -145,30 +158,73 @@ def plan(estimator, candidates, splits, X, y, skip=()):
             net, X_net = _net_and_input(model, X_train, y_train, split, transformed)
             y_net = np.asarray(y_train)
             key = _prefit.job_key(net, X_net, y_net)
-            if key is None or not can_batch(net, net.get_params(deep=False), X_net):
+            if key is None:
                 continue
             block = blocks.setdefault(_prefit.fingerprint(X_net, y_net), (len(blocks), X_net, y_net))
-            jobs.append((i, key, net, block[0]))
+            jobs.append((i, key, net, block[0], can_batch(net, net.get_params(deep=False), X_net)))
     return jobs, blocks, n_jobs
 
 
-def train(jobs, blocks):
-    """Train planned jobs as one batched model; return ``{job key: fitted net or exception}``."""
+class _Dispatch:
+    """Where training tasks run: the joblib backend active when the search started, ``n_jobs``."""
+
+    def __init__(self, backend, n_jobs):
+        self.backend, self.n_jobs = backend, n_jobs
+
+    def __call__(self, tasks):
+        with parallel_config(backend=self.backend):
+            return Parallel(n_jobs=self.n_jobs)(tasks)
+
+
+def train(jobs, blocks, dispatch=None):
+    """Train planned jobs; return ``{job key: fitted net or exception}``.
+
+    Batchable jobs train as few batched models, one task per group of jobs
+    with the same input width and tensor shapes; the others one task each.
+    """
+    from ..engine import group_jobs
+
+    dispatch = dispatch or _Dispatch(None, None)
+    by_block = {b: (X, y) for b, X, y in blocks.values()}
+    batched = [job for job in jobs if job[4]]
+    keys, tasks = [], []
+    for width in sorted({by_block[job[3]][0].shape[1] for job in batched}):
+        same_width = [job for job in batched if by_block[job[3]][0].shape[1] == width]
+        for members in group_jobs(same_width[0][2], [(job[2].get_params(deep=False), None)
+                                                     for job in same_width]):
+            group = [same_width[m] for m in members]
+            used = sorted({job[3] for job in group})
+            X_all, y_all, rows = _stack([by_block[b] for b in used])
+            row_of = dict(zip(used, rows, strict=True))
+            keys.append([job[1] for job in group])
+            tasks.append(delayed(_train_group)(group[0][2], [(job[2].get_params(deep=False), row_of[job[3]])
+                                                             for job in group], X_all, y_all))
+    for _, key, net, block, batchable in jobs:
+        if not batchable:
+            keys.append([key])
+            tasks.append(delayed(_fit_one)(net, *by_block[block]))
+    results = dispatch(tasks) if tasks else []
+    return {key: result for group, fitted in zip(keys, results, strict=True)
+            for key, result in zip(group, fitted, strict=True)}
+
+
+def _train_group(net, jobs, X, y):
+    """One task: a group of jobs trained as one batched model."""
     from ..engine import train_batched
 
-    if not jobs:
-        return {}
-    used = sorted({b for _, _, _, b in jobs})
-    X_all, y_all, rows = _stack([block for block in sorted(blocks.values(), key=lambda b: b[0])
-                                 if block[0] in used])
-    row_of = dict(zip(used, rows, strict=True))
-    fitted = train_batched(jobs[0][2], [(net.get_params(deep=False), row_of[b]) for _, _, net, b in jobs],
-                           X_all, y_all)
-    return {key: result for (_, key, _, _), result in zip(jobs, fitted, strict=True)}
+    return train_batched(net, jobs, X, y)
+
+
+def _fit_one(net, X, y):
+    """One task: a job the engine cannot batch, fitted on its own (its failure is its result)."""
+    try:
+        return [clone(net).fit(X, y)]
+    except Exception as exc:
+        return [exc]
 
 
 def pretrain(estimator, candidates, splits, X, y, skip=()):
-    """Train every batchable (candidate, split) job; return ``({job key: result}, n_jobs)``."""
+    """Train every (candidate, split) job; return ``({job key: result}, n_jobs)``."""
     jobs, blocks, n_jobs = plan(estimator, candidates, splits, X, y, skip=skip)
     return train(jobs, blocks), n_jobs
 
@@ -177,7 +233,7 @@ def _slices(jobs, n_candidates):
     """Cut planned jobs into runs of whole candidates (see MIN_SLICE_JOBS, MAX_SLICES)."""
     n_slices = max(1, min(MAX_SLICES, len(jobs) // MIN_SLICE_JOBS, n_candidates))
     bounds = np.linspace(0, n_candidates, n_slices + 1).round().astype(int)
-    which = np.searchsorted(bounds, [i for i, _, _, _ in jobs], side="right") - 1
+    which = np.searchsorted(bounds, [job[0] for job in jobs], side="right") - 1
     return [part for part in ([job for job, s in zip(jobs, which, strict=True) if s == k]
                               for k in range(n_slices)) if part]
 
@@ -190,14 +246,14 @@ class _TimedSlice:
     it would be taken for each job's own failure and journaled as such.
     """
 
-    def __init__(self, jobs, blocks):
+    def __init__(self, jobs, blocks, dispatch):
         self.jobs, self.seconds, self.error = jobs, 0.0, None
-        self.slice = _prefit.Slice(lambda: self._train(blocks))
+        self.slice = _prefit.Slice(lambda: self._train(blocks, dispatch))
 
-    def _train(self, blocks):
+    def _train(self, blocks, dispatch):
         start = time.perf_counter()
         try:
-            return train(self.jobs, blocks)
+            return train(self.jobs, blocks, dispatch)
         except Exception as exc:
             self.error = exc
             return {}
@@ -217,9 +273,9 @@ def _net_and_input(model, X_train, y_train, split, transformed):
 
 
 def _stack(blocks):
-    """One array of all distinct training sets and the row indices of each."""
-    X_all = np.concatenate([X for _, X, _ in blocks])
-    y_all = np.concatenate([y for _, _, y in blocks])
-    offsets = np.cumsum([0] + [len(X) for _, X, _ in blocks])
+    """One array of several training sets ``[(X, y), ...]`` and the row indices of each."""
+    X_all = np.concatenate([X for X, _ in blocks])
+    y_all = np.concatenate([y for _, y in blocks])
+    offsets = np.cumsum([0] + [len(X) for X, _ in blocks])
     rows = [np.arange(offsets[i], offsets[i + 1]) for i in range(len(blocks))]
     return X_all, y_all, rows

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 from sklearn.exceptions import FitFailedWarning
+from sklearn.feature_selection import VarianceThreshold
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -43,6 +45,26 @@ def test_early_stopping_nets_stop_on_their_own_inside_a_batched_search(clf_data)
     runs = _both(lambda engine: GridSearchCV(net, grid, cv=3, engine=engine), X, y)
     _assert_same_results(runs)
     assert runs["batched"].n_batched_fits_ == 4 * 3
+
+
+def test_folds_whose_preprocessing_gives_different_widths_batch_apart(clf_data):
+    X, y = clf_data
+    X = X.copy()
+    X[:100, 0] = 0.0  # constant in the first half: VarianceThreshold drops it when fitted there
+    pipe = make_pipeline(VarianceThreshold(), MLPClassifier(**NET))
+    runs = _both(lambda engine: GridSearchCV(pipe, {"mlpclassifier__lr": [1e-3, 1e-2]}, cv=KFold(2),
+                                             engine=engine), X, y)
+    _assert_same_results(runs)
+    assert runs["batched"].n_batched_fits_ == 4
+
+
+def test_with_n_jobs_the_groups_train_in_worker_processes(clf_data):
+    X, y = clf_data
+    grid = {"lr": [1e-3, 1e-2], "n_units": [8, 16]}
+    one, two = (GridSearchCV(MLPClassifier(**NET), grid, cv=2, n_jobs=n).fit(X, y) for n in (1, 2))
+    np.testing.assert_allclose(two.cv_results_["mean_test_score"], one.cv_results_["mean_test_score"],
+                               atol=1e-6)
+    assert two.n_batched_fits_ == one.n_batched_fits_ == 8
 
 
 def test_pipeline_preprocessing_is_fitted_per_fold_then_nets_batched(reg_data):

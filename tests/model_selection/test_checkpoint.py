@@ -226,28 +226,29 @@ def test_with_a_checkpoint_the_engine_trains_a_round_slice_by_slice(clf_data, tm
     X, y = clf_data
     calls, fail = engine_calls
     path = tmp_path / "search.db"
-    fail[0] = (2, Interrupt())  # killed while training the second slice
+    # A slice is two candidates x two folds, in two groups (n_units 4 and 8): one call each.
+    fail[0] = (3, Interrupt())  # killed while training the second slice
     with pytest.raises(Interrupt):
         SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
-    assert calls == [4, 4] and len(Journal(path)) == 4  # the first slice was scored and journaled
+    assert calls == [2, 2, 2] and len(Journal(path)) == 4  # the first slice was scored and journaled
 
     calls.clear()
     fail[0] = None
     resumed = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
-    assert calls == [4] and resumed.n_batched_fits_ == 4
+    assert calls == [2, 2] and resumed.n_batched_fits_ == 4
     reference = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched").fit(X, y)
-    assert calls == [4, 8]  # without a checkpoint, the round is one batched model
+    assert calls == [2, 2, 4, 4]  # without a checkpoint, the round is trained at once: one call per group
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
 
 
 def test_a_slice_the_engine_fails_on_is_fitted_sequentially(clf_data, tmp_path, engine_calls):
     X, y = clf_data
     calls, fail = engine_calls
-    fail[0] = (2, RuntimeError("engine bug"))
+    fail[0] = (3, RuntimeError("engine bug"))  # the first group of the second slice
     path = tmp_path / "search.db"
     with pytest.warns(UserWarning, match=r"engine failed on 4 fits.*engine bug"):
         search = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
-    assert calls == [4, 4] and search.n_batched_fits_ == 4
+    assert calls == [2, 2, 2] and search.n_batched_fits_ == 4
     assert len(Journal(path)) == 8 and not any(row["fit_error"] for row in Journal(path).results())
     reference = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="sequential").fit(X, y)
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],
