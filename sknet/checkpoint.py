@@ -146,7 +146,7 @@ class Journal:
         ----------
         identity : dict of str -> JSON-able
             The parts that make a search the same search (see
-            :func:`describe`); compared part by part with the stored ones.
+            ``describe``); compared part by part with the stored ones.
         info : dict of str -> str, optional
             Stored with a new journal for information (versions, time); never compared.
 

@@ -67,6 +67,24 @@ class SearchMixin(EngineMixin):
     _not_identity = _HOW_NOT_WHAT  # grid and random add refit, which only acts after the search
 
     def fit(self, X, y=None, **params):
+        """Run the search: cross-validate the candidates, then refit the best one.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (anything the estimator accepts: arrays, DataFrames, sparse).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Targets.
+        **params : dict
+            Fit parameters routed as scikit-learn routes them (``groups``, ``sample_weight``, ...).
+            Fit parameters other than ``groups`` turn the batched engine off.
+
+        Returns
+        -------
+        self : object
+            The fitted search. With ``checkpoint``, finished fits are read from the
+            journal and new ones written to it as they finish.
+        """
         if getattr(self, "checkpoint", None) is None:
             return super().fit(X, y, **params)
         self._checkpoint_fit = (X, y, params)  # for the identity; dropped once the journal is open
