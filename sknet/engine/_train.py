@@ -70,6 +70,8 @@ def train_batched(estimator, jobs, X, y):
         except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
             fitted[i] = exc
     X_all = check_array(X, dtype=np.float32)
+    if not X_all.flags.writeable:  # joblib's read-only memmaps: torch wants memory it may write
+        X_all = X_all.copy()
     groups = {}
     for i, job in prepared.items():
         key = (group_key(job.estimator), job.n_outputs, job.estimator.device_)
