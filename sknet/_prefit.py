@@ -19,20 +19,29 @@ import threading
 from contextlib import contextmanager
 
 import numpy as np
+import scipy.sparse as sp
 
 _STORE = {}
 _LOCK = threading.Lock()
 
 
 def fingerprint(*arrays):
-    """A digest of dense numeric arrays (shape, dtype and bytes); None for anything else."""
+    """A digest of numeric arrays, dense or scipy sparse (shape, dtype, bytes); None for anything else."""
     digest = hashlib.blake2b(digest_size=16)
     for array in arrays:
-        if not isinstance(array, np.ndarray) or array.dtype == object:
-            return None
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype.str}".encode())
-        digest.update(array.data)
+        if sp.issparse(array):  # its CSR parts: the same matrix in another format is another key
+            digest.update(f"sparse {array.format} {array.shape}".encode())
+            parts = [array.data, array.indices, array.indptr] if array.format == "csr" else None
+            if parts is None:
+                return None
+        else:
+            parts = [array]
+        for part in parts:
+            if not isinstance(part, np.ndarray) or part.dtype == object:
+                return None
+            part = np.ascontiguousarray(part)
+            digest.update(f"{part.shape}{part.dtype.str}".encode())
+            digest.update(part.data)
     return digest.hexdigest()
 
 

@@ -24,6 +24,7 @@ import time
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed, parallel_config
 from joblib.parallel import get_active_backend
 from sklearn.base import clone
@@ -157,12 +158,27 @@ def plan(estimator, candidates, splits, X, y, skip=()):
             X_train, y_train = _safe_indexing(X, train_rows), _safe_indexing(y, train_rows)
             net, X_net = _net_and_input(model, X_train, y_train, split, transformed)
             y_net = np.asarray(y_train)
-            key = _prefit.job_key(net, X_net, y_net)
+            key = _prefit.job_key(net, X_net, y_net)  # what the job's own fit will look up
             if key is None:
                 continue
-            block = blocks.setdefault(_prefit.fingerprint(X_net, y_net), (len(blocks), X_net, y_net))
-            jobs.append((i, key, net, block[0], can_batch(net, net.get_params(deep=False), X_net)))
+            data = _prefit.fingerprint(X_net, y_net)
+            if data not in blocks:
+                blocks[data] = (len(blocks), _dense(X_net), y_net)
+            X_block = blocks[data][1]
+            jobs.append((i, key, net, blocks[data][0], can_batch(net, net.get_params(deep=False), X_block)))
     return jobs, blocks, n_jobs
+
+
+# Sparse training sets up to this size (as dense float32) are densified for the engine, which
+# computes what a fit on the sparse rows computes (sknet densifies each batch); larger ones
+# stay sparse and their jobs train one by one.
+DENSIFY_BYTES = 2**30
+
+
+def _dense(X):
+    if sp.issparse(X) and 4 * X.shape[0] * X.shape[1] <= DENSIFY_BYTES:
+        return X.toarray()
+    return X
 
 
 class _Dispatch:

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.exceptions import FitFailedWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.feature_selection import VarianceThreshold
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
@@ -56,6 +57,19 @@ def test_folds_whose_preprocessing_gives_different_widths_batch_apart(clf_data):
                                              engine=engine), X, y)
     _assert_same_results(runs)
     assert runs["batched"].n_batched_fits_ == 4
+
+
+def test_sparse_text_features_are_densified_for_the_engine():
+    words = np.array(["red", "green", "blue", "cat", "dog", "fish", "sun", "rain"])
+    rng = np.random.RandomState(0)
+    labels = rng.randint(0, 2, 60)
+    docs = [" ".join(rng.choice(words[4 * c:4 * c + 4], 5)) + " " + " ".join(rng.choice(words, 2))
+            for c in labels]
+    pipe = make_pipeline(TfidfVectorizer(), MLPClassifier(**NET))  # sparse input to the net
+    runs = _both(lambda engine: GridSearchCV(pipe, {"mlpclassifier__lr": [1e-3, 3e-2]}, cv=3,
+                                             engine=engine), docs, labels)
+    _assert_same_results(runs)
+    assert runs["batched"].n_batched_fits_ == 6 and runs["batched"].best_score_ > 0.8
 
 
 def test_with_n_jobs_the_groups_train_in_worker_processes(clf_data):
@@ -131,3 +145,16 @@ def test_engine_argument_is_validated(clf_data):
     X, y = clf_data
     with pytest.raises(ValueError, match="'engine' parameter"):
         GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3]}, engine="turbo").fit(X, y)
+
+
+def test_sparse_training_sets_are_keyed_by_their_content():
+    from scipy import sparse
+
+    from sknet._prefit import fingerprint
+
+    X = sparse.random(20, 5, density=0.3, format="csr", random_state=0)
+    other = X.copy()
+    other.data[0] += 1.0
+    assert fingerprint(X) == fingerprint(X.copy()) != fingerprint(other)
+    assert fingerprint(X) != fingerprint(X.toarray())
+    assert fingerprint(X.tocsc()) is None  # other formats are not keyed: their jobs train one by one
