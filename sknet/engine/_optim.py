@@ -148,15 +148,18 @@ class FusedAdam(Adam):
     which leaves there each model's step for a unit learning rate; the step is
     then scaled by each model's own rate. Coupled (Adam) or decoupled (AdamW)
     decay is applied around it with the models' own values, as torch orders it.
-    Each model has its own step count, so its bias corrections are its own.
+    Each model has its own step count, so its bias corrections are its own:
+    when all models step and share a count (the usual case), the kernel runs
+    on the stacked tensors; otherwise on each active model's slices.
     """
 
     def __init__(self, params, decays, weight_decay, momentum):
         super().__init__(params, decays, weight_decay, momentum)
         self.scratch = [torch.zeros_like(p) for p in params]
         device = params[0].device
-        # One step counter per model and parameter, as torch keeps one per parameter: the kernel
-        # takes them as 0-d tensors, here views into one (K, n_params) tensor counted in one op.
+        # The kernel takes one 0-d step counter per tensor it updates: views into one tensor
+        # per layout (shared by all models, or one per model and parameter), set from self.steps.
+        self.shared_count = torch.zeros(len(params), dtype=torch.float32, device=device)
         self.step_counts = torch.zeros((len(weight_decay), len(params)), dtype=torch.float32, device=device)
         self._lists = {}
 
@@ -165,6 +168,13 @@ class FusedAdam(Adam):
         self.scratch = [torch.zeros_like(p) for p in params]
         self.step_counts = self.step_counts[index]
         self._lists = {}
+
+    def _stacked_lists(self, grads):
+        """The stacked tensors themselves, for a step every model takes at the same count."""
+        if "stacked" not in self._lists:
+            self._lists["stacked"] = (self.scratch, grads, [s["exp_avg"] for s in self.state],
+                                      [s["exp_avg_sq"] for s in self.state], list(self.shared_count))
+        return self._lists["stacked"]
 
     def _kernel_lists(self, grads, active):
         """The per-model views the kernel updates: only the active models'. Cached per pattern."""
@@ -192,8 +202,13 @@ class FusedAdam(Adam):
                     else:
                         grad.add_(param * self.weight_decay)
             torch._foreach_zero_(self.scratch)
-            scratch, grad_views, exp_avgs, exp_avg_sqs, counts = self._kernel_lists(grads, active)
-            self.step_counts[torch.as_tensor(active, device=device)] += 1
+            if active.all() and (self.steps == self.steps[0]).all():
+                scratch, grad_views, exp_avgs, exp_avg_sqs, counts = self._stacked_lists(grads)
+                self.shared_count.fill_(float(self.steps[0]))
+            else:
+                scratch, grad_views, exp_avgs, exp_avg_sqs, counts = self._kernel_lists(grads, active)
+                steps = torch.as_tensor(self.steps, dtype=torch.float32, device=device)
+                self.step_counts.copy_(steps[:, None].expand_as(self.step_counts))
             beta1, beta2 = self.betas
             torch._fused_adam_(scratch, grad_views, exp_avgs, exp_avg_sqs, [], counts, lr=1.0,
                                beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
