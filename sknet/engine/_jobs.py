@@ -46,7 +46,7 @@ def refusal(estimator, params, X=None):
     The engine refuses, and the caller fits sequentially: estimators other
     than sknet's MLPs, parameters ``fit`` would reject, sparse ``X``, skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
-    the named ones, ``batch_norm`` and ``verbose``.
+    the named ones, and ``verbose``.
     """
     if not isinstance(estimator, BaseMLP):
         return f"{type(estimator).__name__} is not an sknet MLP estimator"
@@ -62,7 +62,6 @@ def refusal(estimator, params, X=None):
         "callbacks are set": bool(est.callbacks) or bool(getattr(est, "_skl_callbacks", None)),
         "warm_start=True": est.warm_start,
         f"optimizer={est.optimizer!r} is not a named optimizer": optimizer_name(est.optimizer) is None,
-        "batch_norm=True": est.batch_norm,
         "verbose > 0": bool(est.verbose),
         f"its loss {est._criterion().__name__} has no batched gradient": est._criterion() not in LOSSES,
     }
@@ -107,6 +106,7 @@ def prepare(base, params, train_idx, X, y):
     parts = [np.arange(len(rows))]
     if est.early_stopping:
         parts = est._validation_split(y_job, seed)
+    est._check_training_size(len(parts[0]))
     rows_y_weight = [(rows[part], y_job[part], None if weight is None else weight[part]) for part in parts]
     est.net_ = est._build_net(X_job.shape[1], n_outputs, math.ceil(len(parts[0]) / est.batch_size))
     est.net_.train_split = None

@@ -39,7 +39,7 @@ class BatchedMLP:
     Parameters
     ----------
     modules : list of MLPModule
-        Modules of identical shape, without batch normalisation.
+        Modules of identical shape (all with batch normalisation, or none).
     activation : str
         A key of ``sknet._options.ACTIVATIONS``.
     dropout : ndarray of shape (K,)
@@ -61,23 +61,31 @@ class BatchedMLP:
         self.dropout = bool((dropout > 0).any())
         self.generator = generator
         self._saved = None
+        norms = [[m for m in module.modules() if isinstance(m, nn.BatchNorm1d)] for module in modules]
+        self.norm_names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.BatchNorm1d)]
+        self.norms = [_StackedNorm([norm[i] for norm in norms]) for i in range(len(self.norm_names))]
         # Gradients are written into the same tensors at every step (optimizers may keep views).
-        self.grads = [torch.empty_like(p) for p in self.weights + self.biases]
+        self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
 
     def parameters(self):
-        """Stacked tensors to optimise, and whether each takes weight decay (weights only)."""
-        return self.weights + self.biases, [True] * len(self.weights) + [False] * len(self.biases)
+        """Stacked tensors to optimise, and whether each takes weight decay (linear weights only)."""
+        affine = [t for norm in self.norms for t in (norm.weight, norm.bias)]
+        return (self.weights + self.biases + affine,
+                [True] * len(self.weights) + [False] * (len(self.biases) + len(affine)))
 
-    def forward(self, X, training=False):
+    def forward(self, X, training=False, rows=None):
         """Outputs ``(K, n, n_outputs)`` of inputs ``(K, n, n_features)``.
 
-        With ``training=True`` dropout is applied and what :meth:`backward`
-        needs is kept.
+        With ``training=True`` dropout is applied, batch normalisation uses (and
+        updates) the batch's statistics over the real ``rows`` (a ``(K, n)``
+        mask; all rows when None), and what :meth:`backward` needs is kept.
         """
         saved = []
         h = X
-        for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
+        for i, (weight, bias) in enumerate(zip(self.weights[:-1], self.biases[:-1], strict=True)):
             z = torch.baddbmm(bias, h, weight)
+            if self.norms:
+                z = self.norms[i].forward(z, training, rows)
             a = self.activation(z)
             scale = None
             if training and self.dropout:
@@ -113,6 +121,9 @@ class BatchedMLP:
             if scale is not None:
                 grad = grad * scale
             grad = self.activation_grad(grad, z, a)
+            if self.norms:
+                norm_grads = self.grads[2 * n_layers + 2 * (i - 1):2 * n_layers + 2 * i]
+                grad = self.norms[i - 1].backward(grad, *norm_grads)
         self._saved = None
         return self.grads
 
@@ -120,7 +131,9 @@ class BatchedMLP:
         """Keep only the models ``index`` (a tensor of positions), in that order."""
         self.weights = [w[index] for w in self.weights]
         self.biases = [b[index] for b in self.biases]
-        self.grads = [torch.empty_like(p) for p in self.weights + self.biases]
+        for norm in self.norms:
+            norm.keep_models(index)
+        self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
         self.keep = self.keep[index]
 
     def l1_norms(self):
@@ -138,8 +151,74 @@ class BatchedMLP:
         for name, weight, bias in zip(self.names, self.weights, self.biases, strict=True):
             state[f"{name}.weight"] = weight[k].T.contiguous()
             state[f"{name}.bias"] = bias[k, 0].clone()
+        for name, norm in zip(self.norm_names, self.norms, strict=True):
+            state.update({f"{name}.{key}": value for key, value in norm.state_dict(k).items()})
         return state
 
 
 def _stack(tensors):
     return torch.stack([t.detach() for t in tensors]).contiguous()
+
+
+class _StackedNorm:
+    """K ``nn.BatchNorm1d`` layers of one width: per-model affine parameters and running statistics.
+
+    In training each model normalises with the mean and biased variance of the
+    real rows of its own batch and moves its running statistics as torch does
+    (momentum 0.1, unbiased variance); otherwise it uses those statistics.
+    """
+
+    def __init__(self, norms):
+        self.eps, self.momentum = norms[0].eps, norms[0].momentum
+        self.weight = _stack([n.weight[None] for n in norms])  # (K, 1, units)
+        self.bias = _stack([n.bias[None] for n in norms])
+        self.running_mean = _stack([n.running_mean[None] for n in norms])
+        self.running_var = _stack([n.running_var[None] for n in norms])
+        self.n_batches = torch.as_tensor([int(n.num_batches_tracked) for n in norms],
+                                         device=self.weight.device)
+        self._saved = None
+
+    def forward(self, z, training, rows):
+        if not training:
+            return (z - self.running_mean) / (self.running_var + self.eps).sqrt() * self.weight + self.bias
+        mask = torch.ones(z.shape[:2], dtype=z.dtype, device=z.device) if rows is None else rows
+        mask = mask.unsqueeze(2)
+        n = mask.sum(dim=1, keepdim=True)  # (K, 1, 1); a model without a batch has n = 0
+        safe_n = n.clamp_min(1)
+        mean = (z * mask).sum(dim=1, keepdim=True) / safe_n
+        centred = (z - mean) * mask
+        var = (centred * centred).sum(dim=1, keepdim=True) / safe_n
+        inv_std = (var + self.eps).rsqrt()
+        normalised = centred * inv_std
+        stepping = n > 0
+        unbiased = var * safe_n / (safe_n - 1).clamp_min(1)
+        self.running_mean.copy_(torch.where(stepping, torch.lerp(self.running_mean, mean, self.momentum),
+                                            self.running_mean))
+        self.running_var.copy_(torch.where(stepping, torch.lerp(self.running_var, unbiased, self.momentum),
+                                           self.running_var))
+        self.n_batches += stepping.view(-1)
+        self._saved = (normalised, inv_std, mask, safe_n)
+        return normalised * self.weight + self.bias
+
+    def backward(self, grad, grad_weight, grad_bias):
+        """Gradient with respect to the normalised layer's input; the affine gradients into their tensors."""
+        normalised, inv_std, mask, n = self._saved
+        grad = grad * mask
+        torch.sum(grad * normalised, dim=1, keepdim=True, out=grad_weight)
+        torch.sum(grad, dim=1, keepdim=True, out=grad_bias)
+        grad_normalised = grad * self.weight
+        mean_grad = grad_normalised.sum(dim=1, keepdim=True) / n
+        mean_grad_normalised = (grad_normalised * normalised).sum(dim=1, keepdim=True) / n
+        self._saved = None
+        return (grad_normalised - mean_grad - normalised * mean_grad_normalised) * inv_std * mask
+
+    def keep_models(self, index):
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            setattr(self, name, getattr(self, name)[index])
+        self.n_batches = self.n_batches[index]
+
+    def state_dict(self, k):
+        return {"weight": self.weight[k, 0].clone(), "bias": self.bias[k, 0].clone(),
+                "running_mean": self.running_mean[k, 0].clone(),
+                "running_var": self.running_var[k, 0].clone(),
+                "num_batches_tracked": self.n_batches[k].clone()}

@@ -188,7 +188,7 @@ def can_batch(estimator, params, X=None):
     It cannot (and the caller should fit sequentially) for: estimators other
     than sknet's MLPs, parameters ``fit`` would reject, sparse ``X``, skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
-    the named ones, ``batch_norm`` and ``verbose``.
+    the named ones, and ``verbose``.
 
     Parameters
     ----------
@@ -310,11 +310,11 @@ class GroupTrainer:
             net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
         orders = [list(batches) for batches in self.batches]
         n_batches = np.array([len(order) for order in orders])
-        rows, y, coef = self._epoch_data(orders)
+        rows, y, coef, real = self._epoch_data(orders)
         losses = []
         for step in range(rows.shape[1]):
             active = step < n_batches
-            losses.append(self._step(rows[:, step], y[:, step], coef[:, step], active))
+            losses.append(self._step(rows[:, step], y[:, step], coef[:, step], real[:, step], active))
             if self.batch_schedule:
                 for k in np.flatnonzero(active):
                     self.nets[k].history.new_batch()
@@ -360,10 +360,11 @@ class GroupTrainer:
         net.module_.load_state_dict(self.model.state_dict(k))
 
     def _epoch_data(self, orders):
-        """Rows, targets and loss coefficients of every model's batches: ``(K, steps, width, ...)``.
+        """Rows, targets, loss coefficients and real-row masks of every model's batches.
 
-        A model's coefficients are its rows' weights over their sum in the batch
-        (0 on padding), so that its loss is the weighted mean of its batch.
+        Each is ``(K, steps, width, ...)``. A model's coefficients are its rows'
+        weights over their sum in the batch (0 on padding), so that its loss is
+        the weighted mean of its batch.
         """
         local, mask = _stack_batches(orders, self.X.device)
         n_models, steps, width = local.shape
@@ -373,14 +374,14 @@ class GroupTrainer:
         y = y.view(n_models, steps, width, *y.shape[2:])
         weight = self.weight[self.model_index, flat].view(n_models, steps, width) * mask
         coef = weight / weight.sum(dim=2, keepdim=True).clamp_min(torch.finfo(weight.dtype).tiny)
-        return rows, y, coef
+        return rows, y, coef, mask
 
-    def _step(self, rows, y, coef, active):
+    def _step(self, rows, y, coef, real, active):
         """One optimizer step of every active model on its own batch; return each model's loss.
 
         A model without a batch (``active`` False) has coefficients 0 and is not updated.
         """
-        out = self.model.forward(self.X[rows], training=True)
+        out = self.model.forward(self.X[rows], training=True, rows=real)
         loss, grad_out = self.loss(out, y, coef)
         grads = self.model.backward(grad_out)
         if self.l1.any():

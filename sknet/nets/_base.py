@@ -339,11 +339,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             self._seed_rng = np.random.RandomState(check_random_state(self.random_state).randint(_MAX_SEED))
         seed = int(self._seed_rng.randint(_MAX_SEED))
         train, valid = self._datasets(X, y, weight, seed)
-        if self.batch_norm and len(train) < 2:
-            held_out = " after the early-stopping validation split" if valid is not None else ""
-            raise ValueError(
-                f"batch_norm=True needs at least 2 training samples{held_out}. Got {len(train)}."
-            )
+        self._check_training_size(len(train))
         if not incremental:
             self.net_ = self._build_net(X.shape[1], n_outputs, math.ceil(len(train) / self.batch_size))
         self.net_.train_split = None if valid is None else predefined_split(valid)
@@ -429,6 +425,12 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         train, valid = self._validation_split(y, seed)
         return tuple(InMemoryDataset(X[rows], y[rows], None if weight is None else weight[rows],
                                      device=self.device_) for rows in (train, valid))
+
+    def _check_training_size(self, n_train):
+        """Batch normalisation needs two rows to normalise (torch fails obscurely with one)."""
+        if self.batch_norm and n_train < 2:
+            held_out = " after the early-stopping validation split" if self.early_stopping else ""
+            raise ValueError(f"batch_norm=True needs at least 2 training samples{held_out}. Got {n_train}.")
 
     def _validation_split(self, y, seed):
         """Row indices of the training part and of the early-stopping validation part."""

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from sklearn.exceptions import FitFailedWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.feature_selection import VarianceThreshold
@@ -37,6 +38,15 @@ def test_grid_search_batched_equals_sequential(clf_data):
     assert runs["batched"].n_batched_fits_ == 8 * 3
     assert runs["batched"].engine_time_ > 0
     assert not hasattr(runs["sequential"], "n_batched_fits_")
+
+
+def test_batch_norm_nets_batch_and_match_sequential(clf_data):
+    X, y = clf_data
+    net = MLPClassifier(batch_norm=True, optimizer="sgd", **NET)
+    runs = _both(lambda engine: GridSearchCV(net, {"lr": [1e-2, 1e-1], "n_units": [8, 16]}, cv=3,
+                                             engine=engine), X, y)
+    _assert_same_results(runs)
+    assert runs["batched"].n_batched_fits_ == 4 * 3
 
 
 def test_early_stopping_nets_stop_on_their_own_inside_a_batched_search(clf_data):
@@ -107,7 +117,7 @@ def test_every_search_batches_its_rounds(clf_data, make):
 
 def test_what_the_engine_cannot_take_trains_sequentially(clf_data):
     X, y = clf_data
-    net = MLPClassifier(batch_norm=True, **NET)  # not batchable yet
+    net = MLPClassifier(optimizer=torch.optim.NAdam, **NET)  # not one of the engine's optimizers
     auto = GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
     assert auto.n_batched_fits_ == 0 and np.isfinite(auto.cv_results_["mean_test_score"]).all()
     with pytest.warns(UserWarning, match="4 of 4 fits could not be batched"):
