@@ -110,9 +110,10 @@ def _estimated_bytes(job, n_features):
     n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=False))
     # Parameters, gradients, two optimizer buffers and a scratch copy.
     floats = 5 * n_params
-    # One step: the gathered inputs, (z, a, dropout scale) per hidden layer, outputs and gradients.
+    # One step: the gathered inputs, (z, a, dropout scale, normalised z) per hidden layer,
+    # outputs and gradients.
     rows = est.batch_size + 1
-    floats += rows * (n_features + 3 * sum(hidden) + 3 * job.n_outputs)
+    floats += rows * (n_features + (3 + est.batch_norm) * sum(hidden) + 3 * job.n_outputs)
     n_rows = len(job.rows)
     if job.valid is not None:  # the validation pass: prediction-sized batches, and all outputs
         n_valid = len(job.valid[0])
