@@ -17,7 +17,9 @@ _aten = torch.ops.aten
 # d(activation)/dz applied to an incoming gradient, keyed by the activation's module
 # class (the names live in ``_options.ACTIVATIONS``): f(grad, z, a) with a = act(z).
 _ACTIVATION_GRADS = {
-    nn.ReLU: lambda grad, z, a: _aten.threshold_backward.default(grad, a, 0),
+    # In place: ``grad`` is always a fresh tensor here (and allocating a new one costs more than
+    # the pass itself for the sizes a batched step has).
+    nn.ReLU: lambda grad, z, a: _aten.threshold_backward.grad_input(grad, a, 0, grad_input=grad),
     nn.LeakyReLU: lambda grad, z, a: _aten.leaky_relu_backward.default(grad, z, 0.01, False),
     nn.ELU: lambda grad, z, a: _aten.elu_backward.default(grad, 1.0, 1.0, 1.0, False, z),
     nn.SELU: lambda grad, z, a: _aten.elu_backward.default(grad, 1.6732632423543772848170429916717,
@@ -56,6 +58,7 @@ class BatchedMLP:
         self.biases = [_stack([lay[i].bias[None] for lay in layers]) for i in range(len(self.names))]
         self.activation = ACTIVATIONS[activation]()
         self.activation_grad = _ACTIVATION_GRADS[type(self.activation)]
+        self.relu = type(self.activation) is nn.ReLU
         device = self.weights[0].device
         self.keep = torch.as_tensor(1 - dropout, dtype=torch.float32, device=device).view(-1, 1, 1)
         self.dropout = bool((dropout > 0).any())
@@ -86,7 +89,8 @@ class BatchedMLP:
             z = torch.baddbmm(bias, h, weight)
             if self.norms:
                 z = self.norms[i].forward(z, training, rows)
-            a = self.activation(z)
+            # ReLU's backward needs only its output, so it may overwrite z (saving an allocation).
+            a = z.relu_() if self.relu else self.activation(z)
             scale = None
             if training and self.dropout:
                 draw = torch.rand(a.shape, generator=self.generator, device=a.device)
