@@ -247,7 +247,12 @@ def seeded(seed, device):
     device = torch.device(device)
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed)
+        # Only the generators the fit uses (and fork_rng restores): torch.manual_seed would also
+        # reseed every other GPU for good, and costs more than a small fit's initialisation.
+        torch.random.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(cuda[0]):
+                torch.cuda.manual_seed(seed)
         yield
 
 
