@@ -198,23 +198,22 @@ def train(jobs, blocks, dispatch=None):
     Batchable jobs train as few batched models, one task per group of jobs
     with the same input width and tensor shapes; the others one task each.
     """
-    from ..engine import group_jobs
+    from ..engine._jobs import group_key
 
     dispatch = dispatch or _Dispatch(None, None)
     by_block = {b: (X, y) for b, X, y in blocks.values()}
-    batched = [job for job in jobs if job[4]]
+    groups = {}  # plan() already checked each job with can_batch: only group them here
+    for job in jobs:
+        if job[4]:
+            groups.setdefault((by_block[job[3]][0].shape[1], group_key(job[2])), []).append(job)
     keys, tasks = [], []
-    for width in sorted({by_block[job[3]][0].shape[1] for job in batched}):
-        same_width = [job for job in batched if by_block[job[3]][0].shape[1] == width]
-        for members in group_jobs(same_width[0][2], [(job[2].get_params(deep=False), None)
-                                                     for job in same_width]):
-            group = [same_width[m] for m in members]
-            used = sorted({job[3] for job in group})
-            X_all, y_all, rows = _stack([by_block[b] for b in used])
-            row_of = dict(zip(used, rows, strict=True))
-            keys.append([job[1] for job in group])
-            tasks.append(delayed(_train_group)(group[0][2], [(job[2].get_params(deep=False), row_of[job[3]])
-                                                             for job in group], X_all, y_all))
+    for group in groups.values():
+        used = sorted({job[3] for job in group})
+        X_all, y_all, rows = _stack([by_block[b] for b in used])
+        row_of = dict(zip(used, rows, strict=True))
+        keys.append([job[1] for job in group])
+        tasks.append(delayed(_train_group)(group[0][2], [(job[2].get_params(deep=False), row_of[job[3]])
+                                                         for job in group], X_all, y_all))
     for _, key, net, block, batchable in jobs:
         if not batchable:
             keys.append([key])
