@@ -31,6 +31,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _num_samples
 
 from .. import _prefit
 from ..nets._base import BaseMLP
@@ -65,7 +66,7 @@ class EngineMixin:
             # Training goes to the user's backend; the trained results are then in this
             # process, so scikit-learn's evaluation (which adopts and scores them) uses threads.
             self._training_backend = get_active_backend()[0]
-            with parallel_config(backend="threading"):
+            with parallel_config(backend="threading"), _prefit.training_alone(_train_alone):
                 return super().fit(X, y, **params)
         finally:
             del self._engine_data
@@ -119,7 +120,9 @@ class EngineMixin:
                 store = {key: piece.slice for piece in slices for _, key, *_ in piece.jobs}
             self.engine_time_ += time.perf_counter() - start
             try:
-                with _prefit.serving(store):
+                # Jobs the engine did not train (or failed on) fit as usual: only the refit, after
+                # the search, is trained alone by the engine.
+                with _prefit.serving(store), _prefit.training_alone(None):
                     return evaluate_candidates(candidate_params, cv=cv, more_results=more_results,
                                                callback_ctx=callback_ctx)
             finally:
@@ -148,24 +151,29 @@ def plan(estimator, candidates, splits, X, y, skip=()):
     """
     from ..engine import can_batch
 
-    blocks, jobs, transformed = {}, [], {}
+    blocks, jobs, transformed, digests = {}, [], {}, {}
     n_jobs = len(candidates) * len(splits) - len(skip)
+    train_sets = [(_safe_indexing(X, rows), _safe_indexing(y, rows)) for rows, _ in splits]
     for i, params in enumerate(candidates):
         model = clone(estimator).set_params(**params)
-        for split, (train_rows, _) in enumerate(splits):
+        net_key, batchable = None, {}  # the candidate's part of the key, and the engine's verdict
+        for split, (X_train, y_train) in enumerate(train_sets):
             if (i, split) in skip:
                 continue
-            X_train, y_train = _safe_indexing(X, train_rows), _safe_indexing(y, train_rows)
             net, X_net = _net_and_input(model, X_train, y_train, split, transformed)
-            y_net = np.asarray(y_train)
-            key = _prefit.job_key(net, X_net, y_net)  # what the job's own fit will look up
-            if key is None:
+            if id(X_net) not in digests:  # one digest per training set (kept alive with it)
+                digests[id(X_net)] = (X_net, _prefit.fingerprint(X_net, y_train))
+            data = digests[id(X_net)][1]
+            if data is None:
                 continue
-            data = _prefit.fingerprint(X_net, y_net)
+            net_key = net_key or _prefit.params_key(net)
             if data not in blocks:
-                blocks[data] = (len(blocks), _dense(X_net), y_net)
-            X_block = blocks[data][1]
-            jobs.append((i, key, net, blocks[data][0], can_batch(net, net.get_params(deep=False), X_block)))
+                blocks[data] = (len(blocks), _dense(X_net), np.asarray(y_train))
+            sparse = sp.issparse(blocks[data][1])
+            if sparse not in batchable:
+                batchable[sparse] = can_batch(net, net.get_params(deep=False), blocks[data][1])
+            # The key is what the job's own fit will look up.
+            jobs.append((i, _prefit.job_key(net_key, data), net, blocks[data][0], batchable[sparse]))
     return jobs, blocks, n_jobs
 
 
@@ -228,6 +236,16 @@ def _train_group(net, jobs, X, y):
     from ..engine import train_batched
 
     return train_batched(net, jobs, X, y)
+
+
+def _train_alone(net, X, y):
+    """A fit of the search's thread that was not trained ahead (the refit): the engine's, when it can."""
+    from ..engine import can_batch, train_batched
+
+    X = _dense(X)
+    if not can_batch(net, {}, X):
+        return None
+    return train_batched(net, [({}, np.arange(_num_samples(X)))], X, y)[0]
 
 
 def _fit_one(net, X, y):

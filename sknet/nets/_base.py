@@ -360,6 +360,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _adopt(self, trained, X, y):
         """Become ``trained`` (same class and parameters), reporting its fit to callbacks."""
         self.__dict__.update(trained.__dict__)
+        validate_data(self, X, reset=True, skip_check_array=True)  # trained on an array: names from X
         context = self._init_callback_context(max_subtasks=self.n_iter_)
         context.call_on_fit_task_begin(estimator=self, X=X, y=y)
         for _ in range(self.n_iter_):  # the epochs already ran in the batched engine

@@ -40,6 +40,45 @@ def test_grid_search_batched_equals_sequential(clf_data):
     assert not hasattr(runs["sequential"], "n_batched_fits_")
 
 
+@pytest.fixture
+def sequential_fits(monkeypatch):
+    """Counts the fits trained by ``BaseMLP._train``, sknet's sequential training loop."""
+    from sknet.nets._base import BaseMLP
+
+    calls, train = [], BaseMLP._train
+    monkeypatch.setattr(BaseMLP, "_train", lambda self, *a, **k: calls.append(self) or train(self, *a, **k))
+    return calls
+
+
+def test_pandas_input_is_batched_and_trained_once(clf_data, sequential_fits):
+    pd = pytest.importorskip("pandas")
+    X, y = clf_data
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    labels = pd.Series(np.array(["cat", "dog", "eel"])[y % 3], name="animal")  # object dtype
+    runs = {kind: GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3).fit(*data)
+            for kind, data in {"pandas": (frame, labels), "numpy": (X, labels.to_numpy(str))}.items()}
+    assert runs["pandas"].n_batched_fits_ == 2 * 3
+    assert sequential_fits == []  # no fit trained twice, and the refit by the engine too
+    np.testing.assert_allclose(runs["pandas"].cv_results_["mean_test_score"],
+                               runs["numpy"].cv_results_["mean_test_score"], atol=1e-6)
+    best = runs["pandas"].best_estimator_
+    assert list(best.feature_names_in_) == list(frame.columns)
+    assert not hasattr(runs["numpy"].best_estimator_, "feature_names_in_")
+    np.testing.assert_array_equal(best.predict(frame), runs["numpy"].best_estimator_.predict(X))
+
+
+def test_the_refit_is_trained_by_the_engine_as_its_sequential_fit(clf_data, sequential_fits):
+    X, y = clf_data
+    search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3).fit(X, y)
+    assert sequential_fits == []
+    alone = MLPClassifier(**NET).set_params(**search.best_params_).fit(X, y)
+    assert len(sequential_fits) == 1
+    np.testing.assert_allclose(search.best_estimator_.predict_proba(X), alone.predict_proba(X), atol=1e-5)
+    np.testing.assert_allclose(search.best_estimator_.loss_curve_, alone.loss_curve_, rtol=1e-4)
+    GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3, engine="sequential").fit(X, y)
+    assert len(sequential_fits) == 1 + 2 * 3 + 1
+
+
 def test_batch_norm_nets_batch_and_match_sequential(clf_data):
     X, y = clf_data
     net = MLPClassifier(batch_norm=True, optimizer="sgd", **NET)
@@ -168,3 +207,18 @@ def test_sparse_training_sets_are_keyed_by_their_content():
     assert fingerprint(X) == fingerprint(X.copy()) != fingerprint(other)
     assert fingerprint(X) != fingerprint(X.toarray())
     assert fingerprint(X.tocsc()) is None  # other formats are not keyed: their jobs train one by one
+
+
+def test_pandas_and_label_data_are_keyed_by_values_and_names():
+    pd = pytest.importorskip("pandas")
+    from sknet._prefit import fingerprint
+
+    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
+    labels = np.array(["x", "y"], dtype=object)
+    assert fingerprint(frame, labels) == fingerprint(frame.copy(), labels.copy())
+    assert fingerprint(frame, labels) != fingerprint(frame.rename(columns={"b": "c"}), labels)
+    assert fingerprint(frame, labels) != fingerprint(frame, np.array(["x", "z"], dtype=object))
+    assert fingerprint(frame, np.array([1, 2], dtype=object)) != fingerprint(
+        frame, np.array(["1", "2"], dtype=object))
+    assert fingerprint(frame, pd.Series(labels)) == fingerprint(frame, pd.Series(labels.copy()))
+    assert fingerprint(np.array([[1, "a"]], dtype=object)) is None  # a mixed table: fit decides
