@@ -14,14 +14,16 @@ from torch import nn
 
 def cross_entropy(out, target, coef):
     """``nn.CrossEntropyLoss`` on logits ``(K, n, C)`` and class indices ``(K, n)``."""
-    # log_softmax over a short last axis is slow on CPU; this is the same formula in a few passes.
+    # log_softmax over a short last axis is slow on CPU: the same formula in a few passes, in
+    # place where it can (and fast on BatchedMLP's outputs, whose class axis is outermost).
     shifted = out - out.amax(dim=2, keepdim=True)
-    exp = shifted.exp()
-    total = exp.sum(dim=2, keepdim=True)
     index = target.unsqueeze(2)
-    per_row = (total.log() - shifted.gather(2, index)).squeeze(2)
-    grad = (exp / total).scatter_add_(2, index, torch.full_like(shifted[..., :1], -1.0))
-    return (per_row * coef).sum(dim=1), grad * coef.unsqueeze(2)
+    picked = shifted.gather(2, index)
+    exp = shifted.exp_()
+    total = exp.sum(dim=2, keepdim=True)
+    weight = coef.unsqueeze(2)
+    loss = ((total.log() - picked) * weight).sum(dim=(1, 2))
+    return loss, exp.mul_(weight / total).scatter_add_(2, index, -weight)
 
 
 def squared_error(out, target, coef):

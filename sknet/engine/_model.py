@@ -98,7 +98,10 @@ class BatchedMLP:
             saved.append((h, z, a, scale))
             h = a if scale is None else a * scale
         self._saved = (saved, h) if training else None
-        return torch.baddbmm(self.biases[-1], h, self.weights[-1])
+        out = torch.baddbmm(self.biases[-1], h, self.weights[-1])
+        # Returned with the outputs axis outermost in memory: the loss reduces over it, which
+        # is several times faster along an outer axis than along a short inner one on CPU.
+        return out.transpose(1, 2).contiguous().transpose(1, 2)
 
     def backward(self, grad_out):
         """Gradients of the loss for every tensor of :meth:`parameters`, in its order.

@@ -333,7 +333,7 @@ def test_a_group_out_of_memory_is_halved_and_retried(monkeypatch):
     fitted = train_batched(base, jobs, X, y)
     assert sizes == [6, 3, 1, 2, 3, 1, 2]
     for est, proba in zip(fitted, expected, strict=True):
-        np.testing.assert_array_equal(est.predict_proba(X), proba)
+        _assert_same_up_to_summation_order(est.predict_proba(X), proba)
         assert est.n_iter_ == 3 and len(est.loss_curve_) == 3
 
 
@@ -353,7 +353,14 @@ def test_a_group_larger_than_free_memory_is_split_before_training(monkeypatch):
     fitted = train_batched(base, jobs, X, y)
     assert sizes == [2, 2, 2]
     for est, proba in zip(fitted, expected, strict=True):
-        np.testing.assert_array_equal(est.predict_proba(X), proba)
+        _assert_same_up_to_summation_order(est.predict_proba(X), proba)
+
+
+def _assert_same_up_to_summation_order(actual, expected):
+    # A model trained in a group of another size is the same computation, but torch may sum a
+    # batch's gradient in another order for another number of models (a float32 rounding
+    # apart, ~1e-9 here); one more epoch moves these probabilities by 0.03 to 0.1.
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-7)
 
 
 def test_memory_estimate_grows_with_what_a_model_holds(clf_data):

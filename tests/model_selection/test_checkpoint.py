@@ -237,7 +237,7 @@ def test_with_a_checkpoint_the_engine_trains_a_round_slice_by_slice(clf_data, tm
     resumed = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
     assert calls == [2, 2, 1] and resumed.n_batched_fits_ == 4  # the last call is the refit, alone
     reference = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched").fit(X, y)
-    assert calls == [2, 2, 1, 4, 4, 1]  # without a checkpoint, the round is trained at once: one call per group
+    assert calls == [2, 2, 1, 4, 4, 1]  # without a checkpoint, one call per group of the round at once
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
 
 
