@@ -184,9 +184,10 @@ DENSIFY_BYTES = 2**30
 
 
 def _dense(X):
-    if sp.issparse(X) and 4 * X.shape[0] * X.shape[1] <= DENSIFY_BYTES:
-        return X.toarray()
-    return X
+    """Training data as the engine takes it: an array (lists and DataFrames too), or a large sparse matrix."""
+    if not sp.issparse(X):
+        return np.asarray(X)
+    return X.toarray() if 4 * X.shape[0] * X.shape[1] <= DENSIFY_BYTES else X
 
 
 class _Dispatch:
@@ -242,7 +243,7 @@ def _train_alone(net, X, y):
     """A fit of the search's thread that was not trained ahead (the refit): the engine's, when it can."""
     from ..engine import can_batch, train_batched
 
-    X = _dense(X)
+    X = _dense(X) if sp.issparse(X) else X  # the net validates (and names) the rest itself
     if not can_batch(net, {}, X):
         return None
     return train_batched(net, [({}, np.arange(_num_samples(X)))], X, y)[0]

@@ -67,6 +67,14 @@ def test_pandas_input_is_batched_and_trained_once(clf_data, sequential_fits):
     np.testing.assert_array_equal(best.predict(frame), runs["numpy"].best_estimator_.predict(X))
 
 
+def test_lists_are_batched_and_trained_once(clf_data, sequential_fits):
+    X, y = clf_data
+    search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3).fit(X.tolist(), y.tolist())
+    assert search.n_batched_fits_ == 2 * 3 and sequential_fits == []
+    arrays = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3).fit(X, y)
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"], arrays.cv_results_["mean_test_score"])
+
+
 def test_the_refit_is_trained_by_the_engine_as_its_sequential_fit(clf_data, sequential_fits):
     X, y = clf_data
     search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3).fit(X, y)
