@@ -98,10 +98,15 @@ def grid_contenders(epochs):
 
 
 def training_flops(X, epochs, n_splits=5):
-    """Multiply-adds x 2 x 3 (forward, and backward's two products) of every fit of the grid."""
+    """Floating-point operations of every fit of the grid, as the engine computes them.
+
+    Per sample and layer of ``a x b`` weights: 2ab for the forward product and 2ab for the
+    weights' gradient; another 2ab for the gradient of the layer's input, except at the first
+    layer, where no gradient of the data is needed.
+    """
     n_train = len(X) * (n_splits - 1) / n_splits
-    macs = sum(X.shape[1] * u + u * 10 for u in UNITS) * len(LRS)
-    return 6.0 * macs * n_train * epochs * n_splits
+    per_sample = sum(4 * X.shape[1] * u + 6 * u * 10 for u in UNITS) * len(LRS)
+    return per_sample * n_train * epochs * n_splits
 
 
 def matmul_gflops(n=2048, repeats=10):
