@@ -480,8 +480,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             batch_size=self.batch_size,
             train_split=None,
             callbacks=self._callbacks(steps_per_epoch),
-            # skorch formats the epoch table even when verbose=0: about 5% of a small fit.
+            # skorch formats the epoch table even when verbose=0: about 5% of a small fit. And
+            # without validation data, its valid_loss callback only looks for one every epoch.
             **({} if self.verbose else {"callbacks__print_log": None}),
+            **({} if self.early_stopping else {"callbacks__valid_loss": None}),
             device=self.device_,
             verbose=self.verbose,
         )
