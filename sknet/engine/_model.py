@@ -69,6 +69,7 @@ class BatchedMLP:
         self.norms = [_StackedNorm([norm[i] for norm in norms]) for i in range(len(self.norm_names))]
         # Gradients are written into the same tensors at every step (optimizers may keep views).
         self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
+        self._buffers = {}
 
     def parameters(self):
         """Stacked tensors to optimise, and whether each takes weight decay (linear weights only)."""
@@ -86,7 +87,8 @@ class BatchedMLP:
         saved = []
         h = X
         for i, (weight, bias) in enumerate(zip(self.weights[:-1], self.biases[:-1], strict=True)):
-            z = torch.baddbmm(bias, h, weight)
+            out = self._buffer(f"z{i}", (*h.shape[:2], weight.shape[2]), h, weight) if training else None
+            z = torch.baddbmm(bias, h, weight, out=out)
             if self.norms:
                 z = self.norms[i].forward(z, training, rows)
             # ReLU's backward needs only its output, so it may overwrite z (saving an allocation).
@@ -124,7 +126,8 @@ class BatchedMLP:
             if i == 0:
                 break
             h, z, a, scale = saved[i - 1]
-            grad = torch.bmm(grad, self.weights[i].transpose(1, 2))
+            weight_t = self.weights[i].transpose(1, 2)
+            grad = torch.bmm(grad, weight_t, out=self._buffer(f"grad{i}", z.shape, grad, weight_t))
             if scale is not None:
                 grad = grad * scale
             grad = self.activation_grad(grad, z, a)
@@ -134,8 +137,22 @@ class BatchedMLP:
         self._saved = None
         return self.grads
 
+    def _buffer(self, name, shape, *operands):
+        """A float tensor of ``shape`` reused from step to step (None when autograd records ``operands``).
+
+        A training step's large temporaries are written into these: on CPU, allocating
+        several MB per operation made the allocator map and fault in fresh pages every step.
+        """
+        if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
+            return None  # the tests check the hand-written backward pass against autograd's
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._buffers[name] = torch.empty(shape, device=self.weights[0].device)
+        return buffer
+
     def keep_models(self, index):
         """Keep only the models ``index`` (a tensor of positions), in that order."""
+        self._buffers = {}
         self.weights = [w[index] for w in self.weights]
         self.biases = [b[index] for b in self.biases]
         for norm in self.norms:

@@ -265,6 +265,7 @@ class GroupTrainer:
             self.valid = _pad_rows([job.valid for job in jobs], device)
         self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
+        self.inputs = X.new_empty(0)  # each step's input rows, written into the same memory
 
     def _hyper(self, name):
         return np.array([getattr(job.estimator, name) for job in self.jobs], dtype=np.float64)
@@ -380,7 +381,7 @@ class GroupTrainer:
 
         A model without a batch (``active`` False) has coefficients 0 and is not updated.
         """
-        out = self.model.forward(_gather(self.X, rows), training=True, rows=real)
+        out = self.model.forward(_gather(self.X, rows, self.inputs), training=True, rows=real)
         loss, grad_out = self.loss(out, y, coef)
         grads = self.model.backward(grad_out)
         if self.l1.any():
@@ -426,12 +427,14 @@ class GroupTrainer:
         return estimator
 
 
-def _gather(X, rows):
-    """Rows of ``X`` for each model: ``(K, n, n_features)`` for indices ``(K, n)``.
+def _gather(X, rows, out=None):
+    """Rows of ``X`` for each model: ``(K, n, n_features)`` for indices ``(K, n)``, into ``out``.
 
     ``index_select`` on the flat indices: advanced indexing is several times slower on CPU.
     """
-    return torch.index_select(X, 0, rows.reshape(-1)).view(*rows.shape, X.shape[1])
+    if out is not None and out.shape != (rows.numel(), X.shape[1]):
+        out.resize_(rows.numel(), X.shape[1])
+    return torch.index_select(X, 0, rows.reshape(-1), out=out).view(*rows.shape, X.shape[1])
 
 
 def _take_rows(tensor, index):
