@@ -41,6 +41,7 @@ class BatchedOptimizer:
         self.momentum = _column(momentum, device)
         self.steps = np.zeros(len(weight_decay))
         self.state = [{name: torch.zeros_like(p) for name in self.state_names} for p in params]
+        self._columns = {}
 
     def step(self, grads, lr, active):
         """Update every active model.
@@ -64,8 +65,23 @@ class BatchedOptimizer:
                 for tensor, value in zip([param, *state.values()], new, strict=True):
                     tensor.copy_(value if mask is None else torch.where(mask, value, tensor))
 
+    def column(self, values):
+        """``_column(values)`` on the parameters' device, uploaded only when the values change.
+
+        Learning rates change at most once per epoch (or per batch under a batch schedule):
+        a copy from host memory at every step would also make a GPU's queue drain every step.
+        """
+        values = np.asarray(values, dtype=np.float32)
+        key = values.tobytes()
+        if key not in self._columns:
+            if len(self._columns) > 8:  # a schedule moves the rates: keep the recent ones only
+                self._columns.clear()
+            self._columns[key] = _column(values, self.params[0].device)
+        return self._columns[key]
+
     def keep_models(self, index, params):
         """Keep only the models ``index`` (a tensor of positions); ``params`` are their tensors."""
+        self._columns = {}
         self.params = params
         self.state = [{name: tensor[index] for name, tensor in state.items()} for state in self.state]
         host = index.cpu().numpy()
@@ -97,7 +113,7 @@ class SGD(BatchedOptimizer):
         grad = self.coupled_grad(param, grad, decays)
         # torch starts the buffer at the first gradient: momentum * 0 + grad is that exactly.
         buf = state["momentum_buffer"] * self.momentum + grad
-        return param + _column(-lr, param.device) * buf, buf
+        return param + self.column(-lr) * buf, buf
 
 
 class Adam(BatchedOptimizer):
@@ -198,7 +214,7 @@ class FusedAdam(Adam):
                     if not decays:
                         continue
                     if self.decoupled:  # AdamW: param *= 1 - lr * weight_decay, active models only
-                        param.mul_(_column(np.where(active, 1 - lr * self.weight_decay_host, 1.0), device))
+                        param.mul_(self.column(np.where(active, 1 - lr * self.weight_decay_host, 1.0)))
                     else:
                         grad.add_(param * self.weight_decay)
             torch._foreach_zero_(self.scratch)
@@ -213,7 +229,7 @@ class FusedAdam(Adam):
             torch._fused_adam_(scratch, grad_views, exp_avgs, exp_avg_sqs, [], counts, lr=1.0,
                                beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
                                amsgrad=False, maximize=False)
-            lr_column = _column(lr, device)
+            lr_column = self.column(lr)
             for param, step in zip(self.params, self.scratch, strict=True):
                 param.addcmul_(step, lr_column)  # inactive models' steps are zero
 
@@ -243,7 +259,7 @@ class RMSprop(BatchedOptimizer):
         avg = square_avg.sqrt() + self.eps
         # Without momentum torch steps by grad / avg: the buffer formula with momentum 0.
         buf = state["momentum_buffer"] * self.momentum + grad / avg
-        return param + _column(-lr, param.device) * buf, square_avg, buf
+        return param + self.column(-lr) * buf, square_avg, buf
 
 
 class Adagrad(BatchedOptimizer):
@@ -256,7 +272,7 @@ class Adagrad(BatchedOptimizer):
         grad = self.coupled_grad(param, grad, decays)
         total = state["sum"] + grad * grad
         std = total.sqrt() + self.eps
-        return param + _column(-lr, param.device) * (grad / std), total
+        return param + self.column(-lr) * (grad / std), total
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
