@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.utils import check_array
+from skorch.callbacks import PassthroughScoring
 
 from ..nets._data import DeviceBatches, predict_batch_size
 from . import _optim
@@ -358,6 +359,7 @@ class GroupTrainer:
         net.history.record("valid_score", float(score))
         # EarlyStopping copies the module's weights when the epoch is the best so far.
         net.module_.load_state_dict(self.model.state_dict(k))
+        return losses[k, :len(sizes)], sizes
 
     def _epoch_data(self, orders):
         """Rows, targets, loss coefficients and real-row masks of every model's batches.
@@ -398,12 +400,13 @@ class GroupTrainer:
         for record, loss, size in zip(batches, losses, sizes, strict=True):
             record.update(train_loss=float(loss), train_batch_size=size)
         net.history.record("train_batch_count", len(sizes))
+        batch_losses = {"train_loss": (losses, sizes)}
         if validation is not None:
-            self._record_validation(k, validation)
+            batch_losses["valid_loss"] = self._record_validation(k, validation)
         try:
             # The net's own callbacks: the timer, the losses, the divergence check, early
             # stopping, the schedule.
-            net.notify("on_epoch_end", dataset_train=None, dataset_valid=None)
+            _notify_epoch_end(net, batch_losses)
         except FloatingPointError as exc:
             self.errors[k] = exc
         except KeyboardInterrupt:  # skorch's EarlyStopping ends training this way
@@ -425,6 +428,32 @@ class GroupTrainer:
             return exc
         estimator._store_fitted_attributes()
         return estimator
+
+
+def _notify_epoch_end(net, batch_losses):
+    """``net.notify("on_epoch_end")``, its loss callbacks fed the batch losses in hand.
+
+    ``batch_losses`` maps a ``PassthroughScoring`` callback's name to the epoch's
+    batch losses and sizes, which it would otherwise search the history for:
+    most of the bookkeeping of a model's epoch.
+    """
+    net.on_epoch_end(net, dataset_train=None, dataset_valid=None)
+    for _, callback in net.callbacks_:
+        if type(callback) is PassthroughScoring and callback.name in batch_losses:
+            _pass_through(callback, net.history, *batch_losses[callback.name])
+        else:
+            callback.on_epoch_end(net, dataset_train=None, dataset_valid=None)
+
+
+def _pass_through(callback, history, losses, sizes):
+    """``PassthroughScoring.on_epoch_end``: the batch-size weighted mean loss and whether it is the best."""
+    score = np.average(np.asarray(losses, dtype=np.float64), weights=sizes)
+    is_best = callback._is_best_score(score)
+    if is_best:
+        callback.best_score_ = score
+    history.record(callback.name, score)
+    if is_best is not None:
+        history.record(callback.name + "_best", bool(is_best))
 
 
 def _gather(X, rows, out=None):

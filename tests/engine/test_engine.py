@@ -40,7 +40,19 @@ def assert_matches_sequential(base, jobs, X, y, output="predict_proba", atol=1e-
         np.testing.assert_allclose(getattr(batched, output)(X), getattr(alone, output)(X), atol=atol)
         np.testing.assert_allclose(batched.loss_curve_, alone.loss_curve_, rtol=1e-4)
         assert batched.n_iter_ == alone.n_iter_ and batched.best_epoch_ == alone.best_epoch_
+        assert_same_history_records(batched.net_.history, alone.net_.history)
     return fitted
+
+
+def assert_same_history_records(batched, alone):
+    """The same records epoch by epoch, and the same values where they are not measured floats."""
+    assert len(batched) == len(alone)
+    for mine, theirs in zip(batched, alone, strict=True):
+        assert mine.keys() == theirs.keys()
+        assert [batch.keys() for batch in mine["batches"]] == [batch.keys() for batch in theirs["batches"]]
+        for key, value in theirs.items():
+            if key in ("epoch", "event_lr") or key.endswith(("_best", "_count")):
+                assert mine[key] == pytest.approx(value, rel=1e-5), key
 
 
 # -- equivalence with sequential fits --------------------------------------------------------
