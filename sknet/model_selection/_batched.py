@@ -20,8 +20,10 @@ during training loses the slice in training, not the whole round (for a grid,
 the whole search).
 """
 
+import gc
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +43,26 @@ ENGINES = ("auto", "batched", "sequential")
 # models per batched step would waste the engine) and at most MAX_SLICES per round.
 MIN_SLICE_JOBS = 32
 MAX_SLICES = 8
+
+
+@contextmanager
+def _heap_frozen():
+    """Within the block, Python's cycle collector skips the objects that existed before it.
+
+    A batched search allocates many small objects (histories, nets), and each
+    full collection they trigger walked every object of the process, torch's
+    and scikit-learn's modules included (about a quarter of a million): a tenth
+    of a small search's time. Objects made within the block are collected as
+    usual. A heap the caller froze is left as it is.
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def final_net(estimator):
@@ -66,7 +88,7 @@ class EngineMixin:
             # Training goes to the user's backend; the trained results are then in this
             # process, so scikit-learn's evaluation (which adopts and scores them) uses threads.
             self._training_backend = get_active_backend()[0]
-            with parallel_config(backend="threading"), _prefit.training_alone(_train_alone):
+            with parallel_config(backend="threading"), _prefit.training_alone(_train_alone), _heap_frozen():
                 return super().fit(X, y, **params)
         finally:
             del self._engine_data
@@ -236,7 +258,8 @@ def _train_group(net, jobs, X, y):
     """One task: a group of jobs trained as one batched model."""
     from ..engine import train_batched
 
-    return train_batched(net, jobs, X, y)
+    with _heap_frozen():  # in a worker process too
+        return train_batched(net, jobs, X, y)
 
 
 def _train_alone(net, X, y):

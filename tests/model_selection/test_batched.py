@@ -75,6 +75,31 @@ def test_lists_are_batched_and_trained_once(clf_data, sequential_fits):
     np.testing.assert_allclose(search.cv_results_["mean_test_score"], arrays.cv_results_["mean_test_score"])
 
 
+def test_the_heap_is_frozen_for_the_cycle_collector_during_a_batched_search(clf_data, monkeypatch):
+    import gc
+
+    from sknet.model_selection import _batched
+
+    X, y = clf_data
+    counts, train = [], _batched.train
+
+    def counting_train(*args, **kwargs):
+        counts.append(gc.get_freeze_count())
+        return train(*args, **kwargs)
+
+    monkeypatch.setattr(_batched, "train", counting_train)
+    assert gc.get_freeze_count() == 0
+    GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    assert counts and all(count > 1000 for count in counts) and gc.get_freeze_count() == 0
+    gc.freeze()  # a caller's own freeze is left as it was
+    try:
+        frozen = gc.get_freeze_count()
+        GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+        assert gc.get_freeze_count() > 0.9 * frozen  # not unfrozen (objects that died left it)
+    finally:
+        gc.unfreeze()
+
+
 def test_the_refit_is_trained_by_the_engine_as_its_sequential_fit(clf_data, sequential_fits):
     X, y = clf_data
     search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3).fit(X, y)
