@@ -1,7 +1,7 @@
 """Benchmark sknet's searches against scikit-learn's, in one run.
 
-Part 1 -- one grid, six ways
-----------------------------
+Part 1 -- one grid, seven ways
+------------------------------
 The same grid (4 lr x 4 hidden-unit counts, 5-fold CV, ``--epochs`` epochs, batch size 128,
 Adam) on scikit-learn's digits (scaled to [0, 1]), searched by:
 
@@ -16,7 +16,13 @@ the searches and not the process's one-time costs (every contender gets the same
 
 Printed: seconds, best CV accuracy, best parameters and the ratio to the batched search; then
 the batched engine's achieved GFLOP/s beside a large float32 matmul's GFLOP/s measured in the
-same run (the machine's practical ceiling).
+same run on the same device (its practical ceiling).
+
+``--device cuda`` puts the torch nets (sknet's and skorch's) on a GPU; scikit-learn's MLP stays
+on the CPU. ``--lrs N`` uses N log-spaced learning rates, so each width's group holds 5 N
+models. ``--only NAME ...`` runs only the contenders whose names contain one of the NAMEs
+(besides the batched search, which always runs): the sequential ones take about N / 4 times as
+long as with the default grid.
 
 Part 2 -- four strategies, one budget
 -------------------------------------
@@ -30,6 +36,8 @@ From the repository root::
 
     python benchmarks/bench_search.py                  # both parts
     python benchmarks/bench_search.py --part grid --epochs 20
+    python benchmarks/bench_search.py --part grid --device cuda --lrs 64 --only skorch
+        # on a GPU: 64 lr x 4 widths, 320 models per group, against scikit-learn + skorch there
 """
 
 import argparse
@@ -57,6 +65,7 @@ UNITS = [32, 64, 128, 256]
 BATCH_SIZE = 128
 SKNET_BATCHED = "sknet GridSearchCV, batched engine"
 SKORCH = "sklearn GridSearchCV + skorch"
+SKLEARN_1 = "sklearn GridSearchCV + sklearn MLP"
 SKLEARN_2 = "sklearn GridSearchCV + sklearn MLP, n_jobs=2"
 
 
@@ -74,16 +83,21 @@ class SkorchMLP(nn.Module):
         return self.layers(X)
 
 
-def grid_contenders(epochs):
+def grid_lrs(n):
+    """The grid's learning rates: LRS, or ``n`` log-spaced between 1e-3 and 3e-2 (for larger groups)."""
+    return LRS if n == len(LRS) else [float(f"{lr:.3g}") for lr in np.geomspace(1e-3, 3e-2, n)]
+
+
+def grid_contenders(epochs, lrs=LRS, device="cpu"):
     """name -> search factory; the grid's two parameters mapped to each estimator's names."""
-    sknet_net = MLPClassifier(max_epochs=epochs, batch_size=BATCH_SIZE, random_state=0, device="cpu")
+    sknet_net = MLPClassifier(max_epochs=epochs, batch_size=BATCH_SIZE, random_state=0, device=device)
     skorch_net = NeuralNetClassifier(SkorchMLP, criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
                                      max_epochs=epochs, batch_size=BATCH_SIZE, train_split=None,
-                                     iterator_train__shuffle=True, device="cpu", verbose=0)
+                                     iterator_train__shuffle=True, device=device, verbose=0)
     sklearn_net = SklearnMLPClassifier(batch_size=BATCH_SIZE, max_iter=epochs, alpha=0.0, tol=0.0,
                                        n_iter_no_change=epochs + 1, random_state=0)
-    sknet_grid = {"lr": LRS, "n_units": UNITS}
-    sklearn_grid = {"learning_rate_init": LRS, "hidden_layer_sizes": [(u,) for u in UNITS]}
+    sknet_grid = {"lr": lrs, "n_units": UNITS}
+    sklearn_grid = {"learning_rate_init": lrs, "hidden_layer_sizes": [(u,) for u in UNITS]}
     return {
         SKNET_BATCHED: lambda: ms.GridSearchCV(sknet_net, sknet_grid, cv=5),
         "sknet batched, n_jobs=2": lambda: ms.GridSearchCV(sknet_net, sknet_grid, cv=5, n_jobs=2),
@@ -91,13 +105,13 @@ def grid_contenders(epochs):
                                                                   engine="sequential"),
         "sknet sequential, n_jobs=2": lambda: ms.GridSearchCV(sknet_net, sknet_grid, cv=5, n_jobs=2,
                                                               engine="sequential"),
-        SKORCH: lambda: SklearnGridSearchCV(skorch_net, {"lr": LRS, "module__n_units": UNITS}, cv=5),
-        "sklearn GridSearchCV + sklearn MLP": lambda: SklearnGridSearchCV(sklearn_net, sklearn_grid, cv=5),
+        SKORCH: lambda: SklearnGridSearchCV(skorch_net, {"lr": lrs, "module__n_units": UNITS}, cv=5),
+        SKLEARN_1: lambda: SklearnGridSearchCV(sklearn_net, sklearn_grid, cv=5),
         SKLEARN_2: lambda: SklearnGridSearchCV(sklearn_net, sklearn_grid, cv=5, n_jobs=2),
     }
 
 
-def training_flops(X, epochs, n_splits=5):
+def training_flops(X, epochs, lrs=LRS, n_splits=5):
     """Floating-point operations of every fit of the grid, as the engine computes them.
 
     Per sample and layer of ``a x b`` weights: 2ab for the forward product and 2ab for the
@@ -105,18 +119,26 @@ def training_flops(X, epochs, n_splits=5):
     layer, where no gradient of the data is needed.
     """
     n_train = len(X) * (n_splits - 1) / n_splits
-    per_sample = sum(4 * X.shape[1] * u + 6 * u * 10 for u in UNITS) * len(LRS)
+    per_sample = sum(4 * X.shape[1] * u + 6 * u * 10 for u in UNITS) * len(lrs)
     return per_sample * n_train * epochs * n_splits
 
 
-def matmul_gflops(n=2048, repeats=10):
-    """The machine's practical float32 ceiling: a large matmul's GFLOP/s, measured now."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(n=2048, repeats=10, device="cpu"):
+    """The device's practical float32 ceiling: a large matmul's GFLOP/s, measured now."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    repeats *= 50 if torch.device(device).type == "cuda" else 1
     a @ b
+    _synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    _synchronize(device)
     return 2.0 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def _synchronize(device):
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _load_sknet():
@@ -133,18 +155,25 @@ def warm_up_workers(n_jobs=2):
     Parallel(n_jobs=n_jobs)(delayed(_load_sknet)() for _ in range(2 * n_jobs))
 
 
-def run_grid(X, y, epochs):
-    print(f"Part 1: grid of {len(LRS)} lr x {len(UNITS)} units = {len(LRS) * len(UNITS)} candidates, "
-          f"5-fold CV, {epochs} epochs, digits {X.shape}, CPU, {os.cpu_count()} cores")
+def run_grid(X, y, epochs, lrs=LRS, device="cpu", only=None):
+    """Part 1; ``only``: names of the contenders to run (substrings), the batched search always."""
+    where = f"{device}, {os.cpu_count()} CPU cores" + (
+        f", {torch.cuda.get_device_name(device)}" if torch.device(device).type == "cuda" else "")
+    print(f"Part 1: grid of {len(lrs)} lr x {len(UNITS)} units = {len(lrs) * len(UNITS)} candidates, "
+          f"5-fold CV, {epochs} epochs, digits {X.shape}, {where}")
+    contenders = {name: make for name, make in grid_contenders(epochs, lrs, device).items()
+                  if name == SKNET_BATCHED or not only or any(part in name for part in only)}
     rows, searches = {}, {}
-    warm_up_workers()
+    if any("n_jobs=2" in name for name in contenders):
+        warm_up_workers()
     # One small untimed run of each contender first: the timed runs then measure the search,
     # not one-time costs of the process (torch's first kernels, imports, allocations).
-    for make in grid_contenders(1).values():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            make().fit(X[:300], y[:300])
-    for name, make in grid_contenders(epochs).items():
+    for name, make in grid_contenders(1, lrs[:2], device).items():
+        if name in contenders:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                make().fit(X[:300], y[:300])
+    for name, make in contenders.items():
         time.sleep(0.5)  # let the previous contender's idle threads go quiet
         search = make()
         start = time.perf_counter()
@@ -158,14 +187,17 @@ def run_grid(X, y, epochs):
     for name, (seconds, score, params) in rows.items():
         print(f"{name:<40}{seconds:>9.2f}{seconds / base:>11.1f}x{score:>13.4f}  {params}")
     batched = searches[SKNET_BATCHED]
-    achieved = training_flops(X, epochs) / batched.engine_time_ / 1e9
-    ceiling = matmul_gflops()
+    achieved = training_flops(X, epochs, lrs) / batched.engine_time_ / 1e9
+    ceiling = matmul_gflops(device=device)
     print(f"batched engine: {batched.n_batched_fits_} fits in {batched.engine_time_:.2f} s of training, "
-          f"{achieved:.1f} GFLOP/s; a 2048x2048 float32 matmul here: {ceiling:.1f} GFLOP/s "
-          f"({achieved / ceiling:.1%} of it)")
-    print(f"speed-up of the batched search: {rows[SKORCH][0] / base:.1f}x over scikit-learn + skorch "
-          f"(target >= 20x), {rows[SKLEARN_2][0] / base:.1f}x over scikit-learn's MLP with n_jobs=2 "
-          "(target >= 5x)")
+          f"{achieved:.1f} GFLOP/s; a 2048x2048 float32 matmul on {device}: {ceiling:.1f} GFLOP/s "
+          f"({achieved / ceiling:.1%} of it); {len(lrs) * 5} models per group")
+    ratios = [f"{rows[name][0] / base:.1f}x over {label} (target >= {target}x)"
+              for name, label, target in [(SKORCH, "scikit-learn + skorch", 50 if device != "cpu" else 20),
+                                          (SKLEARN_2, "scikit-learn's MLP with n_jobs=2", 5)]
+              if name in rows]
+    if ratios:
+        print("speed-up of the batched search: " + ", ".join(ratios))
     print()
 
 
@@ -209,12 +241,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--part", choices=["grid", "strategies", "all"], default="all")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--device", default="cpu", help="device of the torch nets, e.g. cuda (part 1)")
+    parser.add_argument("--lrs", type=int, default=len(LRS),
+                        help="learning rates in the grid: 5 x this many models per group (part 1)")
+    parser.add_argument("--only", nargs="*", metavar="NAME",
+                        help="run only the contenders whose names contain one of these (part 1), "
+                             "e.g. --only skorch 'n_jobs=2'; the batched search always runs")
     parser.add_argument("--budget", type=int, default=24, help="candidates per strategy (part 2)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per strategy (part 2)")
     args = parser.parse_args()
     X, y = load_data()
     if args.part in ("grid", "all"):
-        run_grid(X, y, args.epochs)
+        run_grid(X, y, args.epochs, grid_lrs(args.lrs), args.device, args.only)
     if args.part in ("strategies", "all"):
         run_strategies(X, y, args.epochs, args.budget, args.seeds)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}")
