@@ -309,9 +309,11 @@ class GroupTrainer:
         """One epoch of every model in the group."""
         for net in self.nets:
             net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
-        orders = [list(batches) for batches in self.batches]
-        n_batches = np.array([len(order) for order in orders])
-        rows, y, coef, real = self._epoch_data(orders)
+        # Each model's shuffled rows and batch sizes: the very batches of its sequential fit.
+        orders, stops = zip(*(batches.shuffled_order() for batches in self.batches), strict=True)
+        sizes = [np.diff(ends, prepend=0) for ends in stops]
+        n_batches = np.array([len(size) for size in sizes])
+        rows, y, coef, real = self._epoch_data(orders, sizes)
         losses = []
         for step in range(rows.shape[1]):
             active = step < n_batches
@@ -324,7 +326,7 @@ class GroupTrainer:
         losses = torch.stack(losses, dim=1).cpu().numpy() if losses else np.zeros((len(self.jobs), 0))
         validation = self._validate() if self.early_stopping else None
         for k in range(len(self.jobs)):
-            self._end_epoch(k, losses[k, :n_batches[k]], [len(index) for index in orders[k]], validation)
+            self._end_epoch(k, losses[k, :n_batches[k]], sizes[k].tolist(), validation)
 
     def _validate(self):
         """Every model's validation loss per batch and its outputs, as its net's validation pass.
@@ -361,14 +363,14 @@ class GroupTrainer:
         net.module_.load_state_dict(self.model.state_dict(k))
         return losses[k, :len(sizes)], sizes
 
-    def _epoch_data(self, orders):
+    def _epoch_data(self, orders, sizes):
         """Rows, targets, loss coefficients and real-row masks of every model's batches.
 
         Each is ``(K, steps, width, ...)``. A model's coefficients are its rows'
         weights over their sum in the batch (0 on padding), so that its loss is
         the weighted mean of its batch.
         """
-        local, mask = _stack_batches(orders, self.X.device)
+        local, mask = _stack_batches(orders, sizes, self.X.device)
         n_models, steps, width = local.shape
         flat = local.view(n_models, -1)
         rows = _take_rows(self.rows, flat).view(n_models, steps, width)
@@ -491,20 +493,18 @@ def _pad_rows(parts, device):
             torch.as_tensor(weight, device=device))
 
 
-def _stack_batches(orders, device):
-    """Per-model lists of batch indices as ``(K, steps, width)`` indices and a mask of real rows."""
-    n_steps = max(len(order) for order in orders)
-    width = max((len(index) for order in orders for index in order), default=0)
+def _stack_batches(orders, sizes, device):
+    """Each model's rows in epoch order, cut in batches of its ``sizes``, as ``(K, steps, width)``
+    indices into its rows and a mask of the real ones (the rest pads shorter batches)."""
+    n_steps = max(len(size) for size in sizes)
+    width = max((int(size.max()) for size in sizes if len(size)), default=0)
     local = np.zeros((len(orders), n_steps * width), dtype=np.int64)
     mask = np.zeros((len(orders), n_steps * width), dtype=np.float32)
-    for k, order in enumerate(orders):
-        if not order:
-            continue
-        sizes = np.array([len(index) for index in order])
-        starts = np.cumsum(sizes) - sizes
+    for k, (order, size) in enumerate(zip(orders, sizes, strict=True)):
+        starts = np.cumsum(size) - size
         # Row j of batch s sits at s * width + j.
-        position = np.arange(sizes.sum()) + np.repeat(np.arange(len(order)) * width - starts, sizes)
-        local[k, position] = torch.cat(order).cpu().numpy()
+        position = np.arange(size.sum()) + np.repeat(np.arange(len(size)) * width - starts, size)
+        local[k, position] = order.numpy()
         mask[k, position] = 1
     shape = (len(orders), n_steps, width)
     return (torch.as_tensor(local, device=device).view(shape),

@@ -109,18 +109,27 @@ class DeviceBatches:
             for start in range(0, n, size):
                 yield self.dataset.batch(slice(start, start + size))
             return
-        order = torch.randperm(n, generator=self.generator)
+        order, stops = self.shuffled_order()
         if not self.dataset.sparse:
             order = order.to(self.dataset.device)
+        start = 0
+        for stop in stops:
+            yield self.dataset.batch(order[start:stop])
+            start = stop
+
+    def shuffled_order(self):
+        """One shuffled pass: the permutation of the rows (on the CPU) and where each batch ends in it.
+
+        Each call draws the next permutation, as iterating does.
+        """
+        n, size = len(self.dataset), self.batch_size
+        order = torch.randperm(n, generator=self.generator)
         stops = list(range(size, n, size)) + [n]
         # A training batch of one row breaks batch normalisation and gives a
         # one-sample gradient step; fold it into the previous batch instead.
         if len(stops) > 1 and stops[-1] - stops[-2] == 1:
             stops.pop(-2)
-        start = 0
-        for stop in stops:
-            yield self.dataset.batch(order[start:stop])
-            start = stop
+        return order, stops
 
 
 def predict_batch_size(dataset, batch_size):
