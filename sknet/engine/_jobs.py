@@ -90,13 +90,28 @@ def group_key(estimator):
     )
 
 
-def prepare(base, params, train_idx, X, y):
-    """Set a job up as ``BaseMLP._train`` does for a fresh fit, up to the training loop."""
+def prepare(base, params, train_idx, X, y, validated=None):
+    """Set a job up as ``BaseMLP._train`` does for a fresh fit, up to the training loop.
+
+    ``validated``, a dict shared by jobs on the same ``X`` and ``y``, keeps what
+    validating each training set gave, so that the jobs of many candidates on one
+    fold validate it once (the estimators' ``_validate_targets`` depends on the data only).
+    """
     est = clone(base).set_params(**params)
     est._validate_params()
     rows = np.arange(_n_samples(X))[train_idx]
-    X_job, y_job, n_outputs = est._validate_targets(_safe_indexing(X, rows), _safe_indexing(y, rows),
-                                                    reset=True)
+    key = (type(est), rows.tobytes())
+    if validated is None or key not in validated:
+        before = dict(est.__dict__)
+        data = est._validate_targets(_safe_indexing(X, rows), _safe_indexing(y, rows), reset=True)
+        fitted = {name: value for name, value in est.__dict__.items()
+                  if name not in before or value is not before[name]}
+        if validated is not None:
+            validated[key] = (data, fitted)
+    else:
+        data, fitted = validated[key]
+        est.__dict__.update(fitted)
+    X_job, y_job, n_outputs = data
     weight = est._sample_weight(y_job, None)
     # From here on, line for line what BaseMLP._train does; the equivalence tests pin it.
     est._check_arguments()

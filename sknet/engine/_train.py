@@ -64,10 +64,10 @@ def train_batched(estimator, jobs, X, y):
         if reason is not None:
             raise ValueError(f"Job {i} cannot be trained by the batched engine: {reason}.")
     fitted = [None] * len(jobs)
-    prepared = {}
+    prepared, validated = {}, {}
     for i, (params, train_idx) in enumerate(jobs):
         try:
-            prepared[i] = prepare(estimator, params, train_idx, X, y)
+            prepared[i] = prepare(estimator, params, train_idx, X, y, validated)
         except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
             fitted[i] = exc
     X_all = check_array(X, dtype=np.float32)
@@ -84,7 +84,7 @@ def train_batched(estimator, jobs, X, y):
             tensors[device] = torch.as_tensor(X_all, device=device)
         for chunk in _chunks_that_fit(members, prepared, X_all.shape[1], device):
             results = _train_group(chunk, prepared, tensors[device],
-                                   lambda i: prepare(estimator, *jobs[i], X, y))
+                                   lambda i: prepare(estimator, *jobs[i], X, y, validated))
             for i, result in zip(chunk, results, strict=True):
                 fitted[i] = result
     return fitted

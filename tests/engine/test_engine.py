@@ -251,6 +251,19 @@ def test_loss_gradients_equal_autograd_and_torch_losses(loss):
 
 
 # -- the returned estimators -----------------------------------------------------------------
+def test_each_training_set_is_validated_once(clf_data, monkeypatch):
+    X, y = clf_data
+    calls, validate = [], MLPClassifier._validate_targets
+    monkeypatch.setattr(MLPClassifier, "_validate_targets",
+                        lambda self, *a, **k: calls.append(1) or validate(self, *a, **k))
+    jobs = [({"lr": lr}, rows) for lr in (1e-3, 1e-2, 3e-2) for rows in two_folds(len(X))]
+    fitted = assert_matches_sequential(CLF, jobs, X, y)
+    assert len(calls) == 2 + len(jobs)  # two folds in the engine, then each sequential twin
+    for est in fitted:
+        np.testing.assert_array_equal(est.classes_, np.unique(y))
+        assert est.n_features_in_ == X.shape[1]
+
+
 def test_returned_estimators_are_ordinary_fitted_estimators(digits, tmp_path):
     X, y = digits
     rows = np.arange(400)
