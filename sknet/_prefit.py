@@ -73,6 +73,11 @@ def _parts(data):
     return described
 
 
+def data_key(X, y, sample_weight=None):
+    """The :func:`fingerprint` of a job's training data, its sample weights included when given."""
+    return fingerprint(X, y) if sample_weight is None else fingerprint(X, y, sample_weight)
+
+
 def params_key(estimator):
     """The part of a job's key that names the estimator: its class and parameters."""
     params = sorted((name, repr(value)) for name, value in estimator.get_params(deep=False).items())
@@ -97,7 +102,7 @@ def serving(results):
                 _STORE.pop(key, None)
 
 
-def take(estimator, X, y):
+def take(estimator, X, y, sample_weight=None):
     """The fitted estimator trained for this job, or None; re-raises a stored failure.
 
     A job nothing was trained ahead for goes to the function of an enclosing
@@ -108,14 +113,14 @@ def take(estimator, X, y):
         return None
     result = None
     if _STORE:
-        key = job_key(params_key(estimator), fingerprint(X, y))
+        key = job_key(params_key(estimator), data_key(X, y, sample_weight))
         with _LOCK:
             result = _STORE.get(key) if key is not None else None
         if isinstance(result, Slice):
             result = result.get(key)
     if result is None and alone is not None:
         with _TRAINING:
-            result = alone(estimator, X, y)
+            result = alone(estimator, X, y, sample_weight)
     if isinstance(result, BaseException):
         raise result
     return result
@@ -124,7 +129,7 @@ def take(estimator, X, y):
 
 @contextmanager
 def training_alone(train):
-    """Within the block, ``train(estimator, X, y)`` trains the fits of this thread not trained ahead.
+    """Within the block, ``train(estimator, X, y, sample_weight)`` trains the thread's fits not trained ahead.
 
     A search uses it for its refit. ``train`` returns the fitted estimator, the
     exception its ``fit`` would raise, or None to let ``fit`` train as usual;

@@ -13,6 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils.validation import _check_sample_weight
 
 from .. import _options
 from ..nets._base import _MAX_SEED, BaseMLP, resolve_device, seeded
@@ -90,12 +91,13 @@ def group_key(estimator):
     )
 
 
-def prepare(base, params, train_idx, X, y, validated=None):
+def prepare(base, params, train_idx, X, y, validated=None, sample_weight=None):
     """Set a job up as ``BaseMLP._train`` does for a fresh fit, up to the training loop.
 
     ``validated``, a dict shared by jobs on the same ``X`` and ``y``, keeps what
     validating each training set gave, so that the jobs of many candidates on one
     fold validate it once (the estimators' ``_validate_targets`` depends on the data only).
+    ``sample_weight`` holds the weights of all rows of ``X``, or None.
     """
     est = clone(base).set_params(**params)
     est._validate_params()
@@ -112,7 +114,10 @@ def prepare(base, params, train_idx, X, y, validated=None):
         data, fitted = validated[key]
         est.__dict__.update(fitted)
     X_job, y_job, n_outputs = data
-    weight = est._sample_weight(y_job, None)
+    if sample_weight is not None:
+        sample_weight = _check_sample_weight(_safe_indexing(sample_weight, rows), X_job, dtype=np.float32,
+                                             ensure_non_negative=True)
+    weight = est._sample_weight(y_job, sample_weight)
     # From here on, line for line what BaseMLP._train does; the equivalence tests pin it.
     est._check_arguments()
     est.device_ = resolve_device(est.device)

@@ -25,7 +25,7 @@ from ._loss import LOSSES
 from ._model import BatchedMLP
 
 
-def train_batched(estimator, jobs, X, y):
+def train_batched(estimator, jobs, X, y, sample_weight=None):
     """Train many jobs of one sknet MLP as a few batched models.
 
     Parameters
@@ -39,6 +39,8 @@ def train_batched(estimator, jobs, X, y):
         Dense training data of all jobs.
     y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         Targets of all jobs.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weights of all rows in each job's loss, as ``fit(..., sample_weight=...)`` takes them.
 
     Returns
     -------
@@ -67,7 +69,7 @@ def train_batched(estimator, jobs, X, y):
     prepared, validated = {}, {}
     for i, (params, train_idx) in enumerate(jobs):
         try:
-            prepared[i] = prepare(estimator, params, train_idx, X, y, validated)
+            prepared[i] = prepare(estimator, params, train_idx, X, y, validated, sample_weight)
         except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
             fitted[i] = exc
     X_all = check_array(X, dtype=np.float32)
@@ -84,7 +86,7 @@ def train_batched(estimator, jobs, X, y):
             tensors[device] = torch.as_tensor(X_all, device=device)
         for chunk in _chunks_that_fit(members, prepared, X_all.shape[1], device):
             results = _train_group(chunk, prepared, tensors[device],
-                                   lambda i: prepare(estimator, *jobs[i], X, y, validated))
+                                   lambda i: prepare(estimator, *jobs[i], X, y, validated, sample_weight))
             for i, result in zip(chunk, results, strict=True):
                 fitted[i] = result
     return fitted

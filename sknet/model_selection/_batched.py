@@ -34,6 +34,7 @@ from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.validation import _num_samples
 
 from .. import _prefit
@@ -111,7 +112,10 @@ class EngineMixin:
     def _engine_on(self, params):
         if self.engine == "sequential" or final_net(self.estimator) is None:
             return False
-        unsupported = sorted(set(params) - {"groups"})
+        # The net's sample weights go with its jobs (not with metadata routing, which could
+        # route them elsewhere too); other fit parameters would change what a job computes.
+        taken = {"groups"} if _routing_enabled() else {"groups", weight_param(self.estimator)}
+        unsupported = sorted(set(params) - taken)
         if unsupported and self.engine == "batched":
             warnings.warn(f"The batched engine does not take fit parameters {unsupported}; "
                           "training sequentially.", UserWarning, stacklevel=3)
@@ -139,7 +143,8 @@ class EngineMixin:
             routed = self._get_routed_params_for_fit(params)
             splits = list((cv or self._checked_cv_orig).split(X, y, **routed.splitter.split))
             start = time.perf_counter()
-            jobs, blocks, n_jobs = plan(self.estimator, candidate_params, splits, X, y, skip=skip)
+            jobs, blocks, n_jobs = plan(self.estimator, candidate_params, splits, X, y, skip=skip,
+                                        sample_weight=params.get(weight_param(self.estimator)))
             n_batchable = sum(job[4] for job in jobs)
             if self.engine == "batched" and n_batchable < n_jobs:
                 warnings.warn(f"{n_jobs - n_batchable} of {n_jobs} fits could not be batched and train "
@@ -175,36 +180,48 @@ class EngineMixin:
         return evaluate
 
 
-def plan(estimator, candidates, splits, X, y, skip=()):
+def weight_param(estimator):
+    """The name under which a search's ``fit`` passes sample weights on to the net of ``estimator``."""
+    if isinstance(estimator, Pipeline):
+        return f"{estimator.steps[-1][0]}__sample_weight"
+    return "sample_weight"
+
+
+def plan(estimator, candidates, splits, X, y, skip=(), sample_weight=None):
     """The (candidate, split) jobs of a round the engine trains ahead of scikit-learn's loop.
 
     ``skip`` holds ``(candidate index, split index)`` pairs not to train (a
-    checkpoint has their results). Returns ``(jobs, blocks, n_jobs)``: jobs as
+    checkpoint has their results); ``sample_weight``, the net's weights of all
+    rows, or None. Returns ``(jobs, blocks, n_jobs)``: jobs as
     ``(candidate index, job key, net, block, batchable)`` in scikit-learn's
-    order, the distinct training sets ``{fingerprint: (block, X, y)}``, and the
-    number of jobs to fit. A job whose training data cannot be keyed (sparse
-    input, say) is left to scikit-learn's loop.
+    order, the distinct training sets ``{fingerprint: (block, X, y, sample_weight)}``,
+    and the number of jobs to fit. A job whose training data cannot be keyed
+    (an object table, say) is left to scikit-learn's loop.
     """
     from ..engine import can_batch
 
     blocks, jobs, transformed, digests = {}, [], {}, {}
     n_jobs = len(candidates) * len(splits) - len(skip)
-    train_sets = [(_safe_indexing(X, rows), _safe_indexing(y, rows)) for rows, _ in splits]
+    # Each fold as scikit-learn hands it to fit (its _check_method_params slices the weights so).
+    train_sets = [(_safe_indexing(X, rows), _safe_indexing(y, rows),
+                   None if sample_weight is None else _safe_indexing(sample_weight, rows))
+                  for rows, _ in splits]
     for i, params in enumerate(candidates):
         model = clone(estimator).set_params(**params)
         net_key, batchable = None, {}  # the candidate's part of the key, and the engine's verdict
-        for split, (X_train, y_train) in enumerate(train_sets):
+        for split, (X_train, y_train, weight) in enumerate(train_sets):
             if (i, split) in skip:
                 continue
             net, X_net = _net_and_input(model, X_train, y_train, split, transformed)
             if id(X_net) not in digests:  # one digest per training set (kept alive with it)
-                digests[id(X_net)] = (X_net, _prefit.fingerprint(X_net, y_train))
+                digests[id(X_net)] = (X_net, _prefit.data_key(X_net, y_train, weight))
             data = digests[id(X_net)][1]
             if data is None:
                 continue
             net_key = net_key or _prefit.params_key(net)
             if data not in blocks:
-                blocks[data] = (len(blocks), _dense(X_net), np.asarray(y_train))
+                blocks[data] = (len(blocks), _dense(X_net), np.asarray(y_train),
+                                None if weight is None else np.asarray(weight))
             sparse = sp.issparse(blocks[data][1])
             if sparse not in batchable:
                 batchable[sparse] = can_batch(net, net.get_params(deep=False), blocks[data][1])
@@ -246,7 +263,7 @@ def train(jobs, blocks, dispatch=None):
     from ..engine._jobs import group_key
 
     dispatch = dispatch or _Dispatch(None, None)
-    by_block = {b: (X, y) for b, X, y in blocks.values()}
+    by_block = {b: (X, y, weight) for b, X, y, weight in blocks.values()}
     groups = {}  # plan() already checked each job with can_batch: only group them here
     for job in jobs:
         if job[4]:
@@ -254,11 +271,11 @@ def train(jobs, blocks, dispatch=None):
     keys, tasks = [], []
     for group in groups.values():
         used = sorted({job[3] for job in group})
-        X_all, y_all, rows = _stack([by_block[b] for b in used])
+        X_all, y_all, weight_all, rows = _stack([by_block[b] for b in used])
         row_of = dict(zip(used, rows, strict=True))
         keys.append([job[1] for job in group])
         tasks.append(delayed(_train_group)(group[0][2], [(job[2].get_params(deep=False), row_of[job[3]])
-                                                         for job in group], X_all, y_all))
+                                                         for job in group], X_all, y_all, weight_all))
     for _, key, net, block, batchable in jobs:
         if not batchable:
             keys.append([key])
@@ -268,36 +285,30 @@ def train(jobs, blocks, dispatch=None):
             for key, result in zip(group, fitted, strict=True)}
 
 
-def _train_group(net, jobs, X, y):
+def _train_group(net, jobs, X, y, sample_weight=None):
     """One task: a group of jobs trained as one batched model."""
     from ..engine import train_batched
 
     with _heap_frozen():  # in a worker process too
-        return train_batched(net, jobs, X, y)
+        return train_batched(net, jobs, X, y, sample_weight)
 
 
-def _train_alone(net, X, y):
+def _train_alone(net, X, y, sample_weight=None):
     """A fit of the search's thread that was not trained ahead (the refit): the engine's, when it can."""
     from ..engine import can_batch, train_batched
 
     X = _dense(X) if sp.issparse(X) else X  # the net validates (and names) the rest itself
     if not can_batch(net, {}, X):
         return None
-    return train_batched(net, [({}, np.arange(_num_samples(X)))], X, y)[0]
+    return train_batched(net, [({}, np.arange(_num_samples(X)))], X, y, sample_weight)[0]
 
 
-def _fit_one(net, X, y):
+def _fit_one(net, X, y, sample_weight=None):
     """One task: a job the engine cannot batch, fitted on its own (its failure is its result)."""
     try:
-        return [clone(net).fit(X, y)]
+        return [clone(net).fit(X, y, sample_weight=sample_weight)]
     except Exception as exc:
         return [exc]
-
-
-def pretrain(estimator, candidates, splits, X, y, skip=()):
-    """Train every (candidate, split) job; return ``({job key: result}, n_jobs)``."""
-    jobs, blocks, n_jobs = plan(estimator, candidates, splits, X, y, skip=skip)
-    return train(jobs, blocks), n_jobs
 
 
 def _slices(jobs, n_candidates):
@@ -344,9 +355,11 @@ def _net_and_input(model, X_train, y_train, split, transformed):
 
 
 def _stack(blocks):
-    """One array of several training sets ``[(X, y), ...]`` and the row indices of each."""
-    X_all = np.concatenate([X for X, _ in blocks])
-    y_all = np.concatenate([y for _, y in blocks])
-    offsets = np.cumsum([0] + [len(X) for X, _ in blocks])
+    """One array of several training sets ``[(X, y, sample_weight), ...]`` and the row indices of each."""
+    X_all = np.concatenate([X for X, _, _ in blocks])
+    y_all = np.concatenate([y for _, y, _ in blocks])
+    weights = [weight for _, _, weight in blocks]
+    weight_all = None if weights[0] is None else np.concatenate(weights)
+    offsets = np.cumsum([0] + [len(X) for X, _, _ in blocks])
     rows = [np.arange(offsets[i], offsets[i + 1]) for i in range(len(blocks))]
-    return X_all, y_all, rows
+    return X_all, y_all, weight_all, rows

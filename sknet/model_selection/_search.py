@@ -77,7 +77,8 @@ class SearchMixin(EngineMixin):
             Targets.
         **params : dict
             Fit parameters routed as scikit-learn routes them (``groups``, ``sample_weight``, ...).
-            Fit parameters other than ``groups`` turn the batched engine off.
+            The batched engine takes ``groups`` and the net's sample weights (``sample_weight``,
+            or ``<last step>__sample_weight`` for a pipeline); other fit parameters turn it off.
 
         Returns
         -------

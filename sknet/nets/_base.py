@@ -338,8 +338,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             The fitted estimator.
         """
         incremental = self.warm_start and hasattr(self, "net_")
-        if not incremental and sample_weight is None:
-            trained = _prefit.take(self, X, y)  # a search's batched engine may have trained this job
+        if not incremental:
+            trained = _prefit.take(self, X, y, sample_weight)  # a search's engine may have trained this job
             if trained is not None:
                 return self._adopt(trained, X, y)
         return self._train(X, y, sample_weight, epochs=self.max_epochs, incremental=incremental)

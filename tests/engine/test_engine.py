@@ -29,14 +29,15 @@ def two_folds(n, sizes=(150, 97)):
     return [np.sort(order[:sizes[0]]), order[-sizes[1]:]]
 
 
-def sequential(base, params, rows, X, y):
-    return clone(base).set_params(**params).fit(X[rows], y[rows])
+def sequential(base, params, rows, X, y, sample_weight=None):
+    weight = None if sample_weight is None else sample_weight[rows]
+    return clone(base).set_params(**params).fit(X[rows], y[rows], sample_weight=weight)
 
 
-def assert_matches_sequential(base, jobs, X, y, output="predict_proba", atol=1e-4):
-    fitted = train_batched(base, jobs, X, y)
+def assert_matches_sequential(base, jobs, X, y, output="predict_proba", atol=1e-4, sample_weight=None):
+    fitted = train_batched(base, jobs, X, y, sample_weight)
     for (params, rows), batched in zip(jobs, fitted, strict=True):
-        alone = sequential(base, params, rows, X, y)
+        alone = sequential(base, params, rows, X, y, sample_weight)
         np.testing.assert_allclose(getattr(batched, output)(X), getattr(alone, output)(X), atol=atol)
         np.testing.assert_allclose(batched.loss_curve_, alone.loss_curve_, rtol=1e-4)
         assert batched.n_iter_ == alone.n_iter_ and batched.best_epoch_ == alone.best_epoch_
@@ -251,6 +252,28 @@ def test_loss_gradients_equal_autograd_and_torch_losses(loss):
 
 
 # -- the returned estimators -----------------------------------------------------------------
+@pytest.mark.parametrize("extra", [{}, {"class_weight": "balanced"},
+                                   {"early_stopping": True, "patience": 2, "max_epochs": 12}])
+def test_sample_weights_match_sequential_fits(clf_data, extra):
+    X, y = clf_data
+    weight = np.random.RandomState(1).uniform(0.0, 2.0, len(y))
+    weight[::7] = 0.0  # rows that do not count
+    jobs = [({"lr": lr, **extra}, rows) for lr in (1e-3, 3e-2) for rows in two_folds(len(X))]
+    fitted = assert_matches_sequential(CLF, jobs, X, y, sample_weight=weight)
+    unweighted = train_batched(CLF, jobs, X, y)
+    assert not np.allclose(fitted[0].predict_proba(X), unweighted[0].predict_proba(X), atol=1e-4)
+
+
+def test_negative_sample_weights_come_back_as_the_fit_error(clf_data):
+    X, y = clf_data
+    weight = np.ones(len(y))
+    weight[3] = -1.0
+    jobs = [({}, np.arange(100)), ({}, np.arange(100, len(y)))]
+    first, second = train_batched(CLF, jobs, X, y, weight)
+    assert isinstance(first, ValueError) and "Negative values" in str(first)  # what fit says
+    assert second.n_iter_ == CLF.max_epochs  # the job without the bad row trains
+
+
 def test_each_training_set_is_validated_once(clf_data, monkeypatch):
     X, y = clf_data
     calls, validate = [], MLPClassifier._validate_targets

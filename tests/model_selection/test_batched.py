@@ -194,9 +194,27 @@ def test_what_the_engine_cannot_take_trains_sequentially(clf_data):
     assert auto.n_batched_fits_ == 0 and np.isfinite(auto.cv_results_["mean_test_score"]).all()
     with pytest.warns(UserWarning, match="4 of 4 fits could not be batched"):
         GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2, engine="batched").fit(X, y)
-    with pytest.warns(UserWarning, match="does not take fit parameters"):
-        GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3]}, cv=2, engine="batched").fit(
-            X, y, sample_weight=np.ones(len(y)))
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(**NET))
+    with pytest.warns(UserWarning, match=r"does not take fit parameters \['standardscaler__sample_weight'\]"):
+        GridSearchCV(pipe, {"mlpclassifier__lr": [1e-3]}, cv=2, engine="batched").fit(
+            X, y, standardscaler__sample_weight=np.ones(len(y)))
+
+
+@pytest.mark.parametrize("in_pipeline", [False, True])
+def test_sample_weights_are_batched_and_match_sequential(clf_data, sequential_fits, in_pipeline):
+    X, y = clf_data
+    weight = np.random.RandomState(0).uniform(0.0, 3.0, len(y))
+    net = MLPClassifier(**NET)
+    estimator, grid, fit_params = net, {"lr": [1e-3, 3e-2]}, {"sample_weight": weight}
+    if in_pipeline:
+        estimator = make_pipeline(StandardScaler(), net)
+        grid, fit_params = {"mlpclassifier__lr": [1e-3, 3e-2]}, {"mlpclassifier__sample_weight": weight}
+    runs = _both(lambda engine: GridSearchCV(estimator, grid, cv=3, engine=engine), X, y, **fit_params)
+    _assert_same_results(runs)
+    assert runs["batched"].n_batched_fits_ == 2 * 3
+    assert len(sequential_fits) == 2 * 3 + 1  # the sequential search's fits and refit only
+    unweighted = GridSearchCV(estimator, grid, cv=3).fit(X, y).cv_results_["mean_test_score"]
+    assert not np.allclose(unweighted, runs["batched"].cv_results_["mean_test_score"])  # the weights count
 
 
 def test_diverging_member_gets_error_score_and_the_others_survive(clf_data):

@@ -210,11 +210,11 @@ def engine_calls(monkeypatch):
     """Count the batched engine's calls (jobs per call); ``fail[0] = (n, error)`` makes call n raise."""
     calls, fail, real = [], [None], sknet.engine.train_batched
 
-    def train_batched(estimator, jobs, X, y):
+    def train_batched(estimator, jobs, X, y, sample_weight=None):
         calls.append(len(jobs))
         if fail[0] is not None and len(calls) == fail[0][0]:
             raise fail[0][1]
-        return real(estimator, jobs, X, y)
+        return real(estimator, jobs, X, y, sample_weight)
 
     monkeypatch.setattr(sknet.engine, "train_batched", train_batched)
     monkeypatch.setattr(_batched, "MIN_SLICE_JOBS", 4)  # slices of 4 jobs instead of 32: small tests
