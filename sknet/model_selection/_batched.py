@@ -35,7 +35,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metadata_routing import _routing_enabled
-from sklearn.utils.validation import _num_samples
+from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_samples
 
 from .. import _prefit
 from ..nets._base import BaseMLP
@@ -94,7 +94,7 @@ class EngineMixin:
 
     def fit(self, X, y=None, **params):
         # Decided once per fit; _batched reads the decision from _engine_data.
-        self._engine_data = (X, y, params) if self._engine_on(params) else None
+        self._engine_data = (X, y, params) if self._engine_on(X, params) else None
         try:
             if self._engine_data is None:
                 return super().fit(X, y, **params)
@@ -103,23 +103,37 @@ class EngineMixin:
             # Training goes to the user's backend; the trained results are then in this
             # process, so scikit-learn's evaluation (which adopts and scores them) uses threads.
             self._training_backend = get_active_backend()[0]
-            with parallel_config(backend="threading"), _prefit.training_alone(_train_alone), _heap_frozen():
+            with parallel_config(backend="threading"), _prefit.training_alone(self._refit), _heap_frozen():
                 return super().fit(X, y, **params)
         finally:
             del self._engine_data
             self.__dict__.pop("_training_backend", None)
 
-    def _engine_on(self, params):
+    def _engine_on(self, X, params):
         if self.engine == "sequential" or final_net(self.estimator) is None:
             return False
-        # The net's sample weights go with its jobs (not with metadata routing, which could
-        # route them elsewhere too); other fit parameters would change what a job computes.
-        taken = {"groups"} if _routing_enabled() else {"groups", weight_param(self.estimator)}
+        # The net's sample weights (one per row) go with its jobs, not with metadata routing,
+        # which could route them elsewhere too; other fit parameters change what a job computes.
+        taken = {"groups"}
+        weight = weight_param(self.estimator)
+        if not _routing_enabled() and _is_arraylike(params.get(weight)) and (
+                _num_samples(params[weight]) == _num_samples(X)):
+            taken.add(weight)
         unsupported = sorted(set(params) - taken)
         if unsupported and self.engine == "batched":
             warnings.warn(f"The batched engine does not take fit parameters {unsupported}; "
                           "training sequentially.", UserWarning, stacklevel=3)
         return not unsupported
+
+    def _refit(self, net, X, y, sample_weight=None):
+        """The refit's net trained alone by the engine (see ``_prefit.training_alone``); None otherwise.
+
+        Only the net of ``best_estimator_``, which scikit-learn fits after the search: any
+        other fit in this thread (nets inside a pipeline's preprocessing, say) trains as usual.
+        """
+        if net is not final_net(getattr(self, "best_estimator_", None)):
+            return None
+        return _train_alone(net, X, y, sample_weight)
 
     def _batched(self, evaluate_candidates):
         """Wrap scikit-learn's ``evaluate_candidates`` so each round is trained batched first.
@@ -161,9 +175,8 @@ class EngineMixin:
                 store = {key: piece.slice for piece in slices for _, key, *_ in piece.jobs}
             self.engine_time_ += time.perf_counter() - start
             try:
-                # Jobs the engine did not train (or failed on) fit as usual: only the refit, after
-                # the search, is trained alone by the engine.
-                with _prefit.serving(store), _prefit.training_alone(None):
+                # Jobs the engine did not train (or failed on) fit as usual.
+                with _prefit.serving(store):
                     return evaluate_candidates(candidate_params, cv=cv, more_results=more_results,
                                                callback_ctx=callback_ctx)
             finally:
@@ -202,10 +215,9 @@ def plan(estimator, candidates, splits, X, y, skip=(), sample_weight=None):
 
     blocks, jobs, transformed, digests = {}, [], {}, {}
     n_jobs = len(candidates) * len(splits) - len(skip)
-    # Each fold as scikit-learn hands it to fit (its _check_method_params slices the weights so).
+    # Each fold as scikit-learn hands it to fit, the weights sliced by its own helper.
     train_sets = [(_safe_indexing(X, rows), _safe_indexing(y, rows),
-                   None if sample_weight is None else _safe_indexing(sample_weight, rows))
-                  for rows, _ in splits]
+                   _check_method_params(X, {"w": sample_weight}, rows)["w"]) for rows, _ in splits]
     for i, params in enumerate(candidates):
         model = clone(estimator).set_params(**params)
         net_key, batchable = None, {}  # the candidate's part of the key, and the engine's verdict
@@ -294,13 +306,22 @@ def _train_group(net, jobs, X, y, sample_weight=None):
 
 
 def _train_alone(net, X, y, sample_weight=None):
-    """A fit of the search's thread that was not trained ahead (the refit): the engine's, when it can."""
+    """``net`` trained on ``(X, y)`` by the engine, or None where its own ``fit`` should train it.
+
+    That is where the engine cannot take it, where it would not reproduce the fit (dropout
+    masks are drawn differently), and where the engine fails (with a warning).
+    """
     from ..engine import can_batch, train_batched
 
     X = _dense(X) if sp.issparse(X) else X  # the net validates (and names) the rest itself
-    if not can_batch(net, {}, X):
+    if net.dropout > 0 or not can_batch(net, {}, X):
         return None
-    return train_batched(net, [({}, np.arange(_num_samples(X)))], X, y, sample_weight)[0]
+    try:
+        return train_batched(net, [({}, np.arange(_num_samples(X)))], X, y, sample_weight)[0]
+    except Exception as exc:
+        warnings.warn(f"The batched engine failed on the refit, which trains sequentially instead: {exc!r}",
+                      UserWarning, stacklevel=2)
+        return None
 
 
 def _fit_one(net, X, y, sample_weight=None):

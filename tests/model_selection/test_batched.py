@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.feature_selection import VarianceThreshold
@@ -65,6 +66,56 @@ def test_pandas_input_is_batched_and_trained_once(clf_data, sequential_fits):
     assert list(best.feature_names_in_) == list(frame.columns)
     assert not hasattr(runs["numpy"].best_estimator_, "feature_names_in_")
     np.testing.assert_array_equal(best.predict(frame), runs["numpy"].best_estimator_.predict(X))
+
+
+def test_only_the_refit_net_is_trained_alone_by_the_engine(clf_data, sequential_fits):
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.pipeline import Pipeline
+
+    X, y = clf_data
+    inner = StackingClassifier([("m", MLPClassifier(n_units=5, **NET))], final_estimator=LogisticRegression(),
+                               cv=2)
+    pipe = Pipeline([("stack", inner), ("net", MLPClassifier(n_units=7, **NET))])
+    runs = _both(lambda engine: GridSearchCV(pipe, {"net__lr": [1e-3, 1e-2]}, cv=3, engine=engine), X, y)
+    _assert_same_results(runs)
+    final_nets = [est for est in sequential_fits if est.n_units == 7]
+    assert runs["batched"].n_batched_fits_ == 6 and len(final_nets) == 6 + 1  # the sequential run's
+    assert any(est.n_units == 5 for est in sequential_fits)  # the inner nets fit as usual
+
+
+def test_a_dropout_refit_is_its_plain_fit(clf_data):
+    X, y = clf_data
+    net = MLPClassifier(dropout=0.2, **NET)
+    search = GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    alone = clone(net).set_params(**search.best_params_).fit(X, y)
+    np.testing.assert_allclose(search.best_estimator_.predict_proba(X), alone.predict_proba(X), atol=1e-6)
+
+
+def test_an_engine_failure_on_the_refit_falls_back_to_its_fit(clf_data, sequential_fits, monkeypatch):
+    import sknet.engine
+
+    X, y = clf_data
+    real = sknet.engine.train_batched
+
+    def fail_alone(estimator, jobs, *args):
+        if len(jobs) == 1:
+            raise RuntimeError("engine bug")
+        return real(estimator, jobs, *args)
+
+    monkeypatch.setattr(sknet.engine, "train_batched", fail_alone)
+    with pytest.warns(UserWarning, match="failed on the refit.*engine bug"):
+        search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    assert search.n_batched_fits_ == 4 and len(sequential_fits) == 1
+    assert search.best_estimator_.n_iter_ == NET["max_epochs"]
+
+
+def test_weights_that_are_not_one_per_row_are_left_to_scikit_learn(clf_data):
+    X, y = clf_data
+    runs = _both(lambda engine: GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2,
+                                             engine=engine), X, y, sample_weight=2.0)
+    np.testing.assert_array_equal(runs["batched"].cv_results_["mean_test_score"],
+                                  runs["sequential"].cv_results_["mean_test_score"])
+    assert not hasattr(runs["batched"], "n_batched_fits_")  # the engine was off for this search
 
 
 def test_lists_are_batched_and_trained_once(clf_data, sequential_fits):
