@@ -169,6 +169,14 @@ class BatchedMLP:
         for grad, weight in zip(grads[:len(self.weights)], self.weights, strict=True):
             grad.addcmul_(weight.sign(), l1)
 
+    def unstack(self, k, tensors):
+        """Model ``k``'s slices of ``tensors`` (laid out as :meth:`parameters`), under
+        ``MLPModule``'s parameter names and in its parameters' shapes."""
+        names = ([f"{name}.weight" for name in self.names] + [f"{name}.bias" for name in self.names]
+                 + [f"{name}.{part}" for name in self.norm_names for part in ("weight", "bias")])
+        return {name: tensor[k].T.contiguous() if i < len(self.weights) else tensor[k, 0].clone()
+                for i, (name, tensor) in enumerate(zip(names, tensors, strict=True))}
+
     def state_dict(self, k):
         """Weights of model ``k`` under ``MLPModule``'s names."""
         state = {}

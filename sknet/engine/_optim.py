@@ -31,6 +31,8 @@ class BatchedOptimizer:
     """
 
     state_names = ()
+    counts_steps = False  # whether torch keeps a "step" count in each parameter's state
+    momentum_states = ()  # state torch keeps only for a momentum other than 0
 
     def __init__(self, params, decays, weight_decay, momentum):
         self.params = params
@@ -39,6 +41,7 @@ class BatchedOptimizer:
         self.weight_decay = _column(weight_decay, device)
         self.weight_decay_host = np.asarray(weight_decay, dtype=np.float64)
         self.momentum = _column(momentum, device)
+        self.momentum_host = np.asarray(momentum, dtype=np.float64)
         self.steps = np.zeros(len(weight_decay))
         self.state = [{name: torch.zeros_like(p) for name in self.state_names} for p in params]
         self._columns = {}
@@ -87,6 +90,18 @@ class BatchedOptimizer:
         host = index.cpu().numpy()
         self.weight_decay, self.weight_decay_host = self.weight_decay[index], self.weight_decay_host[host]
         self.momentum, self.steps = self.momentum[index], self.steps[host]
+        self.momentum_host = self.momentum_host[host]
+
+    def torch_state(self, k):
+        """Model ``k``'s state as its torch optimizer would hold it after the same steps.
+
+        Returns ``({state name: stacked tensors, one per parameter}, step count)``;
+        the count is None for optimizers whose torch state has none.
+        """
+        names = [name for name in self.state_names
+                 if name not in self.momentum_states or self.momentum_host[k] != 0]
+        state = {name: [tensors[name] for tensors in self.state] for name in names}
+        return state, (int(self.steps[k]) if self.counts_steps else None)
 
     def update(self, param, grad, decays, state, lr):
         """Return the new parameter followed by the new state tensors."""
@@ -108,6 +123,7 @@ class SGD(BatchedOptimizer):
     """``torch.optim.SGD`` with momentum, no dampening, no Nesterov."""
 
     state_names = ("momentum_buffer",)
+    momentum_states = ("momentum_buffer",)
 
     def update(self, param, grad, decays, state, lr):
         grad = self.coupled_grad(param, grad, decays)
@@ -120,6 +136,7 @@ class Adam(BatchedOptimizer):
     """``torch.optim.Adam``; with ``decoupled=True``, ``torch.optim.AdamW``."""
 
     state_names = ("exp_avg", "exp_avg_sq")
+    counts_steps = True
     decoupled = False
     betas = (0.9, 0.999)
     eps = 1e-8
@@ -250,6 +267,8 @@ class RMSprop(BatchedOptimizer):
     """``torch.optim.RMSprop``, not centered."""
 
     state_names = ("square_avg", "momentum_buffer")
+    counts_steps = True
+    momentum_states = ("momentum_buffer",)
     alpha = 0.99
     eps = 1e-8
 
@@ -266,6 +285,7 @@ class Adagrad(BatchedOptimizer):
     """``torch.optim.Adagrad`` without learning-rate decay."""
 
     state_names = ("sum",)
+    counts_steps = True
     eps = 1e-10
 
     def update(self, param, grad, decays, state, lr):

@@ -425,6 +425,7 @@ class GroupTrainer:
         estimator = self.jobs[k].estimator
         net = estimator.net_
         net.module_.load_state_dict(self.model.state_dict(k))
+        self._write_optimizer_state(k, net)
         net.notify("on_train_end", X=None, y=None)  # early stopping restores the best weights here
         try:
             estimator._check_weights_finite()
@@ -432,6 +433,18 @@ class GroupTrainer:
             return exc
         estimator._store_fitted_attributes()
         return estimator
+
+    def _write_optimizer_state(self, k, net):
+        """Model ``k``'s optimizer state into its net's optimizer, where torch keeps it, so that
+        training on (``warm_start``, ``partial_fit``) goes on as after a sequential fit."""
+        state, steps = self.optimizer.torch_state(k)
+        params = dict(net.module_.named_parameters())
+        for name, tensors in state.items():
+            for param_name, value in self.model.unstack(k, tensors).items():
+                net.optimizer_.state[params[param_name]][name] = value
+        if steps is not None:
+            for param in params.values():
+                net.optimizer_.state[param]["step"] = torch.tensor(float(steps))
 
 
 def _notify_epoch_end(net, batch_losses):

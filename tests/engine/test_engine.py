@@ -274,6 +274,29 @@ def test_negative_sample_weights_come_back_as_the_fit_error(clf_data):
     assert second.n_iter_ == CLF.max_epochs  # the job without the bad row trains
 
 
+@pytest.mark.parametrize("options", [
+    {"optimizer": "adam"}, {"optimizer": "adamw", "weight_decay": 1e-2},
+    {"optimizer": "sgd", "momentum": 0.9}, {"optimizer": "sgd", "momentum": 0.0},
+    {"optimizer": "rmsprop"}, {"optimizer": "rmsprop", "momentum": 0.0}, {"optimizer": "adagrad"}], ids=str)
+def test_training_goes_on_from_the_optimizer_state_a_sequential_fit_leaves(clf_data, options):
+    X, y = clf_data
+    jobs = [({"lr": lr, **options}, rows) for lr in (3e-3, 1e-2) for rows in two_folds(len(X))]
+    fitted = assert_matches_sequential(CLF, jobs, X, y)
+    for (params, rows), batched in zip(jobs, fitted, strict=True):
+        alone = sequential(CLF, params, rows, X, y)
+        state = batched.net_.optimizer_.state_dict()["state"]
+        expected = alone.net_.optimizer_.state_dict()["state"]
+        assert state.keys() == expected.keys()
+        for index, entries in expected.items():
+            assert state[index].keys() == entries.keys()
+            for name, value in entries.items():
+                np.testing.assert_allclose(np.asarray(state[index][name]), np.asarray(value), rtol=1e-3,
+                                           atol=1e-6, err_msg=name)
+        for est in (batched, alone):  # partial_fit: one more epoch from where the fit stopped
+            est.partial_fit(X[rows], y[rows])
+        np.testing.assert_allclose(batched.predict_proba(X), alone.predict_proba(X), atol=1e-4)
+
+
 def test_each_training_set_is_validated_once(clf_data, monkeypatch):
     X, y = clf_data
     calls, validate = [], MLPClassifier._validate_targets
