@@ -126,7 +126,6 @@ def take(estimator, X, y, sample_weight=None):
     return result
 
 
-
 @contextmanager
 def training_alone(train):
     """Within the block, ``train(estimator, X, y, sample_weight)`` trains the thread's fits not trained ahead.

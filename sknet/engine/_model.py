@@ -178,13 +178,10 @@ class BatchedMLP:
                 for i, (name, tensor) in enumerate(zip(names, tensors, strict=True))}
 
     def state_dict(self, k):
-        """Weights of model ``k`` under ``MLPModule``'s names."""
-        state = {}
-        for name, weight, bias in zip(self.names, self.weights, self.biases, strict=True):
-            state[f"{name}.weight"] = weight[k].T.contiguous()
-            state[f"{name}.bias"] = bias[k, 0].clone()
+        """Weights (and batch-norm statistics) of model ``k`` under ``MLPModule``'s names."""
+        state = self.unstack(k, self.parameters()[0])
         for name, norm in zip(self.norm_names, self.norms, strict=True):
-            state.update({f"{name}.{key}": value for key, value in norm.state_dict(k).items()})
+            state.update({f"{name}.{key}": value for key, value in norm.buffers(k).items()})
         return state
 
 
@@ -249,8 +246,8 @@ class _StackedNorm:
             setattr(self, name, getattr(self, name)[index])
         self.n_batches = self.n_batches[index]
 
-    def state_dict(self, k):
-        return {"weight": self.weight[k, 0].clone(), "bias": self.bias[k, 0].clone(),
-                "running_mean": self.running_mean[k, 0].clone(),
+    def buffers(self, k):
+        """Model ``k``'s running statistics under ``nn.BatchNorm1d``'s buffer names."""
+        return {"running_mean": self.running_mean[k, 0].clone(),
                 "running_var": self.running_var[k, 0].clone(),
                 "num_batches_tracked": self.n_batches[k].clone()}
