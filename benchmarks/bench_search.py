@@ -19,10 +19,11 @@ the batched engine's achieved GFLOP/s beside a large float32 matmul's GFLOP/s me
 same run on the same device (its practical ceiling).
 
 ``--device cuda`` puts the torch nets (sknet's and skorch's) on a GPU; scikit-learn's MLP stays
-on the CPU. ``--lrs N`` uses N log-spaced learning rates, so each width's group holds 5 N
-models. ``--only NAME ...`` runs only the contenders whose names contain one of the NAMEs
-(besides the batched search, which always runs): the sequential ones take about N / 4 times as
-long as with the default grid.
+on the CPU. ``--lrs N`` uses N log-spaced learning rates: the grid's 20 N fits then train as
+one group of 20 N models (the four widths share its loop, each width a block of 5 N).
+``--only NAME ...`` runs only the contenders whose names contain one of the NAMEs (besides the
+batched search, which always runs): the sequential ones take about N / 4 times as long as with
+the default grid.
 
 Part 2 -- four strategies, one budget
 -------------------------------------
@@ -37,7 +38,7 @@ From the repository root::
     python benchmarks/bench_search.py                  # both parts
     python benchmarks/bench_search.py --part grid --epochs 20
     python benchmarks/bench_search.py --part grid --device cuda --lrs 64 --only skorch
-        # on a GPU: 64 lr x 4 widths, 320 models per group, against scikit-learn + skorch there
+        # on a GPU: 64 lr x 4 widths, 1280 models in one group, against scikit-learn + skorch there
 """
 
 import argparse
@@ -191,7 +192,8 @@ def run_grid(X, y, epochs, lrs=LRS, device="cpu", only=None):
     ceiling = matmul_gflops(device=device)
     print(f"batched engine: {batched.n_batched_fits_} fits in {batched.engine_time_:.2f} s of training, "
           f"{achieved:.1f} GFLOP/s; a 2048x2048 float32 matmul on {device}: {ceiling:.1f} GFLOP/s "
-          f"({achieved / ceiling:.1%} of it); {len(lrs) * 5} models per group")
+          f"({achieved / ceiling:.1%} of it); {len(lrs) * 20} models in one group, "
+          f"{len(lrs) * 5} per width")
     ratios = [f"{rows[name][0] / base:.1f}x over {label} (target >= {target}x)"
               for name, label, target in [(SKORCH, "scikit-learn + skorch", 50 if device != "cpu" else 20),
                                           (SKLEARN_2, "scikit-learn's MLP with n_jobs=2", 5)]
@@ -243,7 +245,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--device", default="cpu", help="device of the torch nets, e.g. cuda (part 1)")
     parser.add_argument("--lrs", type=int, default=len(LRS),
-                        help="learning rates in the grid: 5 x this many models per group (part 1)")
+                        help="learning rates in the grid: 20 x this many models in its group (part 1)")
     parser.add_argument("--only", nargs="*", metavar="NAME",
                         help="run only the contenders whose names contain one of these (part 1), "
                              "e.g. --only skorch 'n_jobs=2'; the batched search always runs")

@@ -71,14 +71,15 @@ def refusal(estimator, params, X=None):
 
 
 def group_key(estimator):
-    """What must be equal for models to share tensors and a training loop.
+    """What must be equal for models to share a training loop.
 
-    The rest (lr, momentum, weight decay, l1, dropout rate, weight init,
-    random state, class weights, max_epochs) is per model.
+    The rest is per model: lr, momentum, weight decay, l1, dropout rate, weight
+    init, random state, class weights, max_epochs, and the layers' widths
+    (models of equal widths share tensors within the loop).
     """
     return (
         type(estimator),
-        estimator._hidden_sizes(),
+        len(estimator._hidden_sizes()),
         estimator.activation,
         estimator.dropout > 0,
         estimator.batch_norm,

@@ -1,4 +1,4 @@
-"""K MLPs of one shape as one batched model, with a hand-written backward pass.
+"""K MLPs of one depth as one batched model, with a hand-written backward pass.
 
 An MLP's gradients are a few batched matrix products, so the engine computes
 them itself instead of recording an autograd graph at every step: with many
@@ -6,6 +6,8 @@ small models, building and walking that graph costs more than the arithmetic.
 The derivatives of the activations are torch's own backward kernels (the ones
 autograd would call), so the numbers are autograd's up to float rounding.
 """
+
+import math
 
 import torch
 from torch import nn
@@ -32,7 +34,13 @@ _ACTIVATION_GRADS = {
 
 
 class BatchedMLP:
-    """Stacked linear layers: weights ``(K, in, out)``, biases ``(K, 1, out)``.
+    """K MLPs of one depth as one model, with a hand-written backward pass.
+
+    Models whose layers have the same widths form a block, whose weights are
+    stacked ``(K_b, in, out)`` and biases ``(K_b, 1, out)``. Each block runs its
+    own matrix products; everything elementwise (the activations, and the loss
+    and optimizer outside) runs once over all models, on tensors laid end to
+    end: with many small models, each operation's fixed cost is what counts.
 
     Built from K initialised ``MLPModule`` instances (so each model starts
     from exactly the weights its sequential fit would), and written back into
@@ -41,7 +49,8 @@ class BatchedMLP:
     Parameters
     ----------
     modules : list of MLPModule
-        Modules of identical shape (all with batch normalisation, or none).
+        Modules of the same depth (all with batch normalisation, or none). Those
+        of equal widths should be adjacent: each run of them is one block.
     activation : str
         A key of ``sknet._options.ACTIVATIONS``.
     dropout : ndarray of shape (K,)
@@ -52,30 +61,37 @@ class BatchedMLP:
 
     def __init__(self, modules, activation, dropout, generator=None):
         self.names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.Linear)]
-        layers = [[m for m in module.modules() if isinstance(m, nn.Linear)] for module in modules]
-        # nn.Linear computes x @ W.T: store W.T so that baddbmm needs no transpose.
-        self.weights = [_stack([lay[i].weight.T for lay in layers]) for i in range(len(self.names))]
-        self.biases = [_stack([lay[i].bias[None] for lay in layers]) for i in range(len(self.names))]
+        self.norm_names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.BatchNorm1d)]
+        shapes = [[p.shape for p in module.parameters()] for module in modules]
+        starts = [k for k in range(len(modules)) if k == 0 or shapes[k] != shapes[k - 1]]
+        self.blocks = [_Block(modules[start:stop], start)
+                       for start, stop in zip(starts, [*starts[1:], len(modules)], strict=True)]
         self.activation = ACTIVATIONS[activation]()
         self.activation_grad = _ACTIVATION_GRADS[type(self.activation)]
         self.relu = type(self.activation) is nn.ReLU
-        device = self.weights[0].device
+        device = self.blocks[0].weights[0].device
         self.keep = torch.as_tensor(1 - dropout, dtype=torch.float32, device=device).view(-1, 1, 1)
         self.dropout = bool((dropout > 0).any())
         self.generator = generator
         self._saved = None
-        norms = [[m for m in module.modules() if isinstance(m, nn.BatchNorm1d)] for module in modules]
-        self.norm_names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.BatchNorm1d)]
-        self.norms = [_StackedNorm([norm[i] for norm in norms]) for i in range(len(self.norm_names))]
-        # Gradients are written into the same tensors at every step (optimizers may keep views).
-        self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
         self._buffers = {}
 
+    @property
+    def grads(self):
+        """The gradient tensors :meth:`backward` writes, laid out as :meth:`parameters`."""
+        return [grad for block in self.blocks for grad in block.grads]
+
     def parameters(self):
-        """Stacked tensors to optimise, and whether each takes weight decay (linear weights only)."""
-        affine = [t for norm in self.norms for t in (norm.weight, norm.bias)]
-        return (self.weights + self.biases + affine,
-                [True] * len(self.weights) + [False] * (len(self.biases) + len(affine)))
+        """Stacked tensors to optimise, and whether each takes weight decay (linear weights only).
+
+        Block by block: the weights, the biases, then the batch norms' scales and shifts.
+        """
+        parts = [block.parameters() for block in self.blocks]
+        return [t for tensors, _ in parts for t in tensors], [d for _, decays in parts for d in decays]
+
+    def spans(self):
+        """The models (a ``slice`` of the K) that each tensor of :meth:`parameters` stacks."""
+        return [block.span for block in self.blocks for _ in block.parameters()[0]]
 
     def forward(self, X, training=False, rows=None):
         """Outputs ``(K, n, n_outputs)`` of inputs ``(K, n, n_features)``.
@@ -85,30 +101,50 @@ class BatchedMLP:
         mask; all rows when None), and what :meth:`backward` needs is kept.
         """
         saved = []
-        h = X
-        for i, (weight, bias) in enumerate(zip(self.weights[:-1], self.biases[:-1], strict=True)):
-            out = self._buffer(f"z{i}", (*h.shape[:2], weight.shape[2]), h, weight) if training else None
-            z = torch.baddbmm(bias, h, weight, out=out)
-            if self.norms:
-                z = self.norms[i].forward(z, training, rows)
+        inputs = self._by_block(X)
+        for i in range(len(self.names) - 1):
+            shapes = [(*h.shape[:2], block.weights[i].shape[2])
+                      for block, h in zip(self.blocks, inputs, strict=True)]
+            flat, parts = self._flat(f"z{i}", shapes, training, X)
+            zs = [torch.baddbmm(block.biases[i], h, block.weights[i], out=part)
+                  for block, h, part in zip(self.blocks, inputs, parts, strict=True)]
+            if self.norm_names:
+                block_rows = [None] * len(zs) if rows is None else self._by_block(rows)
+                zs = [block.norms[i].forward(z, training, part_rows)
+                      for block, z, part_rows in zip(self.blocks, zs, block_rows, strict=True)]
+                if flat is not None:
+                    for part, z in zip(parts, zs, strict=True):
+                        part.copy_(z)
+            if flat is None:  # autograd records this pass (the tests' reference)
+                flat = torch.cat([z.reshape(-1) for z in zs])
+                parts = _split(flat, shapes)
             # ReLU's backward needs only its output, so it may overwrite z (saving an allocation).
-            a = z.relu_() if self.relu else self.activation(z)
-            scale = None
+            a = flat.relu_() if self.relu else self.activation(flat)
+            scales = [None] * len(self.blocks)
+            outputs = parts if a is flat else _split(a, shapes)
             if training and self.dropout:
-                draw = torch.rand(a.shape, generator=self.generator, device=a.device)
-                scale = (draw < self.keep) / self.keep
-            saved.append((h, z, a, scale))
-            h = a if scale is None else a * scale
-        self._saved = (saved, h) if training else None
-        out = torch.baddbmm(self.biases[-1], h, self.weights[-1])
-        # Returned with the outputs axis outermost in memory: the loss reduces over it, which
+                draws = [torch.rand(part.shape, generator=self.generator, device=a.device)
+                         for part in outputs]
+                scales = [(draw < self.keep[block.span]) / self.keep[block.span]
+                          for block, draw in zip(self.blocks, draws, strict=True)]
+                outputs = [part * scale for part, scale in zip(outputs, scales, strict=True)]
+            saved.append((inputs, flat, a, scales, shapes))
+            inputs = outputs
+        self._saved = (saved, inputs) if training else None
+        # Written with the outputs axis outermost in memory: the loss reduces over it, which
         # is several times faster along an outer axis than along a short inner one on CPU.
-        return out.transpose(1, 2).contiguous().transpose(1, 2)
+        shape = (len(X), self.blocks[0].weights[-1].shape[2], X.shape[1])
+        out_t = self._flat("out", [shape], training, X)[1][0]
+        outs = [None] * len(inputs) if out_t is None else self._by_block(out_t)
+        parts = [torch.baddbmm(block.biases[-1].transpose(1, 2), block.weights[-1].transpose(1, 2),
+                               h.transpose(1, 2), out=out)
+                 for block, h, out in zip(self.blocks, inputs, outs, strict=True)]
+        return (out_t if out_t is not None else torch.cat(parts)).transpose(1, 2)
 
     def backward(self, grad_out):
         """Gradients of the loss for every tensor of :meth:`parameters`, in its order.
 
-        They are written into the same tensors (``self.grads``) at every call.
+        They are written into the same tensors (``grads``) at every call.
 
         Parameters
         ----------
@@ -116,73 +152,137 @@ class BatchedMLP:
             Gradient of the loss with respect to the last :meth:`forward`'s output
             (which must have run with ``training=True``).
         """
-        saved, h = self._saved
-        n_layers = len(self.weights)
-        grad_w, grad_b = self.grads[:n_layers], self.grads[n_layers:]
-        grad = grad_out
+        saved, inputs = self._saved
+        n_layers = len(self.names)
+        grads = self._by_block(grad_out)
         for i in reversed(range(n_layers)):
-            torch.bmm(h.transpose(1, 2), grad, out=grad_w[i])
-            torch.sum(grad, dim=1, keepdim=True, out=grad_b[i])
+            for block, h, grad in zip(self.blocks, inputs, grads, strict=True):
+                torch.bmm(h.transpose(1, 2), grad, out=block.grads[i])
+                torch.sum(grad, dim=1, keepdim=True, out=block.grads[n_layers + i])
             if i == 0:
                 break
-            h, z, a, scale = saved[i - 1]
-            weight_t = self.weights[i].transpose(1, 2)
-            grad = torch.bmm(grad, weight_t, out=self._buffer(f"grad{i}", z.shape, grad, weight_t))
-            if scale is not None:
-                grad = grad * scale
-            grad = self.activation_grad(grad, z, a)
-            if self.norms:
-                norm_grads = self.grads[2 * n_layers + 2 * (i - 1):2 * n_layers + 2 * i]
-                grad = self.norms[i - 1].backward(grad, *norm_grads)
+            inputs, z, a, scales, shapes = saved[i - 1]
+            flat, parts = self._flat(f"grad{i}", shapes, True, z)
+            for block, grad, part, scale in zip(self.blocks, grads, parts, scales, strict=True):
+                torch.bmm(grad, block.weights[i].transpose(1, 2), out=part)
+                if scale is not None:
+                    part.mul_(scale)
+            grad = self.activation_grad(flat, z, a)
+            grads = parts if grad is flat else _split(grad, shapes)
+            if self.norm_names:
+                grads = [block.norms[i - 1].backward(grad, *block.grads[2 * n_layers + 2 * (i - 1):][:2])
+                         for block, grad in zip(self.blocks, grads, strict=True)]
         self._saved = None
         return self.grads
 
-    def _buffer(self, name, shape, *operands):
-        """A float tensor of ``shape`` reused from step to step (None when autograd records ``operands``).
+    def _flat(self, name, shapes, training, *operands):
+        """A flat float tensor holding ``shapes`` end to end, and its views in those shapes.
 
-        A training step's large temporaries are written into these: on CPU, allocating
-        several MB per operation made the allocator map and fault in fresh pages every step.
+        In training it is reused from step to step, views included: on CPU, allocating
+        several MB per operation made the allocator map and fault in fresh pages every
+        step. ``(None, [None, ...])`` when autograd records ``operands``.
         """
-        if torch.is_grad_enabled() and any(t.requires_grad for t in operands):
-            return None  # the tests check the hand-written backward pass against autograd's
-        buffer = self._buffers.get(name)
-        if buffer is None or buffer.shape != shape:
-            buffer = self._buffers[name] = torch.empty(shape, device=self.weights[0].device)
-        return buffer
+        recorded = [*operands, self.blocks[0].weights[0]]  # parameters are all leaves, or none
+        if torch.is_grad_enabled() and any(t.requires_grad for t in recorded):
+            return None, [None] * len(shapes)  # the tests check the hand-written backward pass
+        device = self.blocks[0].weights[0].device
+        if not training:
+            flat = torch.empty(sum(math.prod(shape) for shape in shapes), device=device)
+            return flat, _split(flat, shapes)
+        cached = self._buffers.get(name)
+        if cached is None or cached[2] != shapes:
+            flat = torch.empty(sum(math.prod(shape) for shape in shapes), device=device)
+            cached = self._buffers[name] = (flat, _split(flat, shapes), shapes)
+        return cached[:2]
 
     def keep_models(self, index):
-        """Keep only the models ``index`` (a tensor of positions), in that order."""
+        """Keep only the models ``index`` (ascending positions, a tensor), in that order."""
         self._buffers = {}
-        self.weights = [w[index] for w in self.weights]
-        self.biases = [b[index] for b in self.biases]
-        for norm in self.norms:
-            norm.keep_models(index)
-        self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
+        host = index.cpu().numpy()
+        blocks, start = [], 0
+        for block in self.blocks:
+            local = host[(host >= block.span.start) & (host < block.span.stop)] - block.span.start
+            if len(local):
+                block.keep_models(torch.as_tensor(local, device=index.device), start)
+                blocks.append(block)
+                start += len(local)
+        self.blocks = blocks
         self.keep = self.keep[index]
 
     def l1_norms(self):
         """Sum of absolute weights of each model, shape ``(K,)``: what ``l1`` penalises."""
-        return sum(w.abs().sum(dim=(1, 2)) for w in self.weights)
+        return torch.cat([sum(w.abs().sum(dim=(1, 2)) for w in block.weights) for block in self.blocks])
 
-    def add_l1_grads(self, grads, l1):
+    def add_l1_grads(self, l1):
         """Add the gradient of ``l1 * l1_norms()`` (``l1`` of shape ``(K, 1, 1)``) to the weights'."""
-        for grad, weight in zip(grads[:len(self.weights)], self.weights, strict=True):
-            grad.addcmul_(weight.sign(), l1)
+        for block in self.blocks:
+            for grad, weight in zip(block.grads, block.weights, strict=False):
+                grad.addcmul_(weight.sign(), l1[block.span])
 
     def unstack(self, k, tensors):
         """Model ``k``'s slices of ``tensors`` (laid out as :meth:`parameters`), under
         ``MLPModule``'s parameter names and in its parameters' shapes."""
+        block, j = self._locate(k)
+        start = sum(len(other.grads) for other in self.blocks[:self.blocks.index(block)])
         names = ([f"{name}.weight" for name in self.names] + [f"{name}.bias" for name in self.names]
                  + [f"{name}.{part}" for name in self.norm_names for part in ("weight", "bias")])
-        return {name: tensor[k].T.contiguous() if i < len(self.weights) else tensor[k, 0].clone()
-                for i, (name, tensor) in enumerate(zip(names, tensors, strict=True))}
+        return {name: tensor[j].T.contiguous() if i < len(self.names) else tensor[j, 0].clone()
+                for i, (name, tensor) in enumerate(zip(names, tensors[start:], strict=False))}
 
     def state_dict(self, k):
         """Weights (and batch-norm statistics) of model ``k`` under ``MLPModule``'s names."""
         state = self.unstack(k, self.parameters()[0])
-        for name, norm in zip(self.norm_names, self.norms, strict=True):
-            state.update({f"{name}.{key}": value for key, value in norm.buffers(k).items()})
+        block, j = self._locate(k)
+        for name, norm in zip(self.norm_names, block.norms, strict=True):
+            state.update({f"{name}.{key}": value for key, value in norm.buffers(j).items()})
         return state
+
+    def _by_block(self, tensor):
+        """Each block's models' slice of ``tensor`` (stacked along its first axis)."""
+        return [tensor] if len(self.blocks) == 1 else [tensor[block.span] for block in self.blocks]
+
+    def _locate(self, k):
+        """The block holding model ``k``, and its position there."""
+        block = next(block for block in self.blocks if block.span.start <= k < block.span.stop)
+        return block, k - block.span.start
+
+
+class _Block:
+    """Models of identical shapes, stacked: the models ``span`` of a ``BatchedMLP``."""
+
+    def __init__(self, modules, start):
+        layers = [[m for m in module.modules() if isinstance(m, nn.Linear)] for module in modules]
+        # nn.Linear computes x @ W.T: store W.T so that baddbmm needs no transpose.
+        self.weights = [_stack([lay[i].weight.T for lay in layers]) for i in range(len(layers[0]))]
+        self.biases = [_stack([lay[i].bias[None] for lay in layers]) for i in range(len(layers[0]))]
+        norms = [[m for m in module.modules() if isinstance(m, nn.BatchNorm1d)] for module in modules]
+        self.norms = [_StackedNorm([norm[i] for norm in norms]) for i in range(len(norms[0]))]
+        self.span = slice(start, start + len(modules))
+        # Gradients are written into the same tensors at every step (optimizers may keep views).
+        self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
+
+    def parameters(self):
+        affine = [t for norm in self.norms for t in (norm.weight, norm.bias)]
+        return (self.weights + self.biases + affine,
+                [True] * len(self.weights) + [False] * (len(self.biases) + len(affine)))
+
+    def keep_models(self, index, start):
+        self.weights = [w[index] for w in self.weights]
+        self.biases = [b[index] for b in self.biases]
+        for norm in self.norms:
+            norm.keep_models(index)
+        self.span = slice(start, start + len(index))
+        self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
+
+
+def _split(flat, shapes):
+    """Views of consecutive parts of ``flat`` in ``shapes``."""
+    parts, start = [], 0
+    for shape in shapes:
+        size = math.prod(shape)
+        parts.append(flat[start:start + size].view(shape))
+        start += size
+    return parts
 
 
 def _stack(tensors):

@@ -1,8 +1,10 @@
 """Optimizers over stacked parameters, each model with its own hyperparameters.
 
-Every parameter tensor holds K models along its first axis, and every
-hyperparameter that differs between models is a ``(K, 1, 1)`` tensor, so one
-update moves all models at once. The formulas are torch's own (defaults of
+Every parameter tensor holds a span of the K models along its first axis
+(models of different widths are in different tensors), and every
+hyperparameter that differs between models is a ``(K, 1, 1)`` tensor whose
+slice for that span broadcasts over it, so one update moves all its models
+at once. The formulas are torch's own (defaults of
 ``torch.optim``: Adam betas (0.9, 0.999), eps 1e-8; RMSprop alpha 0.99; ...),
 written out term by term in torch's order so that a model trained here follows
 its sequential twin up to float rounding. Scalars that torch computes in
@@ -22,21 +24,24 @@ class BatchedOptimizer:
     Parameters
     ----------
     params : list of torch.Tensor
-        Stacked leaf tensors of shape ``(K, ...)``.
+        Stacked leaf tensors of shape ``(K_i, ...)``.
     decays : list of bool
         Whether each tensor takes weight decay (weights do, biases do not,
         as the param groups of ``BaseMLP._build_net`` say).
     weight_decay, momentum : ndarray of shape (K,)
         Per-model hyperparameters.
+    spans : list of slice, default=None
+        The models each tensor stacks (``slice(start, start + K_i)``); all K when None.
     """
 
     state_names = ()
     counts_steps = False  # whether torch keeps a "step" count in each parameter's state
     momentum_states = ()  # state torch keeps only for a momentum other than 0
 
-    def __init__(self, params, decays, weight_decay, momentum):
+    def __init__(self, params, decays, weight_decay, momentum, spans=None):
         self.params = params
         self.decays = decays
+        self.spans = spans or [slice(0, len(weight_decay))] * len(params)
         device = params[0].device
         self.weight_decay = _column(weight_decay, device)
         self.weight_decay_host = np.asarray(weight_decay, dtype=np.float64)
@@ -61,12 +66,13 @@ class BatchedOptimizer:
         self.steps += active
         mask = None if active.all() else torch.as_tensor(active, device=self.params[0].device).view(-1, 1, 1)
         with torch.no_grad():
-            for param, grad, decays, state in zip(self.params, grads, self.decays, self.state, strict=True):
-                if mask is None and self.update_in_place(param, grad, decays, state, lr):
+            for param, grad, decays, state, span in zip(self.params, grads, self.decays, self.state,
+                                                        self.spans, strict=True):
+                if mask is None and self.update_in_place(param, grad, decays, state, lr, span):
                     continue
-                new = self.update(param, grad, decays, state, lr)
+                new = self.update(param, grad, decays, state, lr, span)
                 for tensor, value in zip([param, *state.values()], new, strict=True):
-                    tensor.copy_(value if mask is None else torch.where(mask, value, tensor))
+                    tensor.copy_(value if mask is None else torch.where(mask[span], value, tensor))
 
     def column(self, values):
         """``_column(values)`` on the parameters' device, uploaded only when the values change.
@@ -82,12 +88,22 @@ class BatchedOptimizer:
             self._columns[key] = _column(values, self.params[0].device)
         return self._columns[key]
 
-    def keep_models(self, index, params):
-        """Keep only the models ``index`` (a tensor of positions); ``params`` are their tensors."""
+    def keep_models(self, index, params, spans):
+        """Keep only the models ``index`` (ascending positions, a tensor).
+
+        ``params`` and ``spans`` are the model's tensors and spans afterwards: a tensor
+        none of whose models is kept is gone.
+        """
         self._columns = {}
-        self.params = params
-        self.state = [{name: tensor[index] for name, tensor in state.items()} for state in self.state]
         host = index.cpu().numpy()
+        state, decays = [], []
+        for tensors, decay, span in zip(self.state, self.decays, self.spans, strict=True):
+            local = host[(host >= span.start) & (host < span.stop)] - span.start
+            if len(local):
+                local = torch.as_tensor(local, device=index.device)
+                state.append({name: tensor[local] for name, tensor in tensors.items()})
+                decays.append(decay)
+        self.state, self.decays, self.params, self.spans = state, decays, params, spans
         self.weight_decay, self.weight_decay_host = self.weight_decay[index], self.weight_decay_host[host]
         self.momentum, self.steps = self.momentum[index], self.steps[host]
         self.momentum_host = self.momentum_host[host]
@@ -103,20 +119,20 @@ class BatchedOptimizer:
         state = {name: [tensors[name] for tensors in self.state] for name in names}
         return state, (int(self.steps[k]) if self.counts_steps else None)
 
-    def update(self, param, grad, decays, state, lr):
-        """Return the new parameter followed by the new state tensors."""
+    def update(self, param, grad, decays, state, lr, span):
+        """Return the new parameter followed by the new state tensors (models ``span``)."""
         raise NotImplementedError
 
-    def update_in_place(self, param, grad, decays, state, lr):
+    def update_in_place(self, param, grad, decays, state, lr, span):
         """Update parameter and state in place when every model steps; False if not implemented.
 
         The usual step: fewer temporaries and no copies back, the same arithmetic.
         """
         return False
 
-    def coupled_grad(self, param, grad, decays):
+    def coupled_grad(self, param, grad, decays, span):
         # torch: grad = grad.add(param, alpha=weight_decay), only in decayed param groups
-        return grad + self.weight_decay * param if decays else grad
+        return grad + self.weight_decay[span] * param if decays else grad
 
 
 class SGD(BatchedOptimizer):
@@ -125,11 +141,11 @@ class SGD(BatchedOptimizer):
     state_names = ("momentum_buffer",)
     momentum_states = ("momentum_buffer",)
 
-    def update(self, param, grad, decays, state, lr):
-        grad = self.coupled_grad(param, grad, decays)
+    def update(self, param, grad, decays, state, lr, span):
+        grad = self.coupled_grad(param, grad, decays, span)
         # torch starts the buffer at the first gradient: momentum * 0 + grad is that exactly.
-        buf = state["momentum_buffer"] * self.momentum + grad
-        return param + self.column(-lr) * buf, buf
+        buf = state["momentum_buffer"] * self.momentum[span] + grad
+        return param + self.column(-lr)[span] * buf, buf
 
 
 class Adam(BatchedOptimizer):
@@ -141,34 +157,36 @@ class Adam(BatchedOptimizer):
     betas = (0.9, 0.999)
     eps = 1e-8
 
-    def update(self, param, grad, decays, state, lr):
+    def update(self, param, grad, decays, state, lr, span):
         beta1, beta2 = self.betas
         device = param.device
+        lr = lr[span]
         if self.decoupled:
             if decays:
-                param = param * _column(1 - lr * self.weight_decay_host, device)
+                param = param * _column(1 - lr * self.weight_decay_host[span], device)
         else:
-            grad = self.coupled_grad(param, grad, decays)
+            grad = self.coupled_grad(param, grad, decays, span)
         exp_avg = state["exp_avg"].lerp(grad, 1 - beta1)
         exp_avg_sq = state["exp_avg_sq"] * beta2 + grad * grad * (1 - beta2)
-        steps = np.maximum(self.steps, 1)  # inactive models at step 0 are discarded anyway
+        steps = np.maximum(self.steps[span], 1)  # inactive models at step 0 are discarded anyway
         step_size = lr / (1 - beta1**steps)
         bias_correction2_sqrt = (1 - beta2**steps) ** 0.5
         denom = exp_avg_sq.sqrt() / _column(bias_correction2_sqrt, device) + self.eps
         return param + _column(-step_size, device) * (exp_avg / denom), exp_avg, exp_avg_sq
 
 
-    def update_in_place(self, param, grad, decays, state, lr):
+    def update_in_place(self, param, grad, decays, state, lr, span):
         if self.decoupled:
             return False  # AdamW keeps the out-of-place formulas above
-        grad = self.coupled_grad(param, grad, decays)
+        grad = self.coupled_grad(param, grad, decays, span)
         beta1, beta2 = self.betas
         device = param.device
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
-        step_size = lr / (1 - beta1**self.steps)
-        denom = exp_avg_sq.sqrt().div_(_column((1 - beta2**self.steps) ** 0.5, device)).add_(self.eps)
+        steps = self.steps[span]
+        step_size = lr[span] / (1 - beta1**steps)
+        denom = exp_avg_sq.sqrt().div_(_column((1 - beta2**steps) ** 0.5, device)).add_(self.eps)
         param.add_(exp_avg.div(denom).mul_(_column(-step_size, device)))
         return True
 
@@ -186,21 +204,22 @@ class FusedAdam(Adam):
     on the stacked tensors; otherwise on each active model's slices.
     """
 
-    def __init__(self, params, decays, weight_decay, momentum):
-        super().__init__(params, decays, weight_decay, momentum)
-        self.scratch = [torch.zeros_like(p) for p in params]
-        device = params[0].device
+    def __init__(self, params, decays, weight_decay, momentum, spans=None):
+        super().__init__(params, decays, weight_decay, momentum, spans)
+        self._counters(len(weight_decay))
+
+    def _counters(self, n_models):
+        self.scratch = [torch.zeros_like(p) for p in self.params]
+        device = self.params[0].device
         # The kernel takes one 0-d step counter per tensor it updates: views into one tensor
         # per layout (shared by all models, or one per model and parameter), set from self.steps.
-        self.shared_count = torch.zeros(len(params), dtype=torch.float32, device=device)
-        self.step_counts = torch.zeros((len(weight_decay), len(params)), dtype=torch.float32, device=device)
+        self.shared_count = torch.zeros(len(self.params), dtype=torch.float32, device=device)
+        self.step_counts = torch.zeros((n_models, len(self.params)), dtype=torch.float32, device=device)
         self._lists = {}
 
-    def keep_models(self, index, params):
-        super().keep_models(index, params)
-        self.scratch = [torch.zeros_like(p) for p in params]
-        self.step_counts = self.step_counts[index]
-        self._lists = {}
+    def keep_models(self, index, params, spans):
+        super().keep_models(index, params, spans)
+        self._counters(len(index))
 
     def _stacked_lists(self, grads):
         """The stacked tensors themselves, for a step every model takes at the same count."""
@@ -213,12 +232,13 @@ class FusedAdam(Adam):
         """The per-model views the kernel updates: only the active models'. Cached per pattern."""
         key = active.tobytes()
         if key not in self._lists:
-            models = np.flatnonzero(active)
-            per_model = [[t[k] for k in models for t in tensors]
+            pairs = [(k, i, span.start) for k in np.flatnonzero(active)
+                     for i, span in enumerate(self.spans) if span.start <= k < span.stop]
+            per_model = [[tensors[i][k - start] for k, i, start in pairs]
                          for tensors in (self.scratch, grads,
                                          [s["exp_avg"] for s in self.state],
                                          [s["exp_avg_sq"] for s in self.state])]
-            counts = [self.step_counts[k, i] for k in models for i in range(len(self.params))]
+            counts = [self.step_counts[k, i] for k, i, _ in pairs]
             self._lists[key] = (*per_model, counts)
         return self._lists[key]
 
@@ -227,13 +247,14 @@ class FusedAdam(Adam):
         device = self.params[0].device
         with torch.no_grad():
             if self.weight_decay_host.any():
-                for param, grad, decays in zip(self.params, grads, self.decays, strict=True):
+                for param, grad, decays, span in zip(self.params, grads, self.decays, self.spans,
+                                                     strict=True):
                     if not decays:
                         continue
                     if self.decoupled:  # AdamW: param *= 1 - lr * weight_decay, active models only
-                        param.mul_(self.column(np.where(active, 1 - lr * self.weight_decay_host, 1.0)))
+                        param.mul_(self.column(np.where(active, 1 - lr * self.weight_decay_host, 1.0))[span])
                     else:
-                        grad.add_(param * self.weight_decay)
+                        grad.add_(param * self.weight_decay[span])
             torch._foreach_zero_(self.scratch)
             if active.all() and (self.steps == self.steps[0]).all():
                 scratch, grad_views, exp_avgs, exp_avg_sqs, counts = self._stacked_lists(grads)
@@ -246,9 +267,16 @@ class FusedAdam(Adam):
             torch._fused_adam_(scratch, grad_views, exp_avgs, exp_avg_sqs, [], counts, lr=1.0,
                                beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
                                amsgrad=False, maximize=False)
-            lr_column = self.column(lr)
-            for param, step in zip(self.params, self.scratch, strict=True):
-                param.addcmul_(step, lr_column)  # inactive models' steps are zero
+            # Inactive models' steps are zero.
+            torch._foreach_addcmul_(self.params, self.scratch, self._lr_parts(lr))
+
+    def _lr_parts(self, lr):
+        """Each tensor's slice of the learning-rate column, cached with the column."""
+        column = self.column(lr)
+        if self._lists.get("lr") is not column:
+            self._lists["lr"] = column
+            self._lists["lr parts"] = [column[span] for span in self.spans]
+        return self._lists["lr parts"]
 
 
 class AdamW(Adam):
@@ -272,13 +300,13 @@ class RMSprop(BatchedOptimizer):
     alpha = 0.99
     eps = 1e-8
 
-    def update(self, param, grad, decays, state, lr):
-        grad = self.coupled_grad(param, grad, decays)
+    def update(self, param, grad, decays, state, lr, span):
+        grad = self.coupled_grad(param, grad, decays, span)
         square_avg = state["square_avg"] * self.alpha + grad * grad * (1 - self.alpha)
         avg = square_avg.sqrt() + self.eps
         # Without momentum torch steps by grad / avg: the buffer formula with momentum 0.
-        buf = state["momentum_buffer"] * self.momentum + grad / avg
-        return param + self.column(-lr) * buf, square_avg, buf
+        buf = state["momentum_buffer"] * self.momentum[span] + grad / avg
+        return param + self.column(-lr)[span] * buf, square_avg, buf
 
 
 class Adagrad(BatchedOptimizer):
@@ -288,11 +316,11 @@ class Adagrad(BatchedOptimizer):
     counts_steps = True
     eps = 1e-10
 
-    def update(self, param, grad, decays, state, lr):
-        grad = self.coupled_grad(param, grad, decays)
+    def update(self, param, grad, decays, state, lr, span):
+        grad = self.coupled_grad(param, grad, decays, span)
         total = state["sum"] + grad * grad
         std = total.sqrt() + self.eps
-        return param + self.column(-lr) * (grad / std), total
+        return param + self.column(-lr)[span] * (grad / std), total
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}

@@ -79,6 +79,8 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
     for i, job in prepared.items():
         key = (group_key(job.estimator), job.n_outputs, job.estimator.device_)
         groups.setdefault(key, []).append(i)
+    for members in groups.values():  # models of equal widths side by side: one block each
+        members.sort(key=lambda i: prepared[i].estimator._hidden_sizes())
     tensors = {}  # X moved to each device once
     for members in groups.values():
         device = prepared[members[0]].estimator.device_
@@ -172,10 +174,12 @@ def group_jobs(estimator, jobs):
     -------
     groups : list of list of int
         Indices into ``jobs``, groups in order of first appearance. Jobs
-        differing in the network's shape, activation, dropout (on or off),
-        optimizer, batch size, loss, early stopping, schedule or device fall
-        in different groups; ``train_batched`` may split a group further when
-        folds see different numbers of classes.
+        differing in the network's depth, activation, dropout (on or off),
+        batch norm, optimizer, batch size, loss, early stopping, schedule or
+        device fall in different groups; ``train_batched`` may split a group
+        further when folds see different numbers of classes. Layer widths may
+        differ within a group: models of equal widths share stacked tensors,
+        and all share the training loop.
     """
     groups = {}
     for i, (params, _) in enumerate(jobs):
@@ -251,7 +255,8 @@ class GroupTrainer:
                                 self._hyper("dropout"), _dropout_generator(jobs, device))
         params, decays = self.model.parameters()
         optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
-        self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"))
+        self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"),
+                                   self.model.spans())
         self.loss = LOSSES[base._criterion()]
         self.l1 = self._hyper("l1")
         self.l1_column = torch.as_tensor(self.l1, dtype=torch.float32, device=device).view(-1, 1, 1)
@@ -297,7 +302,7 @@ class GroupTrainer:
         """Drop the finished models from the group, so that they stop costing compute."""
         rows = torch.as_tensor(keep, device=self.X.device)
         self.model.keep_models(rows)
-        self.optimizer.keep_models(rows, self.model.parameters()[0])
+        self.optimizer.keep_models(rows, self.model.parameters()[0], self.model.spans())
         self.jobs, self.nets, self.batches, self.errors = (
             [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors))
         for name in ("l1", "lr", "max_epochs", "stopped", "index") + ("n_valid",) * self.early_stopping:
@@ -392,7 +397,7 @@ class GroupTrainer:
         grads = self.model.backward(grad_out)
         if self.l1.any():
             loss = loss + self.l1_column.view(-1) * self.model.l1_norms()
-            self.model.add_l1_grads(grads, self.l1_column)
+            self.model.add_l1_grads(self.l1_column)
         self.optimizer.step(grads, self.lr, active)
         return loss
 

@@ -56,6 +56,17 @@ def assert_same_history_records(batched, alone):
                 assert mine[key] == pytest.approx(value, rel=1e-5), key
 
 
+def assert_same_optimizer_state(batched, alone):
+    state = batched.net_.optimizer_.state_dict()["state"]
+    expected = alone.net_.optimizer_.state_dict()["state"]
+    assert state.keys() == expected.keys()
+    for index, entries in expected.items():
+        assert state[index].keys() == entries.keys()
+        for name, value in entries.items():
+            np.testing.assert_allclose(np.asarray(state[index][name]), np.asarray(value), rtol=1e-3,
+                                       atol=1e-6, err_msg=name)
+
+
 # -- equivalence with sequential fits --------------------------------------------------------
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_classifier_matches_sequential_fits(digits, optimizer):
@@ -72,6 +83,26 @@ def test_other_optimizers_match_sequential_fits(clf_data, optimizer):
     jobs = [(dict(optimizer=optimizer, lr=lr, weight_decay=wd), rows)
             for lr, wd in [(1e-3, 0.0), (1e-2, 1e-2)] for rows in two_folds(len(X))]
     assert_matches_sequential(CLF, jobs, X, y)
+
+
+@pytest.mark.parametrize("options", [
+    {"optimizer": "adam", "l1": 1e-3},
+    {"optimizer": "adam", "early_stopping": True, "patience": 2, "max_epochs": 8},
+    {"optimizer": "adamw", "weight_decay": 1e-2}, {"optimizer": "rmsprop", "momentum": 0.5},
+    {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-3, "batch_norm": True}],
+    ids=str)
+def test_models_of_different_widths_train_together_as_their_sequential_fits(clf_data, options):
+    # Widths interleaved in the jobs (the engine orders them into blocks of equal widths), folds
+    # with different numbers of batches, and models leaving at different epochs, whole blocks too.
+    X, y = clf_data
+    widths, epochs, lrs = [(16, 8), (4, 4), (16, 8), (8, 12)], [4, 2, 3, 1], [1e-2, 3e-3, 3e-2, 1e-2]
+    jobs = [({"hidden_layer_sizes": w, "max_epochs": e, "lr": lr, **options}, rows)
+            for w, e, lr in zip(widths, epochs, lrs, strict=True) for rows in two_folds(len(X))]
+    assert len(group_jobs(CLF, jobs)) == 1
+    fitted = assert_matches_sequential(CLF, jobs, X, y)
+    for (params, rows), batched in zip(jobs, fitted, strict=True):
+        assert batched.net_.module_.hidden.linear0.out_features == params["hidden_layer_sizes"][0]
+        assert_same_optimizer_state(batched, sequential(CLF, params, rows, X, y))
 
 
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
@@ -205,10 +236,12 @@ def test_many_models_each_reach_their_sequential_loss(clf_data):
 def test_backward_equals_autograd(clf_data, activation, dropout, batch_norm):
     X, y = clf_data
     base = clone(CLF).set_params(activation=activation, dropout=dropout, batch_norm=batch_norm)
-    modules = [prepare(base, {"random_state": seed}, np.arange(50), X, y).estimator.net_.module_
-               for seed in range(3)]
+    # Two blocks: two models of CLF's widths, one narrower.
+    params = [{"random_state": 0}, {"random_state": 1}, {"random_state": 2, "hidden_layer_sizes": (5, 3)}]
+    modules = [prepare(base, p, np.arange(50), X, y).estimator.net_.module_ for p in params]
     generator = torch.Generator().manual_seed(0)
     model = BatchedMLP(modules, activation, np.full(3, dropout), generator)
+    assert [block.span for block in model.blocks] == [slice(0, 2), slice(2, 3)]
     inputs = torch.randn(3, 5, X.shape[1], generator=torch.Generator().manual_seed(1))
     rows = torch.tensor([[1.0] * 5, [1.0] * 4 + [0.0], [1.0] * 3 + [0.0] * 2])  # padded batches
     draws = generator.get_state()
@@ -217,13 +250,17 @@ def test_backward_equals_autograd(clf_data, activation, dropout, batch_norm):
     grads = [grad.clone() for grad in model.backward(grad_out)]
     generator.set_state(draws)  # the same dropout masks again
     leaves = [p.clone().requires_grad_() for p in model.parameters()[0]]
-    n = len(model.weights)
-    model.weights, model.biases = leaves[:n], leaves[n:2 * n]
-    for i, norm in enumerate(model.norms):
-        norm.weight, norm.bias = leaves[2 * n + 2 * i], leaves[2 * n + 2 * i + 1]
+    noise, start = set(), 0
+    for block in model.blocks:
+        n = len(block.weights)
+        block_leaves = leaves[start:start + len(block.parameters()[0])]
+        block.weights, block.biases = block_leaves[:n], block_leaves[n:2 * n]
+        for i, norm in enumerate(block.norms):
+            norm.weight, norm.bias = block_leaves[2 * n + 2 * i], block_leaves[2 * n + 2 * i + 1]
+        if batch_norm:  # before batch norm a linear bias has a gradient of 0 in theory: float noise
+            noise |= set(range(start + n, start + 2 * n - 1))
+        start += len(block_leaves)
     (model.forward(inputs, training=True, rows=rows) * grad_out).sum().backward()
-    # Before batch norm a linear bias has a gradient of 0 in theory: both give float noise.
-    noise = set(range(n, 2 * n - 1)) if batch_norm else set()
     for i, (grad, leaf) in enumerate(zip(grads, leaves, strict=True)):
         if i in noise:
             assert grad.abs().max() < 1e-4 and leaf.grad.abs().max() < 1e-4
@@ -284,14 +321,7 @@ def test_training_goes_on_from_the_optimizer_state_a_sequential_fit_leaves(clf_d
     fitted = assert_matches_sequential(CLF, jobs, X, y)
     for (params, rows), batched in zip(jobs, fitted, strict=True):
         alone = sequential(CLF, params, rows, X, y)
-        state = batched.net_.optimizer_.state_dict()["state"]
-        expected = alone.net_.optimizer_.state_dict()["state"]
-        assert state.keys() == expected.keys()
-        for index, entries in expected.items():
-            assert state[index].keys() == entries.keys()
-            for name, value in entries.items():
-                np.testing.assert_allclose(np.asarray(state[index][name]), np.asarray(value), rtol=1e-3,
-                                           atol=1e-6, err_msg=name)
+        assert_same_optimizer_state(batched, alone)
         for est in (batched, alone):  # partial_fit: one more epoch from where the fit stopped
             est.partial_fit(X[rows], y[rows])
         np.testing.assert_allclose(batched.predict_proba(X), alone.predict_proba(X), atol=1e-4)
@@ -353,13 +383,14 @@ def test_dropout_trains_reproducibly(clf_data):
 
 
 # -- grouping and refusals -------------------------------------------------------------------
-def test_group_jobs_splits_on_shape_not_on_per_model_hyperparameters():
+def test_group_jobs_splits_on_depth_not_on_widths_or_per_model_hyperparameters():
     rows = np.arange(10)
     jobs = [(dict(lr=1e-3), rows), (dict(lr=1e-2, weight_decay=1e-3, l1=1e-4, momentum=0.5), rows),
             (dict(hidden_layer_sizes=(32,)), rows), (dict(optimizer="sgd"), rows),
             (dict(max_epochs=9, random_state=1), rows), (dict(dropout=0.2), rows),
-            (dict(dropout=0.4), rows), (dict(batch_size=16), rows), (dict(optimizer=torch.optim.SGD), rows)]
-    assert group_jobs(CLF, jobs) == [[0, 1, 4], [2], [3, 8], [5, 6], [7]]
+            (dict(dropout=0.4), rows), (dict(batch_size=16), rows), (dict(optimizer=torch.optim.SGD), rows),
+            (dict(hidden_layer_sizes=(32, 4)), rows)]
+    assert group_jobs(CLF, jobs) == [[0, 1, 4, 9], [2], [3, 8], [5, 6], [7]]
 
 
 class Noop(Callback):

@@ -42,7 +42,7 @@ NET = dict(max_epochs=2, batch_size=256, random_state=0, device="cpu", n_units=8
 SPACE = {"lr": (1e-3, 1e-1, "log-uniform"), "weight_decay": (0.0, 1e-2, "uniform")}
 BAYES = {"n_initial_points": 2, "acq_optimizer": "sampling"}
 SEARCHES = {  # each evaluates 4 to 6 candidates, in rounds of 2 where the strategy has rounds
-    "grid": lambda est, **kw: GridSearchCV(est, {"lr": [1e-3, 1e-2], "n_units": [4, 8]}, **kw),
+    "grid": lambda est, **kw: GridSearchCV(est, {"lr": [1e-3, 1e-2], "n_layers": [1, 2]}, **kw),
     "random": lambda est, **kw: RandomizedSearchCV(est, SPACE, n_iter=4, **kw),
     "bayes": lambda est, **kw: BayesSearchCV(est, SPACE, n_iter=6, n_points=2, optimizer_kwargs=BAYES, **kw),
     "genetic": lambda est, **kw: GeneticSearchCV(est, SPACE, population_size=2, generations=3,
@@ -226,7 +226,7 @@ def test_with_a_checkpoint_the_engine_trains_a_round_slice_by_slice(clf_data, tm
     X, y = clf_data
     calls, fail = engine_calls
     path = tmp_path / "search.db"
-    # A slice is two candidates x two folds, in two groups (n_units 4 and 8): one call each.
+    # A slice is two candidates x two folds, in two groups (1 and 2 hidden layers): one call each.
     fail[0] = (3, Interrupt())  # killed while training the second slice
     with pytest.raises(Interrupt):
         SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)

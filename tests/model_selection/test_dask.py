@@ -74,8 +74,8 @@ def _calls(tasks, function):
 
 def test_batched_groups_are_tasks_on_the_cluster(client, data):
     X, y = data
-    # Two shapes: two groups, each one task that trains all its (candidate, fold) jobs.
-    grid = {"lr": [1e-3, 1e-2], "n_units": [8, 16]}
+    # Two depths: two groups, each one task that trains all its (candidate, fold) jobs.
+    grid = {"lr": [1e-3, 1e-2], "n_layers": [1, 2]}
     search, tasks = _run_on_cluster(client, lambda: GridSearchCV(MLPClassifier(**NET), grid, cv=2), X, y)
     assert search.n_batched_fits_ == 8
     assert _calls(tasks, "_train_group") == 2 and _calls(tasks, "_fit_one") == 0
