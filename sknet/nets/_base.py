@@ -1,6 +1,7 @@
 """What MLPClassifier and MLPRegressor share: validation, device, the skorch net, fit and predict."""
 
 import math
+import threading
 from contextlib import contextmanager
 from numbers import Integral, Real
 
@@ -237,16 +238,21 @@ def resolve_device(device):
     return str(parsed)
 
 
+_SEEDED = threading.RLock()  # held by the thread in a seeded block
+
+
 @contextmanager
 def seeded(seed, device):
     """Seed torch's global generators for a block, restoring them afterwards.
 
     Weight initialisation and dropout draw from the global generators; forking
     keeps a fit reproducible without disturbing the caller's random state.
+    One thread at a time holds such a block: fits in threads (joblib's threading
+    backend) would otherwise draw from each other's seeds.
     """
     device = torch.device(device)
     cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
+    with _SEEDED, torch.random.fork_rng(devices=cuda):
         # Only the generators the fit uses (and fork_rng restores): torch.manual_seed would also
         # reseed every other GPU for good, and costs more than a small fit's initialisation.
         torch.random.default_generator.manual_seed(seed)

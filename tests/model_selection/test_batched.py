@@ -41,6 +41,20 @@ def test_grid_search_batched_equals_sequential(clf_data):
     assert not hasattr(runs["sequential"], "n_batched_fits_")
 
 
+def test_sequential_fits_in_threads_get_the_results_of_one_thread(clf_data):
+    from joblib import parallel_config
+
+    X, y = clf_data  # dropout: each fit draws from torch's global generator while it trains
+    grid = {"lr": [1e-3, 1e-2], "n_units": [4, 8]}
+    make = lambda **kw: GridSearchCV(MLPClassifier(dropout=0.2, **NET), grid, cv=2,  # noqa: E731
+                                     engine="sequential", **kw)
+    one = make().fit(X, y)
+    with parallel_config(backend="threading"):
+        four = make(n_jobs=4).fit(X, y)
+    np.testing.assert_allclose(four.cv_results_["mean_test_score"], one.cv_results_["mean_test_score"],
+                               atol=1e-6)
+
+
 @pytest.fixture
 def sequential_fits(monkeypatch):
     """Counts the fits trained by ``BaseMLP._train``, sknet's sequential training loop."""
