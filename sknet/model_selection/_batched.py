@@ -28,7 +28,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from joblib.parallel import get_active_backend
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
@@ -265,12 +265,18 @@ class _Dispatch:
         with parallel_config(backend=self.backend):
             return Parallel(n_jobs=self.n_jobs)(tasks)
 
+    def workers(self):
+        """How many tasks can run at once (a Dask cluster's cores under its backend)."""
+        with parallel_config(backend=self.backend):
+            return effective_n_jobs(self.n_jobs)
+
 
 def train(jobs, blocks, dispatch=None):
     """Train planned jobs; return ``{job key: fitted net or exception}``.
 
-    Batchable jobs train as few batched models, one task per group of jobs
-    with the same input width and tensor shapes; the others one task each.
+    Batchable jobs train as few batched models: the jobs of a group (same input
+    width and ``group_key``) in one task, or cut into as many tasks as there
+    are workers to run them; the others one task each.
     """
     from ..engine._jobs import group_key
 
@@ -280,8 +286,11 @@ def train(jobs, blocks, dispatch=None):
     for job in jobs:
         if job[4]:
             groups.setdefault((by_block[job[3]][0].shape[1], group_key(job[2])), []).append(job)
+    n_workers = dispatch.workers() if groups else 1
     keys, tasks = [], []
-    for group in groups.values():
+    shares = [share for (n_features, _), group in groups.items()
+              for share in _shares(group, n_workers, n_features)]
+    for group in shares:
         used = sorted({job[3] for job in group})
         X_all, y_all, weight_all, rows = _stack([by_block[b] for b in used])
         row_of = dict(zip(used, rows, strict=True))
@@ -295,6 +304,32 @@ def train(jobs, blocks, dispatch=None):
     results = dispatch(tasks) if tasks else []
     return {key: result for group, fitted in zip(keys, results, strict=True)
             for key, result in zip(group, fitted, strict=True)}
+
+
+def _shares(group, n_parts, n_features):
+    """A group's jobs shared out into up to ``n_parts`` tasks of about equal arithmetic.
+
+    The jobs of one width (a block of stacked tensors in the batched model) stay
+    together; the widths go, largest first, to the task with the least work so far.
+    """
+    if n_parts <= 1:
+        return [group]
+    by_width = {}
+    for job in group:
+        by_width.setdefault(job[2]._hidden_sizes(), []).append(job)
+    tasks = [[] for _ in range(min(n_parts, len(by_width)))]
+    work = np.zeros(len(tasks))
+    for widths, jobs in sorted(by_width.items(), key=lambda item: -_cost(n_features, item[0]) * len(item[1])):
+        lightest = int(np.argmin(work))
+        tasks[lightest] += jobs
+        work[lightest] += _cost(n_features, widths) * len(jobs)
+    return tasks
+
+
+def _cost(n_features, hidden_sizes):
+    """Weights of a net's hidden layers: what its arithmetic grows with."""
+    widths = [n_features, *hidden_sizes]
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=False)) or 1
 
 
 def _train_group(net, jobs, X, y, sample_weight=None):

@@ -41,6 +41,28 @@ def test_grid_search_batched_equals_sequential(clf_data):
     assert not hasattr(runs["sequential"], "n_batched_fits_")
 
 
+def test_widths_train_as_one_task_or_spread_over_the_workers(clf_data, monkeypatch):
+    from joblib import parallel_config
+
+    from sknet.model_selection import _batched
+
+    X, y = clf_data
+    tasks, dispatch = [], _batched._Dispatch.__call__
+    monkeypatch.setattr(_batched._Dispatch, "__call__",
+                        lambda self, t: tasks.append(len(t)) or dispatch(self, t))
+    grid = {"lr": [1e-3, 1e-2], "n_units": [4, 8, 32]}
+    one = GridSearchCV(MLPClassifier(**NET), grid, cv=2).fit(X, y)
+    with parallel_config(backend="threading"):
+        two = GridSearchCV(MLPClassifier(**NET), grid, cv=2, n_jobs=2).fit(X, y)
+        many = GridSearchCV(MLPClassifier(**NET), grid, cv=2, n_jobs=8).fit(X, y)
+    # One worker: the three widths share one loop. Two: the widest alone, the other two
+    # together. Eight: a width per task, never less (a width's models share tensors).
+    assert tasks == [1, 2, 3]
+    for search in (two, many):
+        np.testing.assert_allclose(search.cv_results_["mean_test_score"], one.cv_results_["mean_test_score"],
+                                   atol=1e-6)
+
+
 def test_sequential_fits_in_threads_get_the_results_of_one_thread(clf_data):
     from joblib import parallel_config
 
