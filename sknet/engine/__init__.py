@@ -1,10 +1,11 @@
 """Batched training: many jobs of one sknet MLP trained as one stacked model.
 
-A job is ``(params, train_idx)``. Jobs whose networks have the same shape and
-training loop (see :func:`group_jobs`) train together: their weights are
-stacked as ``(K, in, out)`` tensors, every step runs one ``baddbmm`` per layer
-for all K models, and each model keeps its own learning rate, momentum, weight
-decay, L1 penalty, initialisation, shuffling and rows. Each trained job comes
+A job is ``(params, train_idx)``. Jobs whose networks have the same depth and
+training loop (see :func:`group_jobs`) train together: the weights of those of
+equal widths are stacked as ``(K, in, out)`` tensors, every step runs one
+``baddbmm`` per layer and width for all their K models and the rest of the step
+once for the whole group, and each model keeps its own learning rate, momentum,
+weight decay, L1 penalty, initialisation, shuffling and rows. Each trained job comes
 back as an ordinary fitted estimator, equal (up to float rounding, without
 dropout) to the one its own ``fit`` would give.
 """
