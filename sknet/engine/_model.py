@@ -38,9 +38,10 @@ class BatchedMLP:
 
     Models whose layers have the same widths form a block, whose weights are
     stacked ``(K_b, in, out)`` and biases ``(K_b, 1, out)``. Each block runs its
-    own matrix products; everything elementwise (the activations, and the loss
-    and optimizer outside) runs once over all models, on tensors laid end to
-    end: with many small models, each operation's fixed cost is what counts.
+    own matrix products, batch norm and dropout draws; the activations and their
+    gradients run once over all models, on buffers holding the blocks end to end
+    (as do the loss and, with the fused Adam kernel, the optimizer step outside):
+    with many small models, each operation's fixed cost is what counts.
 
     Built from K initialised ``MLPModule`` instances (so each model starts
     from exactly the weights its sequential fit would), and written back into
@@ -55,16 +56,17 @@ class BatchedMLP:
         A key of ``sknet._options.ACTIVATIONS``.
     dropout : ndarray of shape (K,)
         Dropout rate of each model (all zero, or all positive).
-    generator : torch.Generator, default=None
-        Source of the dropout masks.
+    seeds : sequence of int, default=None
+        Each model's seed. A block draws its dropout masks from a generator seeded
+        with its first model's, so that they do not depend on the other blocks.
     """
 
-    def __init__(self, modules, activation, dropout, generator=None):
+    def __init__(self, modules, activation, dropout, seeds=None):
         self.names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.Linear)]
         self.norm_names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.BatchNorm1d)]
         shapes = [[p.shape for p in module.parameters()] for module in modules]
         starts = [k for k in range(len(modules)) if k == 0 or shapes[k] != shapes[k - 1]]
-        self.blocks = [_Block(modules[start:stop], start)
+        self.blocks = [_Block(modules[start:stop], start, None if seeds is None else seeds[start])
                        for start, stop in zip(starts, [*starts[1:], len(modules)], strict=True)]
         self.activation = ACTIVATIONS[activation]()
         self.activation_grad = _ACTIVATION_GRADS[type(self.activation)]
@@ -72,7 +74,6 @@ class BatchedMLP:
         device = self.blocks[0].weights[0].device
         self.keep = torch.as_tensor(1 - dropout, dtype=torch.float32, device=device).view(-1, 1, 1)
         self.dropout = bool((dropout > 0).any())
-        self.generator = generator
         self._saved = None
         self._buffers = {}
 
@@ -123,8 +124,8 @@ class BatchedMLP:
             scales = [None] * len(self.blocks)
             outputs = parts if a is flat else _split(a, shapes)
             if training and self.dropout:
-                draws = [torch.rand(part.shape, generator=self.generator, device=a.device)
-                         for part in outputs]
+                draws = [torch.rand(part.shape, generator=block.generator, device=a.device)
+                         for block, part in zip(self.blocks, outputs, strict=True)]
                 scales = [(draw < self.keep[block.span]) / self.keep[block.span]
                           for block, draw in zip(self.blocks, draws, strict=True)]
                 outputs = [part * scale for part, scale in zip(outputs, scales, strict=True)]
@@ -250,7 +251,7 @@ class BatchedMLP:
 class _Block:
     """Models of identical shapes, stacked: the models ``span`` of a ``BatchedMLP``."""
 
-    def __init__(self, modules, start):
+    def __init__(self, modules, start, seed=None):
         layers = [[m for m in module.modules() if isinstance(m, nn.Linear)] for module in modules]
         # nn.Linear computes x @ W.T: store W.T so that baddbmm needs no transpose.
         self.weights = [_stack([lay[i].weight.T for lay in layers]) for i in range(len(layers[0]))]
@@ -258,6 +259,9 @@ class _Block:
         norms = [[m for m in module.modules() if isinstance(m, nn.BatchNorm1d)] for module in modules]
         self.norms = [_StackedNorm([norm[i] for norm in norms]) for i in range(len(norms[0]))]
         self.span = slice(start, start + len(modules))
+        self.generator = torch.Generator(device=self.weights[0].device)  # of the dropout masks
+        if seed is not None:
+            self.generator.manual_seed(seed)
         # Gradients are written into the same tensors at every step (optimizers may keep views).
         self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
 

@@ -9,7 +9,6 @@ schedules step exactly as in ``fit`` and each net's optimizer holds the
 model's current learning rate.
 """
 
-import math
 import os
 
 import numpy as np
@@ -100,11 +99,21 @@ MEMORY_SHARE = 0.5
 
 
 def _chunks_that_fit(members, prepared, n_features, device):
-    """Split a group into consecutive chunks whose estimated training memory fits the device."""
-    per_model = max(_estimated_bytes(prepared[i], n_features) for i in members)
+    """Split a group into consecutive chunks whose estimated training memory fits the device.
+
+    Each model counts for its own widths (a group may hold several); a model
+    that alone exceeds the budget is a chunk of its own.
+    """
     budget = MEMORY_SHARE * _free_memory(device)
-    size = len(members) if math.isinf(budget) else max(1, int(budget // per_model))
-    return [members[start:start + size] for start in range(0, len(members), size)]
+    chunks, used = [[]], 0.0
+    for i in members:
+        size = _estimated_bytes(prepared[i], n_features)
+        if chunks[-1] and used + size > budget:
+            chunks.append([])
+            used = 0.0
+        chunks[-1].append(i)
+        used += size
+    return chunks
 
 
 def _estimated_bytes(job, n_features):
@@ -252,7 +261,7 @@ class GroupTrainer:
         device = X.device
         base = jobs[0].estimator
         self.model = BatchedMLP([net.module_ for net in self.nets], base.activation,
-                                self._hyper("dropout"), _dropout_generator(jobs, device))
+                                self._hyper("dropout"), [job.seed for job in jobs])
         params, decays = self.model.parameters()
         optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
         self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"),
@@ -539,10 +548,3 @@ def _allow_schedule_steps(net):
     # Each net's own optimizer carries its schedule's learning rate but never steps;
     # tell torch so, or every scheduler warns that it stepped before its optimizer.
     net.optimizer_._opt_called = True
-
-
-def _dropout_generator(jobs, device):
-    """Dropout masks cannot replay a sequential fit's draws; seed them from the jobs for reproducibility."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(jobs[0].seed)
-    return generator

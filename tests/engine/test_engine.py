@@ -86,18 +86,27 @@ def test_other_optimizers_match_sequential_fits(clf_data, optimizer):
 
 
 @pytest.mark.parametrize("options", [
-    {"optimizer": "adam", "l1": 1e-3},
-    {"optimizer": "adam", "early_stopping": True, "patience": 2, "max_epochs": 8},
-    {"optimizer": "adamw", "weight_decay": 1e-2}, {"optimizer": "rmsprop", "momentum": 0.5},
-    {"optimizer": "sgd", "momentum": 0.9, "weight_decay": 1e-3, "batch_norm": True}],
+    {"optimizer": "adam"}, {"optimizer": "adam", "early_stopping": True, "patience": 2, "max_epochs": 8},
+    {"optimizer": "adamw"}, {"optimizer": "adam", "unfused": True}, {"optimizer": "adamw", "unfused": True},
+    {"optimizer": "rmsprop"}, {"optimizer": "sgd", "batch_norm": True}],
     ids=str)
-def test_models_of_different_widths_train_together_as_their_sequential_fits(clf_data, options):
-    # Widths interleaved in the jobs (the engine orders them into blocks of equal widths), folds
-    # with different numbers of batches, and models leaving at different epochs, whole blocks too.
+def test_models_of_different_widths_train_together_as_their_sequential_fits(clf_data, options, monkeypatch):
+    # Widths interleaved in the jobs (the engine orders them into blocks of equal widths), each
+    # model with its own hyperparameters, folds with different numbers of batches, and models
+    # leaving at different epochs, whole blocks too.
+    from sknet.engine import _optim
+
+    if options.pop("unfused", False):  # the formulas torch's fused kernel stands in for
+        monkeypatch.setitem(_optim.OPTIMIZERS, "adam", _optim.Adam)
+        monkeypatch.setitem(_optim.OPTIMIZERS, "adamw", _optim.AdamW)
     X, y = clf_data
-    widths, epochs, lrs = [(16, 8), (4, 4), (16, 8), (8, 12)], [4, 2, 3, 1], [1e-2, 3e-3, 3e-2, 1e-2]
-    jobs = [({"hidden_layer_sizes": w, "max_epochs": e, "lr": lr, **options}, rows)
-            for w, e, lr in zip(widths, epochs, lrs, strict=True) for rows in two_folds(len(X))]
+    widths, epochs = [(16, 8), (4, 4), (16, 8), (8, 12)], [4, 2, 3, 1]
+    hyper = [dict(lr=1e-2, weight_decay=0.0, momentum=0.9, l1=0.0),
+             dict(lr=3e-3, weight_decay=1e-2, momentum=0.0, l1=1e-3),
+             dict(lr=3e-2, weight_decay=1e-3, momentum=0.5, l1=0.0),
+             dict(lr=1e-2, weight_decay=3e-3, momentum=0.9, l1=1e-4)]
+    jobs = [({"hidden_layer_sizes": w, "max_epochs": e, **h, **options}, rows)
+            for w, e, h in zip(widths, epochs, hyper, strict=True) for rows in two_folds(len(X))]
     assert len(group_jobs(CLF, jobs)) == 1
     fitted = assert_matches_sequential(CLF, jobs, X, y)
     for (params, rows), batched in zip(jobs, fitted, strict=True):
@@ -239,16 +248,16 @@ def test_backward_equals_autograd(clf_data, activation, dropout, batch_norm):
     # Two blocks: two models of CLF's widths, one narrower.
     params = [{"random_state": 0}, {"random_state": 1}, {"random_state": 2, "hidden_layer_sizes": (5, 3)}]
     modules = [prepare(base, p, np.arange(50), X, y).estimator.net_.module_ for p in params]
-    generator = torch.Generator().manual_seed(0)
-    model = BatchedMLP(modules, activation, np.full(3, dropout), generator)
+    model = BatchedMLP(modules, activation, dropout * np.array([1.0, 0.5, 1.5]), seeds=[0, 1, 2])
     assert [block.span for block in model.blocks] == [slice(0, 2), slice(2, 3)]
     inputs = torch.randn(3, 5, X.shape[1], generator=torch.Generator().manual_seed(1))
     rows = torch.tensor([[1.0] * 5, [1.0] * 4 + [0.0], [1.0] * 3 + [0.0] * 2])  # padded batches
-    draws = generator.get_state()
+    draws = [block.generator.get_state() for block in model.blocks]
     out = model.forward(inputs, training=True, rows=rows)
     grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(2)) * rows[..., None]
     grads = [grad.clone() for grad in model.backward(grad_out)]
-    generator.set_state(draws)  # the same dropout masks again
+    for block, state in zip(model.blocks, draws, strict=True):  # the same dropout masks again
+        block.generator.set_state(state)
     leaves = [p.clone().requires_grad_() for p in model.parameters()[0]]
     noise, start = set(), 0
     for block in model.blocks:
@@ -266,6 +275,24 @@ def test_backward_equals_autograd(clf_data, activation, dropout, batch_norm):
             assert grad.abs().max() < 1e-4 and leaf.grad.abs().max() < 1e-4
         else:
             torch.testing.assert_close(grad, leaf.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_each_model_drops_units_at_its_own_rate_in_its_block(clf_data):
+    X, y = clf_data
+    base = clone(CLF).set_params(dropout=0.1)
+    widths = [(64, 64), (64, 64), (32, 32)]
+    modules = [prepare(base, {"hidden_layer_sizes": w}, np.arange(50), X, y).estimator.net_.module_
+               for w in widths]
+    model = BatchedMLP(modules, "relu", np.array([0.1, 0.5, 0.8]), seeds=[0, 1, 2])
+
+    def dropped():
+        model.forward(torch.randn(len(model.keep), 500, X.shape[1]), training=True)
+        scales = model._saved[0][0][3]  # the first layer's dropout scales, block by block
+        return [rate for scale in scales for rate in (scale == 0).float().mean(dim=(1, 2)).tolist()]
+
+    np.testing.assert_allclose(dropped(), [0.1, 0.5, 0.8], atol=0.02)
+    model.keep_models(torch.tensor([0, 2]))  # the first block keeps one model, the second all
+    np.testing.assert_allclose(dropped(), [0.1, 0.8], atol=0.02)
 
 
 @pytest.mark.parametrize("loss", list(LOSSES.values()), ids=lambda f: f.__name__)
@@ -454,6 +481,25 @@ def test_a_group_larger_than_free_memory_is_split_before_training(monkeypatch):
                         lambda self, jobs, X: sizes.append(len(jobs)) or real_init(self, jobs, X))
     fitted = train_batched(base, jobs, X, y)
     assert sizes == [2, 2, 2]
+    for est, proba in zip(fitted, expected, strict=True):
+        _assert_same_up_to_summation_order(est.predict_proba(X), proba)
+
+
+def test_a_group_of_several_widths_is_split_by_what_each_model_needs(monkeypatch):
+    from sknet.engine import _train
+
+    X, y = load_iris(return_X_y=True)
+    jobs = [({"n_units": units}, np.arange(150)) for units in (4, 512, 4, 4, 512, 4)]
+    base = MLPClassifier(max_epochs=3, random_state=0, device="cpu")
+    expected = [est.predict_proba(X) for est in train_batched(base, jobs, X, y)]
+    small, large = (_train._estimated_bytes(_train.prepare(base, *jobs[i], X, y), X.shape[1]) for i in (0, 1))
+    room = (4 * small + 1.5 * large) / _train.MEMORY_SHARE  # the four small models and one large one
+    monkeypatch.setattr(_train, "_free_memory", lambda device: room)
+    real_init, sizes = _train.GroupTrainer.__init__, []
+    monkeypatch.setattr(_train.GroupTrainer, "__init__",
+                        lambda self, jobs, X: sizes.append(len(jobs)) or real_init(self, jobs, X))
+    fitted = train_batched(base, jobs, X, y)
+    assert sizes == [5, 1]  # ordered by width: the four small ones and a large one, then the other
     for est, proba in zip(fitted, expected, strict=True):
         _assert_same_up_to_summation_order(est.predict_proba(X), proba)
 
