@@ -1,6 +1,7 @@
 """What MLPClassifier and MLPRegressor share: validation, device, the skorch net, fit and predict."""
 
 import math
+import os
 import threading
 from contextlib import contextmanager
 from numbers import Integral, Real
@@ -241,6 +242,14 @@ def resolve_device(device):
 _SEEDED = threading.RLock()  # held by the thread in a seeded block
 
 
+def _new_seeded_lock():
+    global _SEEDED
+    _SEEDED = threading.RLock()  # a forked child has no other thread that could release it
+
+
+os.register_at_fork(after_in_child=_new_seeded_lock)
+
+
 @contextmanager
 def seeded(seed, device):
     """Seed torch's global generators for a block, restoring them afterwards.
@@ -248,7 +257,8 @@ def seeded(seed, device):
     Weight initialisation and dropout draw from the global generators; forking
     keeps a fit reproducible without disturbing the caller's random state.
     One thread at a time holds such a block: fits in threads (joblib's threading
-    backend) would otherwise draw from each other's seeds.
+    backend) would otherwise draw from each other's seeds. So a fit keeps only
+    what draws from them in the block: initialisation, and training with dropout.
     """
     device = torch.device(device)
     cuda = [device.index or 0] if device.type == "cuda" else []
@@ -366,9 +376,14 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             self.net_ = self._build_net(X.shape[1], n_outputs, math.ceil(len(train) / self.batch_size))
         self.net_.train_split = None if valid is None else predefined_split(valid)
         self.net_.shuffle_seed = seed
+        # Initialisation draws from torch's global generator, and so does dropout as it trains:
+        # a dropout net trains in the seeded block, others (side by side in threads) outside it.
         with seeded(seed, self.device_):
             if not incremental:
                 self.net_.initialize()
+            if self.dropout > 0:
+                self._train_reporting_epochs(train, epochs, X, y)
+        if self.dropout == 0:
             self._train_reporting_epochs(train, epochs, X, y)
         self._check_weights_finite()
         self._store_fitted_attributes()

@@ -41,7 +41,8 @@ def test_grid_search_batched_equals_sequential(clf_data):
     assert not hasattr(runs["sequential"], "n_batched_fits_")
 
 
-def test_widths_train_as_one_task_or_spread_over_the_workers(clf_data, monkeypatch):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_widths_train_as_one_task_or_spread_over_the_workers(clf_data, monkeypatch, dropout):
     from joblib import parallel_config
 
     from sknet.model_selection import _batched
@@ -51,24 +52,26 @@ def test_widths_train_as_one_task_or_spread_over_the_workers(clf_data, monkeypat
     monkeypatch.setattr(_batched._Dispatch, "__call__",
                         lambda self, t: tasks.append(len(t)) or dispatch(self, t))
     grid = {"lr": [1e-3, 1e-2], "n_units": [4, 8, 32]}
-    one = GridSearchCV(MLPClassifier(**NET), grid, cv=2).fit(X, y)
+    one = GridSearchCV(MLPClassifier(dropout=dropout, **NET), grid, cv=2).fit(X, y)
     with parallel_config(backend="threading"):
-        two = GridSearchCV(MLPClassifier(**NET), grid, cv=2, n_jobs=2).fit(X, y)
-        many = GridSearchCV(MLPClassifier(**NET), grid, cv=2, n_jobs=8).fit(X, y)
+        two = GridSearchCV(MLPClassifier(dropout=dropout, **NET), grid, cv=2, n_jobs=2).fit(X, y)
+        many = GridSearchCV(MLPClassifier(dropout=dropout, **NET), grid, cv=2, n_jobs=8).fit(X, y)
     # One worker: the three widths share one loop. Two: the widest alone, the other two
-    # together. Eight: a width per task, never less (a width's models share tensors).
+    # together. Eight: a width per task, never less (a width's models share tensors). The
+    # results are the same: each width draws its dropout masks from its own generator.
     assert tasks == [1, 2, 3]
     for search in (two, many):
         np.testing.assert_allclose(search.cv_results_["mean_test_score"], one.cv_results_["mean_test_score"],
                                    atol=1e-6)
 
 
-def test_sequential_fits_in_threads_get_the_results_of_one_thread(clf_data):
+@pytest.mark.parametrize("dropout", [0.0, 0.2])  # with dropout a fit draws from torch's generator
+def test_sequential_fits_in_threads_get_the_results_of_one_thread(clf_data, dropout):
     from joblib import parallel_config
 
-    X, y = clf_data  # dropout: each fit draws from torch's global generator while it trains
+    X, y = clf_data
     grid = {"lr": [1e-3, 1e-2], "n_units": [4, 8]}
-    make = lambda **kw: GridSearchCV(MLPClassifier(dropout=0.2, **NET), grid, cv=2,  # noqa: E731
+    make = lambda **kw: GridSearchCV(MLPClassifier(dropout=dropout, **NET), grid, cv=2,  # noqa: E731
                                      engine="sequential", **kw)
     one = make().fit(X, y)
     with parallel_config(backend="threading"):
