@@ -275,8 +275,9 @@ def train(jobs, blocks, dispatch=None):
     """Train planned jobs; return ``{job key: fitted net or exception}``.
 
     Batchable jobs train as few batched models: the jobs of a group (same input
-    width and ``group_key``) in one task, or cut into as many tasks as there
-    are workers to run them; the others one task each.
+    width and ``group_key``) in one task, or, where several tasks can run at
+    once, shared out into up to that many (see :func:`_shares`); the others one
+    task each.
     """
     from ..engine._jobs import group_key
 
