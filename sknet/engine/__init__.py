@@ -7,9 +7,11 @@ equal widths are stacked as ``(K, in, out)`` tensors, every step runs one
 once for the whole group, and each model keeps its own learning rate, momentum,
 weight decay, L1 penalty, initialisation, shuffling and rows. Each trained job comes
 back as an ordinary fitted estimator, equal (up to float rounding, without
-dropout) to the one its own ``fit`` would give.
+dropout) to the one its own ``fit`` would give. :func:`predict_batched` runs
+many fitted nets on the same rows in one forward pass.
 """
 
+from ._predict import predict_batched
 from ._train import can_batch, group_jobs, train_batched
 
-__all__ = ["can_batch", "group_jobs", "train_batched"]
+__all__ = ["can_batch", "group_jobs", "predict_batched", "train_batched"]

@@ -1,36 +1,36 @@
 """Which jobs the engine trains, which train together, and each job's setup.
 
 A job is ``(params, train_idx)``: the estimator ``clone(base).set_params(**params)``
-fitted on the rows ``train_idx``. Setting a job up reuses the estimator's own
-code (validation, label encoding, seeds, ``_build_net``) so that the batched
-model starts from exactly the state a sequential ``fit`` would.
+fitted on the rows ``train_idx``. It is set up by the estimator's own
+``_validate_fit_data`` and ``_prepare_fit``, the first steps of its ``fit``, so
+that the batched model starts from exactly the state a sequential ``fit`` would.
 """
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 from sklearn.base import clone
-from sklearn.utils import _safe_indexing, check_random_state
-from sklearn.utils.validation import _check_sample_weight
+from sklearn.utils import _safe_indexing
 
 from .. import _options
-from ..nets._base import _MAX_SEED, BaseMLP, resolve_device, seeded
+from ..nets._base import BaseMLP
 from ._loss import LOSSES
 
 
 @dataclass
 class Job:
-    """A job ready to train: its estimator (with an initialised ``net_``) and its data."""
+    """A job ready to train: its estimator (with an initialised ``net_``) and its rows."""
 
     estimator: BaseMLP
     seed: int
-    rows: np.ndarray  # indices of its training rows in the full X
+    rows: np.ndarray  # positions of its training rows in the engine's X
     y: np.ndarray  # encoded targets of those rows
-    weight: np.ndarray | None  # per-row loss weights (class_weight), or None
+    weight: np.ndarray | None  # per-row loss weights (sample and class weights), or None
     n_outputs: int
     valid: tuple | None = None  # (rows, y, weight) of the early-stopping validation part
+    rng_state: torch.Tensor | None = None  # its generator after initialisation (dropout draws go on from it)
 
 
 def optimizer_name(optimizer):
@@ -45,12 +45,15 @@ def refusal(estimator, params, X=None):
     """Why the engine cannot train this job, or None when it can.
 
     The engine refuses, and the caller fits sequentially: estimators other
-    than sknet's MLPs, parameters ``fit`` would reject, sparse ``X``, skorch
+    than sknet's MLPs, subclasses that override ``fit`` (the engine would
+    not run theirs), parameters ``fit`` would reject, sparse ``X``, skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
     the named ones, and ``verbose``.
     """
     if not isinstance(estimator, BaseMLP):
         return f"{type(estimator).__name__} is not an sknet MLP estimator"
+    if type(estimator).fit is not BaseMLP.fit:
+        return f"{type(estimator).__name__} overrides fit, which the engine would not run"
     if X is not None and sp.issparse(X):
         return "X is sparse"
     try:
@@ -89,53 +92,30 @@ def group_key(estimator):
         estimator.early_stopping,
         estimator.lr_schedule,
         estimator.device,
+        estimator.dtype,
     )
 
 
-def prepare(base, params, train_idx, X, y, validated=None, sample_weight=None):
-    """Set a job up as ``BaseMLP._train`` does for a fresh fit, up to the training loop.
+def prepare(base, params, rows, X, y, validated=None, sample_weight=None):
+    """Set a job up as its own ``fit`` would, up to the training loop; return its :class:`Job`.
 
-    ``validated``, a dict shared by jobs on the same ``X`` and ``y``, keeps what
-    validating each training set gave, so that the jobs of many candidates on one
-    fold validate it once (the estimators' ``_validate_targets`` depends on the data only).
-    ``sample_weight`` holds the weights of all rows of ``X``, or None.
+    ``rows`` are the positions of its training rows in ``X``. ``validated``, a
+    dict shared by jobs on the same ``X`` and ``y``, keeps each training set's
+    validated data, so that the jobs of many candidates on one fold validate it
+    once. ``sample_weight`` holds the weights of all rows of ``X``, or None.
     """
     est = clone(base).set_params(**params)
-    est._validate_params()
-    rows = np.arange(_n_samples(X))[train_idx]
-    key = (type(est), rows.tobytes())
-    if validated is None or key not in validated:
-        before = dict(est.__dict__)
-        data = est._validate_targets(_safe_indexing(X, rows), _safe_indexing(y, rows), reset=True)
-        fitted = {name: value for name, value in est.__dict__.items()
-                  if name not in before or value is not before[name]}
-        if validated is not None:
-            validated[key] = (data, fitted)
-    else:
-        data, fitted = validated[key]
-        est.__dict__.update(fitted)
-    X_job, y_job, n_outputs = data
-    if sample_weight is not None:
-        sample_weight = _check_sample_weight(_safe_indexing(sample_weight, rows), X_job, dtype=np.float32,
-                                             ensure_non_negative=True)
-    weight = est._sample_weight(y_job, sample_weight)
-    # From here on, line for line what BaseMLP._train does; the equivalence tests pin it.
-    est._check_arguments()
-    est.device_ = resolve_device(est.device)
-    est._seed_rng = np.random.RandomState(check_random_state(est.random_state).randint(_MAX_SEED))
-    seed = int(est._seed_rng.randint(_MAX_SEED))
-    parts = [np.arange(len(rows))]
-    if est.early_stopping:
-        parts = est._validation_split(y_job, seed)
-    est._check_training_size(len(parts[0]))
-    rows_y_weight = [(rows[part], y_job[part], None if weight is None else weight[part]) for part in parts]
-    est.net_ = est._build_net(X_job.shape[1], n_outputs, math.ceil(len(parts[0]) / est.batch_size))
-    est.net_.train_split = None
-    est.net_.shuffle_seed = seed
-    with seeded(seed, est.device_):
-        est.net_.initialize()
-    valid = rows_y_weight[1] if est.early_stopping else None
-    return Job(est, seed, *rows_y_weight[0], n_outputs, valid)
+    rows = np.asarray(rows)
+    validated = {} if validated is None else validated
+    key = (type(est), est.dtype, rows.tobytes())
+    if key not in validated:
+        weight = None if sample_weight is None else _safe_indexing(sample_weight, rows)
+        validated[key] = est._validate_fit_data(_safe_indexing(X, rows), _safe_indexing(y, rows), weight)
+    setup = est._prepare_fit(validated[key])
+    parts = [(rows[part], setup.y[part], None if setup.weight is None else setup.weight[part])
+             for part in (setup.train, setup.valid) if part is not None]
+    return Job(est, setup.seed, *parts[0], setup.n_outputs, parts[1] if len(parts) > 1 else None,
+               setup.rng_state)
 
 
 def _n_samples(X):

@@ -19,7 +19,7 @@ from skorch.callbacks import PassthroughScoring
 
 from ..nets._data import DeviceBatches, predict_batch_size
 from . import _optim
-from ._jobs import group_key, optimizer_name, prepare, refusal
+from ._jobs import _n_samples, group_key, optimizer_name, prepare, refusal
 from ._loss import LOSSES
 from ._model import BatchedMLP
 
@@ -65,30 +65,35 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
         if reason is not None:
             raise ValueError(f"Job {i} cannot be trained by the batched engine: {reason}.")
     fitted = [None] * len(jobs)
+    rows = [np.arange(_n_samples(X))[train_idx] for _, train_idx in jobs]
     prepared, validated = {}, {}
-    for i, (params, train_idx) in enumerate(jobs):
+
+    def prepare_job(i):
+        return prepare(estimator, jobs[i][0], rows[i], X, y, validated, sample_weight)
+
+    for i in range(len(jobs)):
         try:
-            prepared[i] = prepare(estimator, params, train_idx, X, y, validated, sample_weight)
+            prepared[i] = prepare_job(i)
         except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
             fitted[i] = exc
-    X_all = check_array(X, dtype=np.float32)
-    if not X_all.flags.writeable:  # joblib's read-only memmaps: torch wants memory it may write
-        X_all = X_all.copy()
     groups = {}
     for i, job in prepared.items():
         key = (group_key(job.estimator), job.n_outputs, job.estimator.device_)
         groups.setdefault(key, []).append(i)
     for members in groups.values():  # models of equal widths side by side: one block each
         members.sort(key=lambda i: prepared[i].estimator._hidden_sizes())
-    tensors = {}  # X moved to each device once
+    tensors = {}  # X moved to each device, in each dtype, once
     for members in groups.values():
-        device = prepared[members[0]].estimator.device_
-        if device not in tensors:
-            tensors[device] = torch.as_tensor(X_all, device=device)
-        for chunk in _chunks_that_fit(members, prepared, X_all.shape[1], device):
-            results = _train_group(chunk, prepared, tensors[device],
-                                   lambda i: prepare(estimator, *jobs[i], X, y, validated, sample_weight))
-            for i, result in zip(chunk, results, strict=True):
+        first = prepared[members[0]].estimator
+        where = (first.device_, first.dtype)
+        if where not in tensors:
+            X_all = check_array(X, dtype=first._float_dtype())
+            if not X_all.flags.writeable:  # joblib's read-only memmaps: torch wants memory it may write
+                X_all = X_all.copy()
+            tensors[where] = torch.as_tensor(X_all, device=first.device_)
+        X_tensor = tensors[where]
+        for chunk in _chunks_that_fit(members, prepared, X_tensor.shape[1], first.device_):
+            for i, result in zip(chunk, _train_group(chunk, prepared, X_tensor, prepare_job), strict=True):
                 fitted[i] = result
     return fitted
 
@@ -135,7 +140,7 @@ def _estimated_bytes(job, n_features):
         floats += valid_rows * (n_features + 2 * sum(hidden)) + 2 * n_valid * job.n_outputs
         n_rows += n_valid
     # Row indices, targets, weights, and an epoch's batch layout (indices, mask, targets, coefficients).
-    return 4 * floats + 8 * 8 * n_rows
+    return est._float_dtype().itemsize * floats + 8 * 8 * n_rows
 
 
 def _free_memory(device):

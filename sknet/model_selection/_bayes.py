@@ -249,11 +249,11 @@ refit_time_, multimetric_
             del self._skopt_callbacks  # callbacks often close over local state; keep the search picklable
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        evaluate_candidates = self._evaluator(evaluate_candidates)
         key = objective_key(self)  # fails before any training when the objective is ambiguous
         subspaces = [(_Codec(check_space(space)), n_iter)
                      for space, n_iter in _subspaces(self.search_spaces, self.n_iter)]
-        optimizers = self._make_optimizers([codec for codec, _ in subspaces])
+        optimizers = self._make_optimizers([codec for codec, _ in subspaces],
+                                           evaluate_candidates.random_state(self.random_state))
         n_rounds = [ceil(n_iter / self.n_points) for _, n_iter in subspaces]
         search_ctx = callback_ctx.subcontext(
             task_name="search", max_subtasks=sum(n_rounds)
@@ -267,7 +267,7 @@ refit_time_, multimetric_
         search_ctx.call_on_fit_task_end(estimator=self)
         run.raise_if_nothing_scored()
 
-    def _make_optimizers(self, codecs):
+    def _make_optimizers(self, codecs, random_state):
         kwargs = dict(self.optimizer_kwargs or {})
         reserved = sorted(set(kwargs) & set(_RESERVED_OPTIMIZER_KWARGS))
         if reserved:
@@ -275,7 +275,7 @@ refit_time_, multimetric_
                 f"optimizer_kwargs must not set {reserved}: the search sets the dimensions from "
                 "search_spaces and seeds each optimizer from its own random_state."
             )
-        rng = check_random_state(self._random_state())
+        rng = check_random_state(random_state)
         return [Optimizer(codec.dimensions, random_state=rng.randint(np.iinfo(np.int32).max), **kwargs)
                 for codec in codecs]
 

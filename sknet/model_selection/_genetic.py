@@ -197,10 +197,9 @@ refit_time_, multimetric_
         self.checkpoint = checkpoint
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        evaluate_candidates = self._evaluator(evaluate_candidates)
         dims = check_space(self.param_distributions)
         self._check_sizes()
-        rng = check_random_state(self._random_state())
+        rng = check_random_state(evaluate_candidates.random_state(self.random_state))
         cache = {}  # candidate_key -> fitness: nothing is trained twice
         self.history_ = []
         # One subtask per generation; each generation's context numbers its own fits, so

@@ -72,6 +72,3 @@ class GridSearchCV(SearchMixin, _SklearnGridSearchCV):
                          return_train_score=return_train_score)
         self.engine = engine
         self.checkpoint = checkpoint
-
-    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        super()._run_search(self._evaluator(evaluate_candidates), callback_ctx=callback_ctx)

@@ -70,9 +70,9 @@ return_train_score
         self.checkpoint = checkpoint
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
-        evaluate_candidates = self._evaluator(evaluate_candidates)
         candidates = ParameterSampler(
-            to_distributions(self.param_distributions), self.n_iter, random_state=self._random_state()
+            to_distributions(self.param_distributions), self.n_iter,
+            random_state=evaluate_candidates.random_state(self.random_state),
         )
         search_ctx = callback_ctx.subcontext(
             task_name="search", max_subtasks=len(candidates) * self.n_splits_, sequential_subtasks=False,

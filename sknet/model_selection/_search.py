@@ -1,49 +1,39 @@
-"""What the four searches share.
+"""What the four searches share: ``fit``, the engine, the checkpoint.
 
-All four are scikit-learn ``BaseSearchCV`` subclasses: scikit-learn's own ``fit``
-does the cross-validation, parallelism (joblib), scoring, ``error_score``
-handling, refitting, callbacks and metadata routing, so ``cv_results_`` means
-the same thing whichever strategy proposed the candidates. A strategy only
-implements ``_run_search``: which candidates to evaluate next, through the
-``evaluate_candidates`` that :meth:`SearchMixin._evaluator` wraps with the
-batched engine and the checkpoint.
-
-The checkpoint hook
--------------------
-scikit-learn's ``evaluate_candidates`` runs one ``_fit_and_score`` per
-(candidate, split) inside joblib, with ``caller=<the search>``,
-``candidate_progress`` and ``split_progress``. For the length of a fit with a
-checkpoint, the name ``_fit_and_score`` in scikit-learn's search module is
-:func:`_journaled_fit_and_score`: for one of our searches with a checkpoint it
-serves a journaled result instead of fitting, or fits and journals the result
-the moment it exists, in the worker (thread or process) that fitted it; for any
-other caller it is scikit-learn's function, untouched. Rewriting ``fit``
-instead would mean owning scikit-learn's metadata routing, callbacks and
-``error_score`` handling; the hook keeps all of that theirs, and a check after
-every round (every fit journaled?) fails loudly should scikit-learn stop
-calling it.
+All four are scikit-learn ``BaseSearchCV`` subclasses whose ``fit`` is
+:meth:`SearchMixin.fit`: scikit-learn's own steps (scorers, metadata routing,
+callbacks, the choice of the best candidate, the refit), with its
+``evaluate_candidates`` replaced by a :class:`~._evaluate.RoundEvaluator`, which
+serves journaled results, trains what it can with the batched engine and runs
+scikit-learn's ``_fit_and_score`` for the rest. A strategy only implements
+``_run_search``: which candidates to evaluate next. scikit-learn gives no hook
+between its ``fit`` and its per-fit function, so these few lines of ``fit`` are
+ours; scikit-learn's own search test suite, run against our classes
+(``tests/model_selection/test_upstream.py``), guards that they do what its do.
 """
 
 import numbers
 import os
 import platform
-import threading
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import nullcontext
+from inspect import signature
 
 import numpy as np
 import sklearn
-import sklearn.model_selection._search as _sklearn_search
+from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
-from sklearn.model_selection import _validation
+from sklearn.metrics._scorer import _MultimetricScorer
+from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.utils import check_random_state
-from sklearn.utils.metaestimators import _safe_split
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.validation import _check_method_params, indexable
 
-from ..checkpoint import Journal, data_digest, describe, random_state_from_json, random_state_to_json
-from ._batched import EngineMixin
+from ..checkpoint import Journal, data_digest, describe
+from ._evaluate import ENGINES, RoundEvaluator
 from ._space import python_value
+from ._tasks import heap_frozen
 
 __all__ = ["BaseSearchCV", "SearchMixin", "objective_key", "candidate_key", "latest_scores",
            "evaluate_round"]
@@ -54,18 +44,20 @@ __all__ = ["BaseSearchCV", "SearchMixin", "objective_key", "candidate_key", "lat
 _HOW_NOT_WHAT = ("n_jobs", "verbose", "pre_dispatch", "engine", "checkpoint")
 
 
-class SearchMixin(EngineMixin):
-    """What every sknet search adds to scikit-learn's: the batched engine and the checkpoint.
+class SearchMixin:
+    """What every sknet search adds to scikit-learn's: the round evaluator, the engine, the checkpoint.
 
-    A subclass names its search space parameter in ``_space_param``, and calls
-    ``self._evaluator(evaluate_candidates)`` at the start of ``_run_search``
-    and ``self._random_state()`` where it needs its random state.
+    A subclass names its search space parameter in ``_space_param``; its
+    ``_run_search`` gets the :class:`~._evaluate.RoundEvaluator` as
+    ``evaluate_candidates``, and asks it for its random state
+    (``evaluate_candidates.random_state(self.random_state)``).
     """
 
-    _search_constraints = {**EngineMixin._engine_constraints, "checkpoint": [str, os.PathLike, None]}
+    _search_constraints = {"engine": [StrOptions(set(ENGINES))], "checkpoint": [str, os.PathLike, None]}
     _space_param = None
     _not_identity = _HOW_NOT_WHAT  # grid and random add refit, which only acts after the search
 
+    @_fit_context(prefer_skip_nested_validation=False)  # the estimator is validated by its own fit
     def fit(self, X, y=None, **params):
         """Run the search: cross-validate the candidates, then refit the best one.
 
@@ -86,73 +78,79 @@ class SearchMixin(EngineMixin):
             The fitted search. With ``checkpoint``, finished fits are read from the
             journal and new ones written to it as they finish.
         """
-        if getattr(self, "checkpoint", None) is None:
-            return super().fit(X, y, **params)
-        self._checkpoint_fit = (X, y, params)  # for the identity; dropped once the journal is open
-        try:
-            with _hook():
-                return super().fit(X, y, **params)
-        except BaseException as exc:
-            self._note_progress(exc)
-            raise
-        finally:
-            for name in ("_checkpoint_fit", "_checkpoint_run", "_checkpoint_round"):
-                self.__dict__.pop(name, None)
-
-    def _evaluator(self, evaluate_candidates):
-        """scikit-learn's ``evaluate_candidates``, batched by the engine and journaled."""
-        evaluate = self._batched(evaluate_candidates)
-        if getattr(self, "_checkpoint_fit", None) is None:
-            return evaluate
-
-        def journaled(candidate_params, cv=None, more_results=None, callback_ctx=None):
-            run = self._checkpoint()
-            candidate_params = list(candidate_params)
-            first, index, n = run.next, run.rounds, len(candidate_params)
-            run.next, run.rounds = first + n, index + 1
-            done = run.journal.begin_round(index, first, candidate_params, more_results)
-            # Read by _journaled_fit_and_score through caller=self: pickled into worker
-            # processes with each task, shared by worker threads. A new object per round.
-            self._checkpoint_round = _Round(run.journal, first, bool(done))
-            if self.verbose > 0 and done:
-                print(f"[{type(self).__name__}] {len(done)} of {n * self.n_splits_} fits of this round "
-                      f"come from checkpoint {run.journal.path}")
-            results = evaluate(candidate_params, cv=cv, more_results=more_results,
-                               callback_ctx=callback_ctx, skip=done, in_slices=True)
-            missing = n * self.n_splits_ - run.journal.count(first, first + n)
-            if missing:
-                raise RuntimeError(
-                    f"{missing} fits of this round were not journaled: scikit-learn {sklearn.__version__} "
-                    "no longer calls sklearn.model_selection._search._fit_and_score as sknet's checkpoint "
-                    "expects. Run without checkpoint, or with the scikit-learn version sknet supports."
-                )
-            return results
-
-        return journaled
-
-    def _checkpoint(self):
-        """The journal of this fit, opened (created or checked) on first need; None without one.
-
-        Opened when the strategy first needs it (its random state or its first
-        round), after its own argument checks: a search that fails those
-        leaves no checkpoint claiming its arguments behind.
-        """
-        run = getattr(self, "_checkpoint_run", None)
-        if run is not None or getattr(self, "_checkpoint_fit", None) is None:
-            return run
-        X, y, params = self._checkpoint_fit
-        del self._checkpoint_fit  # keep the data out of what workers receive as caller
+        scorers, refit_metric = self._get_scorers()
+        X, y = indexable(X, y)
+        params = _check_method_params(X, params=params)
         routed = self._get_routed_params_for_fit(params)
+        weights = params.get("sample_weight")
+        metadata = None if weights is None else {"sample_weight": weights}
+        root_ctx = self._init_callback_context(max_subtasks=1 + (self.refit is not False))
+        root_ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
+        self._checked_cv_orig = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        self._check_input_parameters(X=X, y=y, split_params=routed.splitter.split)
+        self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y, **routed.splitter.split)
+        open_journal = None
+        if getattr(self, "checkpoint", None) is not None:
+            def open_journal(engine):
+                return self._open_journal(X, y, params, routed, engine)
+        evaluate = RoundEvaluator(self, X, y, params, routed, scorers, open_journal)
+        try:
+            with evaluate.parallel, heap_frozen() if evaluate.engine else nullcontext():
+                if "callback_ctx" in signature(self._run_search).parameters:
+                    self._run_search(evaluate, callback_ctx=root_ctx)
+                else:  # a user's search class written for scikit-learn without callbacks
+                    self._run_search(evaluate)
+                self._choose_best(evaluate, refit_metric)
+                if self.refit:
+                    self._refit(evaluate, X, y, routed, root_ctx, metadata)
+        except BaseException as exc:
+            self._note_progress(exc, evaluate)
+            raise
+        if evaluate.engine:  # set only then: a search of another estimator has scikit-learn's attributes
+            self.engine_time_, self.n_batched_fits_ = evaluate.engine_time, evaluate.n_batched
+        self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
+        self.cv_results_ = evaluate.results
+        root_ctx.call_on_fit_task_end(estimator=self, X=X, y=y, metadata=metadata)
+        return self
+
+    def _choose_best(self, evaluate, refit_metric):
+        """Set ``multimetric_``, ``best_index_``, ``best_score_``, ``best_params_`` as scikit-learn does."""
+        # A callable scoring says whether it is multi-metric only once it has run.
+        first_test_score = evaluate.out[0]["test_scores"]
+        self.multimetric_ = isinstance(first_test_score, dict)
+        if callable(self.scoring) and self.multimetric_:
+            self._check_refit_for_multimetric(first_test_score)
+            refit_metric = self.refit
+        if self.refit or not self.multimetric_:
+            results = evaluate.results
+            self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
+            if not callable(self.refit):
+                self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
+            self.best_params_ = results["params"][self.best_index_]
+
+    def _refit(self, evaluate, X, y, routed, root_ctx, metadata):
+        """``best_estimator_``: the best parameters fitted on all the data, and ``refit_time_``."""
+        # The parameters are cloned too: they may be estimators (a search over a pipeline's steps).
+        self.best_estimator_ = clone(evaluate.base).set_params(**clone(self.best_params_, safe=False))
+        refit_ctx = root_ctx.subcontext(task_name="refit-with-best-params")
+        with refit_ctx.propagate_callback_context(self.best_estimator_):
+            refit_ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
+            start = time.time()
+            evaluate.refit(self.best_estimator_, X, y, routed.estimator.fit)
+            self.refit_time_ = time.time() - start
+        if hasattr(self.best_estimator_, "feature_names_in_"):
+            self.feature_names_in_ = self.best_estimator_.feature_names_in_
+        refit_ctx.call_on_fit_task_end(estimator=self, X=X, y=y, metadata=metadata)
+
+    def _open_journal(self, X, y, params, routed, engine):
+        """Create the checkpoint's journal, or check that it belongs to this search."""
         splits = list(self._checked_cv_orig.split(X, y, **routed.splitter.split))
         import sknet
 
         info = {"created": time.strftime("%Y-%m-%d %H:%M:%S %z"), "sknet": sknet.__version__,
                 "scikit-learn": sklearn.__version__, "numpy": np.__version__,
-                "python": platform.python_version(),
-                "engine": "batched" if getattr(self, "_engine_data", None) is not None else "sequential"}
-        journal = Journal(self.checkpoint).open(self._identity(X, y, params, splits), info)
-        self._checkpoint_run = _Run(journal)
-        return self._checkpoint_run
+                "python": platform.python_version(), "engine": "batched" if engine else "sequential"}
+        return Journal(self.checkpoint).open(self._identity(X, y, params, splits), info)
 
     def _identity(self, X, y, params, splits):
         """What makes two searches the same search: the same proposals and the same results."""
@@ -175,105 +173,16 @@ class SearchMixin(EngineMixin):
                      **{f"fit parameter {k}": data_digest(v) for k, v in sorted(params.items())}},
         }
 
-    def _random_state(self):
-        """The strategy's random state: ``random_state``, or with a checkpoint the journaled one.
-
-        An int seeds the same sequence every run (and is part of the identity).
-        None or a ``RandomState`` would not: with a checkpoint, the state they
-        are in when the search first runs is journaled, and every run of the
-        search (the first and each resumption) draws from a copy of it; the
-        ``RandomState`` passed is not advanced.
-        """
-        if isinstance(self.random_state, numbers.Integral) or self._checkpoint() is None:
-            return self.random_state
-        run = self._checkpoint()
-        state = run.journal.state("random_state", random_state_to_json(check_random_state(self.random_state)))
-        return random_state_from_json(state)
-
-    def _note_progress(self, exc):
-        run = getattr(self, "_checkpoint_run", None)
-        if run is None or not hasattr(exc, "add_note"):  # add_note: Python >= 3.11
+    def _note_progress(self, exc, evaluate):
+        journal = evaluate._journal
+        if journal is None or not hasattr(exc, "add_note"):  # add_note: Python >= 3.11
             return
         try:
-            n_done = len(run.journal)
+            n_done = len(journal)
         except Exception:  # the note must never hide the error itself
             return
-        exc.add_note(f"{n_done} finished fits are kept in checkpoint {run.journal.path!r}: fit the same "
+        exc.add_note(f"{n_done} finished fits are kept in checkpoint {journal.path!r}: fit the same "
                      "search with the same checkpoint to resume from there.")
-
-
-class _Run:
-    """The journal of the fit in progress, and how far its rounds have come."""
-
-    def __init__(self, journal):
-        self.journal, self.rounds, self.next = journal, 0, 0
-
-
-class _Round:
-    """What a worker needs to journal a fit of this round: the journal and the first position.
-
-    ``any_done``: whether the journal had results of this round when it began;
-    when not, workers need not look there first.
-    """
-
-    def __init__(self, journal, first, any_done):
-        self.journal, self.first, self.any_done = journal, first, any_done
-
-
-_HOOK_LOCK = threading.Lock()
-_hook_users = 0  # fits with a checkpoint in progress in this process (threads may run several)
-_unhooked = None  # what scikit-learn's search module called before the hook went in
-
-
-@contextmanager
-def _hook():
-    """Route scikit-learn's search module through :func:`_journaled_fit_and_score` meanwhile."""
-    global _hook_users, _unhooked
-    with _HOOK_LOCK:
-        if _hook_users == 0:
-            current = _sklearn_search._fit_and_score
-            _unhooked = _validation._fit_and_score if current is _journaled_fit_and_score else current
-            _sklearn_search._fit_and_score = _journaled_fit_and_score
-        _hook_users += 1
-    try:
-        yield
-    finally:
-        with _HOOK_LOCK:
-            _hook_users -= 1
-            if _hook_users == 0:
-                _sklearn_search._fit_and_score, _unhooked = _unhooked, None
-
-
-def _journaled_fit_and_score(estimator, X, y, **kwargs):
-    """scikit-learn's ``_fit_and_score``, served from or written to the caller's checkpoint.
-
-    Passes through for anything but one of our searches fitting with a
-    checkpoint. A failed fit (``error_score`` numeric) is journaled with its
-    traceback like any result; with ``error_score="raise"`` the error
-    propagates and nothing is written for that fit.
-    """
-    fit_and_score = _unhooked or _validation._fit_and_score  # a worker process has no hook in
-    round_ = getattr(kwargs.get("caller"), "_checkpoint_round", None)
-    split, candidate = kwargs.get("split_progress"), kwargs.get("candidate_progress")
-    if round_ is None or split is None or candidate is None or kwargs.get("return_estimator"):
-        return fit_and_score(estimator, X, y, **kwargs)
-    position, split = round_.first + candidate[0], split[0]
-    parameters = kwargs.get("parameters") or {}
-    stored = round_.journal.get(position, split, parameters) if round_.any_done else None
-    if stored is None:
-        result = fit_and_score(estimator, X, y, **kwargs)
-        round_.journal.put(position, split, parameters,
-                           {k: v for k, v in result.items() if k != "parameters"})
-        return result
-    ctx = kwargs.get("callback_ctx")
-    if ctx is not None:  # the task still begins and ends for scikit-learn's callbacks (progress bars)
-        data = {"X": lambda: _safe_split(estimator, X, y, kwargs["train"])[0],
-                "y": lambda: _safe_split(estimator, X, y, kwargs["train"])[1]}
-        ctx.call_on_fit_task_begin(estimator=kwargs["caller"], **data)
-        ctx.call_on_fit_task_end(estimator=kwargs["caller"], **data)
-    if kwargs.get("return_parameters"):
-        stored["parameters"] = parameters
-    return stored
 
 
 def objective_key(search):

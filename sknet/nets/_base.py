@@ -4,6 +4,7 @@ import math
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,7 +20,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
 
-from .. import _options, _prefit
+from .. import _options
 from ..parallel import auto_device
 from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
 from ._module import MLPModule
@@ -251,25 +252,76 @@ os.register_at_fork(after_in_child=_new_seeded_lock)
 
 
 @contextmanager
-def seeded(seed, device):
-    """Seed torch's global generators for a block, restoring them afterwards.
+def seeded(seed, device, state=None):
+    """Seed torch's global generator of ``device`` for a block, restoring it afterwards.
 
     Weight initialisation and dropout draw from the global generators; forking
     keeps a fit reproducible without disturbing the caller's random state.
-    One thread at a time holds such a block: fits in threads (joblib's threading
-    backend) would otherwise draw from each other's seeds. So a fit keeps only
-    what draws from them in the block: initialisation, and training with dropout.
+    ``state`` (from :func:`generator_state`), when given, is set instead of
+    seeding: a fit's dropout draws go on from where its initialisation left the
+    generator. One thread at a time holds such a block: fits in threads
+    (joblib's threading backend) would otherwise draw from each other's seeds.
+    So a fit keeps only what draws from them in the block: initialisation, and
+    training with dropout.
     """
     device = torch.device(device)
     cuda = [device.index or 0] if device.type == "cuda" else []
     with _SEEDED, torch.random.fork_rng(devices=cuda):
         # Only the generators the fit uses (and fork_rng restores): torch.manual_seed would also
         # reseed every other GPU for good, and costs more than a small fit's initialisation.
-        torch.random.default_generator.manual_seed(seed)
-        if cuda:
+        if not cuda:
+            if state is None:
+                torch.random.default_generator.manual_seed(seed)
+            else:
+                torch.random.default_generator.set_state(state)
+        else:
             with torch.cuda.device(cuda[0]):
-                torch.cuda.manual_seed(seed)
+                if state is None:
+                    torch.random.default_generator.manual_seed(seed)
+                    torch.cuda.manual_seed(seed)
+                else:
+                    torch.cuda.set_rng_state(state)
         yield
+
+
+def generator_state(device):
+    """The state of torch's global generator that a fit on ``device`` draws from."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device.index or 0)
+    return torch.random.default_generator.get_state()
+
+
+@dataclass
+class FitData:
+    """Training data validated by one estimator class (:meth:`BaseMLP._validate_fit_data`).
+
+    It depends on the data, the class and ``dtype`` only, so fits of many
+    parameter settings on the same rows may share it.
+    """
+
+    X: object  # validated features: an array or a CSR matrix of the estimator's dtype
+    y: np.ndarray  # encoded targets (class indices, or float targets of shape (n, n_outputs))
+    sample_weight: np.ndarray | None
+    n_outputs: int
+    attributes: dict  # the fitted attributes validation sets (n_features_in_, classes_, ...)
+
+
+@dataclass
+class FitSetup:
+    """A fresh fit set up to its training loop (:meth:`BaseMLP._prepare_fit`).
+
+    The estimator's ``net_`` is built and initialised; this is what it trains on.
+    """
+
+    X: object  # validated features of all the rows fit got
+    y: np.ndarray  # encoded targets
+    weight: np.ndarray | None  # per-row loss weights (sample and class weights), or None
+    n_outputs: int
+    seed: int  # seeds shuffling, initialisation and dropout
+    train: np.ndarray  # positions of the rows trained on
+    valid: np.ndarray | None  # positions of the early-stopping validation rows, or None
+    rng_state: torch.Tensor | None  # the generator after initialisation (dropout draws go on from it)
 
 
 _PARAM_NAMES = {}  # estimator class -> the names of its __init__ parameters
@@ -299,6 +351,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         "patience": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "device": [str],
+        "dtype": [StrOptions({"float32", "float64"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -353,53 +406,90 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
-        incremental = self.warm_start and hasattr(self, "net_")
-        if not incremental:
-            trained = _prefit.take(self, X, y, sample_weight)  # a search's engine may have trained this job
-            if trained is not None:
-                return self._adopt(trained, X, y)
-        return self._train(X, y, sample_weight, epochs=self.max_epochs, incremental=incremental)
+        if self.warm_start and hasattr(self, "net_"):
+            return self._train_more(X, y, sample_weight, epochs=self.max_epochs)
+        setup = self._prepare_fit(self._validate_fit_data(X, y, sample_weight))
+        return self._train_setup(setup, self.max_epochs, X, y)
 
-    def _train(self, X, y, sample_weight, *, epochs, incremental, classes=None):
-        X, y, n_outputs = self._validate_targets(X, y, reset=not incremental, classes=classes)
+    def _validate_fit_data(self, X, y, sample_weight=None, classes=None):
+        """Validate the data of a fresh fit; return its :class:`FitData` (and set its attributes)."""
+        before = dict(self.__dict__)
+        X, y, n_outputs = self._validate_targets(X, y, reset=True, classes=classes)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float32, ensure_non_negative=True)
-        weight = self._sample_weight(y, sample_weight)
-        if not incremental:
-            self._check_arguments()
-            self.device_ = resolve_device(self.device)
-            self._seed_rng = np.random.RandomState(check_random_state(self.random_state).randint(_MAX_SEED))
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=self._float_dtype(),
+                                                 ensure_non_negative=True)
+        attributes = {name: value for name, value in self.__dict__.items()
+                      if name not in before or value is not before[name]}
+        return FitData(X, y, sample_weight, n_outputs, attributes)
+
+    def _prepare_fit(self, data):
+        """Set up a fresh fit of validated ``data`` up to its training loop; return its :class:`FitSetup`.
+
+        Sets the attributes validation gave, checks the arguments, picks the
+        device, draws the seed, holds out the early-stopping rows, and builds
+        and initialises ``net_``. ``fit`` and the batched engine both start
+        here; ``data`` (from :meth:`_validate_fit_data`) may come from another
+        estimator of the same class and ``dtype``, validated on the same rows.
+        """
+        self.__dict__.update(data.attributes)
+        weight = self._sample_weight(data.y, data.sample_weight)
+        self._check_arguments()
+        self.device_ = resolve_device(self.device)
+        self._seed_rng = np.random.RandomState(check_random_state(self.random_state).randint(_MAX_SEED))
         seed = int(self._seed_rng.randint(_MAX_SEED))
-        train, valid = self._datasets(X, y, weight, seed)
+        train, valid = self._split_rows(data.y, seed)
         self._check_training_size(len(train))
-        if not incremental:
-            self.net_ = self._build_net(X.shape[1], n_outputs, math.ceil(len(train) / self.batch_size))
-        self.net_.train_split = None if valid is None else predefined_split(valid)
+        self.net_ = self._build_net(data.X.shape[1], data.n_outputs, math.ceil(len(train) / self.batch_size))
         self.net_.shuffle_seed = seed
-        # Initialisation draws from torch's global generator, and so does dropout as it trains:
-        # a dropout net trains in the seeded block, others (side by side in threads) outside it.
         with seeded(seed, self.device_):
-            if not incremental:
-                self.net_.initialize()
-            if self.dropout > 0:
+            self.net_.initialize()
+            rng_state = generator_state(self.device_) if self.dropout > 0 else None
+        return FitSetup(data.X, data.y, weight, data.n_outputs, seed, train, valid, rng_state)
+
+    def _train_setup(self, setup, epochs, X, y):
+        """Run a prepared fit's training loop; ``X`` and ``y`` as the caller gave them (callbacks)."""
+        train, valid = self._datasets(setup.X, setup.y, setup.weight, setup.train, setup.valid)
+        self._train_epochs(train, valid, epochs, setup.seed, X, y, state=setup.rng_state)
+        return self
+
+    def _train_more(self, X, y, sample_weight, *, epochs):
+        """Continue training the fitted net on ``(X, y)`` (``warm_start``, ``partial_fit``)."""
+        X_valid, y_encoded, _ = self._validate_targets(X, y, reset=False)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X_valid, dtype=self._float_dtype(),
+                                                 ensure_non_negative=True)
+        weight = self._sample_weight(y_encoded, sample_weight)
+        seed = int(self._seed_rng.randint(_MAX_SEED))
+        train, valid = self._datasets(X_valid, y_encoded, weight, *self._split_rows(y_encoded, seed))
+        self._check_training_size(len(train))
+        self.net_.shuffle_seed = seed
+        self._train_epochs(train, valid, epochs, seed, X, y)
+        return self
+
+    def _train_epochs(self, train, valid, epochs, seed, X, y, state=None):
+        """Train ``epochs`` epochs, then check the weights and store the fitted attributes.
+
+        Dropout draws from torch's global generator, so a dropout net trains in a
+        seeded block (from ``state`` when given); others, side by side in
+        threads, outside it.
+        """
+        self.net_.train_split = None if valid is None else predefined_split(valid)
+        if self.dropout > 0:
+            with seeded(seed, self.device_, state):
                 self._train_reporting_epochs(train, epochs, X, y)
-        if self.dropout == 0:
+        else:
             self._train_reporting_epochs(train, epochs, X, y)
         self._check_weights_finite()
         self._store_fitted_attributes()
-        return self
 
-    def _adopt(self, trained, X, y):
-        """Become ``trained`` (same class and parameters), reporting its fit to callbacks."""
-        self.__dict__.update(trained.__dict__)
-        validate_data(self, X, reset=True, skip_check_array=True)  # trained on an array: names from X
+    def _replay_fit_callbacks(self, X, y):
+        """Report a fit that already ran (in the batched engine) to scikit-learn callbacks, epoch by epoch."""
         context = self._init_callback_context(max_subtasks=self.n_iter_)
         context.call_on_fit_task_begin(estimator=self, X=X, y=y)
-        for _ in range(self.n_iter_):  # the epochs already ran in the batched engine
+        for _ in range(self.n_iter_):
             context.subcontext(task_name="epoch").call_on_fit_task_begin(
                 estimator=self).call_on_fit_task_end(estimator=self)
         context.call_on_fit_task_end(estimator=self, X=X, y=y)
-        return self
 
     def _train_reporting_epochs(self, train, epochs, X, y):
         """Train, telling scikit-learn callbacks (if any are set) about each epoch."""
@@ -456,13 +546,23 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             return tuple(int(s) for s in self.hidden_layer_sizes)
         return (self.n_units,) * self.n_layers
 
-    def _datasets(self, X, y, weight, seed):
-        """Split off the early-stopping validation set; return in-memory datasets."""
+    def _split_rows(self, y, seed):
+        """Positions of the rows trained on and of the early-stopping validation rows (or None)."""
         if not self.early_stopping:
-            return InMemoryDataset(X, y, weight, self.device_), None
-        train, valid = self._validation_split(y, seed)
+            return np.arange(len(y)), None
+        return self._validation_split(y, seed)
+
+    def _datasets(self, X, y, weight, train, valid):
+        """In-memory datasets of the training rows and of the validation rows (None without)."""
+        dtype = self._float_dtype()
+        if valid is None:  # every row: no copy
+            return InMemoryDataset(X, y, weight, self.device_, dtype), None
         return tuple(InMemoryDataset(X[rows], y[rows], None if weight is None else weight[rows],
-                                     device=self.device_) for rows in (train, valid))
+                                     device=self.device_, dtype=dtype) for rows in (train, valid))
+
+    def _float_dtype(self):
+        """The numpy floating-point type the network computes in."""
+        return np.dtype(self.dtype)
 
     def _check_training_size(self, n_train):
         """Batch normalisation needs two rows to normalise (torch fails obscurely with one)."""
@@ -502,6 +602,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             module__dropout=self.dropout,
             module__batch_norm=self.batch_norm,
             module__weight_init=self.weight_init,
+            module__dtype=getattr(torch, self.dtype),
             criterion=self._criterion(),
             criterion__reduction="none",
             optimizer=optimizer,
@@ -548,22 +649,34 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     # -- prediction ------------------------------------------------------------
     def _forward(self, X):
-        """Raw network outputs for X, as a float64 numpy array."""
+        """Raw network outputs for X, as a float64 tensor (checked finite)."""
         check_is_fitted(self)
-        with explain_text(self, X):
-            X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=np.float32)
-        dataset = InMemoryDataset(X, device=self.device_)
+        X = self._validate_input(X)
+        dataset = InMemoryDataset(X, device=self.device_, dtype=self._float_dtype())
         with torch.no_grad():
             out = self.net_.forward(dataset, training=False, device="cpu")
+        return self._checked_outputs(out)
+
+    def _validate_input(self, X):
+        """``X`` validated for prediction: an array or CSR matrix of the network's dtype."""
+        with explain_text(self, X):
+            return validate_data(self, X, reset=False, accept_sparse="csr", dtype=self._float_dtype())
+
+    def _checked_outputs(self, out):
+        """Raw outputs (on the CPU) as float64, refusing NaN and infinite ones."""
         broken = ~torch.isfinite(out).reshape(len(out), -1).all(dim=1)
         if broken.any():
             # A NaN logit would otherwise become an arbitrary class, an inf a meaningless score.
             raise FloatingPointError(
                 f"The network's outputs are NaN or infinite for {int(broken.sum())} of {len(out)} "
-                "samples: its weights are too large for these inputs (float32), typically after "
+                f"samples: its weights are too large for these inputs ({self.dtype}), typically after "
                 "training diverged. Retrain with a smaller lr or scaled inputs."
             )
         return out.double()
+
+    def _respond(self, method, outputs):
+        """What ``method`` (``"predict"``, ``"predict_proba"``) returns for these raw outputs."""
+        raise NotImplementedError
 
     def save(self, path):
         """Store the fitted model in a file that loads without running code.

@@ -24,26 +24,28 @@ class InMemoryDataset(torch.utils.data.Dataset):
     Parameters
     ----------
     X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
-        Features; dense arrays are copied to ``device`` as float32 once.
+        Features; dense arrays are copied to ``device`` once, as ``dtype``.
     y : ndarray of shape (n_samples,) or (n_samples, n_outputs), default=None
         Targets; ``None`` at prediction time.
     sample_weight : ndarray of shape (n_samples,), default=None
         Per-sample loss weights.
     device : str or torch.device, default="cpu"
         Where batches are delivered.
+    dtype : numpy dtype, default=np.float32
+        Floating-point type of the features and weights (the network's).
     """
 
-    def __init__(self, X, y=None, sample_weight=None, device="cpu"):
+    def __init__(self, X, y=None, sample_weight=None, device="cpu", dtype=np.float32):
         self.device = torch.device(device)
         self.sparse = sp.issparse(X)
         if self.sparse:
-            self.X = sp.csr_matrix(X, dtype=np.float32)
+            self.X = sp.csr_matrix(X, dtype=dtype)
         else:
-            self.X = torch.as_tensor(_writable(np.asarray(X, dtype=np.float32)), device=self.device)
+            self.X = torch.as_tensor(_writable(np.asarray(X, dtype=dtype)), device=self.device)
         self.y = None if y is None else torch.as_tensor(_writable(np.asarray(y)), device=self.device)
         self.sample_weight = (
             None if sample_weight is None
-            else torch.as_tensor(sample_weight, dtype=torch.float32, device=self.device)
+            else torch.as_tensor(np.asarray(sample_weight, dtype=dtype), device=self.device)
         )
 
     def __len__(self):

@@ -73,6 +73,10 @@ torch.optim.Optimizer subclass, default="adam"
 _TRAILING_PARAMETERS = """
     device : str, default="auto"
         "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
+    dtype : {"float32", "float64"}, default="float32"
+        Floating-point type of the network, its inputs and its training.
+        "float64" is slower; it makes results reproducible to within double
+        rounding across CPUs (whose BLAS kernels round float32 differently).
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling, dropout and the validation
         split; an int gives identical predictions on CPU fit after fit.
@@ -126,8 +130,8 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
                  weight_init="default", dropout=0.0, batch_norm=False, optimizer="adam", lr=1e-3,
                  momentum=0.9, weight_decay=0.0, l1=0.0, batch_size=128, max_epochs=100,
                  lr_schedule=None, early_stopping=False, validation_fraction=0.1, patience=10,
-                 tol=1e-4, class_weight=None, device="auto", random_state=None, verbose=0,
-                 warm_start=False, callbacks=None):
+                 tol=1e-4, class_weight=None, device="auto", dtype="float32", random_state=None,
+                 verbose=0, warm_start=False, callbacks=None):
         self.n_layers = n_layers
         self.n_units = n_units
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -149,6 +153,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         self.tol = tol
         self.class_weight = class_weight
         self.device = device
+        self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -156,7 +161,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
 
     def _validate_targets(self, X, y, *, reset, classes=None):
         with explain_text(self, X, y):
-            X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=np.float32)
+            X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=self._float_dtype())
         check_classification_targets(y)
         if reset:
             encoder = LabelEncoder().fit(y if classes is None else classes)
@@ -180,7 +185,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if self.class_weight is None:
             return sample_weight
         per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=self.classes_[y])
-        weight = per_class[y].astype(np.float32)
+        weight = per_class[y].astype(self._float_dtype())
         return weight if sample_weight is None else weight * sample_weight
 
     def _stratify(self, y):
@@ -216,7 +221,10 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         if self.class_weight == "balanced":
             raise ValueError("class_weight='balanced' is not supported by partial_fit: the class "
                              "frequencies of the whole data are unknown. Pass a dict instead.")
-        return self._train(X, y, sample_weight, epochs=1, incremental=not first_call, classes=classes)
+        if first_call:
+            setup = self._prepare_fit(self._validate_fit_data(X, y, sample_weight, classes))
+            return self._train_setup(setup, 1, X, y)
+        return self._train_more(X, y, sample_weight, epochs=1)
 
     def predict_proba(self, X):
         """Probability of each class.
@@ -231,7 +239,7 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         proba : ndarray of shape (n_samples, n_classes)
             Class probabilities, columns in the order of ``classes_``.
         """
-        return torch.softmax(self._forward(X), dim=1).numpy()
+        return self._respond("predict_proba", self._forward(X))
 
     def predict(self, X):
         """Most probable class of each sample.
@@ -246,8 +254,12 @@ class MLPClassifier(ClassifierMixin, BaseMLP):
         y : ndarray of shape (n_samples,)
             Predicted labels, of the same kind as those ``fit`` saw.
         """
-        index = self._forward(X).argmax(dim=1).numpy()
-        return self.classes_[index]
+        return self._respond("predict", self._forward(X))
+
+    def _respond(self, method, outputs):
+        if method == "predict_proba":
+            return torch.softmax(outputs, dim=1).numpy()
+        return self.classes_[outputs.argmax(dim=1).numpy()]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -289,8 +301,8 @@ class MLPRegressor(RegressorMixin, BaseMLP):
                  weight_init="default", dropout=0.0, batch_norm=False, optimizer="adam", lr=1e-3,
                  momentum=0.9, weight_decay=0.0, l1=0.0, batch_size=128, max_epochs=100,
                  lr_schedule=None, early_stopping=False, validation_fraction=0.1, patience=10,
-                 tol=1e-4, loss="mse", device="auto", random_state=None, verbose=0,
-                 warm_start=False, callbacks=None):
+                 tol=1e-4, loss="mse", device="auto", dtype="float32", random_state=None,
+                 verbose=0, warm_start=False, callbacks=None):
         self.n_layers = n_layers
         self.n_units = n_units
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -312,6 +324,7 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self.tol = tol
         self.loss = loss
         self.device = device
+        self.dtype = dtype
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
@@ -319,10 +332,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
 
     def _validate_targets(self, X, y, *, reset, classes=None):
         with explain_text(self, X, y):
-            X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=np.float32,
+            X, y = validate_data(self, X, y, reset=reset, accept_sparse="csr", dtype=self._float_dtype(),
                                  multi_output=True, y_numeric=True)
-            # Training is in float32: a target beyond its range would become inf there.
-            y = check_array(y, dtype=np.float32, ensure_2d=False, input_name="y")
+            # Training is in dtype: a target beyond its range (float32's) would become inf there.
+            y = check_array(y, dtype=self._float_dtype(), ensure_2d=False, input_name="y")
         if reset:
             self._y_ndim = y.ndim
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
@@ -355,7 +368,9 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         self : object
             The estimator, trained one more epoch.
         """
-        return self._train(X, y, sample_weight, epochs=1, incremental=hasattr(self, "net_"))
+        if not hasattr(self, "net_"):
+            return self._train_setup(self._prepare_fit(self._validate_fit_data(X, y, sample_weight)), 1, X, y)
+        return self._train_more(X, y, sample_weight, epochs=1)
 
     def predict(self, X):
         """Predicted targets.
@@ -370,7 +385,10 @@ class MLPRegressor(RegressorMixin, BaseMLP):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
             Predictions, 1-D when ``fit`` got a 1-D ``y``.
         """
-        out = self._forward(X).numpy()
+        return self._respond("predict", self._forward(X))
+
+    def _respond(self, method, outputs):
+        out = outputs.numpy()
         return out.ravel() if self._y_ndim == 1 else out
 
     def __sklearn_tags__(self):

@@ -2,6 +2,7 @@
 
 from collections import OrderedDict
 
+import torch
 from torch import nn
 
 from .._options import ACTIVATIONS, init_linear
@@ -26,25 +27,27 @@ class MLPModule(nn.Module):
         Whether each hidden linear layer is followed by batch normalisation.
     weight_init : str
         One of ``sknet._options.WEIGHT_INITS``.
+    dtype : torch.dtype, default=torch.float32
+        Floating-point type of the parameters.
     """
 
     def __init__(self, n_features, hidden_sizes, n_outputs, activation="relu",
-                 dropout=0.0, batch_norm=False, weight_init="default"):
+                 dropout=0.0, batch_norm=False, weight_init="default", dtype=torch.float32):
         super().__init__()
         layers = OrderedDict()
         width = n_features
         for i, units in enumerate(hidden_sizes):
-            linear = nn.Linear(width, units)
+            linear = nn.Linear(width, units, dtype=dtype)
             init_linear(linear, weight_init, activation)
             layers[f"linear{i}"] = linear
             if batch_norm:
-                layers[f"norm{i}"] = nn.BatchNorm1d(units)
+                layers[f"norm{i}"] = nn.BatchNorm1d(units, dtype=dtype)
             layers[f"act{i}"] = ACTIVATIONS[activation]()
             if dropout > 0:
                 layers[f"drop{i}"] = nn.Dropout(dropout)
             width = units
         self.hidden = nn.Sequential(layers)
-        self.output = nn.Linear(width, n_outputs)
+        self.output = nn.Linear(width, n_outputs, dtype=dtype)
         init_linear(self.output, weight_init, "identity")
 
     def forward(self, X):

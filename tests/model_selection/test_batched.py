@@ -41,25 +41,39 @@ def test_grid_search_batched_equals_sequential(clf_data):
     assert not hasattr(runs["sequential"], "n_batched_fits_")
 
 
+@pytest.fixture
+def engine_tasks(monkeypatch):
+    """The engine's tasks, as lists of their jobs' (candidate, split), in the order they ran."""
+    from sknet.model_selection import _evaluate
+
+    tasks, real = [], _evaluate.train_and_score
+
+    def train_and_score(jobs, *args):
+        tasks.append([(job.candidate, job.split) for job in jobs])
+        return real(jobs, *args)
+
+    monkeypatch.setattr(_evaluate, "train_and_score", train_and_score)
+    return tasks
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
-def test_widths_train_as_one_task_or_spread_over_the_workers(clf_data, monkeypatch, dropout):
+def test_widths_train_as_one_task_or_spread_over_the_workers(clf_data, engine_tasks, dropout):
     from joblib import parallel_config
 
-    from sknet.model_selection import _batched
-
     X, y = clf_data
-    tasks, dispatch = [], _batched._Dispatch.__call__
-    monkeypatch.setattr(_batched._Dispatch, "__call__",
-                        lambda self, t: tasks.append(len(t)) or dispatch(self, t))
     grid = {"lr": [1e-3, 1e-2], "n_units": [4, 8, 32]}
+    counts = []
     one = GridSearchCV(MLPClassifier(dropout=dropout, **NET), grid, cv=2).fit(X, y)
+    counts.append(len(engine_tasks))
     with parallel_config(backend="threading"):
         two = GridSearchCV(MLPClassifier(dropout=dropout, **NET), grid, cv=2, n_jobs=2).fit(X, y)
+        counts.append(len(engine_tasks) - sum(counts))
         many = GridSearchCV(MLPClassifier(dropout=dropout, **NET), grid, cv=2, n_jobs=8).fit(X, y)
+        counts.append(len(engine_tasks) - sum(counts))
     # One worker: the three widths share one loop. Two: the widest alone, the other two
     # together. Eight: a width per task, never less (a width's models share tensors). The
-    # results are the same: each width draws its dropout masks from its own generator.
-    assert tasks == [1, 2, 3]
+    # results are the same: each model draws its own dropout masks.
+    assert counts == [1, 2, 3]
     for search in (two, many):
         np.testing.assert_allclose(search.cv_results_["mean_test_score"], one.cv_results_["mean_test_score"],
                                    atol=1e-6)
@@ -82,11 +96,12 @@ def test_sequential_fits_in_threads_get_the_results_of_one_thread(clf_data, drop
 
 @pytest.fixture
 def sequential_fits(monkeypatch):
-    """Counts the fits trained by ``BaseMLP._train``, sknet's sequential training loop."""
+    """Counts the fits trained by ``BaseMLP._train_epochs``, sknet's sequential training loop."""
     from sknet.nets._base import BaseMLP
 
-    calls, train = [], BaseMLP._train
-    monkeypatch.setattr(BaseMLP, "_train", lambda self, *a, **k: calls.append(self) or train(self, *a, **k))
+    calls, train = [], BaseMLP._train_epochs
+    monkeypatch.setattr(BaseMLP, "_train_epochs",
+                        lambda self, *a, **k: calls.append(self) or train(self, *a, **k))
     return calls
 
 
@@ -131,17 +146,14 @@ def test_a_dropout_refit_is_its_plain_fit(clf_data):
 
 
 def test_an_engine_failure_on_the_refit_falls_back_to_its_fit(clf_data, sequential_fits, monkeypatch):
-    import sknet.engine
+    from sknet.model_selection import _evaluate
 
     X, y = clf_data
-    real = sknet.engine.train_batched
 
-    def fail_alone(estimator, jobs, *args):
-        if len(jobs) == 1:
-            raise RuntimeError("engine bug")
-        return real(estimator, jobs, *args)
+    def fail(estimator, jobs, *args):
+        raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(sknet.engine, "train_batched", fail_alone)
+    monkeypatch.setattr(_evaluate, "train_batched", fail)  # the refit's, not the search tasks' engine
     with pytest.warns(UserWarning, match="failed on the refit.*engine bug"):
         search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
     assert search.n_batched_fits_ == 4 and len(sequential_fits) == 1
@@ -168,16 +180,16 @@ def test_lists_are_batched_and_trained_once(clf_data, sequential_fits):
 def test_the_heap_is_frozen_for_the_cycle_collector_during_a_batched_search(clf_data, monkeypatch):
     import gc
 
-    from sknet.model_selection import _batched
+    from sknet.model_selection import _tasks
 
     X, y = clf_data
-    counts, train = [], _batched.train
+    counts, train = [], _tasks.train_batched
 
     def counting_train(*args, **kwargs):
         counts.append(gc.get_freeze_count())
         return train(*args, **kwargs)
 
-    monkeypatch.setattr(_batched, "train", counting_train)
+    monkeypatch.setattr(_tasks, "train_batched", counting_train)
     assert gc.get_freeze_count() == 0
     GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
     assert counts and all(count > 1000 for count in counts) and gc.get_freeze_count() == 0
@@ -337,29 +349,71 @@ def test_engine_argument_is_validated(clf_data):
         GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3]}, engine="turbo").fit(X, y)
 
 
-def test_sparse_training_sets_are_keyed_by_their_content():
-    from scipy import sparse
+def test_each_folds_test_rows_go_through_its_models_in_one_batched_pass(clf_data, monkeypatch):
+    from sknet.model_selection import _tasks
+    from sknet.nets._base import BaseMLP
 
-    from sknet._prefit import fingerprint
+    X, y = clf_data
+    passes, forwards = [], []
+    batched, forward = _tasks.predict_batched, BaseMLP._forward
+    monkeypatch.setattr(_tasks, "predict_batched",
+                        lambda nets, X: passes.append(len(nets)) or batched(nets, X))
+    monkeypatch.setattr(BaseMLP, "_forward", lambda self, X: forwards.append(1) or forward(self, X))
+    grid, scoring = {"lr": [1e-3, 1e-2], "n_units": [4, 8]}, ["accuracy", "neg_log_loss", "f1_macro"]
+    search = GridSearchCV(MLPClassifier(**NET), grid, cv=3, scoring=scoring, refit="accuracy").fit(X, y)
+    assert passes == [4, 4, 4] and forwards == []  # three folds, four models each; no net predicted alone
+    monkeypatch.undo()
+    reference = GridSearchCV(MLPClassifier(**NET), grid, cv=3, scoring=scoring, refit="accuracy",
+                             engine="sequential").fit(X, y)
+    for metric in scoring:
+        np.testing.assert_allclose(search.cv_results_[f"mean_test_{metric}"],
+                                   reference.cv_results_[f"mean_test_{metric}"], atol=1e-6)
 
-    X = sparse.random(20, 5, density=0.3, format="csr", random_state=0)
-    other = X.copy()
-    other.data[0] += 1.0
-    assert fingerprint(X) == fingerprint(X.copy()) != fingerprint(other)
-    assert fingerprint(X) != fingerprint(X.toarray())
-    assert fingerprint(X.tocsc()) is None  # other formats are not keyed: their jobs train one by one
+
+def test_custom_scorers_see_the_fitted_estimator_they_would_see(clf_data):
+    from sklearn.pipeline import Pipeline
+
+    X, y = clf_data
+    seen = {}
+
+    def scorer(estimator, X_test, y_test):
+        net = estimator[-1]  # a pipeline, indexed as usual
+        seen.setdefault(type(estimator), []).append(net.n_iter_)
+        proba = estimator.predict_proba(X_test)
+        return float(proba[np.arange(len(y_test)), y_test].mean() + estimator.score(X_test, y_test))
+
+    pipe = make_pipeline(StandardScaler(), MLPClassifier(**NET))
+    runs = _both(lambda engine: GridSearchCV(pipe, {"mlpclassifier__lr": [1e-3, 1e-2]}, cv=3, scoring=scorer,
+                                             engine=engine), X, y)
+    assert runs["batched"].n_batched_fits_ == 6 and list(seen) == [Pipeline]
+    assert seen[Pipeline] == [NET["max_epochs"]] * 12
+    np.testing.assert_allclose(runs["batched"].cv_results_["mean_test_score"],
+                               runs["sequential"].cv_results_["mean_test_score"], atol=1e-6)
 
 
-def test_pandas_and_label_data_are_keyed_by_values_and_names():
-    pd = pytest.importorskip("pandas")
-    from sknet._prefit import fingerprint
+def test_a_search_trains_nothing_through_the_estimators_fit(clf_data, monkeypatch):
+    # The engine's jobs are set up by the estimator's own _prepare_fit and trained by the engine:
+    # fit itself is never asked to adopt a result (nothing in sknet.nets knows of searches).
+    from sknet.nets._base import BaseMLP
 
-    frame = pd.DataFrame({"a": [1.0, 2.0], "b": [3.0, 4.0]})
-    labels = np.array(["x", "y"], dtype=object)
-    assert fingerprint(frame, labels) == fingerprint(frame.copy(), labels.copy())
-    assert fingerprint(frame, labels) != fingerprint(frame.rename(columns={"b": "c"}), labels)
-    assert fingerprint(frame, labels) != fingerprint(frame, np.array(["x", "z"], dtype=object))
-    assert fingerprint(frame, np.array([1, 2], dtype=object)) != fingerprint(
-        frame, np.array(["1", "2"], dtype=object))
-    assert fingerprint(frame, pd.Series(labels)) == fingerprint(frame, pd.Series(labels.copy()))
-    assert fingerprint(np.array([[1, "a"]], dtype=object)) is None  # a mixed table: fit decides
+    X, y = clf_data
+    calls = []
+    fit = BaseMLP.fit
+    monkeypatch.setattr(BaseMLP, "fit", lambda self, *a, **k: calls.append(self) or fit(self, *a, **k))
+    search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3).fit(X, y)
+    assert search.n_batched_fits_ == 6 and calls == []
+
+
+def test_the_nets_import_nothing_from_the_searches():
+    import ast
+    from pathlib import Path
+
+    import sknet.nets
+
+    searches = ("model_selection", "engine", "checkpoint")
+    for path in Path(sknet.nets.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):  # sknet's own modules: relative, or named sknet.*
+                module = node.module or ""
+                own = node.level > 1 or module.startswith("sknet")
+                assert not (own and module.removeprefix("sknet.").startswith(searches)), (path, module)

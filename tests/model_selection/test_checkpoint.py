@@ -6,7 +6,6 @@ name, which the SIGKILL test imports in its subprocess.
 """
 
 import hashlib
-import inspect
 import json
 import multiprocessing
 import os
@@ -15,7 +14,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import types
 import warnings
 from pathlib import Path
 
@@ -36,7 +34,7 @@ from skopt.space import Categorical
 import sknet.engine
 from sknet import MLPClassifier
 from sknet.checkpoint import Journal, data_digest, describe
-from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV, _batched
+from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV, _evaluate
 
 NET = dict(max_epochs=2, batch_size=256, random_state=0, device="cpu", n_units=8)
 SPACE = {"lr": (1e-3, 1e-1, "log-uniform"), "weight_decay": (0.0, 1e-2, "uniform")}
@@ -122,13 +120,11 @@ def _file_digest(path):
 # -- resuming -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ["sequential", "batched"])
 @pytest.mark.parametrize("name", list(SEARCHES))
-def test_an_interrupted_search_resumes_to_the_uninterrupted_results(clf_data, tmp_path, counting, name,
-                                                                    engine):
+def test_an_interrupted_search_resumes_to_the_uninterrupted_results(clf_data, tmp_path, counting, name):
     X, y = clf_data
     make = SEARCHES[name]
-    kw = dict(cv=2, engine=engine, return_train_score=True)
+    kw = dict(cv=2, engine="sequential", return_train_score=True)
     if name != "grid":
         kw["random_state"] = 0
     reference = make(CountingMLP(**NET), **kw).fit(X, y)
@@ -145,8 +141,6 @@ def test_an_interrupted_search_resumes_to_the_uninterrupted_results(clf_data, tm
     counting(None)
     resumed = make(CountingMLP(**NET), checkpoint=path, **kw).fit(X, y)
     assert len(FITS) == total - 5 + 1  # only the missing fits, and the refit
-    if engine == "batched":
-        assert resumed.n_batched_fits_ == total - 5  # the engine skipped the journaled jobs
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
     assert resumed.best_params_ == reference.best_params_
     assert len(Journal(path)) == total
@@ -165,6 +159,45 @@ def test_an_interrupted_search_resumes_to_the_uninterrupted_results(clf_data, tm
     again = make(CountingMLP(**NET), checkpoint=path, **kw).fit(X, y)
     assert len(FITS) == 1
     _same_cv_results(resumed.cv_results_, again.cv_results_)
+
+
+def test_a_subclass_that_overrides_fit_is_fitted_by_its_own_fit(clf_data, counting):
+    X, y = clf_data
+    search = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched")
+    with pytest.warns(UserWarning, match="8 of 8 fits could not be batched"):
+        search.fit(X, y)
+    assert len(FITS) == 8 + 1 and search.n_batched_fits_ == 0
+
+
+@pytest.mark.parametrize("name", list(SEARCHES))
+def test_an_interrupted_batched_search_resumes_to_the_uninterrupted_results(clf_data, tmp_path, name,
+                                                                            engine_calls):
+    X, y = clf_data
+    calls, fail = engine_calls
+    make = SEARCHES[name]
+    kw = dict(cv=2, engine="batched", return_train_score=True)
+    if name != "grid":
+        kw["random_state"] = 0
+    reference = make(MLPClassifier(**NET), **kw).fit(X, y)
+    total = sum(calls) - 1  # the refit is no (candidate, fold) result
+    assert total >= 8
+
+    path = tmp_path / "search.db"
+    calls.clear()
+    fail[0] = (2, Interrupt())  # the engine's second task is interrupted, as by Ctrl-C
+    with pytest.raises(Interrupt) as info:
+        make(MLPClassifier(**NET), checkpoint=path, **kw).fit(X, y)
+    done = calls[0]
+    assert len(Journal(path)) == done > 0  # the first task was scored and journaled
+    assert f"{done} finished fits are kept in checkpoint" in str(info.value.__notes__)
+
+    calls.clear()
+    fail[0] = None
+    resumed = make(MLPClassifier(**NET), checkpoint=path, **kw).fit(X, y)
+    assert sum(calls) == total - done + 1  # only the missing fits, and the refit
+    assert resumed.n_batched_fits_ == total - done  # the engine skipped the journaled jobs
+    _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
+    assert resumed.best_params_ == reference.best_params_ and len(Journal(path)) == total
 
 
 def test_random_state_none_resumes_the_same_candidates(clf_data, tmp_path, counting):
@@ -208,6 +241,8 @@ def test_error_score_raise_keeps_the_fits_before_the_error(tmp_path):
 @pytest.fixture
 def engine_calls(monkeypatch):
     """Count the batched engine's calls (jobs per call); ``fail[0] = (n, error)`` makes call n raise."""
+    from sknet.model_selection import _tasks
+
     calls, fail, real = [], [None], sknet.engine.train_batched
 
     def train_batched(estimator, jobs, X, y, sample_weight=None):
@@ -216,39 +251,39 @@ def engine_calls(monkeypatch):
             raise fail[0][1]
         return real(estimator, jobs, X, y, sample_weight)
 
-    monkeypatch.setattr(sknet.engine, "train_batched", train_batched)
-    monkeypatch.setattr(_batched, "MIN_SLICE_JOBS", 4)  # slices of 4 jobs instead of 32: small tests
+    for module in (_tasks, _evaluate):  # the search's tasks, and its refit
+        monkeypatch.setattr(module, "train_batched", train_batched)
+    monkeypatch.setattr(_evaluate, "MIN_SLICE_JOBS", 4)  # slices of 4 jobs instead of 32: small tests
     return calls, fail
 
 
-def test_with_a_checkpoint_the_engine_trains_a_round_slice_by_slice(clf_data, tmp_path, counting,
-                                                                     engine_calls):
+def test_with_a_checkpoint_the_engine_trains_a_round_slice_by_slice(clf_data, tmp_path, engine_calls):
     X, y = clf_data
     calls, fail = engine_calls
     path = tmp_path / "search.db"
     # A slice is two candidates x two folds, in two groups (1 and 2 hidden layers): one call each.
     fail[0] = (3, Interrupt())  # killed while training the second slice
     with pytest.raises(Interrupt):
-        SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
+        SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
     assert calls == [2, 2, 2] and len(Journal(path)) == 4  # the first slice was scored and journaled
 
     calls.clear()
     fail[0] = None
-    resumed = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
+    resumed = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
     assert calls == [2, 2, 1] and resumed.n_batched_fits_ == 4  # the last call is the refit, alone
-    reference = SEARCHES["grid"](CountingMLP(**NET), cv=2, engine="batched").fit(X, y)
+    reference = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched").fit(X, y)
     assert calls == [2, 2, 1, 4, 4, 1]  # without a checkpoint, one call per group of the round at once
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
 
 
-def test_a_slice_the_engine_fails_on_is_fitted_sequentially(clf_data, tmp_path, engine_calls):
+def test_a_task_the_engine_fails_on_is_fitted_sequentially(clf_data, tmp_path, engine_calls):
     X, y = clf_data
     calls, fail = engine_calls
     fail[0] = (3, RuntimeError("engine bug"))  # the first group of the second slice
     path = tmp_path / "search.db"
-    with pytest.warns(UserWarning, match=r"engine failed on 4 fits.*engine bug"):
+    with pytest.warns(UserWarning, match=r"engine failed on 2 fits.*engine bug"):
         search = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
-    assert calls == [2, 2, 2, 1] and search.n_batched_fits_ == 4  # 1: the refit, alone
+    assert calls == [2, 2, 2, 2, 1] and search.n_batched_fits_ == 6  # 1: the refit, alone
     assert len(Journal(path)) == 8 and not any(row["fit_error"] for row in Journal(path).results())
     reference = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="sequential").fit(X, y)
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],
@@ -265,16 +300,33 @@ import test_checkpoint as t
 from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
 t.PAUSE = 0.25
+t.slow_engine(0.25)
 X, y = make_classification(n_samples=200, n_features=8, n_informative=5, n_classes=3, random_state=0)
 X = StandardScaler().fit_transform(X)
 make = t.SEARCHES[{name!r}]
-make(t.CountingMLP(**t.NET), cv=2, engine={engine!r}, checkpoint={path!r}, **{extra!r}).fit(X, y)
+net = t.CountingMLP if {engine!r} == "sequential" else t.MLPClassifier
+make(net(**t.NET), cv=2, engine={engine!r}, checkpoint={path!r}, **{extra!r}).fit(X, y)
 """
+
+
+def slow_engine(seconds):
+    """Make each of the engine's calls in this process take ``seconds`` more (the SIGKILL test's child)."""
+    from sknet.model_selection import _tasks
+
+    real = _tasks.train_batched
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    _tasks.train_batched = slow
+
 
 
 @pytest.mark.parametrize("name, engine, extra", [("grid", "sequential", {}),
                                                  ("bayes", "batched", {"random_state": 0})])
-def test_a_search_killed_with_sigkill_resumes(clf_data, tmp_path, counting, name, engine, extra):
+def test_a_search_killed_with_sigkill_resumes(clf_data, tmp_path, counting, engine_calls, name, engine,
+                                              extra):
     X, y = clf_data
     path = str(tmp_path / "search.db")
     script = _KILLED_SCRIPT.format(test_dir=str(Path(__file__).parent), name=name, engine=engine, path=path,
@@ -299,9 +351,12 @@ def test_a_search_killed_with_sigkill_resumes(clf_data, tmp_path, counting, name
     assert 5 <= killed_at < n_fits
 
     counting(None)
-    resumed = SEARCHES[name](CountingMLP(**NET), cv=2, engine=engine, checkpoint=path, **extra).fit(X, y)
-    assert len(FITS) == n_fits - killed_at + 1  # the journaled fits were not redone (+1: the refit)
-    reference = SEARCHES[name](CountingMLP(**NET), cv=2, engine=engine, **extra).fit(X, y)
+    calls, _ = engine_calls
+    net = CountingMLP if engine == "sequential" else MLPClassifier
+    resumed = SEARCHES[name](net(**NET), cv=2, engine=engine, checkpoint=path, **extra).fit(X, y)
+    # The journaled fits were not redone (+1: the refit).
+    assert (len(FITS) if engine == "sequential" else sum(calls)) == n_fits - killed_at + 1
+    reference = SEARCHES[name](net(**NET), cv=2, engine=engine, **extra).fit(X, y)
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
     rows = Journal(path).results()
     assert [row["pid"] for row in rows].count(child.pid) == killed_at  # kept, never overwritten
@@ -436,30 +491,23 @@ def test_a_worker_that_dies_raises_joblibs_error_and_the_journal_keeps_what_fini
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
 
 
-# -- the scikit-learn internals the hook relies on --------------------------------------------
+# -- scikit-learn is used, never patched ------------------------------------------------------
 
 
-def test_the_scikit_learn_internals_the_checkpoint_relies_on():
-    # BaseSearchCV.fit calls the module global _fit_and_score with these keywords; the
-    # hook swaps that global during a fit. If this fails, read _search.py's module doc.
-    assert sklearn_search._fit_and_score is _validation._fit_and_score
-    source = inspect.getsource(sklearn_search.BaseSearchCV.fit)
-    assert "delayed(_fit_and_score)(" in source
-    for keyword in ("parameters=parameters", "split_progress=(split_idx, n_splits)",
-                    "candidate_progress=(cand_idx, n_candidates)", "caller=self"):
-        assert keyword in source, keyword
-    params = inspect.signature(_validation._fit_and_score).parameters
-    assert {"caller", "callback_ctx", "return_parameters", "return_estimator"} <= set(params)
+def test_no_sknet_module_assigns_into_scikit_learn(tmp_path, monkeypatch):
+    seen = []
+    real = sklearn_search.BaseSearchCV.fit
 
+    def spy_fit(self, *args, **kwargs):  # scikit-learn's own searches, inside ours
+        seen.append(sklearn_search._fit_and_score is _validation._fit_and_score)
+        return real(self, *args, **kwargs)
 
-def test_a_search_that_bypasses_the_hook_fails_loudly(tmp_path, monkeypatch):
-    # As if a scikit-learn release stopped calling the module global: the hook goes in
-    # elsewhere, the fits run unjournaled, and the round's check says so.
-    from sknet.model_selection import _search
-
-    monkeypatch.setattr(_search, "_sklearn_search", types.SimpleNamespace(_fit_and_score=None))
-    with pytest.raises(RuntimeError, match="4 fits of this round were not journaled"):
-        GridSearchCV(**_BASE, checkpoint=tmp_path / "search.db").fit(_X, _Y)
+    monkeypatch.setattr(sklearn_search.BaseSearchCV, "fit", spy_fit)
+    before = dict(vars(sklearn_search)), dict(vars(_validation))
+    inner = skms.GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)
+    GridSearchCV(inner, {"cv": [2, 3]}, cv=KFold(3), checkpoint=tmp_path / "search.db").fit(_X, _Y)
+    assert seen and all(seen)
+    assert dict(vars(sklearn_search)) == before[0] and dict(vars(_validation)) == before[1]
 
 
 def test_multimetric_and_callable_scores_come_back_in_their_order(tmp_path):
@@ -474,12 +522,11 @@ def test_multimetric_and_callable_scores_come_back_in_their_order(tmp_path):
         _same_cv_results(first.cv_results_, again.cv_results_)
 
 
-def test_the_hook_is_in_only_during_a_fit_and_passes_other_searches_through(tmp_path):
+def test_a_search_inside_a_search_journals_the_outer_fits_only(tmp_path):
     path = tmp_path / "search.db"
     inner = skms.GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)  # scikit-learn's own
     search = GridSearchCV(inner, {"cv": [2, 3]}, cv=KFold(3), checkpoint=path).fit(_X, _Y)
-    assert len(Journal(path)) == 2 * 3  # the outer fits only: the inner search went through untouched
-    assert sklearn_search._fit_and_score is _validation._fit_and_score
+    assert len(Journal(path)) == 2 * 3  # the outer fits only: the inner search is an ordinary estimator
     plain = GridSearchCV(inner, {"cv": [2, 3]}, cv=KFold(3)).fit(_X, _Y)
     _same_cv_results(plain.cv_results_, search.cv_results_, times=False)
 

@@ -78,7 +78,7 @@ def test_batched_groups_are_tasks_on_the_cluster(client, data):
     grid = {"lr": [1e-3, 1e-2], "n_layers": [1, 2]}
     search, tasks = _run_on_cluster(client, lambda: GridSearchCV(MLPClassifier(**NET), grid, cv=2), X, y)
     assert search.n_batched_fits_ == 8
-    assert _calls(tasks, "_train_group") == 2 and _calls(tasks, "_fit_one") == 0
+    assert _calls(tasks, "train_and_score") == 2 and _calls(tasks, "fit_and_score") == 0
 
 
 def test_fits_the_engine_cannot_batch_are_tasks_on_the_cluster_too(client, data):
@@ -86,7 +86,7 @@ def test_fits_the_engine_cannot_batch_are_tasks_on_the_cluster_too(client, data)
     net = MLPClassifier(optimizer=torch.optim.NAdam, **NET)  # not one of the engine's optimizers
     grid = {"lr": [1e-3, 1e-2], "n_units": [8, 16]}
     search, tasks = _run_on_cluster(client, lambda: GridSearchCV(net, grid, cv=2), X, y)
-    assert search.n_batched_fits_ == 0 and _calls(tasks, "_fit_one") == 8
+    assert search.n_batched_fits_ == 0 and _calls(tasks, "fit_and_score") == 8
     local = GridSearchCV(net, grid, cv=2, engine="sequential").fit(X, y)
     np.testing.assert_allclose(search.cv_results_["mean_test_score"], local.cv_results_["mean_test_score"],
                                atol=1e-6)

@@ -1,0 +1,66 @@
+"""Batched prediction: many fitted nets' raw outputs on the same rows, one forward pass at a time.
+
+A search scores each fold's models on the fold's test rows. Run one by one,
+each model's forward pass pays torch's per-operation cost for a few small
+products; stacked as a :class:`BatchedMLP` (in evaluation mode: no dropout,
+batch normalisation from the running statistics), all the models of one
+architecture share each operation.
+"""
+
+import numpy as np
+import torch
+
+from ._model import BatchedMLP
+
+# Floats of one layer's activations for all the models of a pass: rows are cut to stay under it.
+MAX_PASS_FLOATS = 2**23
+
+
+def predict_batched(estimators, X):
+    """Raw outputs of fitted sknet MLPs on the same rows.
+
+    Parameters
+    ----------
+    estimators : list of MLPClassifier or MLPRegressor
+        Fitted estimators, all on the same features and of one ``dtype``.
+    X : ndarray of shape (n_samples, n_features)
+        The rows, validated by one of them (``_validate_input``): dense, of their dtype.
+
+    Returns
+    -------
+    outputs : list of torch.Tensor of shape (n_samples, n_outputs)
+        Each estimator's raw network outputs, on the CPU, as its ``net_.forward`` gives them
+        (up to float rounding: the batched products sum in another order).
+    """
+    outputs = [None] * len(estimators)
+    groups = {}
+    for i, est in enumerate(estimators):
+        groups.setdefault(_architecture(est), []).append(i)
+    for members in groups.values():
+        members.sort(key=lambda i: estimators[i]._hidden_sizes())  # equal widths side by side: blocks
+        for i, out in zip(members, _forward([estimators[i] for i in members], X), strict=True):
+            outputs[i] = out
+    return outputs
+
+
+def _architecture(estimator):
+    """What models must share to be stacked: all but the layers' widths (and the rates of dropout)."""
+    module = estimator.net_.module_
+    return (len(estimator._hidden_sizes()), estimator.activation, estimator.batch_norm,
+            module.output.out_features, estimator.device_, estimator.dtype)
+
+
+def _forward(estimators, X):
+    first = estimators[0]
+    model = BatchedMLP([est.net_.module_ for est in estimators], first.activation,
+                       np.zeros(len(estimators)))
+    X = torch.as_tensor(np.asarray(X), device=first.device_)
+    widest = max([X.shape[1], *(max(est._hidden_sizes(), default=0) for est in estimators)])
+    step = max(1, MAX_PASS_FLOATS // (len(estimators) * widest))
+    parts = []
+    with torch.no_grad():
+        for start in range(0, len(X), step):
+            rows = X[start:start + step]
+            parts.append(model.forward(rows.expand(len(estimators), *rows.shape)).cpu())
+    out = torch.cat(parts, dim=1) if parts else X.new_empty((len(estimators), 0, 0))
+    return list(out)

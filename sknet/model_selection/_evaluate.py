@@ -1,0 +1,411 @@
+"""The round evaluator: one round of a search's candidates cross-validated, in the open.
+
+A strategy's ``_run_search`` calls the evaluator with a round of candidates,
+as it would call scikit-learn's ``evaluate_candidates``, and gets back the same
+``cv_results_``. For each (candidate, split) the evaluator
+
+1. serves the result the checkpoint journaled, if any;
+2. hands the jobs the batched engine can take to tasks that train them together
+   (:func:`sknet.engine.train_batched`) and score them fold by fold (see
+   :mod:`._tasks`);
+3. runs scikit-learn's own ``_fit_and_score`` for every other job;
+
+all of them under the joblib backend the user chose, ``n_jobs`` tasks at a time;
+each result is journaled the moment it exists. The results are formatted by
+scikit-learn's ``_format_results``, so ``cv_results_``, ``error_score``,
+multi-metric scoring, ``return_train_score``, metadata routing and callbacks
+mean what they mean in scikit-learn. Data flows one way: the strategy proposes,
+the evaluator dispatches, the engine trains, the estimator knows nothing of any search.
+"""
+
+import warnings
+from collections import defaultdict
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import clone
+from sklearn.model_selection._validation import _insert_error_scores, _warn_or_raise_about_fit_failures
+from sklearn.pipeline import Pipeline
+from sklearn.utils.metadata_routing import _routing_enabled
+from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_features, _num_samples
+
+from ..engine import can_batch, train_batched
+from ..engine._jobs import group_key
+from ._tasks import Block, EngineJob, Scoring, final_net, fit_and_score, split_fold, train_and_score
+
+ENGINES = ("auto", "batched", "sequential")
+# With a checkpoint, a group is trained in slices of whole candidates, each scored and journaled
+# before the next trains: at least MIN_SLICE_JOBS jobs each (fewer models per batched step would
+# waste the engine) and at most MAX_SLICES per group.
+MIN_SLICE_JOBS = 32
+MAX_SLICES = 8
+# Sparse training sets up to this size (as dense float32) are densified for the engine, which
+# computes what a fit on the sparse rows computes (sknet densifies each batch); larger ones
+# stay sparse and their jobs are fitted one by one.
+DENSIFY_BYTES = 2**30
+
+
+class RoundEvaluator:
+    """scikit-learn's ``evaluate_candidates`` for one ``fit`` of a search: journal, engine, plain fits.
+
+    Parameters
+    ----------
+    search : BaseSearchCV
+        The search being fitted (its settings: ``n_jobs``, ``error_score``, ``engine``...).
+    X, y : array-like
+        The data ``fit`` got, made indexable.
+    params : dict
+        ``fit``'s parameters, checked by scikit-learn.
+    routed : Bunch
+        Those parameters as scikit-learn routes them (splitter, estimator, scorer).
+    scorers : callable or _MultimetricScorer
+        The search's scorers.
+    open_journal : callable or None
+        Opens the checkpoint's journal when first needed; None without a checkpoint.
+
+    Attributes
+    ----------
+    results : dict
+        The ``cv_results_`` of every round so far.
+    out : list of dict
+        Every (candidate, split) result so far, as ``_fit_and_score`` returns them.
+    engine : bool
+        Whether the batched engine trains this search's sknet nets.
+    engine_time, n_batched : float, int
+        Seconds the engine's tasks spent training, and the fits it trained.
+    """
+
+    def __init__(self, search, X, y, params, routed, scorers, open_journal=None):
+        self.search, self.X, self.y, self.params, self.routed = search, X, y, params, routed
+        self.scorers = scorers
+        self.base = clone(search.estimator)
+        self.engine = engine_takes(search, X, params)
+        self.sample_weight = params.get(weight_param(search.estimator)) if self.engine else None
+        self.parallel = Parallel(n_jobs=search.n_jobs, pre_dispatch=search.pre_dispatch)
+        self.candidate_params, self.out, self.more_results = [], [], defaultdict(list)
+        self.results = {}
+        self.engine_time, self.n_batched = 0.0, 0
+        self._open_journal, self._journal = open_journal, None
+        self._rounds, self._next = 0, 0  # rounds so far, and the position of the next candidate
+
+    # -- what a strategy calls ------------------------------------------------------------
+    def __call__(self, candidate_params, cv=None, more_results=None, callback_ctx=None):
+        """Cross-validate one round of candidates; return ``cv_results_`` of all rounds so far."""
+        search = self.search
+        candidates = list(candidate_params)
+        n_splits = search.n_splits_
+        splits = list((cv or search._checked_cv_orig).split(self.X, self.y, **self.routed.splitter.split))
+        if len(splits) != n_splits:
+            raise ValueError("cv.split and cv.get_n_splits return inconsistent results. Expected "
+                             f"{n_splits} splits, got {len(splits)}")
+        if search.verbose > 0:
+            print(f"Fitting {n_splits} folds for each of {len(candidates)} candidates, totalling "
+                  f"{len(candidates) * n_splits} fits")
+        n_fits = len(candidates) * n_splits
+        # Made here, not in the workers: a context is changed as it is pickled otherwise.
+        contexts = ([callback_ctx.subcontext(task_name="candidate-split-evaluation", task_id=i)
+                     for i in range(n_fits)] if callback_ctx is not None else [None] * n_fits)
+        journal, first = self.journal(), self._next
+        done = journal.begin_round(self._rounds, first, candidates, more_results) if journal else set()
+        self._rounds, self._next = self._rounds + 1, first + len(candidates)
+        if search.verbose > 0 and done:
+            print(f"[{type(search).__name__}] {len(done)} of {n_fits} fits of this round come from "
+                  f"checkpoint {journal.path}")
+        out = [None] * n_fits
+        for i, split in done:
+            out[i * n_splits + split] = self._served(journal, first, i, split, candidates[i],
+                                                     splits[split], contexts[i * n_splits + split])
+        tasks = self._tasks(candidates, splits, done, contexts, journal, first)
+        for task_result in self.parallel(tasks) if tasks else []:
+            for index, result in task_result.results.items():
+                out[index] = result
+            self.engine_time += task_result.seconds
+            self.n_batched += task_result.n_batched
+            if task_result.engine_error is not None:
+                warnings.warn(f"The batched engine failed on {len(task_result.results)} fits, which were "
+                              f"fitted one by one instead: {task_result.engine_error!r}", UserWarning,
+                              stacklevel=2)
+        if not out:
+            raise ValueError("No fits were performed. Was the CV iterator empty? Were there no candidates?")
+        _warn_or_raise_about_fit_failures(out, search.error_score)
+        if callable(search.scoring):  # multimetric or not is known once a scorer has run
+            _insert_error_scores(out, search.error_score)
+        self.candidate_params.extend(candidates)
+        self.out.extend(out)
+        for key, values in (more_results or {}).items():
+            self.more_results[key].extend(values)
+        self.results = search._format_results(self.candidate_params, n_splits, self.out, self.more_results)
+        return self.results
+
+    def journal(self):
+        """The checkpoint's journal, opened (created or checked) on first need; None without one.
+
+        Opened when the strategy first needs it (its random state or its first
+        round), after its own argument checks: a search that fails those leaves
+        no checkpoint claiming its arguments behind.
+        """
+        if self._journal is None and self._open_journal is not None:
+            self._journal = self._open_journal(engine=self.engine)
+        return self._journal
+
+    def random_state(self, random_state):
+        """The strategy's random state: ``random_state`` itself, or the journaled one.
+
+        An int seeds the same sequence every run (and is part of the checkpoint's
+        identity). None or a ``RandomState`` would not: with a checkpoint, the
+        state they are in when the search first runs is journaled, and every run
+        of the search (the first and each resumption) draws from a copy of it.
+        """
+        from sklearn.utils import check_random_state
+
+        from ..checkpoint import random_state_from_json, random_state_to_json
+
+        journal = None if isinstance(random_state, (int, np.integer)) else self.journal()
+        if journal is None:
+            return random_state
+        state = journal.state("random_state", random_state_to_json(check_random_state(random_state)))
+        return random_state_from_json(state)
+
+    # -- a round's tasks --------------------------------------------------------------------
+    def _tasks(self, candidates, splits, done, contexts, journal, first):
+        """The round's tasks: engine groups (trained and scored together), then plain fits."""
+        search, n_splits = self.search, len(splits)
+        fit_kwargs = dict(X=self.X, y=self.y, scorer=self.scorers, fit_params=self.routed.estimator.fit,
+                          score_params=self.routed.scorer.score, return_train_score=search.return_train_score,
+                          return_n_test_samples=True, return_times=True, return_parameters=False,
+                          error_score=search.error_score, verbose=search.verbose, caller=search)
+        jobs, blocks, plain = self._plan(candidates, splits, done, contexts)
+        if search.engine == "batched" and plain and self.engine:
+            warnings.warn(f"{len(plain)} of {len(candidates) * n_splits - len(done)} fits could not be "
+                          "batched and are fitted one by one (see sknet.engine.can_batch).", UserWarning,
+                          stacklevel=3)
+        scoring = Scoring(self.scorers, search.error_score, search.return_train_score, journal, first,
+                          search, bool(getattr(search, "_skl_callbacks", None)))
+        fallback = {**fit_kwargs, "splits": splits}
+        tasks = []
+        for group in self._groups(jobs, blocks, journal is not None):
+            used = {job.block: blocks[job.block] for job in group}
+            tasks.append(delayed(train_and_score)(group, used, scoring, fallback))
+        for i, split in plain:
+            index = i * n_splits + split
+            train, test = splits[split]
+            tasks.append(delayed(fit_and_score)(
+                index, i, split, journal, first, estimator=clone(self.base), train=train, test=test,
+                parameters=candidates[i], split_progress=(split, n_splits),
+                candidate_progress=(i, len(candidates)), callback_ctx=contexts[index], **fit_kwargs))
+        return tasks
+
+    def _plan(self, candidates, splits, done, contexts):
+        """Which jobs the engine trains, on which blocks, and which are fitted as usual.
+
+        Returns ``(jobs, blocks, plain)``: :class:`EngineJob` records, the
+        :class:`Block` list they index, and the ``(candidate, split)`` pairs left
+        to scikit-learn's ``_fit_and_score``.
+        """
+        pairs = [(i, split) for i in range(len(candidates)) for split in range(len(splits))
+                 if (i, split) not in done]
+        if not self.engine:
+            return [], [], pairs
+        jobs, plain, blocks, block_of, folds, verdicts = [], [], [], {}, {}, {}
+        estimators = {}
+        for i, split in pairs:
+            if i not in estimators:
+                estimators[i] = clone(self.base).set_params(**clone(candidates[i], safe=False))
+            estimator = estimators[i]
+            net = final_net(estimator)
+            b = None if net is None else self._block(estimator, split, splits, blocks, block_of, folds)
+            if b is not None:
+                dense = not sp.issparse(blocks[b].X_fit)
+                if (i, dense) not in verdicts:
+                    verdicts[i, dense] = can_batch(net, {}, blocks[b].X_fit)
+                if not verdicts[i, dense]:
+                    b = None
+            if b is None:
+                plain.append((i, split))
+            else:
+                index = i * len(splits) + split
+                jobs.append(EngineJob(index, i, split, candidates[i], estimator, b, contexts[index]))
+        return jobs, blocks, plain
+
+    def _block(self, estimator, split, splits, blocks, block_of, folds):
+        """The :class:`Block` (an index into ``blocks``) a job trains on; None if preprocessing it fails.
+
+        A pipeline's preprocessing is fitted once per fold and preprocessing setting.
+        """
+        if split not in folds:
+            train, test = splits[split]
+            folds[split] = (*split_fold(self.base, self.X, self.y, train, test),
+                            _check_method_params(self.X, {"w": self.sample_weight}, train)["w"],
+                            _check_method_params(self.X, self.routed.scorer.score, indices=test),
+                            _check_method_params(self.X, self.routed.scorer.score, indices=train))
+        X_train, y_train, X_test, y_test, weight, score_params, score_params_train = folds[split]
+        if not isinstance(estimator, Pipeline):
+            key, preprocessing, X_fit, X_predict = (split, None), None, X_train, X_test
+        else:
+            pre = estimator[:-1]
+            key = (split, repr(sorted(pre.get_params(deep=True).items(), key=lambda item: item[0])))
+            if key in block_of:
+                return block_of[key]
+            try:
+                fitted = clone(pre)
+                X_fit = fitted.fit_transform(X_train, y_train)
+                X_predict = fitted.transform(X_test)
+            except Exception:  # the job's own fit will fail the same way, and say so
+                block_of[key] = None
+                return None
+            preprocessing = fitted.steps
+        if key not in block_of:
+            blocks.append(Block(X_train, y_train, X_test, y_test, _dense(X_fit), _dense(X_predict), weight,
+                                preprocessing, score_params, score_params_train))
+            block_of[key] = len(blocks) - 1
+        return block_of[key]
+
+    def _groups(self, jobs, blocks, in_slices):
+        """The engine's tasks: jobs of one input width and ``group_key``, shared out over the workers.
+
+        With a checkpoint, the round is first cut into slices of whole candidates,
+        each trained, scored and journaled before the next. Where several tasks can
+        run at once (``n_jobs``, a Dask cluster's cores), a group is shared out into
+        that many tasks of about equal arithmetic.
+        """
+        n_workers = effective_n_jobs(self.search.n_jobs) if jobs else 1
+        tasks = []
+        for part in _slices(jobs) if in_slices else [jobs]:
+            groups = {}
+            for job in part:
+                n_features = _num_features(blocks[job.block].X_fit)
+                groups.setdefault((n_features, group_key(final_net(job.estimator))), []).append(job)
+            for (n_features, _), group in groups.items():
+                tasks += _shares(group, n_workers, n_features)
+        return tasks
+
+    def _served(self, journal, first, i, split, params, fold, context):
+        """A journaled result; its task still begins and ends for scikit-learn's callbacks."""
+        result = journal.get(first + i, split, params)
+        if context is not None:
+            train, test = fold
+            data = {"X": lambda: split_fold(self.base, self.X, self.y, train, test)[0],
+                    "y": lambda: split_fold(self.base, self.X, self.y, train, test)[1]}
+            context.call_on_fit_task_begin(estimator=self.search, **data)
+            context.call_on_fit_task_end(estimator=self.search, **data)
+        return result
+
+    # -- the refit --------------------------------------------------------------------------
+    def refit(self, estimator, X, y, fit_params):
+        """Fit ``estimator`` (the best candidate) on all the data: its net by the engine where it can.
+
+        The engine trains only the net (a pipeline's preprocessing is fitted as
+        usual first), and only where it reproduces the net's own fit: not with
+        dropout (its masks are drawn differently), not where it cannot take the
+        net, and, with a warning, not where it fails.
+        """
+        net = final_net(estimator)
+        if not self.engine or net is None or net.dropout > 0:
+            return _fit(estimator, X, y, fit_params)
+        X_net = estimator[:-1].fit_transform(X, y) if isinstance(estimator, Pipeline) else X
+        X_net = _dense(X_net)
+        if not can_batch(net, {}, X_net):
+            return net.fit(X_net, y, **_net_params(estimator, fit_params))
+        try:
+            fitted = train_batched(net, [({}, np.arange(_num_samples(X_net)))], X_net, y,
+                                   self.sample_weight)[0]
+        except Exception as exc:
+            warnings.warn(f"The batched engine failed on the refit, which is fitted as usual instead: "
+                          f"{exc!r}", UserWarning, stacklevel=3)
+            return _fit(estimator, X, y, fit_params)
+        if isinstance(fitted, BaseException):
+            raise fitted  # what the net's own fit raises
+        net.__dict__.update(fitted.__dict__)
+        if getattr(self.search, "_skl_callbacks", None):
+            net._replay_fit_callbacks(X_net, y)
+        return estimator
+
+
+def _fit(estimator, X, y, fit_params):
+    return estimator.fit(X, **fit_params) if y is None else estimator.fit(X, y, **fit_params)
+
+
+def _net_params(estimator, fit_params):
+    """The fit parameters of a pipeline's last step (its own, for a bare net)."""
+    if not isinstance(estimator, Pipeline):
+        return fit_params
+    prefix = f"{estimator.steps[-1][0]}__"
+    return {k[len(prefix):]: v for k, v in fit_params.items() if k.startswith(prefix)}
+
+
+def engine_takes(search, X, params):
+    """Whether the batched engine trains the sknet nets of this fit of ``search``.
+
+    Not for ``engine="sequential"``, estimators other than an sknet net or a
+    pipeline ending in one, a pipeline under scikit-learn callbacks (they follow
+    each step's fit), and fit parameters other than ``groups`` and the net's
+    sample weights (one per row), which would change what a job computes.
+    """
+    if search.engine == "sequential" or final_net(search.estimator) is None:
+        return False
+    if isinstance(search.estimator, Pipeline) and getattr(search, "_skl_callbacks", None):
+        return False
+    taken = {"groups"}
+    weight = weight_param(search.estimator)
+    if not _routing_enabled() and _is_arraylike(params.get(weight)) and (
+            _num_samples(params[weight]) == _num_samples(X)):
+        taken.add(weight)
+    unsupported = sorted(set(params) - taken)
+    if unsupported and search.engine == "batched":
+        warnings.warn(f"The batched engine does not take fit parameters {unsupported}; "
+                      "fitting one by one.", UserWarning, stacklevel=4)
+    return not unsupported
+
+
+def weight_param(estimator):
+    """The name under which a search's ``fit`` passes sample weights on to the net of ``estimator``."""
+    if isinstance(estimator, Pipeline):
+        return f"{estimator.steps[-1][0]}__sample_weight"
+    return "sample_weight"
+
+
+def _dense(X):
+    """Data as the engine takes it: dense (lists and DataFrames as they are), unless sparse and large."""
+    if not sp.issparse(X):
+        return X
+    return X.toarray() if 4 * X.shape[0] * X.shape[1] <= DENSIFY_BYTES else X
+
+
+def _shares(group, n_parts, n_features):
+    """A group's jobs shared out into up to ``n_parts`` tasks of about equal arithmetic.
+
+    The jobs of one width (a block of stacked tensors in the batched model) stay
+    together; the widths go, largest first, to the task with the least work so far.
+    """
+    if n_parts <= 1:
+        return [group]
+    by_width = {}
+    for job in group:
+        by_width.setdefault(final_net(job.estimator)._hidden_sizes(), []).append(job)
+    tasks = [[] for _ in range(min(n_parts, len(by_width)))]
+    work = np.zeros(len(tasks))
+    for widths, jobs in sorted(by_width.items(), key=lambda item: -_cost(n_features, item[0]) * len(item[1])):
+        lightest = int(np.argmin(work))
+        tasks[lightest] += jobs
+        work[lightest] += _cost(n_features, widths) * len(jobs)
+    return tasks
+
+
+def _cost(n_features, hidden_sizes):
+    """Weights of a net's hidden layers: what its arithmetic grows with."""
+    widths = [n_features, *hidden_sizes]
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=False)) or 1
+
+
+def _slices(jobs):
+    """Jobs cut into runs of whole candidates (see MIN_SLICE_JOBS, MAX_SLICES)."""
+    if not jobs:
+        return []
+    candidates = sorted({job.candidate for job in jobs})
+    n_slices = max(1, min(MAX_SLICES, len(jobs) // MIN_SLICE_JOBS, len(candidates)))
+    bounds = np.linspace(0, len(candidates), n_slices + 1).round().astype(int)
+    position = {candidate: k for k, candidate in enumerate(candidates)}
+    which = np.searchsorted(bounds, [position[job.candidate] for job in jobs], side="right") - 1
+    return [part for part in ([job for job, s in zip(jobs, which, strict=True) if s == k]
+                              for k in range(n_slices)) if part]

@@ -1,0 +1,336 @@
+"""What a search's workers run: a group of jobs trained by the engine and scored, or one plain fit.
+
+Each task is a function of picklable arguments, run under the search's joblib
+backend (threads, processes, a Dask cluster). It returns scikit-learn's result
+dicts (what ``_fit_and_score`` returns) and journals each one the moment it
+exists, so that an interruption loses only the tasks in flight.
+
+A group task trains its jobs together with :func:`sknet.engine.train_batched`,
+then scores them fold by fold: the fold's test rows go through all of the fold's
+trained nets in one batched forward pass (:func:`sknet.engine.predict_batched`),
+and scikit-learn's scorers are applied to each job through a :func:`fitted_view`
+that answers ``predict`` and ``predict_proba`` on those rows from the outputs in hand.
+"""
+
+import copy
+import functools
+import gc
+import threading
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.model_selection._validation import _fit_and_score, _score
+from sklearn.pipeline import Pipeline
+from sklearn.utils.metaestimators import _safe_split
+
+from ..engine import predict_batched, train_batched
+from ..nets._base import BaseMLP
+
+
+def final_net(estimator):
+    """The sknet net a search would train: the estimator or a pipeline's last step; else None."""
+    if isinstance(estimator, Pipeline):
+        estimator = estimator.steps[-1][1]
+    return estimator if isinstance(estimator, BaseMLP) else None
+
+
+@dataclass
+class Block:
+    """A fold as the nets of one preprocessing see it: training and test rows, before and after it."""
+
+    X_train: object  # the fold's training rows, as the search's fit got them
+    y_train: object
+    X_test: object  # the fold's test rows, as the search's fit got them
+    y_test: object
+    X_fit: object  # what the nets train on: X_train through the fitted preprocessing (or X_train)
+    X_predict: object  # X_test through the fitted preprocessing (or X_test)
+    weight: object  # the net's sample weights of the training rows, or None
+    preprocessing: list | None  # a pipeline's fitted steps but the last, or None
+    score_params: dict  # the scorer's parameters of the test rows
+    score_params_train: dict  # ... and of the training rows
+
+
+@dataclass
+class EngineJob:
+    """A (candidate, split) the engine trains: its place in the round and its unfitted estimator."""
+
+    index: int  # position in the round's results: candidate * n_splits + split
+    candidate: int
+    split: int
+    params: dict  # the candidate's parameters
+    estimator: object  # the candidate's estimator: an sknet net, or a pipeline ending in one
+    block: int  # the Block it trains and is scored on
+    context: object = None  # its scikit-learn callback context, or None
+
+
+@dataclass
+class Scoring:
+    """What every task of a round needs to score and journal its jobs."""
+
+    scorer: object
+    error_score: object
+    return_train_score: bool
+    journal: object  # the checkpoint's Journal, or None
+    first: int  # the position of the round's first candidate in the whole search
+    caller: object = None  # the search, for scikit-learn's callbacks
+    replay_epochs: bool = False  # the search has scikit-learn callbacks: report each job's epochs
+
+
+@dataclass
+class TaskResult:
+    """What a task hands back: ``{index: result}``, and the engine's share of it."""
+
+    results: dict
+    seconds: float = 0.0  # spent training in the engine
+    n_batched: int = 0  # jobs the engine trained
+    engine_error: BaseException | None = None  # the engine failed; the jobs were fitted one by one
+
+
+def fit_and_score(index, candidate, split, journal, first, **kwargs):
+    """One task: scikit-learn's ``_fit_and_score`` of a job, journaled."""
+    result = _fit_and_score(**kwargs)
+    if journal is not None:
+        journal.put(first + candidate, split, kwargs["parameters"], result)
+    return TaskResult({index: result})
+
+
+def train_and_score(jobs, blocks, scoring, fallback):
+    """One task: jobs of one engine group trained as one batched model, then scored and journaled.
+
+    ``fallback`` holds the keyword arguments of ``_fit_and_score`` shared by
+    all jobs (``X``, ``y``, ``scorer``, ``fit_params``...) for the case where
+    the engine fails: the jobs are then fitted one by one, and the error is
+    handed back for a warning.
+    """
+    with heap_frozen():
+        start = time.perf_counter()
+        try:
+            fitted = _train(jobs, blocks)
+        except Exception as exc:
+            return _fit_each(jobs, scoring, fallback, exc)
+        seconds = time.perf_counter() - start
+        results, errors = _score_all(jobs, blocks, fitted, seconds / len(jobs), scoring)
+        if errors and scoring.error_score == "raise":
+            raise errors[0]
+        return TaskResult(results, seconds, len(jobs))
+
+
+def _train(jobs, blocks):
+    """The jobs' fitted nets (or the exceptions their fits raise), in order."""
+    used = sorted({job.block for job in jobs})
+    X_all, y_all, weight_all, rows = stack_training_sets([blocks[b] for b in used])
+    row_of = dict(zip(used, rows, strict=True))
+    nets = [final_net(job.estimator) for job in jobs]
+    return train_batched(nets[0], [(net.get_params(deep=False), row_of[job.block])
+                                   for net, job in zip(nets, jobs, strict=True)],
+                         X_all, y_all, weight_all)
+
+
+def _fit_each(jobs, scoring, fallback, error):
+    """The jobs fitted one by one, as scikit-learn would: the engine failed on them."""
+    results = {}
+    for job in jobs:
+        train, test = fallback["splits"][job.split]
+        kwargs = {k: v for k, v in fallback.items() if k != "splits"}
+        done = fit_and_score(job.index, job.candidate, job.split, scoring.journal, scoring.first,
+                             estimator=job.estimator, train=train, test=test, parameters=job.params,
+                             callback_ctx=job.context, **kwargs)
+        results.update(done.results)
+    return TaskResult(results, engine_error=error)
+
+
+def _score_all(jobs, blocks, fitted, fit_time, scoring):
+    """Every job's result, scored fold by fold, and the fits' errors; each result journaled."""
+    results, errors = {}, []
+    by_block = {}
+    for k, job in enumerate(jobs):
+        by_block.setdefault(job.block, []).append(k)
+    for b, members in by_block.items():
+        block = blocks[b]
+        trained = [k for k in members if not isinstance(fitted[k], BaseException)]
+        start = time.perf_counter()
+        outputs = _outputs([fitted[k] for k in trained], block.X_predict)
+        forward_time = (time.perf_counter() - start) / max(len(trained), 1)
+        outputs = dict(zip(trained, outputs, strict=True))
+        for k in members:
+            job = jobs[k]
+            if isinstance(fitted[k], BaseException):
+                errors.append(fitted[k])
+                result = _failed(fitted[k], block, fit_time, scoring)
+            else:
+                result = _scored(job, block, fitted[k], outputs[k], fit_time, forward_time, scoring)
+            if scoring.journal is not None:
+                scoring.journal.put(scoring.first + job.candidate, job.split, job.params, result)
+            results[job.index] = result
+    return results, errors
+
+
+def _outputs(nets, X):
+    """Each net's raw outputs on ``X`` (one batched pass), or Nones where that cannot be done.
+
+    Where the rows cannot be validated or stacked (text, NaN, large sparse data),
+    each net answers for itself when scored, raising what its ``predict`` raises.
+    """
+    if not nets:
+        return []
+    try:
+        X = nets[0]._validate_input(X)
+        if sp.issparse(X):
+            return [None] * len(nets)
+        return predict_batched(nets, X)
+    except Exception:
+        return [None] * len(nets)
+
+
+def _failed(error, block, fit_time, scoring):
+    """The result ``_fit_and_score`` gives for a fit that raised ``error``, with a numeric error_score."""
+    if hasattr(scoring.scorer, "_scorers"):  # several metrics
+        scores = {name: scoring.error_score for name in scoring.scorer._scorers}
+    else:
+        scores = scoring.error_score
+    result = {"fit_error": "".join(traceback.format_exception(error)), "test_scores": scores}
+    if scoring.return_train_score:
+        result["train_scores"] = copy.copy(scores)
+    return {**result, "n_test_samples": _num_rows(block.X_test), "fit_time": fit_time, "score_time": 0.0}
+
+
+def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
+    """The result ``_fit_and_score`` gives for a job the engine trained."""
+    estimator = assemble(job.estimator, block.preprocessing, net)
+    if scoring.replay_epochs and job.context is not None:
+        with job.context.propagate_callback_context(net):
+            job.context.call_on_fit_task_begin(estimator=scoring.caller, X=block.X_train, y=block.y_train)
+            net._replay_fit_callbacks(block.X_fit, block.y_train)
+    start = time.perf_counter()
+    view = fitted_view(estimator, net, block.X_test, outputs)
+    result = {"fit_error": None,
+              "test_scores": _score(view, block.X_test, block.y_test, scoring.scorer, block.score_params,
+                                    scoring.error_score)}
+    score_time = forward_time + time.perf_counter() - start
+    if scoring.return_train_score:
+        result["train_scores"] = _score(estimator, block.X_train, block.y_train, scoring.scorer,
+                                        block.score_params_train, scoring.error_score)
+    if scoring.replay_epochs and job.context is not None:
+        job.context.call_on_fit_task_end(estimator=scoring.caller, X=block.X_train, y=block.y_train)
+    return {**result, "n_test_samples": _num_rows(block.X_test), "fit_time": fit_time,
+            "score_time": score_time}
+
+
+def assemble(estimator, preprocessing, net):
+    """The fitted estimator of a job: ``net``, or the pipeline of the fitted ``preprocessing`` and ``net``."""
+    if preprocessing is None:
+        return net
+    fitted = copy.copy(estimator)
+    fitted.steps = [*preprocessing, (estimator.steps[-1][0], net)]
+    return fitted
+
+
+def fitted_view(estimator, net, X, outputs):
+    """``estimator`` (fitted) as scorers should see it on the rows ``X``, whose net outputs are in hand.
+
+    A shallow copy of the fitted estimator, of its very class (so that scorers
+    may index a pipeline, read its attributes or check its type), whose
+    ``predict`` and ``predict_proba`` answer for that very ``X`` object from
+    ``outputs``, exactly as the net's own methods turn its outputs into
+    predictions, and pass any other call on to the estimator's own methods;
+    ``score`` on ``X`` is the net's mixin score (accuracy or R^2) of those
+    predictions, as a pipeline's score is its last step's. Without outputs,
+    the estimator itself.
+    """
+    if outputs is None:
+        return estimator
+    view = copy.copy(estimator)
+    for name in ("predict", "predict_proba"):
+        if hasattr(estimator, name):
+            setattr(view, name, _responder(name, getattr(estimator, name), net, X, outputs))
+    view.score = _scorer(estimator.score, net, view, X)
+    return view
+
+
+def _responder(name, method, net, X_seen, outputs):
+    # Named as the method it stands for: scikit-learn reads the response method's __name__.
+    @functools.wraps(method)
+    def respond(X, *args, **kwargs):
+        if X is X_seen and not args and not kwargs:
+            return net._respond(name, net._checked_outputs(outputs))
+        return method(X, *args, **kwargs)
+
+    return respond
+
+
+def _scorer(method, net, view, X_seen):
+    @functools.wraps(method)
+    def score(X, y, sample_weight=None, **params):
+        if X is X_seen and not params:
+            return type(net).score(view, X, y, sample_weight=sample_weight)  # calls view.predict
+        return method(X, y, sample_weight=sample_weight, **params)
+
+    return score
+
+
+def stack_training_sets(blocks):
+    """One training set of several blocks' ``(X_fit, y_train, weight)``, and each block's row positions.
+
+    DataFrames are stacked as a DataFrame, so that the nets learn their column names.
+    """
+    Xs = [block.X_fit for block in blocks]
+    if all(hasattr(X, "iloc") for X in Xs):
+        import pandas as pd  # the blocks are DataFrames: pandas is there
+
+        X_all = pd.concat(Xs, ignore_index=True)
+    else:
+        X_all = np.concatenate([np.asarray(X) for X in Xs])
+    y_all = np.concatenate([np.asarray(block.y_train) for block in blocks])
+    weights = [block.weight for block in blocks]
+    weight_all = None if weights[0] is None else np.concatenate([np.asarray(w) for w in weights])
+    offsets = np.cumsum([0] + [_num_rows(X) for X in Xs])
+    rows = [np.arange(offsets[i], offsets[i + 1]) for i in range(len(blocks))]
+    return X_all, y_all, weight_all, rows
+
+
+def _num_rows(X):
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def split_fold(estimator, X, y, train, test):
+    """A fold's training and test rows, as scikit-learn's ``_fit_and_score`` cuts them."""
+    X_train, y_train = _safe_split(estimator, X, y, train)
+    X_test, y_test = _safe_split(estimator, X, y, test, train)
+    return X_train, y_train, X_test, y_test
+
+
+# Searches (and their tasks) inside one another or in threads share one freeze.
+_FREEZE_LOCK = threading.Lock()
+_freezes = 0
+
+
+@contextmanager
+def heap_frozen():
+    """Within the block, Python's cycle collector skips the objects that existed before it.
+
+    A batched search allocates many small objects (histories, nets), and each
+    full collection they trigger walked every object of the process, torch's
+    and scikit-learn's modules included (about a quarter of a million): a tenth
+    of a small search's time. Objects made within the block are collected as
+    usual. A heap the caller froze is left as it is.
+    """
+    global _freezes
+    with _FREEZE_LOCK:
+        # Counting frozen objects walks them all (20 ms here): only when none should be.
+        ours = _freezes > 0 or gc.get_freeze_count() == 0
+        if ours:
+            if _freezes == 0:
+                gc.freeze()
+            _freezes += 1
+    try:
+        yield
+    finally:
+        if ours:
+            with _FREEZE_LOCK:
+                _freezes -= 1
+                if _freezes == 0:
+                    gc.unfreeze()
