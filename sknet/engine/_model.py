@@ -71,8 +71,8 @@ class BatchedMLP:
         self.activation = ACTIVATIONS[activation]()
         self.activation_grad = _ACTIVATION_GRADS[type(self.activation)]
         self.relu = type(self.activation) is nn.ReLU
-        device = self.blocks[0].weights[0].device
-        self.keep = torch.as_tensor(1 - dropout, dtype=torch.float32, device=device).view(-1, 1, 1)
+        weight = self.blocks[0].weights[0]  # every buffer and column takes the parameters' dtype
+        self.keep = torch.as_tensor(1 - dropout, dtype=weight.dtype, device=weight.device).view(-1, 1, 1)
         self.dropout = bool((dropout > 0).any())
         self._saved = None
         self._buffers = {}
@@ -124,7 +124,7 @@ class BatchedMLP:
             scales = [None] * len(self.blocks)
             outputs = parts if a is flat else _split(a, shapes)
             if training and self.dropout:
-                draws = [torch.rand(part.shape, generator=block.generator, device=a.device)
+                draws = [torch.rand(part.shape, generator=block.generator, device=a.device, dtype=a.dtype)
                          for block, part in zip(self.blocks, outputs, strict=True)]
                 scales = [(draw < self.keep[block.span]) / self.keep[block.span]
                           for block, draw in zip(self.blocks, draws, strict=True)]
@@ -177,7 +177,7 @@ class BatchedMLP:
         return self.grads
 
     def _flat(self, name, shapes, training, *operands):
-        """A flat float tensor holding ``shapes`` end to end, and its views in those shapes.
+        """A flat tensor (the parameters' dtype) holding ``shapes`` end to end, and its views in those shapes.
 
         In training it is reused from step to step, views included: on CPU, allocating
         several MB per operation made the allocator map and fault in fresh pages every
@@ -186,13 +186,14 @@ class BatchedMLP:
         recorded = [*operands, self.blocks[0].weights[0]]  # parameters are all leaves, or none
         if torch.is_grad_enabled() and any(t.requires_grad for t in recorded):
             return None, [None] * len(shapes)  # the tests check the hand-written backward pass
-        device = self.blocks[0].weights[0].device
+        weight = self.blocks[0].weights[0]
+        size = sum(math.prod(shape) for shape in shapes)
         if not training:
-            flat = torch.empty(sum(math.prod(shape) for shape in shapes), device=device)
+            flat = weight.new_empty(size)
             return flat, _split(flat, shapes)
         cached = self._buffers.get(name)
         if cached is None or cached[2] != shapes:
-            flat = torch.empty(sum(math.prod(shape) for shape in shapes), device=device)
+            flat = weight.new_empty(size)
             cached = self._buffers[name] = (flat, _split(flat, shapes), shapes)
         return cached[:2]
 

@@ -42,10 +42,9 @@ class BatchedOptimizer:
         self.params = params
         self.decays = decays
         self.spans = spans or [slice(0, len(weight_decay))] * len(params)
-        device = params[0].device
-        self.weight_decay = _column(weight_decay, device)
+        self.weight_decay = self.column(weight_decay, cache=False)
         self.weight_decay_host = np.asarray(weight_decay, dtype=np.float64)
-        self.momentum = _column(momentum, device)
+        self.momentum = self.column(momentum, cache=False)
         self.momentum_host = np.asarray(momentum, dtype=np.float64)
         self.steps = np.zeros(len(weight_decay))
         self.state = [{name: torch.zeros_like(p) for name in self.state_names} for p in params]
@@ -74,18 +73,21 @@ class BatchedOptimizer:
                 for tensor, value in zip([param, *state.values()], new, strict=True):
                     tensor.copy_(value if mask is None else torch.where(mask[span], value, tensor))
 
-    def column(self, values):
-        """``_column(values)`` on the parameters' device, uploaded only when the values change.
+    def column(self, values, cache=True):
+        """``_column(values)`` in the parameters' dtype and on their device, uploaded only when
+        the values change (``cache=True``).
 
         Learning rates change at most once per epoch (or per batch under a batch schedule):
         a copy from host memory at every step would also make a GPU's queue drain every step.
         """
-        values = np.asarray(values, dtype=np.float32)
+        if not cache:
+            return _column(values, self.params[0])
+        values = np.asarray(values, dtype=np.float64)
         key = values.tobytes()
         if key not in self._columns:
             if len(self._columns) > 8:  # a schedule moves the rates: keep the recent ones only
                 self._columns.clear()
-            self._columns[key] = _column(values, self.params[0].device)
+            self._columns[key] = _column(values, self.params[0])
         return self._columns[key]
 
     def keep_models(self, index, params, spans):
@@ -159,11 +161,10 @@ class Adam(BatchedOptimizer):
 
     def update(self, param, grad, decays, state, lr, span):
         beta1, beta2 = self.betas
-        device = param.device
         lr = lr[span]
         if self.decoupled:
             if decays:
-                param = param * _column(1 - lr * self.weight_decay_host[span], device)
+                param = param * _column(1 - lr * self.weight_decay_host[span], param)
         else:
             grad = self.coupled_grad(param, grad, decays, span)
         exp_avg = state["exp_avg"].lerp(grad, 1 - beta1)
@@ -171,8 +172,8 @@ class Adam(BatchedOptimizer):
         steps = np.maximum(self.steps[span], 1)  # inactive models at step 0 are discarded anyway
         step_size = lr / (1 - beta1**steps)
         bias_correction2_sqrt = (1 - beta2**steps) ** 0.5
-        denom = exp_avg_sq.sqrt() / _column(bias_correction2_sqrt, device) + self.eps
-        return param + _column(-step_size, device) * (exp_avg / denom), exp_avg, exp_avg_sq
+        denom = exp_avg_sq.sqrt() / _column(bias_correction2_sqrt, param) + self.eps
+        return param + _column(-step_size, param) * (exp_avg / denom), exp_avg, exp_avg_sq
 
 
     def update_in_place(self, param, grad, decays, state, lr, span):
@@ -180,14 +181,13 @@ class Adam(BatchedOptimizer):
             return False  # AdamW keeps the out-of-place formulas above
         grad = self.coupled_grad(param, grad, decays, span)
         beta1, beta2 = self.betas
-        device = param.device
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
         steps = self.steps[span]
         step_size = lr[span] / (1 - beta1**steps)
-        denom = exp_avg_sq.sqrt().div_(_column((1 - beta2**steps) ** 0.5, device)).add_(self.eps)
-        param.add_(exp_avg.div(denom).mul_(_column(-step_size, device)))
+        denom = exp_avg_sq.sqrt().div_(_column((1 - beta2**steps) ** 0.5, param)).add_(self.eps)
+        param.add_(exp_avg.div(denom).mul_(_column(-step_size, param)))
         return True
 
 
@@ -328,6 +328,8 @@ if hasattr(torch, "_fused_adam_"):
     OPTIMIZERS.update(adam=FusedAdam, adamw=FusedAdamW)
 
 
-def _column(values, device):
-    """Per-model values as a float32 ``(K, 1, 1)`` tensor that broadcasts over a stacked parameter."""
-    return torch.as_tensor(np.asarray(values, dtype=np.float32), device=device).view(-1, 1, 1)
+def _column(values, like):
+    """Per-model values as a ``(K, 1, 1)`` tensor that broadcasts over a stacked parameter,
+    in the dtype and on the device of the tensor ``like``."""
+    values = np.asarray(values, dtype=np.float64)  # rounded once, to like's dtype
+    return torch.as_tensor(values, dtype=like.dtype, device=like.device).view(-1, 1, 1)

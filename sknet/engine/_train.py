@@ -256,7 +256,8 @@ class GroupTrainer:
     jobs : list of Job
         Prepared jobs sharing ``group_key``, ``n_outputs`` and device.
     X : torch.Tensor of shape (n_samples, n_features)
-        All rows, on the jobs' device; each job reads its own.
+        All rows, on the jobs' device and in their modules' dtype (float32 or float64);
+        each job reads its own. Everything the group computes takes that dtype.
     """
 
     def __init__(self, jobs, X):
@@ -273,18 +274,18 @@ class GroupTrainer:
                                    self.model.spans())
         self.loss = LOSSES[base._criterion()]
         self.l1 = self._hyper("l1")
-        self.l1_column = torch.as_tensor(self.l1, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self.l1_column = torch.as_tensor(self.l1, dtype=X.dtype, device=device).view(-1, 1, 1)
         self.lr = self._hyper("lr")
         self.max_epochs = np.array([job.estimator.max_epochs for job in jobs])
         self.errors = [None] * len(jobs)
         self.stopped = np.zeros(len(jobs), dtype=bool)  # by early stopping
         self.batch_schedule = base.lr_schedule is not None and _steps_every_batch(self.nets[0])
-        self.rows, self.y, self.weight = _pad_rows([(job.rows, job.y, job.weight) for job in jobs], device)
+        self.rows, self.y, self.weight = _pad_rows([(job.rows, job.y, job.weight) for job in jobs], X)
         self.early_stopping = base.early_stopping
         if self.early_stopping:
             self.n_valid = np.array([len(job.valid[0]) for job in jobs])
             self.valid_batch_size = predict_batch_size(_RowIndices(0), base.batch_size)
-            self.valid = _pad_rows([job.valid for job in jobs], device)
+            self.valid = _pad_rows([job.valid for job in jobs], X)
         self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
         self.inputs = X.new_empty(0)  # each step's input rows, written into the same memory
@@ -391,7 +392,7 @@ class GroupTrainer:
         weights over their sum in the batch (0 on padding), so that its loss is
         the weighted mean of its batch.
         """
-        local, mask = _stack_batches(orders, sizes, self.X.device)
+        local, mask = _stack_batches(orders, sizes, self.X)
         n_models, steps, width = local.shape
         flat = local.view(n_models, -1)
         rows = _take_rows(self.rows, flat).view(n_models, steps, width)
@@ -511,29 +512,33 @@ def _take_rows(tensor, index):
         *index.shape, *rest)
 
 
-def _pad_rows(parts, device):
-    """Each job's ``(rows, y, weight)``, padded to the longest job: tensors ``(K, n_max, ...)``."""
+def _pad_rows(parts, like):
+    """Each job's ``(rows, y, weight)``, padded to the longest job: tensors ``(K, n_max, ...)``
+    on the device of the tensor ``like``, the weights and real-valued targets in its dtype."""
     n_max = max(len(part[0]) for part in parts)
     targets = parts[0][1]
+    real_valued = np.issubdtype(targets.dtype, np.floating)
     rows = np.zeros((len(parts), n_max), dtype=np.int64)
-    y = np.zeros((len(parts), n_max) + targets.shape[1:], dtype=targets.dtype)
-    weight = np.ones((len(parts), n_max), dtype=np.float32)
+    y = np.zeros((len(parts), n_max) + targets.shape[1:], dtype=np.float64 if real_valued else targets.dtype)
+    weight = np.ones((len(parts), n_max))
     for k, (part_rows, part_y, part_weight) in enumerate(parts):
         n = len(part_rows)
         rows[k, :n], y[k, :n] = part_rows, part_y
         if part_weight is not None:
             weight[k, :n] = part_weight
-    return (torch.as_tensor(rows, device=device), torch.as_tensor(y, device=device),
-            torch.as_tensor(weight, device=device))
+    return (torch.as_tensor(rows, device=like.device),
+            torch.as_tensor(y, dtype=like.dtype if real_valued else None, device=like.device),
+            torch.as_tensor(weight, dtype=like.dtype, device=like.device))
 
 
-def _stack_batches(orders, sizes, device):
+def _stack_batches(orders, sizes, like):
     """Each model's rows in epoch order, cut in batches of its ``sizes``, as ``(K, steps, width)``
-    indices into its rows and a mask of the real ones (the rest pads shorter batches)."""
+    indices into its rows and a mask of the real ones (the rest pads shorter batches), on the
+    device of the tensor ``like`` and the mask in its dtype."""
     n_steps = max(len(size) for size in sizes)
     width = max((int(size.max()) for size in sizes if len(size)), default=0)
     local = np.zeros((len(orders), n_steps * width), dtype=np.int64)
-    mask = np.zeros((len(orders), n_steps * width), dtype=np.float32)
+    mask = np.zeros((len(orders), n_steps * width))
     for k, (order, size) in enumerate(zip(orders, sizes, strict=True)):
         starts = np.cumsum(size) - size
         # Row j of batch s sits at s * width + j.
@@ -541,8 +546,8 @@ def _stack_batches(orders, sizes, device):
         local[k, position] = order.numpy()
         mask[k, position] = 1
     shape = (len(orders), n_steps, width)
-    return (torch.as_tensor(local, device=device).view(shape),
-            torch.as_tensor(mask, device=device).view(shape))
+    return (torch.as_tensor(local, device=like.device).view(shape),
+            torch.as_tensor(mask, dtype=like.dtype, device=like.device).view(shape))
 
 
 def _steps_every_batch(net):

@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback
+from skorch.helper import predefined_split
 
 import sknet
 from sknet import MLPClassifier, MLPRegressor
@@ -18,6 +19,8 @@ from sknet.engine import can_batch, group_jobs, train_batched
 from sknet.engine._jobs import prepare
 from sknet.engine._loss import LOSSES
 from sknet.engine._model import BatchedMLP
+from sknet.engine._train import GroupTrainer
+from sknet.nets._data import InMemoryDataset
 
 CLF = MLPClassifier(hidden_layer_sizes=(16, 8), batch_size=32, max_epochs=4, random_state=0, device="cpu")
 REG = MLPRegressor(n_units=16, batch_size=32, max_epochs=4, random_state=0, device="cpu")
@@ -236,6 +239,68 @@ def test_many_models_each_reach_their_sequential_loss(clf_data):
         alone = sequential(base, params, rows, X, y)
         assert batched.n_iter_ == params["max_epochs"]
         assert batched.loss_curve_[-1] == pytest.approx(alone.loss_curve_[-1], rel=1e-4)
+
+
+# -- float64 ---------------------------------------------------------------------------------
+def prepared_in_float64(base, params, rows, X, y):
+    """A prepared job whose net is float64, as the estimators' ``dtype="float64"`` makes it."""
+    job = prepare(base, params, rows, X, y)
+    job.estimator.net_.module_.double()
+    job.estimator.net_.initialize_optimizer()  # on the float64 parameters
+    return job
+
+
+def float64_dataset(X, rows, y, weight):
+    dataset = InMemoryDataset(X[rows], y, weight)
+    dataset.X = torch.as_tensor(X[rows], dtype=torch.float64)  # the dataset makes them float32
+    if dataset.y.is_floating_point():
+        dataset.y = dataset.y.double()
+    if dataset.sample_weight is not None:
+        dataset.sample_weight = dataset.sample_weight.double()
+    return dataset
+
+
+def train_alone_in_float64(job, X):
+    """Train a prepared float64 job with its own net's loop (its sequential fit's), on ``X``'s rows."""
+    net = job.estimator.net_
+    if job.valid is not None:
+        net.train_split = predefined_split(float64_dataset(X, *job.valid))
+    return net.train_epochs(float64_dataset(X, job.rows, job.y, job.weight), job.estimator.max_epochs)
+
+
+@pytest.mark.parametrize("options", [
+    {"optimizer": "adam", "l1": 1e-3, "class_weight": "balanced"}, {"optimizer": "adam", "unfused": True},
+    {"optimizer": "adamw", "weight_decay": 1e-2}, {"optimizer": "sgd", "momentum": 0.9, "batch_norm": True},
+    {"optimizer": "rmsprop"}, {"optimizer": "adagrad"}, {"loss": "mse"},
+    {"early_stopping": True, "patience": 2, "max_epochs": 8}], ids=str)
+def test_float64_jobs_train_in_float64_as_their_own_loops(clf_data, reg_data, options, monkeypatch):
+    # The estimators' dtype="float64" gives float64 nets and X: the engine must then compute in
+    # float64 throughout (a single float32 buffer, column or kernel would show at ~1e-7).
+    from sknet.engine import _optim
+
+    if options.pop("unfused", False):
+        monkeypatch.setitem(_optim.OPTIMIZERS, "adam", _optim.Adam)
+    base, (X, y) = (REG, reg_data) if "loss" in options else (CLF, clf_data)
+    jobs = [({"hidden_layer_sizes": widths, "lr": lr, **options}, rows)
+            for widths, lr in [((16, 8), 1e-2), ((4, 4), 3e-2)] for rows in two_folds(len(X))]
+    batched = [prepared_in_float64(base, *job, X, y) for job in jobs]
+    GroupTrainer(batched, torch.as_tensor(X, dtype=torch.float64)).run()
+    in_float32 = [prepare(base, *job, X, y) for job in jobs]
+    GroupTrainer(in_float32, torch.as_tensor(X, dtype=torch.float32)).run()
+    for job, mine, single in zip(jobs, batched, in_float32, strict=True):
+        alone = train_alone_in_float64(prepared_in_float64(base, *job, X, y), X)
+        state, expected = mine.estimator.net_.module_.state_dict(), alone.module_.state_dict()
+        rounded = single.estimator.net_.module_.state_dict()
+        assert state.keys() == expected.keys()
+        float32_error = 0.0
+        for name, value in expected.items():
+            assert state[name].dtype == value.dtype
+            torch.testing.assert_close(state[name], value, rtol=1e-9, atol=1e-10, msg=name)
+            if value.is_floating_point():
+                float32_error = max(float32_error, (rounded[name].double() - value).abs().max().item())
+        assert float32_error > 1e-8  # those tolerances tell float64 from float32
+        for key in ("train_loss",) + ("valid_loss",) * ("early_stopping" in options):
+            np.testing.assert_allclose(mine.estimator.net_.history[:, key], alone.history[:, key], rtol=1e-12)
 
 
 # -- the hand-written gradients --------------------------------------------------------------
