@@ -417,3 +417,27 @@ def test_the_nets_import_nothing_from_the_searches():
                 module = node.module or ""
                 own = node.level > 1 or module.startswith("sknet")
                 assert not (own and module.removeprefix("sknet.").startswith(searches)), (path, module)
+
+
+@pytest.mark.parametrize("options", [
+    {"optimizer": "adam", "weight_decay": 1e-3}, {"optimizer": "sgd", "batch_norm": True},
+    {"optimizer": "rmsprop", "l1": 1e-3},
+    {"optimizer": "adamw", "lr_schedule": "cosine"}, {"optimizer": "adagrad", "class_weight": "balanced"},
+    {"early_stopping": True, "patience": 2, "max_epochs": 12}], ids=str)
+def test_in_float64_batched_and_sequential_searches_agree_on_any_cpu(clf_data, options):
+    # float64 rounding (1e-16) stays far below what could flip a prediction, whatever BLAS kernel
+    # sums the products: the accuracies are equal, and probabilities agree to 1e-9.
+    X, y = clf_data
+    net = MLPClassifier(**{**NET, "dtype": "float64", "max_epochs": 8, **options})
+    grid, scoring = {"lr": [1e-3, 3e-2], "n_units": [4, 16]}, ["accuracy", "neg_log_loss"]
+    runs = _both(lambda engine: GridSearchCV(net, grid, cv=3, engine=engine, scoring=scoring,
+                                             refit="accuracy"), X, y)
+    batched, sequential = runs["batched"], runs["sequential"]
+    assert batched.n_batched_fits_ == 4 * 3
+    for key in ("split0_test_accuracy", "split1_test_accuracy", "split2_test_accuracy", "rank_test_accuracy"):
+        np.testing.assert_array_equal(batched.cv_results_[key], sequential.cv_results_[key], err_msg=key)
+    np.testing.assert_allclose(batched.cv_results_["mean_test_neg_log_loss"],
+                               sequential.cv_results_["mean_test_neg_log_loss"], rtol=1e-9)
+    assert batched.best_params_ == sequential.best_params_
+    np.testing.assert_allclose(batched.best_estimator_.predict_proba(X),
+                               sequential.best_estimator_.predict_proba(X), rtol=0, atol=1e-9)
