@@ -181,7 +181,7 @@ class RoundEvaluator:
                           "batched and are fitted one by one (see sknet.engine.can_batch).", UserWarning,
                           stacklevel=3)
         scoring = Scoring(self.scorers, search.error_score, search.return_train_score, journal, first,
-                          search, bool(getattr(search, "_skl_callbacks", None)))
+                          search, bool(getattr(search, "_skl_callbacks", None)), search.verbose, n_splits)
         fallback = {**fit_kwargs, "splits": splits}
         tasks = []
         for group in self._groups(jobs, blocks, journal is not None):

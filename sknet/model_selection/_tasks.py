@@ -78,6 +78,8 @@ class Scoring:
     first: int  # the position of the round's first candidate in the whole search
     caller: object = None  # the search, for scikit-learn's callbacks
     replay_epochs: bool = False  # the search has scikit-learn callbacks: report each job's epochs
+    verbose: int = 0  # the search's: above 1, a line per finished fit, as scikit-learn prints
+    n_splits: int = 0
 
 
 @dataclass
@@ -165,8 +167,20 @@ def _score_all(jobs, blocks, fitted, fit_time, scoring):
                 result = _scored(job, block, fitted[k], outputs[k], fit_time, forward_time, scoring)
             if scoring.journal is not None:
                 scoring.journal.put(scoring.first + job.candidate, job.split, job.params, result)
+            if scoring.verbose > 1:
+                _report(job, result, scoring)
             results[job.index] = result
     return results, errors
+
+
+def _report(job, result, scoring):
+    """A finished batched fit's line, in the form of scikit-learn's ``[CV i/n] END ...``."""
+    params = ", ".join(f"{k}={job.params[k]}" for k in sorted(job.params))
+    scores = result["test_scores"]
+    shown = (", ".join(f"{name}: {value:.3f}" for name, value in sorted(scores.items()))
+             if isinstance(scores, dict) else f"score={scores:.3f}")
+    total = result["fit_time"] + result["score_time"]
+    print(f"[CV {job.split + 1}/{scoring.n_splits}] END {params}; {shown} total time={total:.2f}s (batched)")
 
 
 def _outputs(nets, X):

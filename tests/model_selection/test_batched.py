@@ -441,3 +441,10 @@ def test_in_float64_batched_and_sequential_searches_agree_on_any_cpu(clf_data, o
     assert batched.best_params_ == sequential.best_params_
     np.testing.assert_allclose(batched.best_estimator_.predict_proba(X),
                                sequential.best_estimator_.predict_proba(X), rtol=0, atol=1e-9)
+
+
+def test_verbose_searches_print_a_line_per_batched_fit(clf_data, capsys):
+    X, y = clf_data
+    GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2, verbose=2).fit(X, y)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "END" in line]
+    assert len(lines) == 4 and all(line.startswith("[CV ") and "score=" in line for line in lines)
