@@ -448,3 +448,10 @@ def test_verbose_searches_print_a_line_per_batched_fit(clf_data, capsys):
     GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2, verbose=2).fit(X, y)
     lines = [line for line in capsys.readouterr().out.splitlines() if "END" in line]
     assert len(lines) == 4 and all(line.startswith("[CV ") and "score=" in line for line in lines)
+
+
+def test_with_error_score_raise_a_diverging_batched_fit_raises_its_error(clf_data):
+    X, y = clf_data
+    net = MLPClassifier(optimizer="sgd", max_epochs=20, random_state=0, device="cpu")
+    with pytest.raises(FloatingPointError, match="diverged"):
+        GridSearchCV(net, {"lr": [1e-2, 1e12]}, cv=2, error_score="raise").fit(X, y)
