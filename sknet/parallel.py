@@ -1,4 +1,4 @@
-"""Devices and threads for search workers.
+"""Devices and threads for fits and search workers.
 
 joblib's default ``loky`` backend already caps each worker's OpenMP threads at
 ``cpu_count // n_jobs`` through ``OMP_NUM_THREADS``, which torch reads when it
@@ -6,10 +6,21 @@ starts in the worker, so parallel fits do not oversubscribe the cores. What
 joblib cannot know is which GPU a worker should use: ``auto_device`` spreads
 workers over the visible GPUs round-robin by their process number, except in
 a Dask worker, whose GPU is the first visible one (dask-cuda's convention).
+
+Within a process, :func:`fit_threads` sets torch's thread count for one fit (or
+one engine group) from the work of its training steps and the load of the
+machine, and restores it after: a small net trains on one thread, which on a
+busy machine is 3 to 40 times faster than torch's default of all cores (its
+OpenMP threads wait for each other at every small operation), and a large one
+on as many cores as are free (docs/threads.md has the measurements).
 """
 
 import multiprocessing
+import os
 import sys
+import threading
+import time
+from contextlib import contextmanager
 
 import torch
 
@@ -42,3 +53,186 @@ def _in_dask_worker():
     except ValueError:
         return False
     return True
+
+
+
+
+# Forward multiply-adds per training step that each thread must have before more than one
+# pays. Below about this, one thread was as fast as two on a quiet 2-core machine and 3 to 40
+# times faster on a busy one (docs/threads.md); the README's searches (about 2e6) stay far below.
+WORK_PER_THREAD = 2**25
+# Set to "0" to leave torch's thread count alone in every fit (inherited by worker processes).
+AUTO_THREADS_ENV = "SKNET_AUTO_THREADS"
+_SAMPLES, _SAMPLE_GAP = 3, 1e-3  # snapshots of the run queue (seconds apart)
+
+
+def step_work(n_features, hidden_sizes, n_outputs, batch_rows):
+    """Multiply-adds of the forward pass of one training step of one MLP.
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    hidden_sizes : sequence of int
+        Widths of the hidden layers.
+    n_outputs : int
+        Output width (the number of classes of a classifier).
+    batch_rows : int
+        Rows of a training batch: ``min(batch_size, n_train_rows)``.
+
+    Returns
+    -------
+    work : int
+        ``batch_rows`` times the number of weights; the backward pass is about twice as much.
+
+    Examples
+    --------
+    >>> step_work(64, (100,), 10, 128)
+    947200
+    """
+    widths = [n_features, *hidden_sizes, n_outputs]
+    return batch_rows * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=False))
+
+
+def fit_thread_count(work):
+    """The torch thread count :func:`fit_threads` would set for training of ``work``.
+
+    One thread per :data:`WORK_PER_THREAD` of ``work``, and never more than
+
+    - torch's current count (``torch.get_num_threads()``: the user's
+      ``torch.set_num_threads``, ``OMP_NUM_THREADS``, or a joblib worker's cap),
+    - the CPUs this process may run on (``os.sched_getaffinity``),
+    - the CPUs not busy with other processes at this moment (Linux's run queue),
+    - one, outside the main thread (see :func:`fit_threads`).
+
+    With ``SKNET_AUTO_THREADS=0`` in the environment: torch's current count.
+
+    Parameters
+    ----------
+    work : int
+        Forward multiply-adds of one training step, all models of an engine
+        group together (:func:`step_work`).
+
+    Returns
+    -------
+    n : int
+        At least 1, at most ``torch.get_num_threads()``.
+    """
+    current = torch.get_num_threads()
+    if os.environ.get(AUTO_THREADS_ENV) == "0":
+        return current
+    wanted = min(current, int(work // WORK_PER_THREAD))
+    if wanted <= 1 or threading.current_thread() is not threading.main_thread():
+        return 1
+    free = _usable_cores() - _busy_elsewhere()
+    return max(1, min(wanted, free))
+
+
+@contextmanager
+def fit_threads(work, device="cpu"):
+    """Train within the block on the thread count chosen for ``work``; restore the count after.
+
+    The count is :func:`fit_thread_count`'s: it only ever lowers torch's
+    current count, and only on the CPU (``device`` of another type leaves it).
+
+    torch's count belongs to each OS thread (its OpenMP and MKL settings), plus
+    a process-wide default that threads take at their first torch operation. A
+    fit in the main thread changes the main thread's count. Outside the main
+    thread (fits side by side in joblib's threading backend or in Dask's
+    threads) a fit runs on one thread: such fits cannot share out the cores
+    among themselves, and each one on all of them would make them wait for each
+    other. A thread started while another is in its block takes the lowered
+    default for life: never more threads than before, at worst fewer.
+
+    Parameters
+    ----------
+    work : int
+        Forward multiply-adds of one training step (:func:`step_work`, summed
+        over the models of an engine group).
+    device : str or torch.device, default="cpu"
+        The device the fit trains on.
+
+    Yields
+    ------
+    n : int
+        The thread count within the block.
+
+    Examples
+    --------
+    >>> with fit_threads(step_work(64, (100,), 10, 128)) as n:
+    ...     n
+    1
+    """
+    if torch.device(device).type != "cpu":
+        yield torch.get_num_threads()
+        return
+    with torch_threads(fit_thread_count(work)) as n:
+        yield n
+
+
+@contextmanager
+def torch_threads(n):
+    """Run a block with torch's intra-op thread count set to ``n``, restored after it.
+
+    The count changes at once (the next operation runs on ``n`` threads) and
+    costs well under a microsecond to set; torch's OpenMP threads stay, idle.
+
+    Parameters
+    ----------
+    n : int or None
+        Threads for the block; None leaves the count as it is.
+
+    Yields
+    ------
+    n : int
+        The thread count within the block.
+    """
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield before
+        return
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _busy_elsewhere():
+    """Threads of other processes running or waiting for a CPU: the median of a few snapshots.
+
+    Linux's run queue (``/proc/loadavg``) less this process's own running
+    threads; 0 where it cannot be read. Snapshots, not the load average, which
+    lags by a minute and counts this process's own recent training; their
+    median passes over a kernel thread's blip and catches a busy process.
+    """
+    counts = []
+    for i in range(_SAMPLES):
+        if i:
+            time.sleep(_SAMPLE_GAP)
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return 0
+        counts.append(max(running - _own_running(), 0))
+    return sorted(counts)[len(counts) // 2]
+
+
+def _own_running():
+    """Threads of this process running or ready to run (the caller among them)."""
+    count = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                count += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue  # the thread ended meanwhile
+    return max(count, 1)
