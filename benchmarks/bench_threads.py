@@ -207,15 +207,18 @@ def _process_ticks(pid):
 
 
 def measure(function, context, pid, limit):
-    """Seconds ``function`` takes inside ``context`` (``limit`` if stopped), and the others' cores."""
+    """Seconds ``function`` takes inside ``context`` (``limit`` if stopped), whether it was stopped,
+    the cores the rest of the machine used meanwhile, and torch's thread count within ``context``."""
     time.sleep(SETTLE_SECONDS)
     tick = os.sysconf("SC_CLK_TCK")
     busy, load, own = _busy_ticks(), _process_ticks(pid), sum(os.times()[:2])
     start = time.perf_counter()
     stopped = False
     signal.setitimer(signal.ITIMER_REAL, limit)
+    threads = None
     try:
         with context:
+            threads = torch.get_num_threads()
             function()
     except _TimeLimit:
         stopped = True
@@ -223,7 +226,7 @@ def measure(function, context, pid, limit):
         signal.setitimer(signal.ITIMER_REAL, 0)
     seconds = time.perf_counter() - start
     others = (_busy_ticks() - busy - (_process_ticks(pid) - load)) / tick - (sum(os.times()[:2]) - own)
-    return (limit if stopped else seconds), stopped, max(others, 0.0) / seconds
+    return (limit if stopped else seconds), stopped, max(others, 0.0) / seconds, threads
 
 
 # ---------------------------------------------------------------- the switching probe
@@ -294,16 +297,18 @@ def run(names, ways, repeats, limit, load_kind):
     return results
 
 
-def _cell(measurements):
+def _cell(measurements, chosen):
+    """Median seconds (">" when most runs hit the limit); for a chosen count, the counts in brackets."""
     seconds = statistics.median(m[0] for m in measurements)
-    return (">" if sum(m[1] for m in measurements) * 2 > len(measurements) else "") + f"{seconds:.3g}"
+    cell = (">" if sum(m[1] for m in measurements) * 2 > len(measurements) else "") + f"{seconds:.3g}"
+    return cell + (f" ({'/'.join(str(n) for n in sorted({m[3] for m in measurements}))})" if chosen else "")
 
 
 def _lines(name, work, rows, ways):
     out = []
     for load in ("idle", "load"):
         one = statistics.median(m[0] for m in rows[load, "1"])
-        cells = [_cell(rows[load, v]) for v in ways]
+        cells = [_cell(rows[load, v], v == "sknet") for v in ways]
         ratios = [f"{statistics.median(m[0] for m in rows[load, v]) / one:.2f}" for v in ways if v != "1"]
         bg = statistics.median(m[2] for v in ways for m in rows[load, v])
         out.append(f"| {name} | {work:.3g} | {load} | " + " | ".join(cells + ratios) + f" | {bg:.2f} |")
@@ -333,7 +338,7 @@ def main():
     print(f"\nmedian seconds of {args.repeats}, load: {args.load}, limit {args.limit:g} s\n")
     print("| case | work | machine | " + " | ".join(f"{v} s" for v in ways)
           + " | " + " | ".join(f"{v} / 1" for v in ways if v != "1") + " | bg cores |")
-    print("| --- " * (4 + 2 * len(ways)) + "|")
+    print("| --- " * (3 + 2 * len(ways)) + "|")
     results = run(names, ways, args.repeats, args.limit, args.load)
     if args.json:
         with open(args.json, "w") as f:
