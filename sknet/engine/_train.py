@@ -18,6 +18,7 @@ from sklearn.utils import check_array
 from skorch.callbacks import PassthroughScoring
 
 from ..nets._data import DeviceBatches, predict_batch_size
+from ..parallel import fit_threads, step_work
 from . import _optim
 from ._jobs import _n_samples, group_key, optimizer_name, prepare, refusal
 from ._loss import LOSSES
@@ -93,9 +94,19 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
             tensors[where] = torch.as_tensor(X_all, device=first.device_)
         X_tensor = tensors[where]
         for chunk in _chunks_that_fit(members, prepared, X_tensor.shape[1], first.device_):
-            for i, result in zip(chunk, _train_group(chunk, prepared, X_tensor, prepare_job), strict=True):
+            # Each batched operation spans all the chunk's models: their work decides the threads.
+            work = sum(_step_work(prepared[i], X_tensor.shape[1]) for i in chunk)
+            with fit_threads(work, first.device_):
+                results = _train_group(chunk, prepared, X_tensor, prepare_job)
+            for i, result in zip(chunk, results, strict=True):
                 fitted[i] = result
     return fitted
+
+
+def _step_work(job, n_features):
+    """Forward multiply-adds of one of the job's training steps (what its thread count follows)."""
+    est = job.estimator
+    return step_work(n_features, est._hidden_sizes(), job.n_outputs, min(est.batch_size, len(job.rows)))
 
 
 # Share of the free memory a group may plan to use: the rest is headroom for what the

@@ -21,7 +21,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
 
 from .. import _options
-from ..parallel import auto_device
+from ..parallel import auto_device, fit_threads, step_work
 from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
 from ._module import MLPModule
 
@@ -471,14 +471,18 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
 
         Dropout draws from torch's global generator, so a dropout net trains in a
         seeded block (from ``state`` when given); others, side by side in
-        threads, outside it.
+        threads, outside it. Training runs on the thread count
+        :func:`sknet.parallel.fit_threads` chooses for its steps' work, restored after.
         """
         self.net_.train_split = None if valid is None else predefined_split(valid)
-        if self.dropout > 0:
-            with seeded(seed, self.device_, state):
+        work = step_work(train.X.shape[1], self._hidden_sizes(), self.net_.module_.output.out_features,
+                         min(self.batch_size, len(train)))
+        with fit_threads(work, self.device_):  # a small net on one thread: see docs/threads.md
+            if self.dropout > 0:
+                with seeded(seed, self.device_, state):
+                    self._train_reporting_epochs(train, epochs, X, y)
+            else:
                 self._train_reporting_epochs(train, epochs, X, y)
-        else:
-            self._train_reporting_epochs(train, epochs, X, y)
         self._check_weights_finite()
         self._store_fitted_attributes()
 
