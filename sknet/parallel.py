@@ -117,6 +117,11 @@ def fit_thread_count(work):
     -------
     n : int
         At least 1, at most ``torch.get_num_threads()``.
+
+    Examples
+    --------
+    >>> fit_thread_count(step_work(64, (100,), 10, 128))  # the README's net: one thread
+    1
     """
     current = torch.get_num_threads()
     if os.environ.get(AUTO_THREADS_ENV) == "0":
@@ -186,6 +191,12 @@ def torch_threads(n):
     ------
     n : int
         The thread count within the block.
+
+    Examples
+    --------
+    >>> with torch_threads(1) as n:
+    ...     n, torch.get_num_threads()
+    (1, 1)
     """
     before = torch.get_num_threads()
     if n is None or n == before:

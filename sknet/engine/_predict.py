@@ -31,6 +31,17 @@ def predict_batched(estimators, X):
     outputs : list of torch.Tensor of shape (n_samples, n_outputs)
         Each estimator's raw network outputs, on the CPU, as its ``net_.forward`` gives them
         (up to float rounding: the batched products sum in another order).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.engine import predict_batched
+    >>> X, y = load_iris(return_X_y=True)
+    >>> nets = [MLPClassifier(n_units=u, max_epochs=5, random_state=0).fit(X, y) for u in (8, 16)]
+    >>> outputs = predict_batched(nets, nets[0]._validate_input(X))
+    >>> [tuple(out.shape) for out in outputs]
+    [(150, 3), (150, 3)]
     """
     outputs = [None] * len(estimators)
     groups = {}
