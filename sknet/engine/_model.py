@@ -9,6 +9,7 @@ autograd would call), so the numbers are autograd's up to float rounding.
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -56,23 +57,28 @@ class BatchedMLP:
         A key of ``sknet._options.ACTIVATIONS``.
     dropout : ndarray of shape (K,)
         Dropout rate of each model (all zero, or all positive).
-    seeds : sequence of int, default=None
-        Each model's seed. A block draws its dropout masks from a generator seeded
-        with its first model's, so that they do not depend on the other blocks.
+    generators : list of torch.Generator, default=None
+        Each model's generator of dropout masks (on its device); needed with dropout.
+        A model draws its masks from it as its ``nn.Dropout`` layers would draw them
+        from torch's global generator in its own fit: one ``bernoulli_`` per hidden
+        layer and step, over its real rows only. In the state that generator has after
+        the net's initialisation, a model's masks are those of its sequential fit.
     """
 
-    def __init__(self, modules, activation, dropout, seeds=None):
+    def __init__(self, modules, activation, dropout, generators=None):
         self.names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.Linear)]
         self.norm_names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.BatchNorm1d)]
         shapes = [[p.shape for p in module.parameters()] for module in modules]
         starts = [k for k in range(len(modules)) if k == 0 or shapes[k] != shapes[k - 1]]
-        self.blocks = [_Block(modules[start:stop], start, None if seeds is None else seeds[start])
+        generators = generators or []
+        self.blocks = [_Block(modules[start:stop], start, generators[start:stop])
                        for start, stop in zip(starts, [*starts[1:], len(modules)], strict=True)]
         self.activation = ACTIVATIONS[activation]()
         self.activation_grad = _ACTIVATION_GRADS[type(self.activation)]
         self.relu = type(self.activation) is nn.ReLU
         weight = self.blocks[0].weights[0]  # every buffer and column takes the parameters' dtype
-        self.keep = torch.as_tensor(1 - dropout, dtype=weight.dtype, device=weight.device).view(-1, 1, 1)
+        self.keep_host = (1 - np.asarray(dropout, dtype=np.float64)).tolist()  # as torch computes 1 - p
+        self.keep = torch.as_tensor(self.keep_host, dtype=weight.dtype, device=weight.device).view(-1, 1, 1)
         self.dropout = bool((dropout > 0).any())
         self._saved = None
         self._buffers = {}
@@ -94,12 +100,14 @@ class BatchedMLP:
         """The models (a ``slice`` of the K) that each tensor of :meth:`parameters` stacks."""
         return [block.span for block in self.blocks for _ in block.parameters()[0]]
 
-    def forward(self, X, training=False, rows=None):
+    def forward(self, X, training=False, rows=None, counts=None):
         """Outputs ``(K, n, n_outputs)`` of inputs ``(K, n, n_features)``.
 
         With ``training=True`` dropout is applied, batch normalisation uses (and
         updates) the batch's statistics over the real ``rows`` (a ``(K, n)``
         mask; all rows when None), and what :meth:`backward` needs is kept.
+        ``counts`` (host integers, one per model) says how many rows of each
+        model are real, the first ones (as ``rows`` does; all when None).
         """
         saved = []
         inputs = self._by_block(X)
@@ -124,10 +132,7 @@ class BatchedMLP:
             scales = [None] * len(self.blocks)
             outputs = parts if a is flat else _split(a, shapes)
             if training and self.dropout:
-                draws = [torch.rand(part.shape, generator=block.generator, device=a.device, dtype=a.dtype)
-                         for block, part in zip(self.blocks, outputs, strict=True)]
-                scales = [(draw < self.keep[block.span]) / self.keep[block.span]
-                          for block, draw in zip(self.blocks, draws, strict=True)]
+                scales = self._dropout_scales(i, shapes, counts)
                 outputs = [part * scale for part, scale in zip(outputs, scales, strict=True)]
             saved.append((inputs, flat, a, scales, shapes))
             inputs = outputs
@@ -176,6 +181,40 @@ class BatchedMLP:
         self._saved = None
         return self.grads
 
+    def _dropout_scales(self, layer, shapes, counts):
+        """Each block's dropout scales (``shapes``) at hidden layer ``layer``: ``mask / keep``.
+
+        Each model draws the mask of its real rows as its ``nn.Dropout`` does in its fit,
+        from its own generator: torch's CPU ``bernoulli_(keep)`` compares one float64
+        uniform per element with ``keep``, and ``uniform_`` on float64 draws those same
+        numbers, in about half the time. They go through one model-sized buffer, compared
+        while it is in cache. The scale ``1 / keep`` is rounded in the parameters' dtype,
+        as torch's; a model without rows draws nothing, and padding rows get 0.
+        """
+        scales = self._buffer(f"dropout{layer}", shapes)[1]
+        draws = self._buffer("draws", [(max(math.prod(shape[1:]) for shape in shapes),)], torch.float64)[0]
+        for block, scale in zip(self.blocks, scales, strict=True):
+            rows, units = scale.shape[1:]
+            for j, generator in enumerate(block.generators):
+                k = block.span.start + j
+                n = rows if counts is None else counts[k]
+                if n:
+                    uniforms = draws[:n * units].uniform_(generator=generator).view(n, units)
+                    torch.lt(uniforms, self.keep_host[k], out=scale[j, :n])
+                if n < rows:
+                    scale[j, n:].zero_()
+            scale.div_(self.keep[block.span])
+        return scales
+
+    def _buffer(self, name, shapes, dtype=None):
+        """A flat tensor reused from step to step, and its views in ``shapes`` (see :meth:`_flat`);
+        in the parameters' dtype unless ``dtype`` is given."""
+        cached = self._buffers.get(name)
+        if cached is None or cached[2] != shapes:
+            flat = self.blocks[0].weights[0].new_empty(sum(math.prod(shape) for shape in shapes), dtype=dtype)
+            cached = self._buffers[name] = (flat, _split(flat, shapes), shapes)
+        return cached[:2]
+
     def _flat(self, name, shapes, training, *operands):
         """A flat tensor (the parameters' dtype) holding ``shapes`` end to end, and its views in those shapes.
 
@@ -186,16 +225,10 @@ class BatchedMLP:
         recorded = [*operands, self.blocks[0].weights[0]]  # parameters are all leaves, or none
         if torch.is_grad_enabled() and any(t.requires_grad for t in recorded):
             return None, [None] * len(shapes)  # the tests check the hand-written backward pass
-        weight = self.blocks[0].weights[0]
-        size = sum(math.prod(shape) for shape in shapes)
         if not training:
-            flat = weight.new_empty(size)
+            flat = self.blocks[0].weights[0].new_empty(sum(math.prod(shape) for shape in shapes))
             return flat, _split(flat, shapes)
-        cached = self._buffers.get(name)
-        if cached is None or cached[2] != shapes:
-            flat = weight.new_empty(size)
-            cached = self._buffers[name] = (flat, _split(flat, shapes), shapes)
-        return cached[:2]
+        return self._buffer(name, shapes)
 
     def keep_models(self, index):
         """Keep only the models ``index`` (ascending positions, a tensor), in that order."""
@@ -210,6 +243,7 @@ class BatchedMLP:
                 start += len(local)
         self.blocks = blocks
         self.keep = self.keep[index]
+        self.keep_host = [self.keep_host[k] for k in host.tolist()]
 
     def l1_norms(self):
         """Sum of absolute weights of each model, shape ``(K,)``: what ``l1`` penalises."""
@@ -252,7 +286,7 @@ class BatchedMLP:
 class _Block:
     """Models of identical shapes, stacked: the models ``span`` of a ``BatchedMLP``."""
 
-    def __init__(self, modules, start, seed=None):
+    def __init__(self, modules, start, generators=()):
         layers = [[m for m in module.modules() if isinstance(m, nn.Linear)] for module in modules]
         # nn.Linear computes x @ W.T: store W.T so that baddbmm needs no transpose.
         self.weights = [_stack([lay[i].weight.T for lay in layers]) for i in range(len(layers[0]))]
@@ -260,9 +294,7 @@ class _Block:
         norms = [[m for m in module.modules() if isinstance(m, nn.BatchNorm1d)] for module in modules]
         self.norms = [_StackedNorm([norm[i] for norm in norms]) for i in range(len(norms[0]))]
         self.span = slice(start, start + len(modules))
-        self.generator = torch.Generator(device=self.weights[0].device)  # of the dropout masks
-        if seed is not None:
-            self.generator.manual_seed(seed)
+        self.generators = list(generators)  # of each model's dropout masks (none without dropout)
         # Gradients are written into the same tensors at every step (optimizers may keep views).
         self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
 
@@ -274,6 +306,7 @@ class _Block:
     def keep_models(self, index, start):
         self.weights = [w[index] for w in self.weights]
         self.biases = [b[index] for b in self.biases]
+        self.generators = [self.generators[j] for j in index.tolist()] if self.generators else []
         for norm in self.norms:
             norm.keep_models(index)
         self.span = slice(start, start + len(index))

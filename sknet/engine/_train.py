@@ -17,6 +17,7 @@ from sklearn.base import clone
 from sklearn.utils import check_array
 from skorch.callbacks import PassthroughScoring
 
+from ..nets._base import seeded
 from ..nets._data import DeviceBatches, predict_batch_size
 from ..parallel import fit_threads, step_work
 from . import _optim
@@ -277,8 +278,9 @@ class GroupTrainer:
         self.X = X
         device = X.device
         base = jobs[0].estimator
-        self.model = BatchedMLP([net.module_ for net in self.nets], base.activation,
-                                self._hyper("dropout"), [job.seed for job in jobs])
+        dropout = self._hyper("dropout")
+        self.model = BatchedMLP([net.module_ for net in self.nets], base.activation, dropout,
+                                [_generator_after_init(job) for job in jobs] if dropout.any() else None)
         params, decays = self.model.parameters()
         optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
         self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"),
@@ -347,10 +349,14 @@ class GroupTrainer:
         sizes = [np.diff(ends, prepend=0) for ends in stops]
         n_batches = np.array([len(size) for size in sizes])
         rows, y, coef, real = self._epoch_data(orders, sizes)
+        counts = np.zeros((len(sizes), rows.shape[1]), dtype=np.int64)  # real rows per model and step
+        for k, size in enumerate(sizes):
+            counts[k, :len(size)] = size
         losses = []
         for step in range(rows.shape[1]):
             active = step < n_batches
-            losses.append(self._step(rows[:, step], y[:, step], coef[:, step], real[:, step], active))
+            losses.append(self._step(rows[:, step], y[:, step], coef[:, step], real[:, step], active,
+                                     counts[:, step].tolist()))
             if self.batch_schedule:
                 for k in np.flatnonzero(active):
                     self.nets[k].history.new_batch()
@@ -413,12 +419,13 @@ class GroupTrainer:
         coef = weight / weight.sum(dim=2, keepdim=True).clamp_min(torch.finfo(weight.dtype).tiny)
         return rows, y, coef, mask
 
-    def _step(self, rows, y, coef, real, active):
+    def _step(self, rows, y, coef, real, active, counts):
         """One optimizer step of every active model on its own batch; return each model's loss.
 
         A model without a batch (``active`` False) has coefficients 0 and is not updated.
+        ``counts`` holds each model's number of rows in its batch.
         """
-        out = self.model.forward(_gather(self.X, rows, self.inputs), training=True, rows=real)
+        out = self.model.forward(_gather(self.X, rows, self.inputs), training=True, rows=real, counts=counts)
         loss, grad_out = self.loss(out, y, coef)
         grads = self.model.backward(grad_out)
         if self.l1.any():
@@ -559,6 +566,24 @@ def _stack_batches(orders, sizes, like):
     shape = (len(orders), n_steps, width)
     return (torch.as_tensor(local, device=like.device).view(shape),
             torch.as_tensor(mask, dtype=like.dtype, device=like.device).view(shape))
+
+
+def _generator_after_init(job):
+    """A generator in the state torch's global one has when the job's sequential fit starts
+    training (seeded with its seed, then drawn from by its net's initialisation): where that
+    fit draws its dropout masks from.
+
+    Rebuilt by replaying the draws: building the net's module again draws what
+    initialising the net drew (its other parts draw nothing). On a GPU the fit
+    draws from the device's generator, which initialisation leaves as seeded.
+    """
+    device = torch.device(job.estimator.device_)
+    if device.type != "cpu":
+        return torch.Generator(device=device).manual_seed(job.seed)
+    net = job.estimator.net_
+    with seeded(job.seed, device):
+        net.initialized_instance(net.module, net.get_params_for("module"))
+        return torch.Generator().set_state(torch.random.default_generator.get_state())
 
 
 def _steps_every_batch(net):

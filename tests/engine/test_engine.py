@@ -304,6 +304,10 @@ def test_float64_jobs_train_in_float64_as_their_own_loops(clf_data, reg_data, op
 
 
 # -- the hand-written gradients --------------------------------------------------------------
+def generators(n):
+    return [torch.Generator().manual_seed(seed) for seed in range(n)]
+
+
 @pytest.mark.parametrize("batch_norm", [False, True])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
@@ -313,16 +317,16 @@ def test_backward_equals_autograd(clf_data, activation, dropout, batch_norm):
     # Two blocks: two models of CLF's widths, one narrower.
     params = [{"random_state": 0}, {"random_state": 1}, {"random_state": 2, "hidden_layer_sizes": (5, 3)}]
     modules = [prepare(base, p, np.arange(50), X, y).estimator.net_.module_ for p in params]
-    model = BatchedMLP(modules, activation, dropout * np.array([1.0, 0.5, 1.5]), seeds=[0, 1, 2])
+    model = BatchedMLP(modules, activation, dropout * np.array([1.0, 0.5, 1.5]), generators(3))
     assert [block.span for block in model.blocks] == [slice(0, 2), slice(2, 3)]
     inputs = torch.randn(3, 5, X.shape[1], generator=torch.Generator().manual_seed(1))
     rows = torch.tensor([[1.0] * 5, [1.0] * 4 + [0.0], [1.0] * 3 + [0.0] * 2])  # padded batches
-    draws = [block.generator.get_state() for block in model.blocks]
+    draws = [generator.get_state() for block in model.blocks for generator in block.generators]
     out = model.forward(inputs, training=True, rows=rows)
     grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(2)) * rows[..., None]
     grads = [grad.clone() for grad in model.backward(grad_out)]
-    for block, state in zip(model.blocks, draws, strict=True):  # the same dropout masks again
-        block.generator.set_state(state)
+    for generator, state in zip([g for block in model.blocks for g in block.generators], draws, strict=True):
+        generator.set_state(state)  # the same dropout masks again
     leaves = [p.clone().requires_grad_() for p in model.parameters()[0]]
     noise, start = set(), 0
     for block in model.blocks:
@@ -348,7 +352,7 @@ def test_each_model_drops_units_at_its_own_rate_in_its_block(clf_data):
     widths = [(64, 64), (64, 64), (32, 32)]
     modules = [prepare(base, {"hidden_layer_sizes": w}, np.arange(50), X, y).estimator.net_.module_
                for w in widths]
-    model = BatchedMLP(modules, "relu", np.array([0.1, 0.5, 0.8]), seeds=[0, 1, 2])
+    model = BatchedMLP(modules, "relu", np.array([0.1, 0.5, 0.8]), generators(3))
 
     def dropped():
         model.forward(torch.randn(len(model.keep), 500, X.shape[1]), training=True)
@@ -463,6 +467,22 @@ def test_job_whose_data_fit_refuses_comes_back_as_its_error(clf_data):
         sequential(CLF, {}, one_class, X, y)
     assert isinstance(refused, ValueError) and str(refused) == str(expected.value)
     check_is_fitted(fine)
+
+
+@pytest.mark.parametrize("extra", [{}, {"optimizer": "sgd", "batch_norm": True},
+                                   {"early_stopping": True, "patience": 2, "max_epochs": 8},
+                                   {"class_weight": "balanced", "activation": "tanh"}], ids=str)
+def test_dropout_masks_are_those_of_each_sequential_fit(clf_data, extra):
+    # Each model draws its masks from its own generator as its fit's nn.Dropout layers do:
+    # folds of 150 and 97 rows (a last batch of 33, padded), models of two widths (two blocks)
+    # and their own rates, some leaving the group early.
+    X, y = clf_data
+    jobs = [({"hidden_layer_sizes": widths, "dropout": rate, "lr": lr, "max_epochs": epochs, **extra}, rows)
+            for widths, rate, lr, epochs in [((16, 8), 0.2, 1e-2, 4), ((8, 4), 0.5, 3e-2, 3),
+                                             ((16, 8), 0.1, 3e-3, 2)]
+            for rows in two_folds(len(X))]
+    assert len(group_jobs(CLF, jobs)) == 1
+    assert_matches_sequential(CLF, jobs, X, y)
 
 
 def test_dropout_trains_reproducibly(clf_data):
