@@ -192,91 +192,72 @@ class Adam(BatchedOptimizer):
 
 
 class FusedAdam(Adam):
-    """``Adam`` through torch's fused Adam kernel, one call for all models (``torch >= 2.4``).
+    """``Adam`` through torch's fused Adam kernel (``torch >= 2.4``), one call per group of
+    models that share a learning rate, a weight decay and a step count.
 
-    The kernel takes one learning rate and no per-model weight decay, so it
-    runs with ``lr=1`` and no decay on a zeroed scratch copy of the parameters,
-    which leaves there each model's step for a unit learning rate; the step is
-    then scaled by each model's own rate. Coupled (Adam) or decoupled (AdamW)
-    decay is applied around it with the models' own values, as torch orders it.
-    Each model has its own step count, so its bias corrections are its own:
-    when all models step and share a count (the usual case), the kernel runs
-    on the stacked tensors; otherwise on each active model's slices.
+    The kernel updates a list of tensors with one learning rate, decay and step
+    count; here those tensors are the slices of a group's models in each stacked
+    tensor (views, updated in place), so each model steps with its own values, as
+    ``torch.optim.Adam`` (or ``AdamW``) with ``fused=True`` would step it. Models
+    that do not step are left out. Which slices each call takes depends only on
+    which models share values and step, so it is worked out again only when that
+    changes (a schedule moving the rates, a fold running out of batches).
     """
 
     def __init__(self, params, decays, weight_decay, momentum, spans=None):
         super().__init__(params, decays, weight_decay, momentum, spans)
-        self._counters(len(weight_decay))
-
-    def _counters(self, n_models):
-        self.scratch = [torch.zeros_like(p) for p in self.params]
-        device = self.params[0].device
-        # The kernel takes one 0-d step counter per tensor it updates: views into one tensor
-        # per layout (shared by all models, or one per model and parameter), set from self.steps.
-        self.shared_count = torch.zeros(len(self.params), dtype=torch.float32, device=device)
-        self.step_counts = torch.zeros((n_models, len(self.params)), dtype=torch.float32, device=device)
-        self._lists = {}
+        self._plans = {}
 
     def keep_models(self, index, params, spans):
         super().keep_models(index, params, spans)
-        self._counters(len(index))
-
-    def _stacked_lists(self, grads):
-        """The stacked tensors themselves, for a step every model takes at the same count."""
-        if "stacked" not in self._lists:
-            self._lists["stacked"] = (self.scratch, grads, [s["exp_avg"] for s in self.state],
-                                      [s["exp_avg_sq"] for s in self.state], list(self.shared_count))
-        return self._lists["stacked"]
-
-    def _kernel_lists(self, grads, active):
-        """The per-model views the kernel updates: only the active models'. Cached per pattern."""
-        key = active.tobytes()
-        if key not in self._lists:
-            pairs = [(k, i, span.start) for k in np.flatnonzero(active)
-                     for i, span in enumerate(self.spans) if span.start <= k < span.stop]
-            per_model = [[tensors[i][k - start] for k, i, start in pairs]
-                         for tensors in (self.scratch, grads,
-                                         [s["exp_avg"] for s in self.state],
-                                         [s["exp_avg_sq"] for s in self.state])]
-            counts = [self.step_counts[k, i] for k, i, _ in pairs]
-            self._lists[key] = (*per_model, counts)
-        return self._lists[key]
+        self._plans = {}
 
     def step(self, grads, lr, active):
         self.steps += active
-        device = self.params[0].device
+        beta1, beta2 = self.betas
+        kernel = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
         with torch.no_grad():
-            if self.weight_decay_host.any():
-                for param, grad, decays, span in zip(self.params, grads, self.decays, self.spans,
-                                                     strict=True):
-                    if not decays:
-                        continue
-                    if self.decoupled:  # AdamW: param *= 1 - lr * weight_decay, active models only
-                        param.mul_(self.column(np.where(active, 1 - lr * self.weight_decay_host, 1.0))[span])
-                    else:
-                        grad.add_(param * self.weight_decay[span])
-            torch._foreach_zero_(self.scratch)
-            if active.all() and (self.steps == self.steps[0]).all():
-                scratch, grad_views, exp_avgs, exp_avg_sqs, counts = self._stacked_lists(grads)
-                self.shared_count.fill_(float(self.steps[0]))
-            else:
-                scratch, grad_views, exp_avgs, exp_avg_sqs, counts = self._kernel_lists(grads, active)
-                steps = torch.as_tensor(self.steps, dtype=torch.float32, device=device)
-                self.step_counts.copy_(steps[:, None].expand_as(self.step_counts))
-            beta1, beta2 = self.betas
-            torch._fused_adam_(scratch, grad_views, exp_avgs, exp_avg_sqs, [], counts, lr=1.0,
-                               beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
-                               amsgrad=False, maximize=False)
-            # Inactive models' steps are zero.
-            torch._foreach_addcmul_(self.params, self.scratch, self._lr_parts(lr))
+            for tensors, count, first, lr_k, decay in self._plan(grads, lr, active):
+                count.fill_(float(self.steps[first]))
+                kernel(*tensors, [], [count] * len(tensors[0]), lr=lr_k, beta1=beta1, beta2=beta2,
+                       weight_decay=decay, eps=self.eps, amsgrad=False, maximize=False)
 
-    def _lr_parts(self, lr):
-        """Each tensor's slice of the learning-rate column, cached with the column."""
-        column = self.column(lr)
-        if self._lists.get("lr") is not column:
-            self._lists["lr"] = column
-            self._lists["lr parts"] = [column[span] for span in self.spans]
-        return self._lists["lr parts"]
+    def _plan(self, grads, lr, active):
+        """The kernel calls of a step: ``(tensor lists, step counter, a model, lr, decay)`` each."""
+        key = (lr.tobytes(), active.tobytes(), (self.steps - self.steps.max()).tobytes())
+        if key not in self._plans:
+            if len(self._plans) > 8:  # a schedule moves the rates: keep the recent plans only
+                self._plans.clear()
+            groups = {}
+            for k in np.flatnonzero(active):
+                groups.setdefault((lr[k], self.weight_decay_host[k], self.steps[k]), []).append(k)
+            device = self.params[0].device
+            calls = []
+            for (lr_k, decay, _), models in groups.items():
+                count = torch.zeros((), dtype=torch.float32, device=device)  # the kernel's step count
+                # Weights take the decay, biases and batch-norm parameters do not.
+                for decayed, value in [(None, 0.0)] if decay == 0 else [(True, decay), (False, 0.0)]:
+                    calls.append((self._views(grads, models, decayed), count, models[0], float(lr_k),
+                                  float(value)))
+            self._plans[key] = calls
+        return self._plans[key]
+
+    def _views(self, grads, models, decayed=None):
+        """Parameter, gradient and state slices of ``models`` (ascending), as four lists: one
+        view per run of consecutive models in each tensor (only the tensors that take weight
+        decay, or only the others, unless ``decayed`` is None)."""
+        lists = ([], [], [], [])
+        for param, grad, state, decays, span in zip(self.params, grads, self.state, self.decays,
+                                                    self.spans, strict=True):
+            if decayed is not None and decays != decayed:
+                continue
+            inside = [k - span.start for k in models if span.start <= k < span.stop]
+            for run in np.split(inside, np.flatnonzero(np.diff(inside) != 1) + 1) if inside else []:
+                part = slice(int(run[0]), int(run[-1]) + 1)
+                for views, tensor in zip(lists, (param, grad, state["exp_avg"], state["exp_avg_sq"]),
+                                         strict=True):
+                    views.append(tensor[part])
+        return lists
 
 
 class AdamW(Adam):
