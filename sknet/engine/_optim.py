@@ -150,6 +150,88 @@ class SGD(BatchedOptimizer):
         return param + self.column(-lr)[span] * buf, buf
 
 
+class _GroupKernel(BatchedOptimizer):
+    """Base of the optimizers stepped by one of torch's fused kernels, called once per group of
+    models that share the kernel's scalar arguments (learning rate, weight decay, ...).
+
+    A call updates the slices of its group's models in each stacked tensor (views,
+    updated in place), so each model steps with its own values, as torch's optimizer
+    with ``fused=True`` would step it. Models that do not step are left out. Which
+    slices each call takes depends only on which models share values and step, so it
+    is worked out again only when that changes (a schedule moving the rates, a fold
+    running out of batches).
+    """
+
+    def __init__(self, params, decays, weight_decay, momentum, spans=None):
+        super().__init__(params, decays, weight_decay, momentum, spans)
+        self._plans = {}
+
+    def keep_models(self, index, params, spans):
+        super().keep_models(index, params, spans)
+        self._plans = {}
+
+    def _calls(self, grads, active, values):
+        """The kernel calls of a step: ``(tensor lists, step counter, a model of the group,
+        (weight decay, *values))`` each.
+
+        ``values`` are per-model arrays that, with the weight decay, split the active
+        models into groups. The lists hold the parameters, gradients, then the state in
+        ``state_names`` order. A group with weight decay makes two calls: the weights with
+        it, the biases and batch-norm parameters without. The counter is a 0-d tensor of
+        the group, for kernels that take step counts.
+        """
+        values = [self.weight_decay_host, *values]
+        key = (active.tobytes(), *(np.asarray(v).tobytes() for v in values))
+        if key not in self._plans:
+            if len(self._plans) > 8:  # a schedule moves the rates: keep the recent plans only
+                self._plans.clear()
+            groups = {}
+            for k in np.flatnonzero(active):
+                groups.setdefault(tuple(float(v[k]) for v in values), []).append(k)
+            calls = []
+            for group, models in groups.items():
+                count = torch.zeros((), dtype=torch.float32, device=self.params[0].device)
+                for decayed in [None] if group[0] == 0 else [True, False]:
+                    calls.append((self._views(grads, models, decayed), count, models[0],
+                                  (group[0] if decayed else 0.0, *group[1:])))
+            self._plans[key] = calls
+        return self._plans[key]
+
+    def _views(self, grads, models, decayed=None):
+        """Parameter, gradient and state slices of ``models`` (ascending), as lists: one view per
+        run of consecutive models in each tensor (only the tensors that take weight decay, or
+        only the others, unless ``decayed`` is None)."""
+        lists = [[] for _ in range(2 + len(self.state_names))]
+        for param, grad, state, decays, span in zip(self.params, grads, self.state, self.decays,
+                                                    self.spans, strict=True):
+            if decayed is not None and decays != decayed:
+                continue
+            inside = [k - span.start for k in models if span.start <= k < span.stop]
+            for run in np.split(inside, np.flatnonzero(np.diff(inside) != 1) + 1) if inside else []:
+                part = slice(int(run[0]), int(run[-1]) + 1)
+                for views, tensor in zip(lists, [param, grad, *state.values()], strict=True):
+                    views.append(tensor[part])
+        return lists
+
+
+class FusedSGD(_GroupKernel, SGD):
+    """``SGD`` through torch's fused SGD kernel (``torch >= 2.4``).
+
+    The momentum buffers start at zero, so ``momentum * 0 + grad`` gives the first
+    step's buffer exactly as torch's start from the gradient does; a model without
+    momentum keeps none, as torch's.
+    """
+
+    def step(self, grads, lr, active):
+        self.steps += active
+        with torch.no_grad():
+            for (params, grads_, buffers), _, _, (decay, lr_k, momentum) in self._calls(
+                    grads, active, [lr, self.momentum_host]):
+                torch._fused_sgd_(params, grads_, buffers if momentum else [], weight_decay=decay,
+                                  momentum=momentum, lr=lr_k, dampening=0.0, nesterov=False,
+                                  maximize=False, is_first_step=False)
+
+
 class Adam(BatchedOptimizer):
     """``torch.optim.Adam``; with ``decoupled=True``, ``torch.optim.AdamW``."""
 
@@ -191,73 +273,21 @@ class Adam(BatchedOptimizer):
         return True
 
 
-class FusedAdam(Adam):
-    """``Adam`` through torch's fused Adam kernel (``torch >= 2.4``), one call per group of
-    models that share a learning rate, a weight decay and a step count.
-
-    The kernel updates a list of tensors with one learning rate, decay and step
-    count; here those tensors are the slices of a group's models in each stacked
-    tensor (views, updated in place), so each model steps with its own values, as
-    ``torch.optim.Adam`` (or ``AdamW``) with ``fused=True`` would step it. Models
-    that do not step are left out. Which slices each call takes depends only on
-    which models share values and step, so it is worked out again only when that
-    changes (a schedule moving the rates, a fold running out of batches).
-    """
-
-    def __init__(self, params, decays, weight_decay, momentum, spans=None):
-        super().__init__(params, decays, weight_decay, momentum, spans)
-        self._plans = {}
-
-    def keep_models(self, index, params, spans):
-        super().keep_models(index, params, spans)
-        self._plans = {}
+class FusedAdam(_GroupKernel, Adam):
+    """``Adam`` (``AdamW`` with ``decoupled``) through torch's fused Adam kernel (``torch >= 2.4``)."""
 
     def step(self, grads, lr, active):
         self.steps += active
         beta1, beta2 = self.betas
         kernel = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
         with torch.no_grad():
-            for tensors, count, first, lr_k, decay in self._plan(grads, lr, active):
+            # Models at different step counts have different bias corrections: different calls.
+            for (params, grads_, exp_avgs, exp_avg_sqs), count, first, (decay, lr_k, _) in self._calls(
+                    grads, active, [lr, self.steps - self.steps.max()]):
                 count.fill_(float(self.steps[first]))
-                kernel(*tensors, [], [count] * len(tensors[0]), lr=lr_k, beta1=beta1, beta2=beta2,
-                       weight_decay=decay, eps=self.eps, amsgrad=False, maximize=False)
-
-    def _plan(self, grads, lr, active):
-        """The kernel calls of a step: ``(tensor lists, step counter, a model, lr, decay)`` each."""
-        key = (lr.tobytes(), active.tobytes(), (self.steps - self.steps.max()).tobytes())
-        if key not in self._plans:
-            if len(self._plans) > 8:  # a schedule moves the rates: keep the recent plans only
-                self._plans.clear()
-            groups = {}
-            for k in np.flatnonzero(active):
-                groups.setdefault((lr[k], self.weight_decay_host[k], self.steps[k]), []).append(k)
-            device = self.params[0].device
-            calls = []
-            for (lr_k, decay, _), models in groups.items():
-                count = torch.zeros((), dtype=torch.float32, device=device)  # the kernel's step count
-                # Weights take the decay, biases and batch-norm parameters do not.
-                for decayed, value in [(None, 0.0)] if decay == 0 else [(True, decay), (False, 0.0)]:
-                    calls.append((self._views(grads, models, decayed), count, models[0], float(lr_k),
-                                  float(value)))
-            self._plans[key] = calls
-        return self._plans[key]
-
-    def _views(self, grads, models, decayed=None):
-        """Parameter, gradient and state slices of ``models`` (ascending), as four lists: one
-        view per run of consecutive models in each tensor (only the tensors that take weight
-        decay, or only the others, unless ``decayed`` is None)."""
-        lists = ([], [], [], [])
-        for param, grad, state, decays, span in zip(self.params, grads, self.state, self.decays,
-                                                    self.spans, strict=True):
-            if decayed is not None and decays != decayed:
-                continue
-            inside = [k - span.start for k in models if span.start <= k < span.stop]
-            for run in np.split(inside, np.flatnonzero(np.diff(inside) != 1) + 1) if inside else []:
-                part = slice(int(run[0]), int(run[-1]) + 1)
-                for views, tensor in zip(lists, (param, grad, state["exp_avg"], state["exp_avg_sq"]),
-                                         strict=True):
-                    views.append(tensor[part])
-        return lists
+                kernel(params, grads_, exp_avgs, exp_avg_sqs, [], [count] * len(params), lr=lr_k,
+                       beta1=beta1, beta2=beta2, weight_decay=decay, eps=self.eps, amsgrad=False,
+                       maximize=False)
 
 
 class AdamW(Adam):
@@ -267,7 +297,7 @@ class AdamW(Adam):
 
 
 class FusedAdamW(FusedAdam):
-    """``AdamW`` through torch's fused Adam kernel."""
+    """``AdamW`` through torch's fused AdamW kernel."""
 
     decoupled = True
 
@@ -304,9 +334,26 @@ class Adagrad(BatchedOptimizer):
         return param + self.column(-lr)[span] * (grad / std), total
 
 
+class FusedAdagrad(_GroupKernel, Adagrad):
+    """``Adagrad`` through torch's fused Adagrad kernel (``torch >= 2.4``); without learning-rate
+    decay the step count does not enter the update."""
+
+    def step(self, grads, lr, active):
+        self.steps += active
+        with torch.no_grad():
+            for (params, grads_, sums), count, first, (decay, lr_k) in self._calls(grads, active, [lr]):
+                count.fill_(float(self.steps[first]))
+                torch._fused_adagrad_(params, grads_, sums, [count] * len(params), lr=lr_k, lr_decay=0.0,
+                                      weight_decay=decay, eps=self.eps, maximize=False)
+
+
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
-if hasattr(torch, "_fused_adam_"):
-    OPTIMIZERS.update(adam=FusedAdam, adamw=FusedAdamW)
+# torch's fused kernels where this torch has them (2.4 and later), the formulas otherwise.
+for _name, _fused, _kernel in [("sgd", FusedSGD, "_fused_sgd_"), ("adam", FusedAdam, "_fused_adam_"),
+                               ("adamw", FusedAdamW, "_fused_adamw_"),
+                               ("adagrad", FusedAdagrad, "_fused_adagrad_")]:
+    if hasattr(torch, _kernel):
+        OPTIMIZERS[_name] = _fused
 
 
 def _column(values, like):

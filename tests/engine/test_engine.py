@@ -91,7 +91,9 @@ def test_other_optimizers_match_sequential_fits(clf_data, optimizer):
 @pytest.mark.parametrize("options", [
     {"optimizer": "adam"}, {"optimizer": "adam", "early_stopping": True, "patience": 2, "max_epochs": 8},
     {"optimizer": "adamw"}, {"optimizer": "adam", "unfused": True}, {"optimizer": "adamw", "unfused": True},
-    {"optimizer": "rmsprop"}, {"optimizer": "sgd", "batch_norm": True}],
+    {"optimizer": "rmsprop"}, {"optimizer": "sgd", "batch_norm": True}, {"optimizer": "sgd"},
+    {"optimizer": "sgd", "unfused": True}, {"optimizer": "adagrad"},
+    {"optimizer": "adagrad", "unfused": True}],
     ids=str)
 def test_models_of_different_widths_train_together_as_their_sequential_fits(clf_data, options, monkeypatch):
     # Widths interleaved in the jobs (the engine orders them into blocks of equal widths), each
@@ -99,9 +101,10 @@ def test_models_of_different_widths_train_together_as_their_sequential_fits(clf_
     # leaving at different epochs, whole blocks too.
     from sknet.engine import _optim
 
-    if options.pop("unfused", False):  # the formulas torch's fused kernel stands in for
-        monkeypatch.setitem(_optim.OPTIMIZERS, "adam", _optim.Adam)
-        monkeypatch.setitem(_optim.OPTIMIZERS, "adamw", _optim.AdamW)
+    if options.pop("unfused", False):  # the formulas torch's fused kernels stand in for
+        for name, formulas in [("sgd", _optim.SGD), ("adam", _optim.Adam), ("adamw", _optim.AdamW),
+                               ("adagrad", _optim.Adagrad)]:
+            monkeypatch.setitem(_optim.OPTIMIZERS, name, formulas)
     X, y = clf_data
     widths, epochs = [(16, 8), (4, 4), (16, 8), (8, 12)], [4, 2, 3, 1]
     hyper = [dict(lr=1e-2, weight_decay=0.0, momentum=0.9, l1=0.0),
