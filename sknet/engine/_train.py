@@ -17,7 +17,6 @@ from sklearn.base import clone
 from sklearn.utils import check_array
 from skorch.callbacks import PassthroughScoring
 
-from ..nets._base import seeded
 from ..nets._data import DeviceBatches, predict_batch_size
 from ..parallel import fit_threads, step_work
 from . import _optim
@@ -571,19 +570,15 @@ def _stack_batches(orders, sizes, like):
 def _generator_after_init(job):
     """A generator in the state torch's global one has when the job's sequential fit starts
     training (seeded with its seed, then drawn from by its net's initialisation): where that
-    fit draws its dropout masks from.
+    fit draws its dropout masks from. ``_prepare_fit`` captured that state.
 
-    Rebuilt by replaying the draws: building the net's module again draws what
-    initialising the net drew (its other parts draw nothing). On a GPU the fit
-    draws from the device's generator, which initialisation leaves as seeded.
+    On a GPU the fit's fused dropout kernel draws otherwise: each model then draws from a
+    generator of its own seeded with its seed.
     """
     device = torch.device(job.estimator.device_)
     if device.type != "cpu":
         return torch.Generator(device=device).manual_seed(job.seed)
-    net = job.estimator.net_
-    with seeded(job.seed, device):
-        net.initialized_instance(net.module, net.get_params_for("module"))
-        return torch.Generator().set_state(torch.random.default_generator.get_state())
+    return torch.Generator().set_state(job.rng_state)
 
 
 def _steps_every_batch(net):

@@ -32,6 +32,7 @@ from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_f
 
 from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key
+from ..nets._base import resolve_device
 from ._tasks import Block, EngineJob, Scoring, final_net, fit_and_score, split_fold, train_and_score
 
 ENGINES = ("auto", "batched", "sequential")
@@ -297,11 +298,12 @@ class RoundEvaluator:
 
         The engine trains only the net (a pipeline's preprocessing is fitted as
         usual first), and only where it reproduces the net's own fit: not with
-        dropout (its masks are drawn differently), not where it cannot take the
-        net, and, with a warning, not where it fails.
+        dropout on a GPU (the fit's fused dropout kernel draws its masks
+        otherwise), not where it cannot take the net, and, with a warning, not
+        where it fails.
         """
         net = final_net(estimator)
-        if not self.engine or net is None or net.dropout > 0:
+        if not self.engine or net is None or (net.dropout > 0 and not _on_cpu(net)):
             return _fit(estimator, X, y, fit_params)
         X_net = estimator[:-1].fit_transform(X, y) if isinstance(estimator, Pipeline) else X
         X_net = _dense(X_net)
@@ -320,6 +322,10 @@ class RoundEvaluator:
         if getattr(self.search, "_skl_callbacks", None):
             net._replay_fit_callbacks(X_net, y)
         return estimator
+
+
+def _on_cpu(net):
+    return resolve_device(net.device).startswith("cpu")
 
 
 def _fit(estimator, X, y, fit_params):

@@ -137,10 +137,11 @@ def test_only_the_refit_net_is_trained_alone_by_the_engine(clf_data, sequential_
     assert any(est.n_units == 5 for est in sequential_fits)  # the inner nets fit as usual
 
 
-def test_a_dropout_refit_is_its_plain_fit(clf_data):
+def test_a_dropout_refit_is_trained_by_the_engine_as_its_plain_fit(clf_data, sequential_fits):
     X, y = clf_data
     net = MLPClassifier(dropout=0.2, **NET)
     search = GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    assert sequential_fits == []  # each model draws the masks its own fit draws
     alone = clone(net).set_params(**search.best_params_).fit(X, y)
     np.testing.assert_allclose(search.best_estimator_.predict_proba(X), alone.predict_proba(X), atol=1e-6)
 
@@ -423,7 +424,7 @@ def test_the_nets_import_nothing_from_the_searches():
     {"optimizer": "adam", "weight_decay": 1e-3}, {"optimizer": "sgd", "batch_norm": True},
     {"optimizer": "rmsprop", "l1": 1e-3},
     {"optimizer": "adamw", "lr_schedule": "cosine"}, {"optimizer": "adagrad", "class_weight": "balanced"},
-    {"early_stopping": True, "patience": 2, "max_epochs": 12}], ids=str)
+    {"early_stopping": True, "patience": 2, "max_epochs": 12}, {"dropout": 0.3, "n_layers": 2}], ids=str)
 def test_in_float64_batched_and_sequential_searches_agree_on_any_cpu(clf_data, options):
     # float64 rounding (1e-16) stays far below what could flip a prediction, whatever BLAS kernel
     # sums the products: the accuracies are equal, and probabilities agree to 1e-9.
