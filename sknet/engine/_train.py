@@ -9,6 +9,7 @@ schedules step exactly as in ``fit`` and each net's optimizer holds the
 model's current learning rate.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -345,7 +346,7 @@ class GroupTrainer:
             net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
         # Each model's shuffled rows and batch sizes: the very batches of its sequential fit.
         orders, stops = zip(*(batches.shuffled_order() for batches in self.batches), strict=True)
-        sizes = [np.diff(ends, prepend=0) for ends in stops]
+        sizes = [_batch_sizes(ends) for ends in stops]
         n_batches = np.array([len(size) for size in sizes])
         rows, y, coef, real = self._epoch_data(orders, sizes)
         counts = np.zeros((len(sizes), rows.shape[1]), dtype=np.int64)  # real rows per model and step
@@ -501,7 +502,8 @@ def _notify_epoch_end(net, batch_losses):
 
 def _pass_through(callback, history, losses, sizes):
     """``PassthroughScoring.on_epoch_end``: the batch-size weighted mean loss and whether it is the best."""
-    score = np.average(np.asarray(losses, dtype=np.float64), weights=sizes)
+    weights = np.asarray(sizes, dtype=np.float64)
+    score = np.multiply(losses, weights).sum() / weights.sum()  # np.average's arithmetic, without its checks
     is_best = callback._is_best_score(score)
     if is_best:
         callback.best_score_ = score
@@ -548,6 +550,18 @@ def _pad_rows(parts, like):
             torch.as_tensor(weight, dtype=like.dtype, device=like.device))
 
 
+@functools.lru_cache(maxsize=64)
+def _sizes_of(ends):
+    sizes = np.diff(ends, prepend=0)
+    sizes.flags.writeable = False  # shared between models and epochs
+    return sizes
+
+
+def _batch_sizes(ends):
+    """The sizes of the batches that end at ``ends`` (the same for every epoch of a model)."""
+    return _sizes_of(tuple(ends))
+
+
 def _stack_batches(orders, sizes, like):
     """Each model's rows in epoch order, cut in batches of its ``sizes``, as ``(K, steps, width)``
     indices into its rows and a mask of the real ones (the rest pads shorter batches), on the
@@ -556,12 +570,16 @@ def _stack_batches(orders, sizes, like):
     width = max((int(size.max()) for size in sizes if len(size)), default=0)
     local = np.zeros((len(orders), n_steps * width), dtype=np.int64)
     mask = np.zeros((len(orders), n_steps * width))
-    for k, (order, size) in enumerate(zip(orders, sizes, strict=True)):
+    same = {}  # models with the same batch sizes (the same number of rows) share their layout
+    for k, size in enumerate(sizes):
+        same.setdefault(size.tobytes(), (size, []))[1].append(k)
+    for size, models in same.values():
         starts = np.cumsum(size) - size
         # Row j of batch s sits at s * width + j.
         position = np.arange(size.sum()) + np.repeat(np.arange(len(size)) * width - starts, size)
-        local[k, position] = order.numpy()
-        mask[k, position] = 1
+        models = np.array(models)[:, None]
+        local[models, position] = np.stack([orders[k].numpy() for k in models[:, 0]])
+        mask[models, position] = 1
     shape = (len(orders), n_steps, width)
     return (torch.as_tensor(local, device=like.device).view(shape),
             torch.as_tensor(mask, dtype=like.dtype, device=like.device).view(shape))
