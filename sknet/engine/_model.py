@@ -59,10 +59,11 @@ class BatchedMLP:
         Dropout rate of each model (all zero, or all positive).
     generators : list of torch.Generator, default=None
         Each model's generator of dropout masks (on its device); needed with dropout.
-        A model draws its masks from it as its ``nn.Dropout`` layers would draw them
-        from torch's global generator in its own fit: one ``bernoulli_`` per hidden
-        layer and step, over its real rows only. In the state that generator has after
-        the net's initialisation, a model's masks are those of its sequential fit.
+        On the CPU a model draws its masks from it as its ``nn.Dropout`` layers would
+        draw them from torch's global generator in its own fit: one ``bernoulli_`` per
+        hidden layer and step, over its real rows only. In the state that generator has
+        after the net's initialisation, a model's masks are those of its sequential fit.
+        (On a GPU each block draws from its first model's generator.)
     """
 
     def __init__(self, modules, activation, dropout, generators=None):
@@ -190,8 +191,19 @@ class BatchedMLP:
         numbers, in about half the time. They go through one model-sized buffer, compared
         while it is in cache. The scale ``1 / keep`` is rounded in the parameters' dtype,
         as torch's; a model without rows draws nothing, and padding rows get 0.
+
+        On a GPU a sequential fit's masks come from torch's fused dropout kernel, which
+        these draws cannot reproduce, and a draw per model would cost a kernel launch
+        each: there each block draws all its masks at once, from its first model's
+        generator.
         """
         scales = self._buffer(f"dropout{layer}", shapes)[1]
+        if scales[0].device.type != "cpu":
+            for block, scale in zip(self.blocks, scales, strict=True):
+                draw = torch.rand(scale.shape, generator=block.generators[0], device=scale.device,
+                                  dtype=scale.dtype)
+                torch.div(draw < self.keep[block.span], self.keep[block.span], out=scale)
+            return scales
         draws = self._buffer("draws", [(max(math.prod(shape[1:]) for shape in shapes),)], torch.float64)[0]
         for block, scale in zip(self.blocks, scales, strict=True):
             rows, units = scale.shape[1:]

@@ -590,8 +590,8 @@ def _generator_after_init(job):
     training (seeded with its seed, then drawn from by its net's initialisation): where that
     fit draws its dropout masks from. ``_prepare_fit`` captured that state.
 
-    On a GPU the fit's fused dropout kernel draws otherwise: each model then draws from a
-    generator of its own seeded with its seed.
+    On a GPU each model's generator is seeded with its seed; a block draws its masks from
+    its first model's (the fit's fused CUDA dropout kernel cannot be reproduced there).
     """
     device = torch.device(job.estimator.device_)
     if device.type != "cpu":
