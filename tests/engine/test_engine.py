@@ -93,7 +93,8 @@ def test_other_optimizers_match_sequential_fits(clf_data, optimizer):
     {"optimizer": "adamw"}, {"optimizer": "adam", "unfused": True}, {"optimizer": "adamw", "unfused": True},
     {"optimizer": "rmsprop"}, {"optimizer": "sgd", "batch_norm": True}, {"optimizer": "sgd"},
     {"optimizer": "sgd", "unfused": True}, {"optimizer": "adagrad"},
-    {"optimizer": "adagrad", "unfused": True}],
+    {"optimizer": "adagrad", "unfused": True}, {"optimizer": "adam", "many_rates": True},
+    {"optimizer": "adamw", "many_rates": True}, {"optimizer": "sgd", "many_rates": True}],
     ids=str)
 def test_models_of_different_widths_train_together_as_their_sequential_fits(clf_data, options, monkeypatch):
     # Widths interleaved in the jobs (the engine orders them into blocks of equal widths), each
@@ -105,6 +106,8 @@ def test_models_of_different_widths_train_together_as_their_sequential_fits(clf_
         for name, formulas in [("sgd", _optim.SGD), ("adam", _optim.Adam), ("adamw", _optim.AdamW),
                                ("adagrad", _optim.Adagrad)]:
             monkeypatch.setitem(_optim.OPTIMIZERS, name, formulas)
+    if options.pop("many_rates", False):  # the fused optimizers' step for models in many groups
+        monkeypatch.setattr(_optim._GroupKernel, "max_calls", 0)
     X, y = clf_data
     widths, epochs = [(16, 8), (4, 4), (16, 8), (8, 12)], [4, 2, 3, 1]
     hyper = [dict(lr=1e-2, weight_decay=0.0, momentum=0.9, l1=0.0),
