@@ -59,10 +59,10 @@ class BatchedMLP:
         Dropout rate of each model (all zero, or all positive).
     generators : list of torch.Generator, default=None
         Each model's generator of dropout masks (on its device); needed with dropout.
-        On the CPU a model draws its masks from it as its ``nn.Dropout`` layers would
-        draw them from torch's global generator in its own fit: one ``bernoulli_`` per
-        hidden layer and step, over its real rows only. In the state that generator has
-        after the net's initialisation, a model's masks are those of its sequential fit.
+        On the CPU a model draws its masks from it as its ``Dropout`` layers would
+        draw them from torch's global generator in its own fit: one draw per hidden
+        layer and step, over its real rows only. In the state that generator has after
+        the net's initialisation, a model's masks are those of its sequential fit.
         (On a GPU each block draws from its first model's generator.)
     """
 
@@ -185,17 +185,16 @@ class BatchedMLP:
     def _dropout_scales(self, layer, shapes, counts):
         """Each block's dropout scales (``shapes``) at hidden layer ``layer``: ``mask / keep``.
 
-        Each model draws the mask of its real rows as its ``nn.Dropout`` does in its fit,
-        from its own generator: torch's CPU ``bernoulli_(keep)`` compares one float64
-        uniform per element with ``keep``, and ``uniform_`` on float64 draws those same
-        numbers, in about half the time. They go through one model-sized buffer, compared
-        while it is in cache. The scale ``1 / keep`` is rounded in the parameters' dtype,
-        as torch's; a model without rows draws nothing, and padding rows get 0.
+        Each model draws the mask of its real rows as its ``Dropout`` layers
+        (``sknet.nets._module.Dropout``) do in its fit, from its own generator: uniforms
+        of the parameters' dtype, kept below ``keep``, through one model-sized buffer
+        compared while it is in cache. The scale ``1 / keep`` is rounded in the
+        parameters' dtype, as the fit's; a model without rows draws nothing, and padding
+        rows get 0.
 
-        On a GPU a sequential fit's masks come from torch's fused dropout kernel, which
-        these draws cannot reproduce, and a draw per model would cost a kernel launch
-        each: there each block draws all its masks at once, from its first model's
-        generator.
+        On a GPU a draw per model would cost a kernel launch each: there each block
+        draws all its masks at once, from its first model's generator (reproducible,
+        but not the sequential fits' masks).
         """
         scales = self._buffer(f"dropout{layer}", shapes)[1]
         if scales[0].device.type != "cpu":
@@ -204,7 +203,7 @@ class BatchedMLP:
                                   dtype=scale.dtype)
                 torch.div(draw < self.keep[block.span], self.keep[block.span], out=scale)
             return scales
-        draws = self._buffer("draws", [(max(math.prod(shape[1:]) for shape in shapes),)], torch.float64)[0]
+        draws = self._buffer("draws", [(max(math.prod(shape[1:]) for shape in shapes),)])[0]
         for block, scale in zip(self.blocks, scales, strict=True):
             rows, units = scale.shape[1:]
             for j, generator in enumerate(block.generators):

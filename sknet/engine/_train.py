@@ -591,7 +591,7 @@ def _generator_after_init(job):
     fit draws its dropout masks from. ``_prepare_fit`` captured that state.
 
     On a GPU each model's generator is seeded with its seed; a block draws its masks from
-    its first model's (the fit's fused CUDA dropout kernel cannot be reproduced there).
+    its first model's (a draw per model would cost a kernel launch each there).
     """
     device = torch.device(job.estimator.device_)
     if device.type != "cpu":

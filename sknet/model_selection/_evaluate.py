@@ -298,9 +298,8 @@ class RoundEvaluator:
 
         The engine trains only the net (a pipeline's preprocessing is fitted as
         usual first), and only where it reproduces the net's own fit: not with
-        dropout on a GPU (the fit's fused dropout kernel draws its masks
-        otherwise), not where it cannot take the net, and, with a warning, not
-        where it fails.
+        dropout on a GPU (where the engine draws a block's masks at once), not
+        where it cannot take the net, and, with a warning, not where it fails.
         """
         net = final_net(estimator)
         if not self.engine or net is None or (net.dropout > 0 and not _on_cpu(net)):

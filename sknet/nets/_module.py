@@ -44,7 +44,7 @@ class MLPModule(nn.Module):
                 layers[f"norm{i}"] = nn.BatchNorm1d(units, dtype=dtype)
             layers[f"act{i}"] = ACTIVATIONS[activation]()
             if dropout > 0:
-                layers[f"drop{i}"] = nn.Dropout(dropout)
+                layers[f"drop{i}"] = Dropout(dropout)
             width = units
         self.hidden = nn.Sequential(layers)
         self.output = nn.Linear(width, n_outputs, dtype=dtype)
@@ -56,3 +56,27 @@ class MLPModule(nn.Module):
     def penalized_weights(self):
         """The weight matrices of the linear layers: what L1 and L2 penalise."""
         return [m.weight for m in self.modules() if isinstance(m, nn.Linear)]
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose mask is drawn as uniforms of the activations' own dtype.
+
+    Each element is kept where a uniform draw is below ``1 - p``, and kept
+    elements are scaled by ``1 / (1 - p)``, as ``nn.Dropout`` does; but
+    ``nn.Dropout`` on the CPU draws a float64 uniform (64 random bits) per
+    element whatever the dtype, and float32 draws take half the generator's work.
+    The batched engine draws each model's masks the same way, from the same
+    generator state, so a batched fit with dropout is its sequential fit.
+
+    Parameters
+    ----------
+    p : float
+        Probability of an element to be zeroed.
+    """
+
+    def forward(self, X):
+        if not self.training or self.p == 0:
+            return X
+        keep = 1 - self.p
+        scale = torch.lt(torch.rand(X.shape, dtype=X.dtype, device=X.device), keep).to(X.dtype).div_(keep)
+        return X * scale
