@@ -242,7 +242,7 @@ def run_grid(X, y, epochs, lrs=LRS, device="cpu", only=None, case="adam"):
           f"{outside / rows[SKNET_BATCHED][0]:.1%} of the batched search (target <= 15%)")
     ratios = [f"{rows[name][0] / base:.1f}x over {label} (target >= {target}x)"
               for name, label, target in [(SKORCH, "scikit-learn + skorch", 50 if device != "cpu" else 20),
-                                          (SKLEARN_2, "scikit-learn's MLP with n_jobs=2", 5)]
+                                          (SKLEARN_2, "scikit-learn's MLP with n_jobs=2", 3)]
               if name in rows]
     if ratios:
         print("speed-up of the batched search: " + ", ".join(ratios))
