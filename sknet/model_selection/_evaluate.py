@@ -18,6 +18,7 @@ mean what they mean in scikit-learn. Data flows one way: the strategy proposes,
 the evaluator dispatches, the engine trains, the estimator knows nothing of any search.
 """
 
+import numbers
 import warnings
 from collections import defaultdict
 
@@ -27,9 +28,11 @@ from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
 from sklearn.model_selection._validation import _insert_error_scores, _warn_or_raise_about_fit_failures
 from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_features, _num_samples
 
+from ..checkpoint import random_state_from_json, random_state_to_json
 from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key
 from ..nets._base import resolve_device
@@ -158,11 +161,7 @@ class RoundEvaluator:
         state they are in when the search first runs is journaled, and every run
         of the search (the first and each resumption) draws from a copy of it.
         """
-        from sklearn.utils import check_random_state
-
-        from ..checkpoint import random_state_from_json, random_state_to_json
-
-        journal = None if isinstance(random_state, (int, np.integer)) else self.journal()
+        journal = None if isinstance(random_state, numbers.Integral) else self.journal()
         if journal is None:
             return random_state
         state = journal.state("random_state", random_state_to_json(check_random_state(random_state)))
