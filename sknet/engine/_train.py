@@ -6,18 +6,25 @@ the nets keep the bookkeeping: their history is written batch by batch and
 their own callbacks run at each epoch's begin and end (the epoch timer,
 ``train_loss``, the divergence check, the learning-rate schedule), so the
 schedules step exactly as in ``fit`` and each net's optimizer holds the
-model's current learning rate.
+model's current learning rate. Nets with only the plain callbacks (the timer,
+``train_loss`` and the divergence check: no schedule, no early stopping) have
+their epochs written for the whole group at once, with the records and
+callback states those callbacks would leave.
 """
 
 import functools
+import math
 import os
+import time
 
 import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.utils import check_array
-from skorch.callbacks import PassthroughScoring
+from skorch import NeuralNet
+from skorch.callbacks import EpochTimer, PassthroughScoring
 
+from ..nets._base import StopOnDivergence
 from ..nets._data import DeviceBatches, predict_batch_size
 from ..parallel import fit_threads, step_work
 from . import _optim
@@ -302,6 +309,7 @@ class GroupTrainer:
         self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
         self.inputs = X.new_empty(0)  # each step's input rows, written into the same memory
+        self.plain = all(_plain_callbacks(net) is not None for net in self.nets)
 
     def _hyper(self, name):
         return np.array([getattr(job.estimator, name) for job in self.jobs], dtype=np.float64)
@@ -342,8 +350,10 @@ class GroupTrainer:
 
     def _epoch(self):
         """One epoch of every model in the group."""
-        for net in self.nets:
-            net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
+        started = time.time()
+        if not self.plain:
+            for net in self.nets:
+                net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
         # Each model's shuffled rows and batch sizes: the very batches of its sequential fit.
         orders, stops = zip(*(batches.shuffled_order() for batches in self.batches), strict=True)
         sizes = [_batch_sizes(ends) for ends in stops]
@@ -363,6 +373,9 @@ class GroupTrainer:
                     self.nets[k].notify("on_batch_end", batch=None, training=True)
                     self.lr[k] = self.nets[k].optimizer_.param_groups[0]["lr"]
         losses = torch.stack(losses, dim=1).cpu().numpy() if losses else np.zeros((len(self.jobs), 0))
+        if self.plain:
+            self._end_plain_epoch(losses, sizes, started)
+            return
         validation = self._validate() if self.early_stopping else None
         for k in range(len(self.jobs)):
             self._end_epoch(k, losses[k, :n_batches[k]], sizes[k].tolist(), validation)
@@ -457,6 +470,35 @@ class GroupTrainer:
             self.stopped[k] = True
         self.lr[k] = net.optimizer_.param_groups[0]["lr"]
 
+    def _end_plain_epoch(self, losses, sizes, started):
+        """Every model's epoch record and callback states, as the plain callbacks leave them.
+
+        What ``net.notify`` would do for each net at the epoch's begin and end, in
+        the same order, with ``started`` as the epoch's start for every model's timer.
+        Only a divergence check with a non-finite loss runs: it raises then, and only then.
+        """
+        scores = _mean_losses(losses, sizes)
+        ended = time.time()
+        for k, net in enumerate(self.nets):
+            timer, scoring, checks = _plain_callbacks(net)
+            size = sizes[k].tolist()
+            timer.epoch_start_time_ = started
+            score = scores[k]
+            record = {"batches": [{"train_loss": loss, "train_batch_size": n}
+                                  for loss, n in zip(losses[k, :len(size)].tolist(), size, strict=True)],
+                      "epoch": len(net.history) + 1, "train_batch_count": len(size), "dur": ended - started}
+            is_best = score < scoring.best_score_
+            if is_best:
+                scoring.best_score_ = score
+            record.update(train_loss=score, train_loss_best=bool(is_best))
+            list.append(net.history, record)
+            if not math.isfinite(score):
+                try:
+                    for check in checks:
+                        check.on_epoch_end(net, dataset_train=None, dataset_valid=None)
+                except FloatingPointError as exc:
+                    self.errors[k] = exc
+
     def _finish(self, k):
         if self.errors[k] is not None:
             return self.errors[k]
@@ -498,6 +540,39 @@ def _notify_epoch_end(net, batch_losses):
             _pass_through(callback, net.history, *batch_losses[callback.name])
         else:
             callback.on_epoch_end(net, dataset_train=None, dataset_valid=None)
+
+
+def _plain_callbacks(net):
+    """``(epoch timer, train_loss scoring, [divergence checks])`` when these, in skorch's order,
+    are all the net's callbacks (and the net's own epoch hooks are skorch's); else None."""
+    if (type(net).on_epoch_begin is not NeuralNet.on_epoch_begin
+            or type(net).on_epoch_end is not NeuralNet.on_epoch_end):
+        return None
+    callbacks = [callback for _, callback in net.callbacks_]
+    if len(callbacks) < 2 or type(callbacks[0]) is not EpochTimer:
+        return None
+    scoring, checks = callbacks[1], callbacks[2:]
+    if (type(scoring) is not PassthroughScoring or scoring.name != "train_loss" or not scoring.on_train
+            or scoring.lower_is_better is not True
+            or not all(type(check) is StopOnDivergence for check in checks)):
+        return None
+    return callbacks[0], scoring, checks
+
+
+def _mean_losses(losses, sizes):
+    """Each model's batch-size weighted mean of its epoch's batch losses (a float64 array).
+
+    :func:`_pass_through`'s arithmetic, for the models of each batch count at once: numpy sums
+    each row of a contiguous array as it sums the row alone.
+    """
+    scores = np.empty(len(sizes))
+    counts = {}
+    for k, size in enumerate(sizes):
+        counts.setdefault(len(size), []).append(k)
+    for n, models in counts.items():
+        weights = np.stack([sizes[k] for k in models]).astype(np.float64)
+        scores[models] = np.multiply(losses[models, :n], weights).sum(axis=1) / weights.sum(axis=1)
+    return scores
 
 
 def _pass_through(callback, history, losses, sizes):
