@@ -6,7 +6,17 @@ import torch
 
 from sknet import MLPClassifier
 from sknet.engine._jobs import prepare
-from sknet.engine._train import GroupTrainer, _mean_losses, _pass_through, _plain_callbacks
+from sknet.engine._train import (
+    GroupTrainer,
+    _batch_sizes,
+    _Layout,
+    _mean_losses,
+    _pass_through,
+    _plain_callbacks,
+    _RowIndices,
+    _take_rows,
+)
+from sknet.nets._data import DeviceBatches
 
 CLF = MLPClassifier(hidden_layer_sizes=(16, 8), batch_size=32, max_epochs=4, optimizer="sgd", momentum=0.9,
                     random_state=0, device="cpu")
@@ -78,3 +88,40 @@ class History:
 
     def record(self, name, value):
         self.records[name] = value
+
+
+def test_layout_puts_each_batch_row_in_its_slot():
+    rng = np.random.default_rng(0)
+    folded = 0
+    for trial in range(100):
+        batch_size = int(rng.integers(1, 40))
+        n_rows = rng.integers(1, 300, size=int(rng.integers(1, 12)))
+        if trial % 2:  # equal folds, as a search's candidates share them
+            n_rows[:] = n_rows[0]
+        if trial % 3 == 0:  # a last row folded into the batch before: the earlier batches are padded
+            n_rows[-1] = 2 * batch_size + 1
+        batches = [DeviceBatches(_RowIndices(int(n)), batch_size, shuffle=True, seed=int(n) + trial)
+                   for n in n_rows]
+        orders, stops = zip(*(batch.shuffled_order() for batch in batches), strict=True)
+        sizes = [_batch_sizes(ends) for ends in stops]
+        layout = _Layout(sizes, torch.zeros(1, dtype=torch.float64), weighted=False)
+        folded += any(position is not None for position in layout.positions)
+        local = layout.local(orders)
+        assert local.shape == layout.mask.shape == (len(sizes), max(map(len, sizes)), max(map(max, sizes)))
+        for k, (order, size) in enumerate(zip(orders, sizes, strict=True)):
+            starts = np.cumsum(size) - size
+            for s, (start, n) in enumerate(zip(starts, size, strict=True)):
+                torch.testing.assert_close(local[k, s, :n], order[start:start + n], rtol=0, atol=0)
+                assert (layout.mask[k, s, :n] == 1).all() and (layout.mask[k, s, n:] == 0).all()
+                assert layout.counts[s][k] == n
+                torch.testing.assert_close(layout.coef[k, s].sum(), torch.tensor(1.0, dtype=torch.float64))
+            assert (layout.mask[k, len(size):] == 0).all() and (layout.coef[k, len(size):] == 0).all()
+    assert folded
+
+
+@pytest.mark.parametrize("rest", [(), (3,)], ids=str)
+def test_take_rows_takes_each_models_rows(rest):
+    values = torch.randn(4, 50, *rest)
+    index = torch.randint(0, 50, (4, 70))
+    expected = torch.stack([values[k, index[k]] for k in range(4)])
+    torch.testing.assert_close(_take_rows(values, index), expected, rtol=0, atol=0)
