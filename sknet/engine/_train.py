@@ -311,7 +311,8 @@ class GroupTrainer:
         self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
         self.inputs = X.new_empty(0)  # each step's input rows, written into the same memory
-        self.plain = all(_plain_callbacks(net) is not None for net in self.nets)
+        self.callbacks = [_plain_callbacks(net) for net in self.nets]
+        self.plain = all(callbacks is not None for callbacks in self.callbacks)
 
     def _hyper(self, name):
         return np.array([getattr(job.estimator, name) for job in self.jobs], dtype=np.float64)
@@ -341,8 +342,9 @@ class GroupTrainer:
         rows = torch.as_tensor(keep, device=self.X.device)
         self.model.keep_models(rows)
         self.optimizer.keep_models(rows, self.model.parameters()[0], self.model.spans())
-        self.jobs, self.nets, self.batches, self.errors = (
-            [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors))
+        self.jobs, self.nets, self.batches, self.errors, self.callbacks = (
+            [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors,
+                                                   self.callbacks))
         for name in ("l1", "lr", "max_epochs", "stopped", "index") + ("n_valid",) * self.early_stopping:
             setattr(self, name, getattr(self, name)[keep])
         self.l1_column = self.l1_column[rows]
@@ -373,7 +375,7 @@ class GroupTrainer:
                     self.lr[k] = self.nets[k].optimizer_.param_groups[0]["lr"]
         losses = torch.stack(losses, dim=1).cpu().numpy() if losses else np.zeros((len(self.jobs), 0))
         if self.plain:
-            self._end_plain_epoch(losses, sizes, started)
+            self._end_plain_epoch(losses, layout, started)
             return
         validation = self._validate() if self.early_stopping else None
         for k in range(len(self.jobs)):
@@ -477,22 +479,22 @@ class GroupTrainer:
             self.stopped[k] = True
         self.lr[k] = net.optimizer_.param_groups[0]["lr"]
 
-    def _end_plain_epoch(self, losses, sizes, started):
+    def _end_plain_epoch(self, losses, layout, started):
         """Every model's epoch record and callback states, as the plain callbacks leave them.
 
         What ``net.notify`` would do for each net at the epoch's begin and end, in
         the same order, with ``started`` as the epoch's start for every model's timer.
         Only a divergence check with a non-finite loss runs: it raises then, and only then.
         """
-        scores = _mean_losses(losses, sizes)
+        scores = _mean_losses(losses, layout.sizes)
         ended = time.time()
-        for k, net in enumerate(self.nets):
-            timer, scoring, checks = _plain_callbacks(net)
-            size = sizes[k].tolist()
+        for k, (net, batch_losses, size) in enumerate(zip(self.nets, losses.tolist(), layout.size_lists,
+                                                          strict=True)):
+            timer, scoring, checks = self.callbacks[k]
             timer.epoch_start_time_ = started
             score = scores[k]
             record = {"batches": [{"train_loss": loss, "train_batch_size": n}
-                                  for loss, n in zip(losses[k, :len(size)].tolist(), size, strict=True)],
+                                  for loss, n in zip(batch_losses, size, strict=False)],
                       "epoch": len(net.history) + 1, "train_batch_count": len(size), "dur": ended - started}
             is_best = score < scoring.best_score_
             if is_best:
@@ -665,6 +667,7 @@ class _Layout:
 
     def __init__(self, sizes, like, weighted):
         self.sizes = sizes
+        self.size_lists = [size.tolist() for size in sizes]
         self.n_batches = np.array([len(size) for size in sizes])
         self.width = max(int(size.max()) for size in sizes)
         counts = np.zeros((len(sizes), self.n_batches.max()), dtype=np.int64)  # real rows per model and step
