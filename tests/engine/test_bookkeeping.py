@@ -52,6 +52,7 @@ def test_plain_epochs_leave_the_records_and_states_of_the_callbacks(clf_data):
         callbacks, expected = dict(net.callbacks_), dict(reference.callbacks_)
         assert repr(callbacks["train_loss"].best_score_) == repr(expected["train_loss"].best_score_)
         assert isinstance(callbacks["epoch_timer"].epoch_start_time_, float)
+        assert all(type(record["dur"]) is float and record["dur"] >= 0 for record in net.history)
         if not isinstance(mine, Exception):
             assert mine.loss_curve_ == theirs.loss_curve_ and mine.n_iter_ == theirs.n_iter_
 
