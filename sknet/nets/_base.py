@@ -1,5 +1,6 @@
 """What MLPClassifier and MLPRegressor share: validation, device, the skorch net, fit and predict."""
 
+import functools
 import math
 import os
 import threading
@@ -26,6 +27,22 @@ from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
 from ._module import MLPModule
 
 _MAX_SEED = np.iinfo(np.int32).max
+
+
+def _first_seed(random_state):
+    """``check_random_state(random_state).randint(_MAX_SEED)``: the seed of a fit's seed generator.
+
+    For an int it is the same every time, and a RandomState costs ~0.1 ms to create (a
+    search's fits share their random_state): drawn once per int.
+    """
+    if isinstance(random_state, Integral):
+        return _first_seed_of_int(int(random_state))
+    return check_random_state(random_state).randint(_MAX_SEED)
+
+
+@functools.lru_cache(maxsize=256)
+def _first_seed_of_int(random_state):
+    return check_random_state(random_state).randint(_MAX_SEED)
 
 
 class SkorchMLP(NeuralNet):
@@ -435,7 +452,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         weight = self._sample_weight(data.y, data.sample_weight)
         self._check_arguments()
         self.device_ = resolve_device(self.device)
-        self._seed_rng = np.random.RandomState(check_random_state(self.random_state).randint(_MAX_SEED))
+        self._seed_rng = np.random.RandomState(_first_seed(self.random_state))
         seed = int(self._seed_rng.randint(_MAX_SEED))
         train, valid = self._split_rows(data.y, seed)
         self._check_training_size(len(train))
