@@ -284,6 +284,32 @@ class BatchedMLP:
             state.update({f"{name}.{key}": value for key, value in norm.buffers(j).items()})
         return state
 
+    def write_module(self, k, module):
+        """Write model ``k``'s :meth:`state_dict` into ``module``, an ``MLPModule`` of its shapes.
+
+        What ``module.load_state_dict(self.state_dict(k))`` does, copying each tensor
+        once (straight from its stacked slice) instead of twice.
+        """
+        block, j = self._locate(k)
+        tensors = module.state_dict(keep_vars=True)
+        names = ([f"{name}.weight" for name in self.names] + [f"{name}.bias" for name in self.names]
+                 + [f"{name}.{part}" for name in self.norm_names for part in ("weight", "bias")])
+        sources = [(name, stacked[j].T if i < len(self.names) else stacked[j, 0])
+                   for i, (name, stacked) in enumerate(zip(names, block.parameters()[0], strict=True))]
+        for name, norm in zip(self.norm_names, block.norms, strict=True):
+            sources += [(f"{name}.{key}", value) for key, value in norm.buffers(j, copy=False).items()]
+        if sorted(tensors) != sorted(name for name, _ in sources):
+            raise KeyError(f"The module's tensors {sorted(tensors)} are not the model's.")
+        with torch.no_grad():
+            for name, value in sources:
+                tensors[name].copy_(value)
+
+    def finite(self):
+        """Whether each model's parameters are all finite: a ``(K,)`` bool array on the host."""
+        per_block = [torch.stack([torch.isfinite(p).flatten(1).all(dim=1) for p in block.parameters()[0]])
+                     for block in self.blocks]
+        return torch.cat([finite.all(dim=0) for finite in per_block]).cpu().numpy()
+
     def _by_block(self, tensor):
         """Each block's models' slice of ``tensor`` (stacked along its first axis)."""
         return [tensor] if len(self.blocks) == 1 else [tensor[block.span] for block in self.blocks]
@@ -395,8 +421,8 @@ class _StackedNorm:
             setattr(self, name, getattr(self, name)[index])
         self.n_batches = self.n_batches[index]
 
-    def buffers(self, k):
-        """Model ``k``'s running statistics under ``nn.BatchNorm1d``'s buffer names."""
-        return {"running_mean": self.running_mean[k, 0].clone(),
-                "running_var": self.running_var[k, 0].clone(),
-                "num_batches_tracked": self.n_batches[k].clone()}
+    def buffers(self, k, copy=True):
+        """Model ``k``'s running statistics under ``nn.BatchNorm1d``'s names (views unless ``copy``)."""
+        views = {"running_mean": self.running_mean[k, 0], "running_var": self.running_var[k, 0],
+                 "num_batches_tracked": self.n_batches[k]}
+        return {name: view.clone() for name, view in views.items()} if copy else views

@@ -328,8 +328,10 @@ class GroupTrainer:
         epoch = 0
         while True:
             done = (epoch >= self.max_epochs) | self.stopped | np.array([e is not None for e in self.errors])
+            if done.any():
+                finite = self.model.finite()
             for k in np.flatnonzero(done):
-                results[self.index[k]] = self._finish(k)
+                results[self.index[k]] = self._finish(k, finite[k])
             if done.all():
                 return results
             if done.any():
@@ -413,7 +415,7 @@ class GroupTrainer:
         score = self.jobs[k].estimator._validation_score(self.valid[1][k, :n], outputs[k, :n])
         net.history.record("valid_score", float(score))
         # EarlyStopping copies the module's weights when the epoch is the best so far.
-        net.module_.load_state_dict(self.model.state_dict(k))
+        self.model.write_module(k, net.module_)
         return losses[k, :len(sizes)], sizes
 
     def _layout(self, sizes):
@@ -508,16 +510,19 @@ class GroupTrainer:
                 except FloatingPointError as exc:
                     self.errors[k] = exc
 
-    def _finish(self, k):
+    def _finish(self, k, finite):
+        """Model ``k``'s fitted estimator, or its error; ``finite``: whether its weights are all finite."""
         if self.errors[k] is not None:
             return self.errors[k]
         estimator = self.jobs[k].estimator
         net = estimator.net_
-        net.module_.load_state_dict(self.model.state_dict(k))
+        self.model.write_module(k, net.module_)
         self._write_optimizer_state(k, net)
         net.notify("on_train_end", X=None, y=None)  # early stopping restores the best weights here
         try:
-            estimator._check_weights_finite()
+            # The plain callbacks leave the module as written: its check would find what ``finite`` says.
+            if not (finite and self.plain):
+                estimator._check_weights_finite()
         except FloatingPointError as exc:
             return exc
         estimator._store_fitted_attributes()

@@ -144,3 +144,36 @@ def test_first_seed_of_a_generator_draws_from_it():
     expected = global_rng.randint(_MAX_SEED)
     global_rng.set_state(state)
     assert _first_seed(None) == expected  # numpy's global generator, drawn from
+
+
+def test_write_module_loads_the_models_state(clf_data):
+    X, y = clf_data
+    base = clone_with(batch_norm=True)
+    jobs = [prepare(base, dict(hidden_layer_sizes=sizes), np.arange(150), X, y)
+            for sizes in [(16, 8), (16, 8), (4, 4)]]
+    trainer = GroupTrainer(jobs, torch.as_tensor(X, dtype=torch.float32))
+    trainer.index = np.arange(len(jobs))
+    trainer._epoch()  # moved weights and running statistics
+    for k, job in enumerate(jobs):
+        module = job.estimator.net_.module_
+        trainer.model.write_module(k, module)
+        written = {name: value.clone() for name, value in module.state_dict().items()}
+        module.load_state_dict(trainer.model.state_dict(k))
+        assert written.keys() == module.state_dict().keys()
+        for name, value in module.state_dict().items():
+            torch.testing.assert_close(written[name], value, rtol=0, atol=0)
+
+
+def test_finite_tells_each_models_weights():
+    X, y = np.random.RandomState(0).rand(60, 5), np.arange(60) % 3
+    jobs = [prepare(CLF, dict(hidden_layer_sizes=sizes), np.arange(60), X, y)
+            for sizes in [(6, 4), (6, 4), (3, 4)]]  # two blocks: models 0 and 1, model 2
+    model = GroupTrainer(jobs, torch.as_tensor(X, dtype=torch.float32)).model
+    assert model.finite().tolist() == [True, True, True]
+    model.blocks[0].biases[1][1, 0, 2] = float("nan")
+    model.blocks[1].weights[0][0, 1, 1] = float("inf")
+    assert model.finite().tolist() == [True, False, False]
+
+
+def clone_with(**params):
+    return MLPClassifier(**{**CLF.get_params(), **params})
