@@ -364,12 +364,12 @@ class GroupTrainer:
         orders, stops = zip(*(batches.shuffled_order() for batches in self.batches), strict=True)
         layout = self._layout([_batch_sizes(ends) for ends in stops])
         sizes, n_batches = layout.sizes, layout.n_batches
-        rows, y, coef, real = self._epoch_data(orders, layout)
+        # Each step's slices, taken at once (a slice per step and tensor costs a call each).
+        steps = zip(*(tensor.unbind(1) for tensor in self._epoch_data(orders, layout)), layout.active,
+                    layout.counts, strict=True)
         losses = []
-        for step in range(rows.shape[1]):
-            active = step < n_batches
-            losses.append(self._step(rows[:, step], y[:, step], coef[:, step], real[:, step], active,
-                                     layout.counts[step]))
+        for rows, y, coef, real, active, counts in steps:
+            losses.append(self._step(rows, y, coef, real, active, counts))
             if self.batch_schedule:
                 for k in np.flatnonzero(active):
                     self.nets[k].history.new_batch()
@@ -682,6 +682,7 @@ class _Layout:
             same.setdefault(size.tobytes(), _positions(size, self.width))
         self.positions = [same[size.tobytes()] for size in sizes]
         self.counts = counts.T.tolist()
+        self.active = [step < self.n_batches for step in range(len(self.counts))]  # models with a batch
         self.device = like.device
         self.mask = (torch.as_tensor(counts, device=like.device)[:, :, None]
                      > torch.arange(self.width, device=like.device)).to(like.dtype)
