@@ -69,10 +69,13 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
     >>> [clf.n_iter_ for clf in fitted]
     [5, 5]
     """
+    reasons = {}  # a candidate's jobs on its folds share their parameters' values: checked once
     for i, (params, _) in enumerate(jobs):
-        reason = refusal(estimator, params, X)
-        if reason is not None:
-            raise ValueError(f"Job {i} cannot be trained by the batched engine: {reason}.")
+        key = tuple((name, id(value)) for name, value in params.items())  # the jobs hold the values
+        if key not in reasons:
+            reasons[key] = refusal(estimator, params, X)
+        if reasons[key] is not None:
+            raise ValueError(f"Job {i} cannot be trained by the batched engine: {reasons[key]}.")
     fitted = [None] * len(jobs)
     rows = [np.arange(_n_samples(X))[train_idx] for _, train_idx in jobs]
     prepared, validated = {}, {}

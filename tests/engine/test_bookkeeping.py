@@ -177,3 +177,22 @@ def test_finite_tells_each_models_weights():
 
 def clone_with(**params):
     return MLPClassifier(**{**CLF.get_params(), **params})
+
+
+def test_jobs_sharing_their_parameters_are_checked_once(clf_data, monkeypatch):
+    from sknet.engine import _train, train_batched
+
+    X, y = clf_data
+    calls = []
+    refusal = _train.refusal
+    monkeypatch.setattr(_train, "refusal", lambda *args: calls.append(args[1]) or refusal(*args))
+    lr, epochs = 1e-2, 2
+    jobs = [({"lr": lr, "max_epochs": epochs}, rows) for rows in (np.arange(100), np.arange(100, 200))]
+    jobs.append(({"lr": 3e-2, "max_epochs": epochs}, np.arange(200)))
+    assert all(not isinstance(fitted, Exception) for fitted in train_batched(CLF, jobs, X, y))
+    assert calls == [jobs[0][0], jobs[2][0]]
+    # The same value objects, one more parameter: another check.
+    refused = [({"max_epochs": epochs}, np.arange(200)),
+               ({"max_epochs": epochs, "verbose": 1}, np.arange(200))]
+    with pytest.raises(ValueError, match="Job 1 cannot be trained by the batched engine: verbose > 0"):
+        train_batched(CLF, refused, X, y)
