@@ -55,12 +55,12 @@ def _in_dask_worker():
     return True
 
 
-
-
 # Forward multiply-adds per training step that each thread must have before more than one
-# pays. Below about this, one thread was as fast as two on a quiet 2-core machine and 3 to 40
-# times faster on a busy one (docs/threads.md); the README's searches (about 2e6) stay far below.
-WORK_PER_THREAD = 2**25
+# pays. Single small nets gained nothing from a second thread on a quiet 2-core machine and lost
+# 3 to 40 times on a busy one; a batched group of 4.5e7 (the SGD benchmark grid) trained 25 %
+# faster on two threads of a quiet machine (docs/threads.md). The README's nets (about 2e6) and
+# the (1.1e7) stay on one thread whatever the load.
+WORK_PER_THREAD = 2**23
 # Set to "0" to leave torch's thread count alone in every fit (inherited by worker processes).
 AUTO_THREADS_ENV = "SKNET_AUTO_THREADS"
 _SAMPLES, _SAMPLE_GAP = 3, 1e-3  # snapshots of the run queue (seconds apart)
