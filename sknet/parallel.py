@@ -97,7 +97,7 @@ def step_work(n_features, hidden_sizes, n_outputs, batch_rows):
 def fit_thread_count(work):
     """The torch thread count :func:`fit_threads` would set for training of ``work``.
 
-    One thread per :data:`WORK_PER_THREAD` of ``work``, and never more than
+    One thread per ``WORK_PER_THREAD`` (2**23) of ``work``, and never more than
 
     - torch's current count (``torch.get_num_threads()``: the user's
       ``torch.set_num_threads``, ``OMP_NUM_THREADS``, or a joblib worker's cap),
