@@ -286,6 +286,38 @@ def test_diverging_fit_raises_naming_lr(net):
         net(**{**FAST, "lr": 1e30, "max_epochs": 3}).fit(*xy(net))
 
 
+@pytest.mark.parametrize("net", NETS)
+def test_finite_but_exploded_loss_raises_naming_lr(net):
+    # lr=1e6 keeps the loss finite (3e11 from 1 at the start, with Adam) but leaves a useless model.
+    match = (r"Training diverged: the training loss is \S+ after epoch 5, over 1000 times the untrained "
+             r"network's \S+\. Try a smaller lr \(now 1000000\.0\)")
+    model = net(**{**FAST, "lr": 1e6, "max_epochs": 5})
+    with pytest.raises(FloatingPointError, match=match):
+        model.fit(*xy(net))
+    loss = model.net_.history[:, "train_loss"]
+    assert np.isfinite(loss).all() and loss[-1] > 1000 * model.net_.history[0, "batches", 0, "train_loss"]
+
+
+@pytest.mark.parametrize("batch_size", [1, 30])
+def test_a_healthy_fit_on_tiny_targets_is_not_called_diverged(batch_size):
+    # Targets of size 1e-3: the loss is tiny from the start and stays so; it does not grow.
+    model = MLPRegressor(**{**FAST, "max_epochs": 5}, batch_size=batch_size).fit(X, 1e-3 * Y_REG)
+    assert model.n_iter_ == 5
+
+
+@pytest.mark.parametrize("engine", ["batched", "sequential"])
+def test_exploded_candidate_scores_error_score_in_a_search(engine):
+    search = GridSearchCV(MLPClassifier(**{**FAST, "max_epochs": 5}),
+                          {"lr": [1e-2, 1e6]}, cv=2, engine=engine)
+    with pytest.warns(FitFailedWarning, match="over 1000 times the untrained network's"):
+        search.fit(X, Y_CLF)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores[0]) and np.isnan(scores[1])
+    assert search.best_params_ == {"lr": 1e-2}
+    if engine == "batched":
+        assert search.n_batched_fits_ == 4
+
+
 class PoisonWeights(Callback):
     """Turn a weight into NaN after each epoch, as a last overflowing step would."""
 

@@ -526,6 +526,7 @@ class GroupTrainer:
             # The plain callbacks leave the module as written: its check would find what ``finite`` says.
             if not (finite and self.plain):
                 estimator._check_weights_finite()
+            estimator._check_loss_growth()
         except FloatingPointError as exc:
             return exc
         estimator._store_fitted_attributes()

@@ -109,6 +109,28 @@ class SkorchMLP(NeuralNet):
                    for _, cb in self.callbacks_)
 
 
+# A fit whose training loss ends this many times above the untrained network's has diverged
+# even when the loss stayed finite: lr=1e6 on iris ends near 5e5 from 1.1, a useless model.
+# Healthy training ends below where it began; three orders of magnitude leave room for noise.
+DIVERGENCE_FACTOR = 1000.0
+# The untrained network's loss is averaged over the first epoch's leading batches up to this
+# many rows, so that a first batch of one lucky sample (batch_size=1) does not set it.
+_INITIAL_LOSS_ROWS = 32
+
+
+def _initial_loss(history):
+    """The untrained network's training loss: the first epoch's leading batches, at least 32 rows."""
+    total = rows = 0.0
+    for batch in history[0, "batches"]:
+        if "train_loss" not in batch:  # a validation batch (early stopping)
+            continue
+        total += batch["train_loss"] * batch["train_batch_size"]
+        rows += batch["train_batch_size"]
+        if rows >= _INITIAL_LOSS_ROWS:
+            break
+    return total / rows
+
+
 def _divergence_hint(lr):
     return f"Try a smaller lr (now {lr}), scaled inputs, or gradient-friendlier settings."
 
@@ -501,6 +523,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             else:
                 self._train_reporting_epochs(train, epochs, X, y)
         self._check_weights_finite()
+        self._check_loss_growth()
         self._store_fitted_attributes()
 
     def _replay_fit_callbacks(self, X, y):
@@ -561,6 +584,28 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
                 f"Training diverged: the network's weights are NaN or infinite after epoch "
                 f"{len(self.net_.history)}. " + _divergence_hint(self.lr)
             )
+
+    def _check_loss_growth(self):
+        """Raise ``FloatingPointError`` when training ended far above the untrained network's loss.
+
+        The loss compared is that of the epoch whose weights the model keeps (the
+        best one under early stopping). See ``DIVERGENCE_FACTOR``.
+        """
+        history = self.net_.history
+        final, start = history[self._kept_epoch() - 1, "train_loss"], _initial_loss(history)
+        if final > DIVERGENCE_FACTOR * start:
+            raise FloatingPointError(
+                f"Training diverged: the training loss is {final:.3g} after epoch {self._kept_epoch()}, "
+                f"over {DIVERGENCE_FACTOR:.0f} times the untrained network's {start:.3g}. "
+                + _divergence_hint(self.lr)
+            )
+
+    def _kept_epoch(self):
+        """The epoch (from 1) whose weights training leaves: the last, or the best under early stopping."""
+        history = self.net_.history
+        if self.early_stopping:
+            return int(np.argmin(history[:, "valid_loss"])) + 1
+        return len(history)
 
     def _hidden_sizes(self):
         if self.hidden_layer_sizes is not None:
@@ -661,11 +706,10 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         history = self.net_.history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history[:, "train_loss"])
-        self.best_epoch_ = self.n_iter_
+        self.best_epoch_ = self._kept_epoch()
         if self.early_stopping:
             self.validation_scores_ = list(history[:, "valid_score"])
             self.validation_loss_curve_ = list(history[:, "valid_loss"])
-            self.best_epoch_ = int(np.argmin(self.validation_loss_curve_)) + 1
             self.best_validation_score_ = self.validation_scores_[self.best_epoch_ - 1]
 
     # -- prediction ------------------------------------------------------------
