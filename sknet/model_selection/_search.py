@@ -30,6 +30,7 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_method_params, indexable
 
+from .._compat import CallbackSupportMixin
 from ..checkpoint import Journal, data_digest, describe
 from ._evaluate import ENGINES, RoundEvaluator
 from ._space import python_value
@@ -44,7 +45,7 @@ __all__ = ["BaseSearchCV", "SearchMixin", "objective_key", "candidate_key", "lat
 _HOW_NOT_WHAT = ("n_jobs", "verbose", "pre_dispatch", "engine", "checkpoint")
 
 
-class SearchMixin:
+class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_context before 1.9
     """What every sknet search adds to scikit-learn's: the round evaluator, the engine, the checkpoint.
 
     A subclass names its search space parameter in ``_space_param``; its
@@ -87,7 +88,8 @@ class SearchMixin:
         root_ctx = self._init_callback_context(max_subtasks=1 + (self.refit is not False))
         root_ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
         self._checked_cv_orig = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
-        self._check_input_parameters(X=X, y=y, split_params=routed.splitter.split)
+        if hasattr(self, "_check_input_parameters"):  # a BaseSearchCV hook from scikit-learn 1.9 on
+            self._check_input_parameters(X=X, y=y, split_params=routed.splitter.split)
         self.n_splits_ = self._checked_cv_orig.get_n_splits(X, y, **routed.splitter.split)
         open_journal = None
         if getattr(self, "checkpoint", None) is not None:

@@ -27,6 +27,7 @@ from sklearn.model_selection._validation import _fit_and_score, _score
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import _safe_split
 
+from .._compat import fit_and_score_kwargs
 from ..engine import predict_batched, train_batched
 from ..nets._base import BaseMLP
 
@@ -94,7 +95,7 @@ class TaskResult:
 
 def fit_and_score(index, candidate, split, journal, first, **kwargs):
     """One task: scikit-learn's ``_fit_and_score`` of a job, journaled."""
-    result = _fit_and_score(**kwargs)
+    result = _fit_and_score(**fit_and_score_kwargs(kwargs))
     if journal is not None:
         journal.put(first + candidate, split, kwargs["parameters"], result)
     return TaskResult({index: result})

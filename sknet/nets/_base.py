@@ -12,7 +12,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, _fit_context
-from sklearn.callback import CallbackSupportMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -22,6 +21,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
 
 from .. import _options
+from .._compat import CallbackSupportMixin  # scikit-learn's, or a no-op one before 1.9
 from ..parallel import auto_device, fit_threads, step_work
 from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
 from ._module import MLPModule

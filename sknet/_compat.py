@@ -1,0 +1,131 @@
+"""What differs between the releases of sknet's dependencies that it supports.
+
+scikit-learn's callback API (``sklearn.callback``: ``set_callbacks``, ``ProgressBar``)
+is new in scikit-learn 1.9. sknet's estimators and searches report their tasks to it
+through :class:`CallbackSupportMixin`; on older scikit-learn, the mixin here gives them
+a context that does nothing, so the same code runs and no callback is ever called.
+The ``caller`` and ``callback_ctx`` arguments of scikit-learn's ``_fit_and_score``
+are new in 1.9 too.
+"""
+
+from contextlib import nullcontext
+from inspect import signature
+
+from sklearn.model_selection._validation import _fit_and_score
+
+__all__ = ["CallbackSupportMixin", "NoCallbackContext", "NoCallbackSupportMixin", "fit_and_score_kwargs"]
+
+
+class NoCallbackContext:
+    """A callback context with no callbacks: every call does nothing.
+
+    It answers the calls sknet makes on scikit-learn's ``CallbackContext``.
+    """
+
+    def subcontext(self, task_name="", task_id=None, max_subtasks=0, sequential_subtasks=True):
+        """Return the context of a subtask: another one that does nothing.
+
+        Parameters
+        ----------
+        task_name, task_id, max_subtasks, sequential_subtasks : object
+            As scikit-learn's ``CallbackContext.subcontext`` takes them; ignored.
+
+        Returns
+        -------
+        context : NoCallbackContext
+        """
+        return NoCallbackContext()
+
+    def call_on_fit_task_begin(self, *, estimator, X=None, y=None, metadata=None,
+                               reconstruction_attributes=None):
+        """Call no callback.
+
+        Parameters
+        ----------
+        estimator, X, y, metadata, reconstruction_attributes : object
+            As scikit-learn's ``CallbackContext`` takes them; ignored.
+
+        Returns
+        -------
+        self : NoCallbackContext
+            As scikit-learn's does, so that an end call can be chained.
+        """
+        return self
+
+    def call_on_fit_task_end(self, *, estimator, X=None, y=None, metadata=None,
+                             reconstruction_attributes=None):
+        """Call no callback.
+
+        Parameters
+        ----------
+        estimator, X, y, metadata, reconstruction_attributes : object
+            As scikit-learn's ``CallbackContext`` takes them; ignored.
+
+        Returns
+        -------
+        stop : bool
+            Always False: no callback asks to stop.
+        """
+        return False
+
+    def propagate_callback_context(self, sub_estimator):
+        """Propagate nothing to a sub-estimator.
+
+        Parameters
+        ----------
+        sub_estimator : estimator instance
+            Left as it is.
+
+        Returns
+        -------
+        context : contextlib.nullcontext
+        """
+        return nullcontext()
+
+
+class NoCallbackSupportMixin:
+    """Stands in for scikit-learn's ``CallbackSupportMixin`` where scikit-learn has none (< 1.9).
+
+    It has no ``set_callbacks``: without scikit-learn's callback API there is
+    nothing to set.
+    """
+
+    def _init_callback_context(self, task_name="fit", task_id=0, max_subtasks=0, sequential_subtasks=True):
+        """Return the root context of a fit: one that does nothing.
+
+        Parameters
+        ----------
+        task_name, task_id, max_subtasks, sequential_subtasks : object
+            As scikit-learn's ``CallbackSupportMixin._init_callback_context`` takes them; ignored.
+
+        Returns
+        -------
+        context : NoCallbackContext
+        """
+        return NoCallbackContext()
+
+
+try:
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # scikit-learn < 1.9
+    CallbackSupportMixin = NoCallbackSupportMixin
+
+# What scikit-learn's _fit_and_score does not take of what sknet passes it (before 1.9).
+_NOT_TAKEN = frozenset({"caller", "callback_ctx"}) - set(signature(_fit_and_score).parameters)
+
+
+def fit_and_score_kwargs(kwargs):
+    """``kwargs`` for scikit-learn's ``_fit_and_score``, less what this release of it does not take.
+
+    ``caller`` and ``callback_ctx`` are new in scikit-learn 1.9.
+
+    Parameters
+    ----------
+    kwargs : dict
+        Keyword arguments for scikit-learn 1.9's ``_fit_and_score``.
+
+    Returns
+    -------
+    kwargs : dict
+    """
+    return {k: v for k, v in kwargs.items() if k not in _NOT_TAKEN}
