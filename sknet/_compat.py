@@ -5,15 +5,17 @@ is new in scikit-learn 1.9. sknet's estimators and searches report their tasks t
 through :class:`CallbackSupportMixin`; on older scikit-learn, the mixin here gives them
 a context that does nothing, so the same code runs and no callback is ever called.
 The ``caller`` and ``callback_ctx`` arguments of scikit-learn's ``_fit_and_score``
-are new in 1.9 too.
+are new in 1.9 too. ``torch.OutOfMemoryError`` is new in torch 2.5.
 """
 
 from contextlib import nullcontext
 from inspect import signature
 
+import torch
 from sklearn.model_selection._validation import _fit_and_score
 
-__all__ = ["CallbackSupportMixin", "NoCallbackContext", "NoCallbackSupportMixin", "fit_and_score_kwargs"]
+__all__ = ["CallbackSupportMixin", "NoCallbackContext", "NoCallbackSupportMixin", "OutOfMemoryError",
+           "fit_and_score_kwargs"]
 
 
 class NoCallbackContext:
@@ -109,6 +111,9 @@ try:
     from sklearn.callback import CallbackSupportMixin
 except ImportError:  # scikit-learn < 1.9
     CallbackSupportMixin = NoCallbackSupportMixin
+
+# Any device's (torch >= 2.5; torch.cuda's is the same class there), or CUDA's before.
+OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 
 # What scikit-learn's _fit_and_score does not take of what sknet passes it (before 1.9).
 _NOT_TAKEN = frozenset({"caller", "callback_ctx"}) - set(signature(_fit_and_score).parameters)

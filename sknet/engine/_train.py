@@ -24,6 +24,7 @@ from sklearn.utils import check_array
 from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring
 
+from .._compat import OutOfMemoryError
 from ..nets._base import StopOnDivergence
 from ..nets._data import DeviceBatches, predict_batch_size
 from ..parallel import fit_threads, step_work
@@ -184,7 +185,7 @@ def _train_group(members, prepared, X, prepare_again):
     """
     try:
         return GroupTrainer([prepared[i] for i in members], X).run()
-    except torch.OutOfMemoryError:
+    except OutOfMemoryError:
         if len(members) == 1:
             raise
     if torch.cuda.is_available():
