@@ -410,10 +410,11 @@ class FusedAdagrad(_GroupKernel, Adagrad):
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
 # torch's fused kernels where this torch has them (2.4 and later), the formulas otherwise.
+# torch 2.2 and 2.3 have Adam's and AdamW's, but for CUDA only: not used there.
 for _name, _fused, _kernel in [("sgd", FusedSGD, "_fused_sgd_"), ("adam", FusedAdam, "_fused_adam_"),
                                ("adamw", FusedAdamW, "_fused_adamw_"),
                                ("adagrad", FusedAdagrad, "_fused_adagrad_")]:
-    if hasattr(torch, _kernel):
+    if torch.__version__ >= (2, 4) and hasattr(torch, _kernel):
         OPTIMIZERS[_name] = _fused
 
 
