@@ -1,0 +1,195 @@
+"""A short smoke run of sknet on whatever versions of its dependencies are installed.
+
+CI runs it on the lowest versions pyproject.toml declares (``.ci/lower-bounds.txt``):
+import, fit, predict, a save/load round trip and one small run of each kind of search.
+It prints the versions it ran with and ends with ``N passed, 0 failed`` only if every
+check passed; it exits non-zero otherwise.
+"""
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+
+import numpy as np
+
+CHECKS = []
+
+
+def check(function):
+    """Register ``function`` as a check."""
+    CHECKS.append(function)
+    return function
+
+
+def versions():
+    """The versions of Python, sknet and its dependencies, and where sknet was imported from."""
+    import joblib
+    import pandas
+    import scipy
+    import sklearn
+    import skopt
+    import skorch
+    import torch
+
+    import sknet
+
+    found = {"python": sys.version.split()[0], "sknet": sknet.__version__, "numpy": np.__version__,
+             "scipy": scipy.__version__, "scikit-learn": sklearn.__version__, "skorch": skorch.__version__,
+             "torch": torch.__version__, "scikit-optimize": skopt.__version__, "joblib": joblib.__version__,
+             "pandas": pandas.__version__}
+    listed = ", ".join(f"{name} {version}" for name, version in found.items())
+    return f"{listed}\nsknet from {os.path.dirname(sknet.__file__)}"
+
+
+def classification():
+    from sklearn.datasets import load_iris
+
+    return load_iris(return_X_y=True)
+
+
+def regression():
+    from sklearn.datasets import make_regression
+
+    X, y = make_regression(n_samples=120, n_features=5, noise=0.1, random_state=0)
+    return X, y / y.std()
+
+
+@check
+def callback_api_where_scikit_learn_has_it():
+    import sklearn
+
+    from sknet import MLPClassifier
+
+    has_api = tuple(int(part) for part in sklearn.__version__.split(".")[:2]) >= (1, 9)
+    assert hasattr(MLPClassifier(), "set_callbacks") == has_api
+
+
+@check
+def classifier_fit_predict_save_load():
+    import sknet
+
+    X, y = classification()
+    clf = sknet.MLPClassifier(max_epochs=30, lr=0.01, random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.8, clf.score(X, y)
+    proba = clf.predict_proba(X)
+    assert proba.shape == (len(X), 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    _round_trip(clf, X)
+
+
+@check
+def regressor_fit_predict_save_load():
+    import sknet
+
+    X, y = regression()
+    reg = sknet.MLPRegressor(max_epochs=50, lr=0.01, random_state=0).fit(X, y)
+    assert reg.score(X, y) > 0.5, reg.score(X, y)
+    _round_trip(reg, X)
+
+
+@check
+def fit_on_a_data_frame():
+    import pandas as pd
+
+    import sknet
+
+    X, y = classification()
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    clf = sknet.MLPClassifier(max_epochs=5, random_state=0).fit(frame, y)
+    assert list(clf.feature_names_in_) == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(clf.predict(frame), clf.predict(X))
+
+
+def _round_trip(estimator, X):
+    import sknet
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.pt")
+        estimator.save(path)
+        loaded = sknet.load(path)
+    np.testing.assert_array_equal(loaded.predict(X), estimator.predict(X))
+
+
+@check
+def grid_search_batched():
+    from sknet import MLPClassifier
+    from sknet.model_selection import GridSearchCV
+
+    X, y = classification()
+    search = GridSearchCV(MLPClassifier(max_epochs=10, random_state=0),
+                          {"lr": [0.003, 0.03], "n_units": [8, 16]}, cv=3).fit(X, y)
+    assert search.n_batched_fits_ == 12, search.n_batched_fits_
+    assert len(search.cv_results_["params"]) == 4 and search.best_score_ > 0.5
+    search.predict(X)
+
+
+@check
+def grid_search_sequential():
+    from sknet import MLPRegressor
+    from sknet.model_selection import GridSearchCV
+
+    X, y = regression()
+    search = GridSearchCV(MLPRegressor(max_epochs=10, random_state=0), {"lr": [0.003, 0.03]}, cv=2,
+                          engine="sequential").fit(X, y)
+    assert not hasattr(search, "n_batched_fits_")
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+@check
+def randomized_search_with_checkpoint():
+    from sknet import MLPClassifier
+    from sknet.model_selection import RandomizedSearchCV
+
+    X, y = classification()
+    space = {"lr": (1e-3, 1e-1, "log-uniform"), "activation": ["relu", "tanh"]}
+
+    def search():
+        return RandomizedSearchCV(MLPClassifier(max_epochs=10, random_state=0), space, n_iter=3, cv=2,
+                                  random_state=0, checkpoint=path)
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "search.sqlite")
+        first, again = search().fit(X, y), search().fit(X, y)
+    assert first.n_batched_fits_ == 6, first.n_batched_fits_
+    assert again.n_batched_fits_ == 0, again.n_batched_fits_  # every fit came from the checkpoint
+    for key in ("params", "mean_test_score", "mean_fit_time"):
+        assert list(first.cv_results_[key]) == list(again.cv_results_[key]), key
+
+
+@check
+def bayes_search():
+    from sknet import MLPClassifier
+    from sknet.model_selection import BayesSearchCV
+
+    X, y = classification()
+    search = BayesSearchCV(MLPClassifier(max_epochs=10, random_state=0), {"lr": (1e-3, 1e-1, "log-uniform")},
+                           n_iter=4, cv=2, optimizer_kwargs={"n_initial_points": 2}, random_state=0).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4 and search.total_iterations == 4
+
+
+def main():
+    """Run every check; exit 1 if any failed."""
+    start = time.perf_counter()
+    print(versions(), flush=True)
+    failed = 0
+    for function in CHECKS:
+        began = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # warnings are the main suite's business, not this run's
+                # but an engine that fails here, and falls back to fitting one by one, is a failure:
+                warnings.filterwarnings("error", message="The batched engine failed")
+                function()
+        except Exception:
+            failed += 1
+            print(f"FAILED {function.__name__}\n{traceback.format_exc()}", flush=True)
+        else:
+            print(f"passed {function.__name__} ({time.perf_counter() - began:.1f} s)", flush=True)
+    print(f"{len(CHECKS) - failed} passed, {failed} failed in {time.perf_counter() - start:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
