@@ -13,12 +13,18 @@ readers never block writers, so a running search can be watched from outside.
 Every result is one transaction of one row, so a crash loses at most the fits
 still running.
 
+Its SQLite header carries sknet's mark: ``PRAGMA application_id`` is
+:data:`APPLICATION_ID` (``b"sknt"``) and ``PRAGMA user_version`` the format,
+:data:`FORMAT_VERSION`. They are read from the file's first 100 bytes before
+SQLite opens it, and only a new path, an empty file or a file with the mark is
+ever opened with SQLite: anything else is refused without a byte written.
+
 The file holds four tables:
 
 ``header`` (``key``, ``value``)
     ``format``, the identity of the search that owns the file (one row per
     part: ``search``, ``estimator``, the space, ``settings``, ``scoring``,
-    ``cv``, ``data``; canonical JSON) and, for information only, the versions
+    ``cv``, ``data``; canonical JSON; see :func:`data_identity` for the data) and, for information only, the versions
     and time it was created with.
 ``rounds`` (``round``, ``first``, ``candidates``, ``extra``)
     The candidates each call of the strategy proposed, in order: ``first`` is
@@ -26,7 +32,9 @@ The file holds four tables:
     search must propose the very same ones, round by round.
 ``state`` (``key``, ``value``)
     The strategy's random state when ``random_state`` is None or a
-    ``RandomState`` (an int seed is part of the identity instead).
+    ``RandomState`` (an int seed is part of the identity instead), and
+    ``finished`` once the strategy has run to its end: a finished checkpoint
+    serves every result, so it may be read-only.
 ``results`` (``candidate``, ``split``, ``params``, ``test_scores``, ...)
     One row per finished fit: its candidate's position and parameters, the
     fold, scores, times, number of test samples and the traceback of a failed
@@ -41,14 +49,22 @@ import numbers
 import os
 import pickle
 import sqlite3
+import stat
+import struct
 import time
 from contextlib import closing, contextmanager
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Journal"]
+__all__ = ["CheckpointPermissionError", "Journal"]
 
-FORMAT = "sknet-checkpoint/1"
+FORMAT_VERSION = 2
+FORMAT = f"sknet-checkpoint/{FORMAT_VERSION}"
+# sknet's mark in the SQLite header of every checkpoint, where any program can read it without
+# SQLite: PRAGMA application_id (bytes 68-71) and PRAGMA user_version, the format (bytes 60-63).
+APPLICATION_ID = int.from_bytes(b"sknt", "big")  # 0x736b6e74
+_SQLITE_MAGIC = b"SQLite format 3\x00"
 # Seconds a writer waits for another's transaction before giving up. Transactions
 # are a single row, so only a stuck process can hold the lock anywhere near this.
 BUSY_TIMEOUT = 300.0
@@ -76,6 +92,14 @@ CREATE TABLE IF NOT EXISTS results (
 # In the order scikit-learn's _fit_and_score builds its result dict.
 _COLUMNS = ("fit_error", "test_scores", "train_scores", "n_test_samples", "fit_time", "score_time")
 _JSON_COLUMNS = ("test_scores", "train_scores")
+
+class CheckpointPermissionError(PermissionError):
+    """A checkpoint this process cannot write (or read), where the search needs to.
+
+    Raised before any fit: when a new checkpoint cannot be created, or an
+    unfinished one (which has fits to write) is not writable. A finished
+    checkpoint may be read-only: it is then only read.
+    """
 
 
 class Journal:
@@ -112,11 +136,16 @@ class Journal:
 
     def __init__(self, path):
         self.path = os.path.abspath(os.fspath(path))
+        self._read_only = False  # set by open() for a finished checkpoint this process cannot write
 
     def __repr__(self):
         return f"Journal({self.path!r})"
 
     def _raw(self):
+        if self._read_only:
+            # immutable: SQLite reads the main file only, takes no lock and creates no -wal or -shm
+            # file. Safe because open() saw no write-ahead log and nobody can write the file.
+            return sqlite3.connect(f"{Path(self.path).as_uri()}?immutable=1", uri=True, isolation_level=None)
         # isolation_level=None: transactions are explicit; BEGIN IMMEDIATE takes the write
         # lock up front, so a writer waits (busy timeout) instead of failing halfway.
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
@@ -125,22 +154,38 @@ class Journal:
 
     @contextmanager
     def _connect(self, write=False):
-        with closing(self._raw()) as conn:
-            if not write:
-                yield conn
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
+        try:
+            with closing(self._raw()) as conn:
+                if not write or self._read_only:  # a read-only journal's writes fail below, clearly
+                    yield conn
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "readonly" not in str(exc) and "unable to open" not in str(exc):
                 raise
-            conn.execute("COMMIT")
+            # open() refuses a journal that cannot be written before any fit; this is for a file
+            # whose permissions changed while the search ran.
+            why = self._unwritable() or f"SQLite says: {exc}"
+            raise CheckpointPermissionError(
+                f"Checkpoint {self.path!r} cannot be written: {why}. Its finished fits are kept; make "
+                "it writable and fit the same search again to resume, or pass another checkpoint path."
+            ) from exc
 
     # -- the search's side: create or check, rounds, random state ---------------------------
 
     def open(self, identity, info=None):
         """Create the journal, or check that the existing one belongs to ``identity``.
+
+        A file is taken as a checkpoint only if it is new, empty (0 bytes), or an
+        SQLite database carrying sknet's mark (``PRAGMA application_id``) and
+        format (``PRAGMA user_version``), read from its first 100 bytes before
+        SQLite opens it. Anything else is refused without a byte written to it.
 
         Parameters
         ----------
@@ -159,36 +204,141 @@ class Journal:
         ValueError
             If the file is not an sknet checkpoint, or belongs to another
             search; it is left untouched.
+        CheckpointPermissionError
+            If the journal must be written (it is new, or its search is not
+            finished) and this process cannot write the file or its folder.
+            A finished checkpoint is opened read-only instead.
         """
         parts = {name: _canonical(value) for name, value in identity.items()}
+        is_new = self._sniff()
+        why = self._unwritable()
+        if why is not None and is_new:
+            raise CheckpointPermissionError(f"Cannot create checkpoint {self.path!r}: {why}.")
+        stored = self._read_header(why) if why is not None else self._create_or_read(parts, info)
+        if stored:
+            self._check(stored, parts)
+        if self._read_only and not self.finished():
+            raise CheckpointPermissionError(
+                f"Checkpoint {self.path!r} cannot be resumed: {why}, and its search is not finished, so "
+                "there are fits to write. Nothing was trained; make it writable, or pass another "
+                "checkpoint path."
+            )
+        return self
+
+    def _sniff(self):
+        """True if the file is new or empty; raise ValueError if it is not an sknet checkpoint.
+
+        Reads the first 100 bytes, SQLite's header, with plain file reads: opening a
+        file with SQLite may already write to it (a hot journal's rollback, WAL files).
+        """
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise ValueError(f"Cannot create checkpoint {self.path!r}: the folder {folder!r} does not exist.")
         try:
+            mode = os.stat(self.path).st_mode
+        except FileNotFoundError:
+            return self._no_stale_log("it does not exist")
+        if stat.S_ISDIR(mode):
+            raise ValueError(self._foreign("it is a directory; a checkpoint is a file, e.g. "
+                                           f"{os.path.join(self.path, 'search.db')!r}"))
+        if not stat.S_ISREG(mode):
+            raise ValueError(self._foreign("it is not a regular file"))
+        try:
+            with open(self.path, "rb") as file:
+                head = file.read(100)
+        except OSError as exc:
+            raise CheckpointPermissionError(
+                f"Cannot read checkpoint {self.path!r}: {exc.strerror.lower()}.") from exc
+        if not head:
+            return self._no_stale_log("it is empty")
+        why = _not_ours(head)
+        if why:
+            raise ValueError(self._foreign(why))
+        return False
+
+    def _no_stale_log(self, state):
+        # A write-ahead log without its database would be replayed into the new file.
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0:
+            raise ValueError(self._foreign(f"{state}, but {wal!r}, the write-ahead log of an earlier "
+                                           "database of that name, is still there; delete it too"))
+        return True
+
+    def _unwritable(self):
+        """Why this process cannot write the journal, or None if it can.
+
+        SQLite's write-ahead log needs the file, its ``-wal`` and ``-shm`` files and
+        the folder they are created in. The files are tried by opening them for
+        writing (which writes nothing), so a read-only file system or an immutable
+        file is seen as well as permission bits.
+        """
+        folder = os.path.dirname(self.path)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return (f"the folder {folder!r} is not writable (SQLite creates the journal's -wal and -shm "
+                    "files in it)")
+        for name in (self.path, self.path + "-wal", self.path + "-shm"):
+            try:
+                os.close(os.open(name, os.O_RDWR))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                return f"{name!r} is not writable ({exc.strerror.lower()})"
+        return None
+
+    def _create_or_read(self, parts, info):
+        """Create the journal in a new or empty file, or read the stored header rows."""
+        try:
             with closing(self._raw()) as conn:
-                tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                if tables and "header" not in tables:
-                    raise ValueError(self._foreign("it holds other tables than a checkpoint's"))
-                if not tables:
-                    conn.execute("PRAGMA journal_mode=WAL")  # persistent: set once, on creation
-                conn.execute("BEGIN IMMEDIATE")  # two processes creating the file: one waits, then checks
+                conn.execute("BEGIN IMMEDIATE")  # two processes creating the file: one waits, then reads
                 try:
-                    for statement in filter(str.strip, _SCHEMA.split(";")):
-                        conn.execute(statement)
-                    stored = dict(conn.execute("SELECT key, value FROM header"))
-                    if not stored:
-                        rows = {"format": FORMAT, **{f"identity.{k}": v for k, v in parts.items()},
-                                **{f"info.{k}": str(v) for k, v in (info or {}).items()}}
-                        conn.executemany("INSERT INTO header VALUES (?, ?)", rows.items())
+                    mark = conn.execute("PRAGMA application_id").fetchone()[0]
+                    if mark == 0 and _is_blank(conn):  # new or empty when sniffed, and still
+                        self._create(conn, parts, info)
+                        stored = {}
+                    elif mark != APPLICATION_ID:
+                        raise ValueError(self._foreign("another program wrote to it as it was opened"))
+                    else:
+                        stored = dict(conn.execute("SELECT key, value FROM header"))
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
                 conn.execute("COMMIT")
+                _use_wal(conn)
+        except sqlite3.OperationalError as exc:
+            why = self._unwritable()
+            if why is None:
+                raise
+            raise CheckpointPermissionError(f"Cannot open checkpoint {self.path!r}: {why}.") from exc
+        except sqlite3.DatabaseError as exc:  # marked as a checkpoint, but damaged
+            raise ValueError(self._foreign(f"SQLite cannot read it ({exc})")) from exc
+        return stored
+
+    def _create(self, conn, parts, info):
+        # The mark goes in with the first transaction, before WAL mode, so that it is in the
+        # main file's header page, where _sniff reads it, from the moment the file has content.
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            conn.execute(statement)
+        rows = {"format": FORMAT, **{f"identity.{k}": v for k, v in parts.items()},
+                **{f"info.{k}": str(v) for k, v in (info or {}).items()}}
+        conn.executemany("INSERT INTO header VALUES (?, ?)", rows.items())
+
+    def _read_header(self, why):
+        """The header rows of a checkpoint this process cannot write, read without writing a byte."""
+        wal = self.path + "-wal"
+        if os.path.exists(wal) and os.path.getsize(wal) > 0:
+            raise CheckpointPermissionError(
+                f"Checkpoint {self.path!r} cannot be opened: {why}, and its write-ahead log {wal!r} holds "
+                "results that only a writer can merge into it. Make it writable and fit again, or pass "
+                "another checkpoint path."
+            )
+        self._read_only = True
+        try:
+            with self._connect() as conn:
+                return dict(conn.execute("SELECT key, value FROM header"))
         except sqlite3.DatabaseError as exc:
-            raise ValueError(self._foreign(f"it is not an SQLite database ({exc})")) from exc
-        if stored:
-            self._check(stored, parts)
-        return self
+            raise ValueError(self._foreign(f"SQLite cannot read it ({exc})")) from exc
 
     def _check(self, stored, parts):
         if stored.get("format") != FORMAT:
@@ -199,7 +349,8 @@ class Journal:
             return
         lines = []
         for name in differ:
-            details = _differences(_load(old.get(name)), _load(parts.get(name)))
+            explain = _data_differences if name == "data" else _differences
+            details = explain(_load(old.get(name)), _load(parts.get(name)))
             lines.append(f"  {name}: " + "; ".join(details[:3] or ["differs"]) + _HINTS.get(name, ""))
         raise ValueError(
             f"The checkpoint {self.path!r} belongs to a different search, so its results are not "
@@ -210,6 +361,22 @@ class Journal:
     def _foreign(self, why):
         return (f"{self.path!r} is not an sknet search checkpoint: {why}. It is left as it is; "
                 "pass another checkpoint path.")
+
+    def finished(self):
+        """Whether the search ran to its end (see :meth:`finish`)."""
+        with self._connect() as conn:
+            return conn.execute("SELECT 1 FROM state WHERE key = 'finished'").fetchone() is not None
+
+    def finish(self):
+        """Record that the search's strategy ran to its end.
+
+        A finished checkpoint is complete: fitting the search again serves every
+        result from it, so it may then be read-only (an archive, a shared folder).
+        Written once; a finished journal is never written again by this call.
+        """
+        if not self.finished():
+            with self._connect(write=True) as conn:
+                conn.execute("INSERT OR IGNORE INTO state VALUES ('finished', 'true')")
 
     def begin_round(self, index, first, candidates, extra=None):
         """Record round ``index`` (or check it against the record); return its finished fits.
@@ -334,6 +501,44 @@ class Journal:
         return rows
 
 
+
+def _not_ours(head):
+    """Why the first 100 bytes of a file are not an sknet checkpoint's, or None if they are."""
+    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
+        return "it is not an SQLite database"
+    version, application_id = struct.unpack(">i4xI", head[60:72])  # big-endian, as SQLite writes them
+    if application_id == 0:
+        return ("it is an SQLite database without sknet's mark (PRAGMA application_id): another "
+                "program's, or a checkpoint of sknet's first format, which cannot be resumed")
+    if application_id != APPLICATION_ID:
+        return f"it is another program's SQLite database (PRAGMA application_id {application_id:#010x})"
+    if version != FORMAT_VERSION:
+        return (f"it is a checkpoint of format {version}, and this version of sknet reads format "
+                f"{FORMAT_VERSION} only")
+    return None
+
+
+def _is_blank(conn):
+    """Whether a database holds nothing at all: no schema object, no header field set."""
+    return (conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+            and conn.execute("PRAGMA user_version").fetchone()[0] == 0)
+
+
+def _use_wal(conn):
+    """Switch a new journal to WAL mode (a no-op once it is in it)."""
+    # The switch needs the only lock on the file and, unlike a transaction, does not wait on the
+    # busy timeout: retry while another process creating the same journal reads its header.
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def describe(value):
     """A stable, JSON-able description of a parameter value, for telling searches apart.
 
@@ -407,6 +612,71 @@ def data_digest(value):
     digest = hashlib.blake2b(digest_size=16)
     _feed(digest, value)
     return digest.hexdigest()
+
+
+def data_identity(value):
+    """What a checkpoint stores of one input of a search (``X``, ``y``, a fit parameter).
+
+    The exact digest (:func:`data_digest`) is the identity: data in another
+    dtype or container may train differently, e.g. float32 against float64.
+    The digest of the values alone and the form (container, dtypes, shape)
+    only explain a mismatch: the same values passed in another form.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = data_identity(np.eye(2, dtype=np.float32)), data_identity(np.eye(2))
+    >>> a["digest"] == b["digest"], a["values"] == b["values"], b["form"]["dtypes"]
+    (False, True, ['float64'])
+    """
+    if value is None:
+        return None
+    return {"digest": data_digest(value), "values": _values_digest(value), "form": _form(value)}
+
+
+# Values cast at a time for the value digests, so that large data is not copied whole.
+_CHUNK = 1 << 20
+
+
+def _values_digest(value):
+    """Digests of the numbers alone, as float64 and as float32, with the shape; None if not numeric."""
+    if hasattr(value, "tocsr") and hasattr(value, "nnz"):  # sparse: any format, any index dtype
+        csr = value.tocsr().copy()
+        csr.sum_duplicates()
+        values, shape, indices = csr.data, csr.shape, [csr.indices, csr.indptr]
+    else:
+        array = np.asarray(value) if _is_rectangular(value) else None
+        if array is None or array.dtype.kind not in "biuf":
+            return None  # text, objects: only the exact digest can tell
+        values, shape, indices = array.reshape(-1), array.shape, []
+    digests = {np.float64: hashlib.blake2b(digest_size=16), np.float32: hashlib.blake2b(digest_size=16)}
+    for dtype, digest in digests.items():
+        digest.update(repr(tuple(shape)).encode())
+        for start in range(0, len(values), _CHUNK):
+            digest.update(values[start:start + _CHUNK].astype(dtype).data)
+        for part in indices:
+            digest.update(part.astype(np.int64).data)
+    return [digest.hexdigest() for digest in digests.values()]
+
+
+def _form(value):
+    """The container, dtypes and shape of some data: what a message says when only these differ."""
+    kind = type(value)
+    top = kind.__module__.split(".")[0]
+    form = {"type": kind.__name__ if top == "builtins" else f"{top}.{kind.__name__}"}
+    if hasattr(value, "columns") and hasattr(value, "dtypes"):  # a DataFrame
+        form["dtypes"] = list(dict.fromkeys(str(dtype) for dtype in value.dtypes))
+        form["columns"] = data_digest([str(column) for column in value.columns])
+    elif hasattr(value, "dtype"):
+        form["dtypes"] = [str(value.dtype)]
+    elif _is_rectangular(value):
+        form["dtypes"] = [str(np.asarray(value).dtype)]
+    shape = getattr(value, "shape", None)
+    if shape is None and _is_rectangular(value):
+        shape = np.asarray(value).shape
+    if shape is not None:
+        form["shape"] = list(shape)
+    return form
 
 
 def _feed(digest, value):
@@ -522,8 +792,52 @@ def _differences(old, new, path=()):
     return [f"{where}: {_short(old)} in the checkpoint, {_short(new)} now"]
 
 
+def _data_differences(old, new):
+    """What differs in the data: other values, or the same values in another form."""
+    if not all(isinstance(part, dict) and all(v is None or isinstance(v, dict) and "digest" in v
+                                              for v in part.values()) for part in (old, new)):
+        return _differences(old, new)  # not data_identity's (a Journal used directly)
+    out = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        if a is None or b is None:
+            out.append(f"{name}: {_form_text(a)} in the checkpoint, {_form_text(b)} now")
+        elif a["values"] is not None and a["values"] == b["values"]:
+            out.append(_same_values(name, a["form"], b["form"], ""))
+        elif a["values"] and b["values"] and a["values"][1] == b["values"][1] and a["form"] != b["form"]:
+            out.append(_same_values(name, a["form"], b["form"], " to float32 precision"))
+        else:
+            shapes = a["form"].get("shape"), b["form"].get("shape")
+            out.append(f"{name} holds other values than in the checkpoint" + (
+                f" (shape {tuple(shapes[1])} now, {tuple(shapes[0])} in the checkpoint)"
+                if shapes[0] != shapes[1] and None not in shapes else ""))
+    return out
+
+
+def _same_values(name, old, new, precision):
+    if _form_text(old) != _form_text(new):
+        how = f"but as {_form_text(new)} now and {_form_text(old)} in the checkpoint"
+    elif old.get("columns") != new.get("columns"):
+        how = "but with other column names than in the checkpoint"
+    else:
+        how = "but under another name than in the checkpoint"
+    return (f"{name} holds the same values{precision}, {how}; pass {name} as it was to resume, or use a "
+            "new checkpoint path")
+
+
+def _form_text(form):
+    """``"a numpy.ndarray of float32"``; ``"absent"`` for no data."""
+    if form is None:
+        return "absent"
+    form = form.get("form", form)  # a data_identity, or its form
+    article = "an" if form["type"][0].lower() in "aeiou" else "a"
+    dtypes = form.get("dtypes")
+    return f"{article} {form['type']}" + (f" of {', '.join(dtypes)}" if dtypes else "")
+
+
 _HINTS = {
-    "data": " (X, y or the fit parameters are not the same data)",
     "cv": " (other splits; a splitter that shuffles needs a fixed random_state)",
 }
 

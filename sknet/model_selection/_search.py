@@ -31,7 +31,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_method_params, indexable
 
 from .._compat import CallbackSupportMixin
-from ..checkpoint import Journal, data_digest, describe
+from ..checkpoint import CheckpointPermissionError, Journal, data_digest, data_identity, describe
 from ._evaluate import ENGINES, RoundEvaluator
 from ._space import python_value
 from ._tasks import heap_frozen
@@ -102,6 +102,7 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
                     self._run_search(evaluate, callback_ctx=root_ctx)
                 else:  # a user's search class written for scikit-learn without callbacks
                     self._run_search(evaluate)
+                self._finish_journal(evaluate)
                 self._choose_best(evaluate, refit_metric)
                 if self.refit:
                     self._refit(evaluate, X, y, routed, root_ctx, metadata)
@@ -171,13 +172,20 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
             "settings": describe(settings),
             "scoring": describe(scoring),
             "cv": {"n_splits": len(splits), "splits": data_digest(split_indices)},
-            "data": {"X": data_digest(X), "y": data_digest(y),
-                     **{f"fit parameter {k}": data_digest(v) for k, v in sorted(params.items())}},
+            "data": {"X": data_identity(X), "y": data_identity(y),
+                     **{f"fit parameter {k}": data_identity(v) for k, v in sorted(params.items())}},
         }
+
+    def _finish_journal(self, evaluate):
+        """Mark the checkpoint finished once the strategy has run to its end: it may then be read-only."""
+        if evaluate._journal is not None:
+            evaluate._journal.finish()
 
     def _note_progress(self, exc, evaluate):
         journal = evaluate._journal
         if journal is None or not hasattr(exc, "add_note"):  # add_note: Python >= 3.11
+            return
+        if isinstance(exc, CheckpointPermissionError):  # says itself what keeps the search from resuming
             return
         try:
             n_done = len(journal)
