@@ -111,7 +111,9 @@ class RoundEvaluator:
         contexts = ([callback_ctx.subcontext(task_name="candidate-split-evaluation", task_id=i)
                      for i in range(n_fits)] if callback_ctx is not None else [None] * n_fits)
         journal, first = self.journal(), self._next
-        done = journal.begin_round(self._rounds, first, candidates, more_results) if journal else set()
+        # `is None`: an empty Journal is falsy (len 0), and its first round must be recorded too.
+        done = set() if journal is None else journal.begin_round(self._rounds, first, candidates,
+                                                                  more_results)
         self._rounds, self._next = self._rounds + 1, first + len(candidates)
         if search.verbose > 0 and done:
             print(f"[{type(search).__name__}] {len(done)} of {n_fits} fits of this round come from "
