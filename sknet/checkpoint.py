@@ -14,8 +14,8 @@ Every result is one transaction of one row, so a crash loses at most the fits
 still running.
 
 Its SQLite header carries sknet's mark: ``PRAGMA application_id`` is
-:data:`APPLICATION_ID` (``b"sknt"``) and ``PRAGMA user_version`` the format,
-:data:`FORMAT_VERSION`. They are read from the file's first 100 bytes before
+``APPLICATION_ID`` (``b"sknt"``) and ``PRAGMA user_version`` the format,
+``FORMAT_VERSION``. They are read from the file's first 100 bytes before
 SQLite opens it, and only a new path, an empty file or a file with the mark is
 ever opened with SQLite: anything else is refused without a byte written.
 
@@ -24,8 +24,8 @@ The file holds four tables:
 ``header`` (``key``, ``value``)
     ``format``, the identity of the search that owns the file (one row per
     part: ``search``, ``estimator``, the space, ``settings``, ``scoring``,
-    ``cv``, ``data``; canonical JSON; see :func:`data_identity` for the data) and, for information only, the versions
-    and time it was created with.
+    ``cv``, ``data``; canonical JSON; ``data_identity`` for the data)
+    and, for information only, the versions and time it was created with.
 ``rounds`` (``round``, ``first``, ``candidates``, ``extra``)
     The candidates each call of the strategy proposed, in order: ``first`` is
     the position of the round's first candidate in the whole search. A resumed
