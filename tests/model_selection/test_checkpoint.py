@@ -5,6 +5,7 @@ second ``test_checkpoint.py`` under tests/ would clash with this one's module
 name, which the SIGKILL test imports in its subprocess.
 """
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
@@ -13,6 +14,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -33,7 +35,7 @@ from skopt.space import Categorical
 
 import sknet.engine
 from sknet import MLPClassifier
-from sknet.checkpoint import Journal, data_digest, describe
+from sknet.checkpoint import CheckpointPermissionError, Journal, data_digest, describe
 from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV, _evaluate
 
 NET = dict(max_epochs=2, batch_size=256, random_state=0, device="cpu", n_units=8)
@@ -442,6 +444,304 @@ def test_files_that_are_no_checkpoint_are_refused_and_left_untouched(tmp_path):
         assert _file_digest(path) == before
     with pytest.raises(ValueError, match="does not exist"):
         GridSearchCV(**_BASE, checkpoint=tmp_path / "missing" / "search.db").fit(_X, _Y)
+
+
+def _folder_state(folder):
+    """Every file in ``folder`` with its sha256: what a refused checkpoint must leave as it was."""
+    return {path.name: _file_digest(path) for path in Path(folder).iterdir() if path.is_file()}
+
+
+def _sqlite_file(path, *statements, keep_open=False):
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in statements:
+        conn.execute(statement)
+    if keep_open:
+        return conn
+    conn.close()
+    return None
+
+
+_FOREIGN = {
+    "text": lambda path: path.write_text("not a database\n" * 100),
+    "sqlite with a header(key, value) table": lambda path: _sqlite_file(
+        path, "CREATE TABLE header (key TEXT PRIMARY KEY, value TEXT)",
+        "INSERT INTO header VALUES ('a', 'b')"),
+    "sqlite without tables, user_version=42": lambda path: _sqlite_file(path, "PRAGMA user_version=42"),
+    "sqlite holding only a view": lambda path: _sqlite_file(path, "CREATE VIEW v AS SELECT 1 AS one"),
+    "sqlite in WAL mode, another program's": lambda path: _sqlite_file(
+        path, "PRAGMA journal_mode=WAL", "CREATE TABLE header (key, value)",
+        "INSERT INTO header VALUES (1, 2)"),
+    "sqlite in WAL mode, open in another program": lambda path: _sqlite_file(
+        path, "PRAGMA journal_mode=WAL", "CREATE TABLE t (x)", "INSERT INTO t VALUES (1)", keep_open=True),
+}
+
+
+@pytest.mark.parametrize("kind", list(_FOREIGN))
+def test_foreign_files_are_refused_without_a_byte_written(tmp_path, kind):
+    path = tmp_path / "other.db"
+    other_program = _FOREIGN[kind](path)
+    try:
+        before = _folder_state(tmp_path)
+        with pytest.raises(ValueError, match=r"is not an sknet search checkpoint: .*It is left as it is"):
+            GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+        with pytest.raises(ValueError, match="is not an sknet search checkpoint"):
+            Journal(path).open({"search": "x"})
+        assert _folder_state(tmp_path) == before  # the same files, the same bytes: no -wal, no -shm
+    finally:
+        if isinstance(other_program, sqlite3.Connection):
+            other_program.close()
+
+
+def test_a_directory_is_refused_as_a_directory(tmp_path):
+    with pytest.raises(ValueError, match=r"is not an sknet search checkpoint: it is a directory; a "
+                                         r"checkpoint is a file, e\.g\. '.*search\.db'"):
+        GridSearchCV(**_BASE, checkpoint=tmp_path).fit(_X, _Y)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_a_new_or_empty_file_becomes_a_checkpoint_with_sknets_mark(tmp_path, empty):
+    path = tmp_path / "search.db"
+    if empty:
+        path.touch()
+    first = GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+    head = path.read_bytes()[:100]
+    assert head.startswith(b"SQLite format 3\x00")
+    assert head[60:64] == (2).to_bytes(4, "big") and head[68:72] == b"sknt"  # user_version, application_id
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # The round was recorded although the journal was empty (and a Journal's len 0) then.
+        assert conn.execute("SELECT round, first FROM rounds").fetchall() == [(0, 0)]
+    assert Journal(path).header()["format"] == "sknet-checkpoint/2" and len(Journal(path)) == 4
+    again = GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+    _same_cv_results(first.cv_results_, again.cv_results_)
+
+
+def test_checkpoints_of_another_format_are_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "search.db"
+    GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+    _sqlite_file(path, "PRAGMA user_version=3")  # a later format
+    before = _folder_state(tmp_path)
+    with pytest.raises(ValueError, match="checkpoint of format 3, and this version of sknet reads format 2"):
+        GridSearchCV(**_BASE, checkpoint=path).fit(_X, _Y)
+    assert _folder_state(tmp_path) == before
+    old = tmp_path / "old.db"  # the first format: the same tables, no mark
+    _sqlite_file(old, "PRAGMA journal_mode=WAL", "CREATE TABLE header (key TEXT PRIMARY KEY, value TEXT)",
+                 "INSERT INTO header VALUES ('format', 'sknet-checkpoint/1')")
+    with pytest.raises(ValueError, match="without sknet's mark .*a checkpoint of sknet's first format"):
+        GridSearchCV(**_BASE, checkpoint=old).fit(_X, _Y)
+
+
+def _open_at_once(path, start):
+    start.wait()
+    Journal(path).open({"search": "x", "data": [1, 2]})
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_processes_creating_one_checkpoint_at_once_agree(tmp_path, empty):
+    path = tmp_path / "j.db"
+    if empty:
+        path.touch()
+    context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+    start = context.Event()
+    workers = [context.Process(target=_open_at_once, args=(str(path), start)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * 6
+    assert path.read_bytes()[68:72] == b"sknt" and Journal(path).header()["data"] == [1, 2]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT COUNT(*) FROM header WHERE key = 'format'").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize("change, form", [
+    (lambda X: X.astype(np.float64), "a numpy.ndarray of float64 now and a numpy.ndarray of float32"),
+    (lambda X: pd.DataFrame(X), "a pandas.DataFrame of float32 now and a numpy.ndarray of float32"),
+    (lambda X: pd.DataFrame(X.astype(np.float64)),
+     "a pandas.DataFrame of float64 now and a numpy.ndarray of float32"),
+], ids=["float64", "DataFrame", "DataFrame of float64"])
+def test_the_same_values_in_another_form_are_refused_saying_so(tmp_path, change, form):
+    path = tmp_path / "search.db"
+    X = _X.astype(np.float32)
+    GridSearchCV(**_BASE, checkpoint=path).fit(X, _Y)
+    with pytest.raises(ValueError, match=rf"\n  data: X holds the same values, but as {form} in the "
+                                         r"checkpoint; pass X as it was to resume, or use a new checkpoint "
+                                         r"path\n"):
+        GridSearchCV(**_BASE, checkpoint=path).fit(change(X), _Y)
+
+
+def test_other_values_are_refused_as_other_values(tmp_path):
+    path = tmp_path / "search.db"
+    X = _X.astype(np.float32)
+    GridSearchCV(**_BASE, checkpoint=path).fit(X, _Y)
+    for other in (X + 1, pd.DataFrame(X + 1), (X + 1).astype(np.float64)):
+        with pytest.raises(ValueError, match=r"\n  data: X holds other values than in the checkpoint\n"):
+            GridSearchCV(**_BASE, checkpoint=path).fit(other, _Y)
+    with pytest.raises(ValueError, match=r"X holds other values than in the checkpoint \(shape \(30, 3\) "
+                                         r"now, \(40, 3\) in the checkpoint\); y holds other values"):
+        GridSearchCV(**_BASE, checkpoint=path).fit(X[:30], _Y[:30])
+    rounded = _X.astype(np.float32)  # float64 data first, then the same rounded to float32
+    GridSearchCV(**_BASE, checkpoint=tmp_path / "f64.db").fit(_X, _Y)
+    with pytest.raises(ValueError, match="X holds the same values to float32 precision, but as a "
+                                         "numpy.ndarray of float32 now and a numpy.ndarray of float64 in "
+                                         "the checkpoint"):
+        GridSearchCV(**_BASE, checkpoint=tmp_path / "f64.db").fit(rounded, _Y)
+
+
+# -- permissions: run where they apply ------------------------------------------------------------
+
+_UNPRIVILEGED_SEARCH = """
+import json
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
+from sknet.model_selection import GridSearchCV
+X, y = np.random.RandomState(0).rand(40, 3), np.tile([0, 1], 20)  # the test module's _X, _Y
+try:
+    search = GridSearchCV(LogisticRegression(), {grid!r}, cv=KFold(2), scoring="accuracy",
+                          error_score="raise", checkpoint={path!r}).fit(X, y)
+except Exception as exc:
+    notes = getattr(exc, "__notes__", [])
+    print(json.dumps({{"error": type(exc).__name__, "message": str(exc), "notes": notes}}))
+else:
+    print(json.dumps({{k: search.cv_results_[k].tolist() for k in ("mean_fit_time", "mean_test_score")}}))
+"""
+
+
+def _drop_root_overrides():
+    """In a child before its exec: lose the capabilities by which root ignores permission bits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone after the exec
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@pytest.fixture
+def unprivileged():
+    """``(folder, run)``: a world-readable folder, and ``run(script)`` running Python where permissions hold.
+
+    Root ignores permission bits, so as root the script runs without the capabilities that let it
+    (or, failing that, as user 65534); as another user it runs as that user. ``run`` returns the
+    JSON the script printed last.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="sknet-permissions-"))
+    folder.chmod(0o755)
+    probe = folder / "probe"
+    probe.write_text("")
+    probe.chmod(0o444)
+    # Runs sknet, and permission bits hold for it: it cannot write a read-only file.
+    check = (f"try:\n    open({str(probe)!r}, 'a')\nexcept PermissionError:\n    import sknet\n"
+             "else:\n    raise SystemExit(9)")
+    ways = [{}] if os.geteuid() != 0 else [dict(user=65534, group=65534),
+                                           dict(preexec_fn=_drop_root_overrides)]
+    chosen, failures = None, []
+    for way in ways:
+        try:
+            done = subprocess.run([sys.executable, "-c", check], cwd=folder, capture_output=True, text=True,
+                                  **way)
+        except (OSError, subprocess.SubprocessError) as exc:
+            failures.append(f"{way}: {exc}")
+            continue
+        if done.returncode == 0:
+            chosen = way
+            break
+        failures.append(f"{way}: exit {done.returncode} {done.stderr[-200:]}")
+    probe.unlink()
+
+    def run(script):
+        done = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True,
+                              timeout=300, **chosen)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    try:
+        if chosen is None:
+            pytest.skip("running as root, which ignores permission bits, and no process that they hold for "
+                        f"could run {sys.executable}: " + "; ".join(failures))
+        yield folder, run
+    finally:
+        for path in sorted(folder.rglob("*"), reverse=True):
+            path.chmod(0o700)
+        for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
+            path.rmdir() if path.is_dir() else path.unlink()
+        folder.rmdir()
+
+
+def _read_only(folder, path, what):
+    if what == "file":
+        path.chmod(0o444)
+    else:
+        folder.chmod(0o555)
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_a_finished_checkpoint_may_be_read_only_and_serves_every_result(unprivileged, what):
+    folder, run = unprivileged
+    path = folder / "search.db"
+    first = GridSearchCV(**_BASE, error_score="raise", checkpoint=path).fit(_X, _Y)
+    _read_only(folder, path, what)
+    before = _folder_state(folder)
+    again = run(_UNPRIVILEGED_SEARCH.format(grid=_BASE["param_grid"], path=str(path)))
+    # The journaled fit times: every result was served, none trained again.
+    assert again == {k: first.cv_results_[k].tolist() for k in ("mean_fit_time", "mean_test_score")}
+    assert _folder_state(folder) == before  # nothing written, no -wal or -shm
+
+
+@pytest.mark.parametrize("what", ["file", "folder"])
+def test_an_unfinished_read_only_checkpoint_is_refused_before_any_fit(unprivileged, what):
+    folder, run = unprivileged
+    path = folder / "search.db"
+    grid = {"C": [0.1, -1.0]}  # C=-1 stops the search (error_score="raise") after C=0.1's fits
+    with pytest.raises(ValueError, match="'C' parameter"):
+        GridSearchCV(**{**_BASE, "param_grid": grid}, error_score="raise", checkpoint=path).fit(_X, _Y)
+    assert len(Journal(path)) == 2
+    _read_only(folder, path, what)
+    before = _folder_state(folder)
+    refused = run(_UNPRIVILEGED_SEARCH.format(grid=grid, path=str(path)))  # would fit C=-1 and fail again
+    unwritable = (f"{str(path)!r} is not writable (permission denied)" if what == "file" else
+                  f"the folder {str(folder)!r} is not writable (SQLite creates the journal's -wal and -shm "
+                  "files in it)")
+    assert refused["error"] == "CheckpointPermissionError" and refused["notes"] == []
+    assert refused["message"] == (
+        f"Checkpoint {str(path)!r} cannot be resumed: {unwritable}, and its search is not finished, so "
+        "there are fits to write. Nothing was trained; make it writable, or pass another checkpoint path.")
+    assert _folder_state(folder) == before
+
+
+def test_a_new_checkpoint_in_a_read_only_folder_is_refused_naming_the_folder(unprivileged):
+    folder, run = unprivileged
+    folder.chmod(0o555)
+    refused = run(_UNPRIVILEGED_SEARCH.format(grid=_BASE["param_grid"], path=str(folder / "search.db")))
+    assert refused["error"] == "CheckpointPermissionError"
+    assert refused["message"] == (f"Cannot create checkpoint {str(folder / 'search.db')!r}: the folder "
+                                  f"{str(folder)!r} is not writable (SQLite creates the journal's -wal and "
+                                  "-shm files in it).")
+    assert list(folder.iterdir()) == []
+
+
+def test_a_checkpoint_made_read_only_during_a_search_says_so_when_written(unprivileged):
+    folder, run = unprivileged
+    folder.chmod(0o777)  # the child creates the journal, then takes its own write permission away
+    script = f"""
+import json, os
+from sknet.checkpoint import Journal
+journal = Journal({str(folder / 'j.db')!r}).open({{"search": "x"}})
+os.chmod(journal.path, 0o444)
+try:
+    journal.put(0, 0, {{"a": 1}}, {{"test_scores": 1.0}})
+except Exception as exc:
+    cause = type(exc.__cause__).__name__
+    print(json.dumps({{"error": type(exc).__name__, "message": str(exc), "cause": cause}}))
+"""
+    refused = run(script)
+    assert refused["error"] == "CheckpointPermissionError" and refused["cause"] == "OperationalError"
+    assert refused["message"].startswith(f"Checkpoint {str(folder / 'j.db')!r} cannot be written: "
+                                         f"{str(folder / 'j.db')!r} is not writable (permission denied). "
+                                         "Its finished fits are kept; make it writable")
+    assert issubclass(CheckpointPermissionError, PermissionError)
 
 
 def test_invalid_arguments_fail_before_a_checkpoint_is_written(tmp_path):
