@@ -4,7 +4,12 @@ Unpickling can run arbitrary code, so a model file holds only tensors and
 strings: ``torch.load(weights_only=True)`` refuses anything else.
 """
 
+import contextlib
+import errno
 import json
+import os
+import stat
+import tempfile
 import warnings
 
 import numpy as np
@@ -77,7 +82,7 @@ def save(estimator, path):
     check_is_fitted(estimator)
     params = estimator.get_params(deep=False)
     fitted = {k: getattr(estimator, k) for k in _FITTED if hasattr(estimator, k)}
-    fitted["steps_per_epoch"] = estimator.net_.history[-1, "train_batch_count"]
+    fitted["steps_per_epoch"] = _steps_per_epoch(estimator)
     fitted["device_"] = estimator.device_
     payload = {
         "format": _FORMAT,
@@ -87,7 +92,81 @@ def save(estimator, path):
         "fitted": json.dumps({k: _encode(v, k) for k, v in fitted.items()}),
         "state_dict": {k: v.detach().cpu() for k, v in estimator.net_.module_.state_dict().items()},
     }
-    torch.save(payload, path)
+    _write_atomically(path, lambda file: torch.save(payload, file))
+
+
+def _steps_per_epoch(estimator):
+    """Training steps per epoch (learning-rate schedules count them), kept across save and load."""
+    history = estimator.net_.history
+    if history:
+        return history[-1, "train_batch_count"]
+    return estimator._loaded_steps_per_epoch  # a loaded model has no history
+
+
+def _write_atomically(path, write):
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it onto ``path``.
+
+    A rename within one folder is atomic, so a crash or a kill at any moment
+    leaves either the old file or the new one, never a partial file (at worst a
+    hidden ``.NAME.*.tmp`` file next to it).
+    """
+    path = os.path.realpath(os.fspath(path))  # like open(), write through a symlink to its target
+    folder, name = os.path.split(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "Cannot save the model: the path is a folder", path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "Cannot save the model: the folder does not exist", folder)
+    mode = _new_file_mode(path)
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix="." + name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())  # the data is on disk before the rename can be
+        os.chmod(temporary, mode)  # mkstemp creates the file readable by its owner only
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(folder)
+
+
+def _new_file_mode(path):
+    """The permission bits ``open(path, "w")`` would leave: the old file's, or 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
+def _umask():
+    # Linux shows the umask in /proc; os.umask can only read it by setting it, and a
+    # thread creating a file in between would get the temporary value.
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder):
+    """Make the rename durable (POSIX); where a folder cannot be opened or synced, skip it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load(path):
@@ -143,6 +222,7 @@ def load(path):
     n_outputs = len(estimator.classes_) if hasattr(estimator, "classes_") else estimator.n_outputs_
     estimator._seed_rng = np.random.RandomState(0)
     estimator.net_ = estimator._build_net(estimator.n_features_in_, n_outputs, steps_per_epoch)
+    estimator._loaded_steps_per_epoch = steps_per_epoch
     estimator.net_.initialize()
     estimator.net_.module_.load_state_dict(payload["state_dict"])
     return estimator
