@@ -1,4 +1,10 @@
+import os
 import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
 import warnings
 
 import numpy as np
@@ -130,3 +136,127 @@ def test_no_warnings_on_plain_round_trip(clf_data, tmp_path):
         pickle.loads(pickle.dumps(est))
         est.save(tmp_path / "m.pt")
         sknet.load(tmp_path / "m.pt")
+
+
+# A saver process that imports sknet once, then forks a child per round that saves the two
+# models in turn onto one path until the test kills it (importing anew for every kill would
+# take seconds).
+_SAVER = """
+import os, sys
+import sknet
+target, *sources = sys.argv[1:]
+models = [sknet.load(source) for source in sources]
+for _ in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        i = 0
+        while True:
+            models[i % 2].save(target)
+            i += 1
+    print(pid, flush=True)
+    os.waitpid(pid, 0)
+    print("reaped", flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the saver forks")
+def test_a_save_killed_at_any_moment_leaves_the_old_model_or_the_new_one(clf_data, tmp_path):
+    X, y = clf_data
+    models = [MLPClassifier(n_units=300, max_epochs=1, random_state=seed, device="cpu").fit(X, y)
+              for seed in (0, 1)]
+    expected = [m.predict_proba(X) for m in models]
+    assert not np.array_equal(*expected)
+    sources = [tmp_path / f"source{i}.pt" for i in range(2)]
+    for model, source in zip(models, sources, strict=True):
+        model.save(source)
+    target = tmp_path / "target" / "model.pt"
+    target.parent.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    saver = subprocess.Popen([sys.executable, "-c", _SAVER, str(target), *map(str, sources)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    rng = random.Random(0)
+    child = None
+    try:
+        for _ in range(20):
+            saver.stdin.write("\n")
+            saver.stdin.flush()
+            child = int(saver.stdout.readline())
+            deadline = time.monotonic() + 60
+            while not target.exists():  # the first round kills only once there is a model
+                assert time.monotonic() < deadline, "the saver wrote nothing"
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0, 0.02))
+            os.kill(child, signal.SIGKILL)
+            assert saver.stdout.readline() == "reaped\n"
+            child = None
+            probabilities = sknet.load(target).predict_proba(X)
+            assert any(np.array_equal(probabilities, e) for e in expected)
+    finally:
+        if child is not None:
+            os.kill(child, signal.SIGKILL)
+        saver.kill()
+        saver.wait()
+    leftovers = {p.name for p in target.parent.iterdir()} - {"model.pt"}
+    assert all(name.startswith(".model.pt.") and name.endswith(".tmp") for name in leftovers)
+
+
+def test_a_loaded_model_can_be_saved_again(clf_data, tmp_path):
+    X, y = clf_data
+    est = MLPClassifier(lr_schedule="onecycle", **FAST).fit(X, y)
+    est.save(tmp_path / "a.pt")
+    loaded = sknet.load(tmp_path / "a.pt")
+    loaded.save(tmp_path / "b.pt")
+    again = sknet.load(tmp_path / "b.pt")
+    np.testing.assert_array_equal(again.predict_proba(X), loaded.predict_proba(X))
+    # the learning-rate schedule of further training spans the same number of steps
+    steps = dict(est.net_.callbacks)["lr_schedule"].total_steps
+    assert dict(again.net_.callbacks)["lr_schedule"].total_steps == steps
+
+
+def test_save_into_a_missing_folder_raises_file_not_found_naming_the_folder(clf_data, tmp_path):
+    X, y = clf_data
+    est = MLPClassifier(**FAST).fit(X, y)
+    with pytest.raises(FileNotFoundError, match="folder does not exist.*nowhere") as info:
+        est.save(tmp_path / "nowhere" / "m.pt")
+    assert info.value.filename == str(tmp_path / "nowhere")
+
+
+def test_save_onto_a_folder_raises_is_a_directory_error_naming_it(clf_data, tmp_path):
+    X, y = clf_data
+    est = MLPClassifier(**FAST).fit(X, y)
+    (tmp_path / "m.pt").mkdir()
+    with pytest.raises(IsADirectoryError, match="path is a folder.*m.pt"):
+        est.save(tmp_path / "m.pt")
+    assert list(tmp_path.iterdir()) == [tmp_path / "m.pt"]
+
+
+def test_a_saved_file_gets_the_permissions_open_would_give(clf_data, tmp_path):
+    X, y = clf_data
+    est = MLPClassifier(**FAST).fit(X, y)
+    old_mask = os.umask(0o027)
+    try:
+        est.save(tmp_path / "new.pt")
+    finally:
+        os.umask(old_mask)
+    assert (tmp_path / "new.pt").stat().st_mode & 0o777 == 0o640
+    (tmp_path / "old.pt").write_bytes(b"")
+    (tmp_path / "old.pt").chmod(0o604)
+    est.save(tmp_path / "old.pt")  # replacing a file keeps its permissions
+    assert (tmp_path / "old.pt").stat().st_mode & 0o777 == 0o604
+
+
+def test_a_failed_save_keeps_the_old_model_and_removes_its_temporary_file(clf_data, tmp_path, monkeypatch):
+    X, y = clf_data
+    old, new = (MLPClassifier(**{**FAST, "random_state": seed}).fit(X, y) for seed in (0, 1))
+    old.save(tmp_path / "m.pt")
+
+    def disk_full(payload, file):
+        file.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        new.save(tmp_path / "m.pt")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == [tmp_path / "m.pt"]
+    np.testing.assert_array_equal(sknet.load(tmp_path / "m.pt").predict_proba(X), old.predict_proba(X))
