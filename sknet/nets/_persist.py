@@ -1,13 +1,17 @@
 """save/load: weights through torch's ``weights_only`` format, parameters as JSON.
 
 Unpickling can run arbitrary code, so a model file holds only tensors and
-strings: ``torch.load(weights_only=True)`` refuses anything else.
+strings: ``torch.load(weights_only=True)`` refuses anything else. A file may
+still have been edited by hand, so ``load`` checks every field against what
+``save`` writes before it builds a network from it.
 """
 
 import contextlib
 import errno
 import json
 import os
+import pickle
+import re
 import stat
 import tempfile
 import warnings
@@ -19,9 +23,51 @@ from ._base import resolve_device
 
 _FORMAT = "sknet-model"
 _FORMAT_VERSION = 1
-_FITTED = ("n_features_in_", "feature_names_in_", "classes_", "n_outputs_", "_y_ndim", "n_iter_",
-           "loss_curve_", "best_epoch_", "validation_scores_", "validation_loss_curve_",
-           "best_validation_score_")
+_FIELDS = ("format", "format_version", "estimator", "params", "fitted", "state_dict")
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _labels(value):
+    return (isinstance(value, np.ndarray) and value.ndim == 1 and len(value) >= 2
+            and len(set(value.tolist())) == len(value))
+
+
+def _device(value):
+    try:
+        return isinstance(value, str) and torch.device(value).type in ("cpu", "cuda", "mps")
+    except (RuntimeError, TypeError):
+        return False
+
+
+# What load accepts of each fitted attribute: a check and its words for the error message.
+_FITTED_CHECKS = {
+    "n_features_in_": (_positive_int, "a positive int"),
+    "feature_names_in_": (lambda v: isinstance(v, np.ndarray) and v.ndim == 1
+                          and all(isinstance(n, str) for n in v.tolist()), "a 1-D array of str"),
+    "classes_": (_labels, "a 1-D array of at least 2 distinct labels"),
+    "n_outputs_": (_positive_int, "a positive int"),
+    "_y_ndim": (lambda v: type(v) is int and v in (1, 2), "1 or 2"),
+    "n_iter_": (_positive_int, "a positive int"),
+    "loss_curve_": (lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers"),
+    "best_epoch_": (_positive_int, "a positive int"),
+    "validation_scores_": (lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers"),
+    "validation_loss_curve_": (lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers"),
+    "best_validation_score_": (_number, "a number"),
+    "steps_per_epoch": (_positive_int, "a positive int"),
+    "device_": (_device, "a torch device such as 'cpu' or 'cuda:0'"),
+}
+_FITTED = tuple(name for name in _FITTED_CHECKS if name not in ("steps_per_epoch", "device_"))
+_OWN_FITTED = {"MLPClassifier": {"classes_"}, "MLPRegressor": {"n_outputs_", "_y_ndim"}}
+_OPTIONAL_FITTED = {"feature_names_in_", "validation_scores_", "validation_loss_curve_",
+                    "best_validation_score_"}
+_ARRAY_KINDS = "biufUO"  # bool, integers, floats, text, objects (mixed labels): what fit stores
 
 
 def _estimator_classes():
@@ -61,8 +107,7 @@ def _decode(value):
     if not isinstance(value, dict):
         return value
     if "__array__" in value:
-        dtype = np.dtype(value["dtype"])
-        return np.array(_decode(value["__array__"]), dtype=dtype)
+        return _decode_array(_decode(value["__array__"]), np.dtype(value["dtype"]))
     if "__tuple__" in value:
         return tuple(_decode(v) for v in value["__tuple__"])
     if "__dict__" in value:
@@ -73,6 +118,17 @@ def _decode(value):
             raise ValueError(f"Unknown optimizer {value['__optimizer__']!r} in the model file.")
         return optimizer
     raise ValueError(f"Unexpected entry {value!r} in the model file.")
+
+
+def _decode_array(items, dtype):
+    if dtype.kind not in _ARRAY_KINDS:
+        raise ValueError(f"an array of dtype {dtype}, which save() never writes")
+    if dtype.kind == "U":
+        # The text is in the file, but its width is only declared: a hand-made width
+        # (U2000000000) would allocate gigabytes. Values never change, only the width.
+        text = np.array(items, dtype=str)
+        return text.astype(dtype) if dtype.itemsize <= max(text.dtype.itemsize, 256) else text
+    return np.array(items, dtype=dtype)
 
 
 def save(estimator, path):
@@ -195,21 +251,10 @@ def load(path):
     >>> (sknet.load(path).predict(X) == clf.predict(X)).all()
     np.True_
     """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises UnpicklingError and others for foreign files
-        raise ValueError(f"{path!s} is not a valid sknet model file: {exc}") from exc
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{path!s} is not an sknet model file (written by estimator.save()).")
-    if payload.get("format_version") != _FORMAT_VERSION:
-        raise ValueError(f"{path!s} has model format version {payload.get('format_version')}; "
-                         f"this sknet reads version {_FORMAT_VERSION}.")
-    classes = _estimator_classes()
-    if payload.get("estimator") not in classes:
-        raise ValueError(f"Unknown estimator {payload.get('estimator')!r} in {path!s}.")
-    params = {k: _decode(v) for k, v in json.loads(payload["params"]).items()}
-    fitted = {k: _decode(v) for k, v in json.loads(payload["fitted"]).items()}
-    estimator = classes[payload["estimator"]](**params)
+    payload = _read_payload(path)
+    cls = _check_header(payload, path)
+    estimator = _estimator_from_params(cls, _decoded_field(payload, "params", path), path)
+    fitted = _checked_fitted(payload["estimator"], _decoded_field(payload, "fitted", path), path)
     device = fitted.pop("device_")
     if device.startswith("cuda") and not torch.cuda.is_available():
         warnings.warn(f"The model was trained on {device}, which is not available: loading on cpu.",
@@ -217,12 +262,154 @@ def load(path):
         device = "cpu"
     estimator.device_ = resolve_device(device)
     steps_per_epoch = fitted.pop("steps_per_epoch")
-    for name, value in fitted.items():
-        setattr(estimator, name, value)
+    estimator.__dict__.update(fitted)  # every name and value checked above
     n_outputs = len(estimator.classes_) if hasattr(estimator, "classes_") else estimator.n_outputs_
     estimator._seed_rng = np.random.RandomState(0)
     estimator.net_ = estimator._build_net(estimator.n_features_in_, n_outputs, steps_per_epoch)
     estimator._loaded_steps_per_epoch = steps_per_epoch
+    _check_state_dict(estimator.net_, payload["state_dict"], path)
     estimator.net_.initialize()
     estimator.net_.module_.load_state_dict(payload["state_dict"])
     return estimator
+
+
+def _invalid(path, problem):
+    return ValueError(f"{path!s} is not a valid sknet model file: {problem}")
+
+
+def _read_payload(path):
+    """The object ``torch.load(weights_only=True)`` reads from ``path``, or a clear error."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "Cannot load a model: the path is a folder", os.fspath(path))
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "Cannot load a model: no such file", os.fspath(path))
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size == 0:
+            raise _invalid(path, "the file is empty (0 bytes).")
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+                return torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if "Weights only load failed" in str(exc):  # torch read a pickle, and refused its objects
+                found = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+                named = f" (it names {found.group(1)})" if found else ""
+                # torch's message suggests unpickling anyway, which can run code: not repeated.
+                raise _invalid(path, f"it holds pickled Python objects{named}, and sknet does not "
+                               "unpickle objects (unpickling can run code). Only files written by "
+                               "estimator.save() load; load pickled estimators with pickle, and only "
+                               "from sources you trust.") from None
+            raise _corrupted(path, size) from None
+        except Exception:  # torch raises RuntimeError, EOFError, KeyError... for broken archives
+            raise _corrupted(path, size) from None
+
+
+def _corrupted(path, size):
+    return _invalid(path, f"it is truncated or corrupted ({size} bytes that torch cannot read as a model "
+                    "archive). Save the model again, or copy the file again from where it was saved.")
+
+
+def _check_header(payload, path):
+    """The estimator class a payload names, after checking its format, version and fields."""
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        raise ValueError(f"{path!s} is not an sknet model file (written by estimator.save()).")
+    if payload.get("format_version") != _FORMAT_VERSION:
+        raise ValueError(f"{path!s} has model format version {payload.get('format_version')}; "
+                         f"this sknet reads version {_FORMAT_VERSION}.")
+    unknown, missing = set(payload) - set(_FIELDS), set(_FIELDS) - set(payload)
+    if unknown or missing:
+        raise _invalid(path, f"unknown fields {sorted(map(str, unknown))}, missing fields {sorted(missing)}; "
+                       f"a model file has the fields {list(_FIELDS)}.")
+    classes = _estimator_classes()
+    if payload["estimator"] not in classes:
+        raise ValueError(f"Unknown estimator {payload['estimator']!r} in {path!s}.")
+    return classes[payload["estimator"]]
+
+
+def _decoded_field(payload, field, path):
+    """The JSON field ``field`` of a payload, decoded into a dict of values."""
+    try:
+        if not isinstance(payload[field], str):
+            raise TypeError(f"it is a {type(payload[field]).__name__}, not JSON text")
+        values = json.loads(payload[field])
+        if not isinstance(values, dict):
+            raise TypeError("it is not a JSON object")
+        return {name: _decode(value) for name, value in values.items()}
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise _invalid(path, f"its {field!r} field cannot be read: {exc}") from None
+
+
+def _estimator_from_params(cls, params, path):
+    """An unfitted ``cls`` with ``params``, each checked as ``fit`` checks it."""
+    unknown = sorted(set(params) - set(cls._get_param_names()))
+    if unknown:
+        raise _invalid(path, f"{cls.__name__} has no parameter(s) {unknown}.")
+    estimator = cls(**params)
+    try:
+        estimator._validate_params()  # scikit-learn's InvalidParameterError names the parameter
+        estimator._check_arguments()
+        if estimator.device != "auto" and not _device(estimator.device):
+            raise ValueError(f"The 'device' parameter must be 'auto' or a torch device. "
+                             f"Got {estimator.device!r} instead.")
+    except (ValueError, TypeError) as exc:
+        raise _invalid(path, f"a parameter is invalid. {exc}") from None
+    return estimator
+
+
+def _checked_fitted(estimator_name, fitted, path):
+    """The fitted attributes of a payload, each name known and each value of its kind."""
+    others = set().union(*(own for name, own in _OWN_FITTED.items() if name != estimator_name))
+    allowed = set(_FITTED_CHECKS) - others
+    unknown = sorted(set(fitted) - allowed)
+    if unknown:
+        raise _invalid(path, f"unknown fitted attribute(s) {unknown}; an {estimator_name} file holds "
+                       f"{sorted(allowed)}.")
+    missing = sorted(allowed - _OPTIONAL_FITTED - set(fitted))
+    if missing:
+        raise _invalid(path, f"the fitted attribute(s) {missing} are missing.")
+    for name, value in fitted.items():
+        check, kind = _FITTED_CHECKS[name]
+        try:
+            valid = check(value)
+        except (TypeError, ValueError):  # e.g. unhashable labels
+            valid = False
+        if not valid:
+            raise _invalid(path, f"the fitted attribute {name} must be {kind}. Got {value!r:.200}.")
+    if len(fitted.get("feature_names_in_", ())) not in (0, fitted["n_features_in_"]):
+        raise _invalid(path, f"feature_names_in_ names {len(fitted['feature_names_in_'])} features, "
+                       f"but n_features_in_ is {fitted['n_features_in_']}.")
+    if fitted.get("_y_ndim") == 1 and fitted["n_outputs_"] != 1:
+        raise _invalid(path, "a 1-D target (_y_ndim=1) has one output, but n_outputs_ is "
+                       f"{fitted['n_outputs_']}.")
+    return fitted
+
+
+def _check_state_dict(net, state_dict, path):
+    """Compare the weights in a file with the network ``net`` will build, before building it.
+
+    The expected network is built on torch's "meta" device, which has shapes and
+    dtypes but no memory: sizes read from a file cannot make ``load`` allocate
+    more than the file itself holds. Weights are not cast: ``save`` writes them
+    in the model's dtype, so another dtype means the file was edited.
+    """
+    if not isinstance(state_dict, dict):
+        raise _invalid(path, f"its 'state_dict' field is a {type(state_dict).__name__}, not a dict of "
+                       "tensors.")
+    with torch.device("meta"):
+        expected = net.module(**net.get_params_for("module")).state_dict()
+    unknown, missing = set(state_dict) - set(expected), set(expected) - set(state_dict)
+    if unknown or missing:
+        raise _invalid(path, f"the network's weights do not match its parameters: unknown entries "
+                       f"{sorted(map(str, unknown))}, missing entries {sorted(missing)}.")
+    for name, want in expected.items():
+        tensor = state_dict[name]
+        if not isinstance(tensor, torch.Tensor) or tensor.layout != torch.strided:
+            raise _invalid(path, f"the weights entry {name!r} is a {type(tensor).__name__}, not a dense "
+                           "tensor.")
+        if tensor.shape != want.shape:
+            raise _invalid(path, f"the weights entry {name!r} has shape {tuple(tensor.shape)}, but the "
+                           f"parameters give the network the shape {tuple(want.shape)}.")
+        if tensor.dtype != want.dtype:
+            raise _invalid(path, f"the weights entry {name!r} has dtype {tensor.dtype}, but the model's "
+                           f"dtype makes it {want.dtype}.")
