@@ -1,3 +1,4 @@
+import json
 import os
 import pickle
 import random
@@ -5,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 import warnings
 
 import numpy as np
@@ -260,3 +262,160 @@ def test_a_failed_save_keeps_the_old_model_and_removes_its_temporary_file(clf_da
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == [tmp_path / "m.pt"]
     np.testing.assert_array_equal(sknet.load(tmp_path / "m.pt").predict_proba(X), old.predict_proba(X))
+
+
+# -- files that are broken, foreign or edited by hand ---------------------------------------------
+
+@pytest.fixture
+def saved(clf_data, tmp_path):
+    """A small fitted classifier, saved; its predictions on the training data."""
+    X, y = clf_data
+    est = MLPClassifier(n_units=10, **FAST).fit(X, y)
+    est.save(tmp_path / "model.pt")
+    return tmp_path / "model.pt", est.predict_proba(X)
+
+
+def test_loading_a_missing_file_raises_file_not_found_naming_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file.*missing.pt") as info:
+        sknet.load(tmp_path / "missing.pt")
+    assert not isinstance(info.value, ValueError)
+
+
+def test_loading_a_folder_raises_is_a_directory_error_naming_it(tmp_path):
+    with pytest.raises(IsADirectoryError, match="path is a folder.*model.pt"):
+        (tmp_path / "model.pt").mkdir()
+        sknet.load(tmp_path / "model.pt")
+
+
+def test_an_empty_file_is_refused_as_empty(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"model.pt is not a valid sknet model file: the file is empty "
+                                         r"\(0 bytes\)"):
+        sknet.load(tmp_path / "model.pt")
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.99, 0.1])
+def test_a_truncated_file_is_refused_as_truncated_or_corrupted(saved, keep):
+    path, _ = saved
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(ValueError, match="model.pt is not a valid sknet model file: it is truncated or "
+                                         "corrupted") as info:
+        sknet.load(path)
+    assert "Errno" not in str(info.value)
+
+
+def test_a_file_of_pickled_objects_is_refused_without_advice_to_unpickle_it(tmp_path):
+    marker = tmp_path / "pwned"
+    torch.save({"model": _Exploit(marker)}, tmp_path / "model.pt")
+    with pytest.raises(ValueError, match="holds pickled Python objects.*sknet does not unpickle") as info:
+        sknet.load(tmp_path / "model.pt")
+    report = "".join(traceback.format_exception(info.value))  # chained errors included
+    assert "weights_only" not in report and "estimator.save()" in report
+    assert "open" in str(info.value)  # names what the pickle would have called
+    assert not marker.exists()
+
+
+def _edited(path, edit):
+    """Write a copy of the model file at ``path`` changed by ``edit(payload, params, fitted)``."""
+    payload = torch.load(path, weights_only=True)
+    params = payload["params"] = json.loads(payload["params"])
+    fitted = payload["fitted"] = json.loads(payload["fitted"])
+    edit(payload, params, fitted)
+    for field in ("params", "fitted"):
+        if payload[field] in (params, fitted):  # not replaced by the edit: back to JSON
+            payload[field] = json.dumps(payload[field])
+    torch.save(payload, path.with_name("edited.pt"))
+    return path.with_name("edited.pt")
+
+
+def _set(mapping, **values):
+    return lambda payload, params, fitted: {"payload": payload, "params": params,
+                                            "fitted": fitted}[mapping].update(values)
+
+
+def _drop(mapping, key):
+    return lambda payload, params, fitted: {"payload": payload, "params": params, "fitted": fitted,
+                                            "state": payload["state_dict"]}[mapping].pop(key)
+
+
+def _set_weights(name, value):
+    return lambda payload, params, fitted: payload["state_dict"].__setitem__(name, value)
+
+
+_HAND_EDITS = {
+    "unknown parameter": (_set("params", n_unitz=3), "has no parameter.*'n_unitz'"),
+    "activation naming a function": (_set("params", activation="os.system"),
+                                     "'activation' parameter.*must be a str among.*Got 'os.system'"),
+    "negative learning rate": (_set("params", lr=-1.0), "'lr' parameter.*range.*Got -1.0"),
+    "zero-width hidden layer": (_set("params", hidden_layer_sizes={"__tuple__": [0]}),
+                                "'hidden_layer_sizes' parameter must be None or a sequence of positive"),
+    "callbacks that are not callbacks": (_set("params", callbacks=["os.system"]),
+                                         "'callbacks' parameter must be a list of skorch callbacks"),
+    "unknown device": (_set("params", device="tpu"), "'device' parameter.*Got 'tpu'"),
+    "unknown fitted attribute": (_set("fitted", predict=1), r"unknown fitted attribute\(s\) \['predict'\]"),
+    "fitted attribute of the other estimator": (_set("fitted", n_outputs_=3),
+                                                r"unknown fitted attribute\(s\) \['n_outputs_'\]"),
+    "missing fitted attribute": (_drop("fitted", "n_features_in_"),
+                                 r"fitted attribute\(s\) \['n_features_in_'\] are missing"),
+    "negative n_features_in_": (_set("fitted", n_features_in_=-8), "n_features_in_ must be a positive int"),
+    "n_features_in_ as text": (_set("fitted", n_features_in_="8"), "n_features_in_ must be a positive int"),
+    "2-D classes_": (_set("fitted", classes_={"__array__": [[0, 1, 2]], "dtype": "<i8"}),
+                     "classes_ must be a 1-D array of at least 2 distinct labels"),
+    "repeated classes_": (_set("fitted", classes_={"__array__": [0, 0, 2], "dtype": "<i8"}),
+                          "classes_ must be a 1-D array of at least 2 distinct labels"),
+    "classes_ of raw bytes": (_set("fitted", classes_={"__array__": ["a", "b", "c"], "dtype": "V8"}),
+                              "'fitted' field cannot be read: an array of dtype"),
+    "loss curve of text": (_set("fitted", loss_curve_=["low"]), "loss_curve_ must be a list of numbers"),
+    "feature names of another length": (
+        _set("fitted", feature_names_in_={"__array__": ["a", "b"], "dtype": "|O"}),
+        "feature_names_in_ names 2 features, but n_features_in_ is 8"),
+    "feature names that are not text": (
+        _set("fitted", feature_names_in_={"__array__": list(range(8)), "dtype": "<i8"}),
+        "feature_names_in_ must be a 1-D array of str"),
+    "device_ naming a function": (_set("fitted", device_="os.system"), "device_ must be a torch device"),
+    "zero steps per epoch": (_set("fitted", steps_per_epoch=0), "steps_per_epoch must be a positive int"),
+    "params not JSON": (_set("payload", params="{"), "its 'params' field cannot be read"),
+    "fitted not text": (_set("payload", fitted=torch.zeros(1)), "its 'fitted' field cannot be read"),
+    "extra field": (_set("payload", code="print"), r"unknown fields \['code'\]"),
+    "unknown estimator": (_set("payload", estimator="Pipeline"), "Unknown estimator 'Pipeline'"),
+    "newer format": (_set("payload", format_version=2), "format version 2"),
+    "huge hidden layer": (_set("params", hidden_layer_sizes={"__tuple__": [2_000_000_000]}),
+                          r"'hidden.linear0.weight' has shape \(10, 8\), but the parameters give the "
+                          r"network the shape \(2000000000, 8\)"),
+    "weights of the wrong shape": (_set_weights("output.weight", torch.zeros(2, 10)),
+                                   r"'output.weight' has shape \(2, 10\).*shape \(3, 10\)"),
+    "missing weights": (_drop("state", "output.bias"), r"missing entries \['output.bias'\]"),
+    "extra weights": (_set_weights("output.extra", torch.zeros(1)), r"unknown entries \['output.extra'\]"),
+    "weights of another dtype": (_set_weights("output.bias", torch.zeros(3, dtype=torch.float64)),
+                                 "'output.bias' has dtype torch.float64, but the model's dtype makes it "
+                                 "torch.float32"),
+    "weights that are not tensors": (_set_weights("output.bias", [0.0, 0.0, 0.0]),
+                                     "'output.bias' is a list, not a dense tensor"),
+    "sparse weights": (_set_weights("output.bias", torch.zeros(3).to_sparse()),
+                       "'output.bias' is a Tensor, not a dense tensor"),
+}
+
+
+@pytest.mark.parametrize("case", _HAND_EDITS)
+def test_a_hand_edited_file_is_refused_naming_what_is_wrong(saved, case):
+    path, _ = saved
+    edit, message = _HAND_EDITS[case]
+    with pytest.raises(ValueError, match=message) as info:
+        sknet.load(_edited(path, edit))
+    assert "edited.pt" in str(info.value)
+
+
+def test_an_unedited_copy_loads(saved):
+    path, expected = saved
+    X = np.zeros((1, 8))
+    loaded = sknet.load(_edited(path, lambda payload, params, fitted: None))
+    np.testing.assert_array_equal(loaded.predict_proba(X), sknet.load(path).predict_proba(X))
+
+
+def test_a_hand_made_text_width_is_not_allocated(saved):
+    path, _ = saved
+    labels = {"__array__": ["ant", "bee", "cat"], "dtype": "<U1000000"}  # 4 MB a label as declared
+    loaded = sknet.load(_edited(path, _set("fitted", classes_=labels)))
+    assert list(loaded.classes_) == ["ant", "bee", "cat"]
+    assert loaded.classes_.dtype.itemsize <= 1024
