@@ -239,6 +239,19 @@ def load(path):
         The fitted estimator. A model trained on a GPU loads onto the CPU
         when no GPU is available.
 
+    Raises
+    ------
+    FileNotFoundError
+        There is no file at ``path``.
+    IsADirectoryError
+        ``path`` is a folder.
+    ValueError
+        The file is empty, truncated or corrupted, holds pickled objects, is
+        not an sknet model, or holds a parameter, fitted attribute or weight
+        that ``save`` would not have written; the message names the file and
+        the field. Nothing from the file is run, and nothing is allocated
+        beyond what the file holds, before it has been checked.
+
     Examples
     --------
     >>> import os, tempfile
@@ -310,6 +323,12 @@ def _corrupted(path, size):
                     "archive). Save the model again, or copy the file again from where it was saved.")
 
 
+def _differences(kind, unknown, missing):
+    """E.g. "unknown entries ['a'], missing entries ['b']", leaving out an empty part."""
+    parts = [f"unknown {kind} {sorted(map(str, unknown))}"] if unknown else []
+    return ", ".join(parts + ([f"missing {kind} {sorted(map(str, missing))}"] if missing else []))
+
+
 def _check_header(payload, path):
     """The estimator class a payload names, after checking its format, version and fields."""
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
@@ -319,8 +338,8 @@ def _check_header(payload, path):
                          f"this sknet reads version {_FORMAT_VERSION}.")
     unknown, missing = set(payload) - set(_FIELDS), set(_FIELDS) - set(payload)
     if unknown or missing:
-        raise _invalid(path, f"unknown fields {sorted(map(str, unknown))}, missing fields {sorted(missing)}; "
-                       f"a model file has the fields {list(_FIELDS)}.")
+        raise _invalid(path, f"{_differences('fields', unknown, missing)}; a model file has the fields "
+                       f"{list(_FIELDS)}.")
     classes = _estimator_classes()
     if payload["estimator"] not in classes:
         raise ValueError(f"Unknown estimator {payload['estimator']!r} in {path!s}.")
@@ -400,8 +419,8 @@ def _check_state_dict(net, state_dict, path):
         expected = net.module(**net.get_params_for("module")).state_dict()
     unknown, missing = set(state_dict) - set(expected), set(expected) - set(state_dict)
     if unknown or missing:
-        raise _invalid(path, f"the network's weights do not match its parameters: unknown entries "
-                       f"{sorted(map(str, unknown))}, missing entries {sorted(missing)}.")
+        raise _invalid(path, "the network's weights do not match its parameters: "
+                       f"{_differences('entries', unknown, missing)}.")
     for name, want in expected.items():
         tensor = state_dict[name]
         if not isinstance(tensor, torch.Tensor) or tensor.layout != torch.strided:
