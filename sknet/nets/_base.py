@@ -751,10 +751,24 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         to read the file. The optimizer state is not stored: a loaded model
         predicts, and further training starts a fresh optimizer.
 
+        The file is written next to ``path`` under a temporary name and then
+        renamed onto it, so an interrupted save leaves the previous file (or
+        none), never a partial one.
+
         Parameters
         ----------
         path : str or path-like
             Destination file.
+
+        Raises
+        ------
+        FileNotFoundError
+            The folder of ``path`` does not exist.
+        IsADirectoryError
+            ``path`` is a folder.
+        TypeError
+            A parameter cannot be stored (e.g. skorch ``callbacks``): pickle
+            such a model instead.
         """
         from ._persist import save
 
