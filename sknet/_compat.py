@@ -21,67 +21,26 @@ __all__ = ["CallbackSupportMixin", "NoCallbackContext", "NoCallbackSupportMixin"
 class NoCallbackContext:
     """A callback context with no callbacks: every call does nothing.
 
-    It answers the calls sknet makes on scikit-learn's ``CallbackContext``.
+    It answers the calls sknet makes on scikit-learn's ``CallbackContext``, with
+    the same arguments (all ignored) and the same kind of return value.
     """
 
     def subcontext(self, task_name="", task_id=None, max_subtasks=0, sequential_subtasks=True):
-        """Return the context of a subtask: another one that does nothing.
-
-        Parameters
-        ----------
-        task_name, task_id, max_subtasks, sequential_subtasks : object
-            As scikit-learn's ``CallbackContext.subcontext`` takes them; ignored.
-
-        Returns
-        -------
-        context : NoCallbackContext
-        """
+        """The context of a subtask: another one that does nothing."""
         return NoCallbackContext()
 
     def call_on_fit_task_begin(self, *, estimator, X=None, y=None, metadata=None,
                                reconstruction_attributes=None):
-        """Call no callback.
-
-        Parameters
-        ----------
-        estimator, X, y, metadata, reconstruction_attributes : object
-            As scikit-learn's ``CallbackContext`` takes them; ignored.
-
-        Returns
-        -------
-        self : NoCallbackContext
-            As scikit-learn's does, so that an end call can be chained.
-        """
+        """Call no callback; return ``self``, as scikit-learn's does, so that an end call can be chained."""
         return self
 
     def call_on_fit_task_end(self, *, estimator, X=None, y=None, metadata=None,
                              reconstruction_attributes=None):
-        """Call no callback.
-
-        Parameters
-        ----------
-        estimator, X, y, metadata, reconstruction_attributes : object
-            As scikit-learn's ``CallbackContext`` takes them; ignored.
-
-        Returns
-        -------
-        stop : bool
-            Always False: no callback asks to stop.
-        """
+        """Call no callback; return False: no callback asks to stop."""
         return False
 
     def propagate_callback_context(self, sub_estimator):
-        """Propagate nothing to a sub-estimator.
-
-        Parameters
-        ----------
-        sub_estimator : estimator instance
-            Left as it is.
-
-        Returns
-        -------
-        context : contextlib.nullcontext
-        """
+        """Propagate nothing to ``sub_estimator``: a context manager that does nothing."""
         return nullcontext()
 
 
