@@ -36,7 +36,8 @@ from ..checkpoint import random_state_from_json, random_state_to_json
 from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key
 from ..nets._base import resolve_device
-from ._tasks import Block, EngineJob, Scoring, final_net, fit_and_score, split_fold, train_and_score
+from ._tasks import Block, EngineJob, Scoring, fit_and_score, split_fold, train_and_score
+from ._wrappers import final_net, fit_layers, layers_key
 
 ENGINES = ("auto", "batched", "sequential")
 # With a checkpoint, a group is trained in slices of whole candidates, each scored and journaled
@@ -231,9 +232,10 @@ class RoundEvaluator:
         return jobs, blocks, plain
 
     def _block(self, estimator, split, splits, blocks, block_of, folds):
-        """The :class:`Block` (an index into ``blocks``) a job trains on; None if preprocessing it fails.
+        """The :class:`Block` (an index into ``blocks``) a job trains on; None if fitting its layers fails.
 
-        A pipeline's preprocessing is fitted once per fold and preprocessing setting.
+        The layers around the net (a pipeline's preprocessing, a target transform)
+        are fitted once per fold and setting of theirs.
         """
         if split not in folds:
             train, test = splits[split]
@@ -242,24 +244,15 @@ class RoundEvaluator:
                             _check_method_params(self.X, self.routed.scorer.score, indices=test),
                             _check_method_params(self.X, self.routed.scorer.score, indices=train))
         X_train, y_train, X_test, y_test, weight, score_params, score_params_train = folds[split]
-        if not isinstance(estimator, Pipeline):
-            key, preprocessing, X_fit, X_predict = (split, None), None, X_train, X_test
-        else:
-            pre = estimator[:-1]
-            key = (split, repr(sorted(pre.get_params(deep=True).items(), key=lambda item: item[0])))
-            if key in block_of:
-                return block_of[key]
+        key = (split, layers_key(estimator))
+        if key not in block_of:
             try:
-                fitted = clone(pre)
-                X_fit = fitted.fit_transform(X_train, y_train)
-                X_predict = fitted.transform(X_test)
+                X_fit, y_fit, X_predict, layers = fit_layers(estimator, X_train, y_train, X_test)
             except Exception:  # the job's own fit will fail the same way, and say so
                 block_of[key] = None
                 return None
-            preprocessing = fitted.steps
-        if key not in block_of:
-            blocks.append(Block(X_train, y_train, X_test, y_test, _dense(X_fit), _dense(X_predict), weight,
-                                preprocessing, score_params, score_params_train))
+            blocks.append(Block(X_train, y_train, X_test, y_test, _dense(X_fit), y_fit, _dense(X_predict),
+                                weight, layers, score_params, score_params_train))
             block_of[key] = len(blocks) - 1
         return block_of[key]
 
@@ -297,13 +290,15 @@ class RoundEvaluator:
     def refit(self, estimator, X, y, fit_params):
         """Fit ``estimator`` (the best candidate) on all the data: its net by the engine where it can.
 
-        The engine trains only the net (a pipeline's preprocessing is fitted as
-        usual first), and only where it reproduces the net's own fit: not with
+        The engine trains only a bare net or a pipeline's (its preprocessing is
+        fitted as usual first), and only where it reproduces the net's own fit: not with
         dropout on a GPU (where the engine draws a block's masks at once), not
         where it cannot take the net, and, with a warning, not where it fails.
         """
         net = final_net(estimator)
-        if not self.engine or net is None or (net.dropout > 0 and not _on_cpu(net)):
+        # A net inside a target transform is refitted as usual: its layers are fitted in place.
+        direct = estimator is net or (isinstance(estimator, Pipeline) and estimator.steps[-1][1] is net)
+        if not self.engine or not direct or (net.dropout > 0 and not _on_cpu(net)):
             return _fit(estimator, X, y, fit_params)
         X_net = estimator[:-1].fit_transform(X, y) if isinstance(estimator, Pipeline) else X
         X_net = _dense(X_net)

@@ -24,33 +24,26 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.model_selection._validation import _fit_and_score, _score
-from sklearn.pipeline import Pipeline
 from sklearn.utils.metaestimators import _safe_split
 
 from .._compat import fit_and_score_kwargs
 from ..engine import predict_batched, train_batched
-from ..nets._base import BaseMLP
-
-
-def final_net(estimator):
-    """The sknet net a search would train: the estimator or a pipeline's last step; else None."""
-    if isinstance(estimator, Pipeline):
-        estimator = estimator.steps[-1][1]
-    return estimator if isinstance(estimator, BaseMLP) else None
+from ._wrappers import assemble, final_net, predictions_out
 
 
 @dataclass
 class Block:
-    """A fold as the nets of one preprocessing see it: training and test rows, before and after it."""
+    """A fold as the nets of one setting of their layers see it: its rows before and after the layers."""
 
     X_train: object  # the fold's training rows, as the search's fit got them
     y_train: object
     X_test: object  # the fold's test rows, as the search's fit got them
     y_test: object
     X_fit: object  # what the nets train on: X_train through the fitted preprocessing (or X_train)
+    y_fit: object  # ... and their targets: y_train through a fitted target transform (or y_train)
     X_predict: object  # X_test through the fitted preprocessing (or X_test)
     weight: object  # the net's sample weights of the training rows, or None
-    preprocessing: list | None  # a pipeline's fitted steps but the last, or None
+    layers: list  # the fitted layers around the nets, outermost first (see _wrappers.fit_layers)
     score_params: dict  # the scorer's parameters of the test rows
     score_params_train: dict  # ... and of the training rows
 
@@ -215,13 +208,13 @@ def _failed(error, block, fit_time, scoring):
 
 def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
     """The result ``_fit_and_score`` gives for a job the engine trained."""
-    estimator = assemble(job.estimator, block.preprocessing, net)
+    estimator = assemble(job.estimator, block.layers, net)
     if scoring.replay_epochs and job.context is not None:
         with job.context.propagate_callback_context(net):
             job.context.call_on_fit_task_begin(estimator=scoring.caller, X=block.X_train, y=block.y_train)
-            net._replay_fit_callbacks(block.X_fit, block.y_train)
+            net._replay_fit_callbacks(block.X_fit, block.y_fit)
     start = time.perf_counter()
-    view = fitted_view(estimator, net, block.X_test, outputs)
+    view = fitted_view(estimator, net, block.X_test, outputs, block.layers)
     result = {"fit_error": None,
               "test_scores": _score(view, block.X_test, block.y_test, scoring.scorer, block.score_params,
                                     scoring.error_score)}
@@ -235,16 +228,7 @@ def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
             "score_time": score_time}
 
 
-def assemble(estimator, preprocessing, net):
-    """The fitted estimator of a job: ``net``, or the pipeline of the fitted ``preprocessing`` and ``net``."""
-    if preprocessing is None:
-        return net
-    fitted = copy.copy(estimator)
-    fitted.steps = [*preprocessing, (estimator.steps[-1][0], net)]
-    return fitted
-
-
-def fitted_view(estimator, net, X, outputs):
+def fitted_view(estimator, net, X, outputs, layers=()):
     """``estimator`` (fitted) as scorers should see it on the rows ``X``, whose net outputs are in hand.
 
     A shallow copy of the fitted estimator, of its very class (so that scorers
@@ -253,25 +237,27 @@ def fitted_view(estimator, net, X, outputs):
     ``outputs``, exactly as the net's own methods turn its outputs into
     predictions, and pass any other call on to the estimator's own methods;
     ``score`` on ``X`` is the net's mixin score (accuracy or R^2) of those
-    predictions, as a pipeline's score is its last step's. Without outputs,
-    the estimator itself.
+    predictions, as a pipeline's score is its last step's. Predictions go out
+    through the fitted ``layers`` (a target transform maps them back). Without
+    outputs, the estimator itself.
     """
     if outputs is None:
         return estimator
     view = copy.copy(estimator)
     for name in ("predict", "predict_proba"):
         if hasattr(estimator, name):
-            setattr(view, name, _responder(name, getattr(estimator, name), net, X, outputs))
+            setattr(view, name, _responder(name, getattr(estimator, name), net, X, outputs, layers))
     view.score = _scorer(estimator.score, net, view, X)
     return view
 
 
-def _responder(name, method, net, X_seen, outputs):
+def _responder(name, method, net, X_seen, outputs, layers):
     # Named as the method it stands for: scikit-learn reads the response method's __name__.
     @functools.wraps(method)
     def respond(X, *args, **kwargs):
         if X is X_seen and not args and not kwargs:
-            return net._respond(name, net._checked_outputs(outputs))
+            answer = net._respond(name, net._checked_outputs(outputs))
+            return predictions_out(layers, answer, X) if name == "predict" else answer
         return method(X, *args, **kwargs)
 
     return respond
@@ -288,7 +274,7 @@ def _scorer(method, net, view, X_seen):
 
 
 def stack_training_sets(blocks):
-    """One training set of several blocks' ``(X_fit, y_train, weight)``, and each block's row positions.
+    """One training set of several blocks' ``(X_fit, y_fit, weight)``, and each block's row positions.
 
     DataFrames are stacked as a DataFrame, so that the nets learn their column names.
     """
@@ -299,7 +285,7 @@ def stack_training_sets(blocks):
         X_all = pd.concat(Xs, ignore_index=True)
     else:
         X_all = np.concatenate([np.asarray(X) for X in Xs])
-    y_all = np.concatenate([np.asarray(block.y_train) for block in blocks])
+    y_all = np.concatenate([np.asarray(block.y_fit) for block in blocks])
     weights = [block.weight for block in blocks]
     weight_all = None if weights[0] is None else np.concatenate([np.asarray(w) for w in weights])
     offsets = np.cumsum([0] + [_num_rows(X) for X in Xs])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.exceptions import FitFailedWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.feature_selection import VarianceThreshold
@@ -458,3 +459,31 @@ def test_with_error_score_raise_a_diverging_batched_fit_raises_its_error(clf_dat
     net = MLPClassifier(optimizer="sgd", max_epochs=20, random_state=0, device="cpu")
     with pytest.raises(FloatingPointError, match="diverged"):
         GridSearchCV(net, {"lr": [1e-2, 1e12]}, cv=2, error_score="raise").fit(X, y)
+
+
+def _target_wrapped(kind):
+    net = MLPRegressor(**{**NET, "dtype": "float64"})  # float64: batched equals sequential on any CPU
+    if kind == "net in a target transform":
+        return TransformedTargetRegressor(net, transformer=StandardScaler())
+    if kind == "pipeline in a target transform":
+        return TransformedTargetRegressor(make_pipeline(StandardScaler(), net), func=np.arcsinh,
+                                          inverse_func=np.sinh)
+    return make_pipeline(StandardScaler(), TransformedTargetRegressor(net, transformer=StandardScaler()))
+
+
+@pytest.mark.parametrize("kind", ["net in a target transform", "pipeline in a target transform",
+                                  "target transform in a pipeline"])
+def test_the_engine_sees_through_a_transformed_target_regressor(reg_data, kind):
+    X, y = reg_data
+    y = 50 + 30 * y  # far from standard: the transform matters
+    model = _target_wrapped(kind)
+    prefix = {"net in a target transform": "regressor__", "pipeline in a target transform":
+              "regressor__mlpregressor__"}.get(kind, "transformedtargetregressor__regressor__")
+    grid = {f"{prefix}lr": [1e-3, 1e-2], f"{prefix}n_units": [4, 8]}
+    runs = _both(lambda engine: GridSearchCV(model, grid, cv=3, engine=engine, return_train_score=True), X, y)
+    assert runs["batched"].n_batched_fits_ == 4 * 3
+    for key in ("mean_test_score", "mean_train_score", "split0_test_score"):
+        np.testing.assert_allclose(runs["batched"].cv_results_[key], runs["sequential"].cv_results_[key],
+                                   rtol=1e-9)
+    assert runs["batched"].best_params_ == runs["sequential"].best_params_
+    np.testing.assert_allclose(runs["batched"].predict(X), runs["sequential"].predict(X), rtol=1e-9)
