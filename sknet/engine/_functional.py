@@ -129,7 +129,8 @@ class BatchedModule:
     def l1_norms(self):
         """Sum of the absolute penalised weights of each model, shape ``(K,)``."""
         with torch.no_grad():
-            return sum(p.abs().sum(dim=(1, 2)) for p, on in zip(self.params, self.penalized, strict=True) if on)
+            return sum(p.abs().sum(dim=(1, 2))
+                       for p, on in zip(self.params, self.penalized, strict=True) if on)
 
     def add_l1_grads(self, l1):
         """Add the gradient of ``l1 * l1_norms()`` (``l1`` of shape ``(K, 1, 1)``) to the gradients."""

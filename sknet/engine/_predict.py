@@ -3,13 +3,16 @@
 A search scores each fold's models on the fold's test rows. Run one by one,
 each model's forward pass pays torch's per-operation cost for a few small
 products; stacked as a :class:`BatchedMLP` (in evaluation mode: no dropout,
-batch normalisation from the running statistics), all the models of one
-architecture share each operation.
+batch normalisation from the running statistics), or any other module as a
+:class:`BatchedModule` (vmap), all the models of one architecture share each operation.
 """
+
+import math
 
 import numpy as np
 import torch
 
+from ._functional import BatchedModule, has_hand_written_backward
 from ._model import BatchedMLP
 
 # Floats of one layer's activations for all the models of a pass: rows are cut to stay under it.
@@ -48,15 +51,21 @@ def predict_batched(estimators, X):
     for i, est in enumerate(estimators):
         groups.setdefault(_architecture(est), []).append(i)
     for members in groups.values():
-        members.sort(key=lambda i: estimators[i]._hidden_sizes())  # equal widths side by side: blocks
-        for i, out in zip(members, _forward([estimators[i] for i in members], X), strict=True):
+        hand_written = has_hand_written_backward(estimators[members[0]].net_.module_)
+        if hand_written:
+            members.sort(key=lambda i: estimators[i]._hidden_sizes())  # equal widths side by side: blocks
+        forward = _forward if hand_written else _forward_modules
+        for i, out in zip(members, forward([estimators[i] for i in members], X), strict=True):
             outputs[i] = out
     return outputs
 
 
 def _architecture(estimator):
-    """What models must share to be stacked: all but the layers' widths (and the rates of dropout)."""
+    """What models must share to be stacked: all but the layers' widths (and the rates of dropout);
+    for modules other than sknet's MLP, their class and their tensors' names, shapes and dtypes."""
     module = estimator.net_.module_
+    if not has_hand_written_backward(module):
+        return (type(module), _tensor_layout(module), estimator.device_)
     return (len(estimator._hidden_sizes()), estimator.activation, estimator.batch_norm,
             module.output.out_features, estimator.device_, estimator.dtype)
 
@@ -75,3 +84,18 @@ def _forward(estimators, X):
             parts.append(model.forward(rows.expand(len(estimators), *rows.shape)).cpu())
     out = torch.cat(parts, dim=1) if parts else X.new_empty((len(estimators), 0, 0))
     return list(out)
+
+
+def _tensor_layout(module):
+    """Names, shapes and dtypes of a module's parameters and buffers: what stacking needs equal."""
+    return tuple((name, tuple(t.shape), t.dtype) for name, t in module.state_dict().items())
+
+
+def _forward_modules(estimators, X):
+    """Outputs of fitted nets whose modules are stacked as a :class:`BatchedModule` (vmap)."""
+    model = BatchedModule([est.net_.module_ for est in estimators])
+    X = torch.as_tensor(np.asarray(X), device=estimators[0].device_)
+    step = max(1, MAX_PASS_FLOATS // (len(estimators) * max(1, math.prod(X.shape[1:]))))
+    parts = [model.forward(X[start:start + step].expand(len(estimators), *X[start:start + step].shape)).cpu()
+             for start in range(0, len(X), step)]
+    return list(torch.cat(parts, dim=1)) if parts else [X.new_empty((0, 0))] * len(estimators)

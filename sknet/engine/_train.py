@@ -28,7 +28,8 @@ from .._compat import OutOfMemoryError
 from ..nets._base import StopOnDivergence
 from ..nets._data import DeviceBatches, predict_batch_size
 from ..parallel import fit_threads, step_work
-from . import _optim
+from . import _functional, _optim
+from ._functional import BatchedModule
 from ._jobs import _n_samples, group_key, optimizer_name, prepare, refusal
 from ._loss import LOSSES
 from ._model import BatchedMLP
@@ -94,20 +95,23 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
         key = (group_key(job.estimator), job.n_outputs, job.estimator.device_)
         groups.setdefault(key, []).append(i)
     for members in groups.values():  # models of equal widths side by side: one block each
-        members.sort(key=lambda i: prepared[i].estimator._hidden_sizes())
+        if _hand_written(prepared[members[0]]):
+            members.sort(key=lambda i: prepared[i].estimator._hidden_sizes())
     tensors = {}  # X moved to each device, in each dtype, once
     for members in groups.values():
         first = prepared[members[0]].estimator
-        where = (first.device_, first.dtype)
+        hand_written = _hand_written(prepared[members[0]])
+        where = (first.device_, first.dtype, hand_written)
         if where not in tensors:
-            X_all = check_array(X, dtype=first._float_dtype())
+            X_all = _engine_input(X, first, hand_written)
             if not X_all.flags.writeable:  # joblib's read-only memmaps: torch wants memory it may write
                 X_all = X_all.copy()
             tensors[where] = torch.as_tensor(X_all, device=first.device_)
         X_tensor = tensors[where]
-        for chunk in _chunks_that_fit(members, prepared, X_tensor.shape[1], first.device_):
+        n_features = math.prod(X_tensor.shape[1:])  # per row, whatever its shape
+        for chunk in _chunks_that_fit(members, prepared, n_features, first.device_):
             # Each batched operation spans all the chunk's models: their work decides the threads.
-            work = sum(_step_work(prepared[i], X_tensor.shape[1]) for i in chunk)
+            work = sum(_step_work(prepared[i], n_features) for i in chunk)
             with fit_threads(work, first.device_):
                 results = _train_group(chunk, prepared, X_tensor, prepare_job)
             for i, result in zip(chunk, results, strict=True):
@@ -115,9 +119,29 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
     return fitted
 
 
+def _engine_input(X, estimator, hand_written):
+    """``X`` as a numpy array for the engine: an MLP's 2-D floats of its dtype; for other modules
+    rows of any shape, integers (token ids) kept as integers and other values in its float dtype."""
+    if hand_written:
+        return check_array(X, dtype=estimator._float_dtype())
+    integer = np.issubdtype(np.asarray(X[:0]).dtype, np.integer)
+    return check_array(X, dtype=None if integer else estimator._float_dtype(), allow_nd=True)
+
+
+def _hand_written(job):
+    """Whether the job's group trains as a :class:`BatchedMLP` (else as a :class:`BatchedModule`)."""
+    return _functional.has_hand_written_backward(job.estimator.net_.module_)
+
+
+def _n_parameters(job):
+    return sum(p.numel() for p in job.estimator.net_.module_.parameters())
+
+
 def _step_work(job, n_features):
     """Forward multiply-adds of one of the job's training steps (what its thread count follows)."""
     est = job.estimator
+    if not _hand_written(job):  # about one multiply-add per parameter and row
+        return _n_parameters(job) * min(est.batch_size, len(job.rows))
     return step_work(n_features, est._hidden_sizes(), job.n_outputs, min(est.batch_size, len(job.rows)))
 
 
@@ -147,6 +171,9 @@ def _chunks_that_fit(members, prepared, n_features, device):
 def _estimated_bytes(job, n_features):
     """Memory one model of a group needs while it trains, roughly (float32, int64 indices)."""
     est = job.estimator
+    if not _hand_written(job):  # parameters, gradients, optimizer state, scratch; activations unknown
+        floats = 5 * _n_parameters(job) + 4 * (est.batch_size + 1) * n_features
+        return est._float_dtype().itemsize * floats + 8 * 8 * len(job.rows)
     hidden = list(est._hidden_sizes())
     widths = [n_features, *hidden, job.n_outputs]
     n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=False))
@@ -289,34 +316,45 @@ class GroupTrainer:
         self.X = X
         device = X.device
         base = jobs[0].estimator
-        dropout = self._hyper("dropout")
-        self.model = BatchedMLP([net.module_ for net in self.nets], base.activation, dropout,
-                                [_generator_after_init(job) for job in jobs] if dropout.any() else None)
+        self.model = self._batched_model()
         params, decays = self.model.parameters()
+        # The dtype of losses, weights and masks: the parameters' (X may hold integer token ids).
+        like = X if X.is_floating_point() else params[0]
         optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
         self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"),
                                    self.model.spans())
         self.loss = LOSSES[base._criterion()]
         self.l1 = self._hyper("l1")
-        self.l1_column = torch.as_tensor(self.l1, dtype=X.dtype, device=device).view(-1, 1, 1)
+        self.l1_column = torch.as_tensor(self.l1, dtype=like.dtype, device=device).view(-1, 1, 1)
         self.lr = self._hyper("lr")
         self.max_epochs = np.array([job.estimator.max_epochs for job in jobs])
         self.errors = [None] * len(jobs)
         self.stopped = np.zeros(len(jobs), dtype=bool)  # by early stopping
         self.batch_schedule = base.lr_schedule is not None and _steps_every_batch(self.nets[0])
-        self.rows, self.y, self.weight = _pad_rows([(job.rows, job.y, job.weight) for job in jobs], X)
+        self.like = like
+        self.rows, self.y, self.weight = _pad_rows([(job.rows, job.y, job.weight) for job in jobs], like)
         self.weighted = any(job.weight is not None for job in jobs)  # else every row weighs 1
         self._layouts = (None, None)  # the last batch sizes' key and layout
         self.early_stopping = base.early_stopping
         if self.early_stopping:
             self.n_valid = np.array([len(job.valid[0]) for job in jobs])
             self.valid_batch_size = predict_batch_size(_RowIndices(0), base.batch_size)
-            self.valid = _pad_rows([job.valid for job in jobs], X)
+            self.valid = _pad_rows([job.valid for job in jobs], like)
         self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
         self.inputs = X.new_empty(0)  # each step's input rows, written into the same memory
         self.callbacks = [_plain_callbacks(net) for net in self.nets]
         self.plain = all(callbacks is not None for callbacks in self.callbacks)
+
+    def _batched_model(self):
+        """sknet's MLPs as a :class:`BatchedMLP` (hand-written backward pass), other modules as a
+        :class:`BatchedModule` (vmap and autograd)."""
+        modules = [net.module_ for net in self.nets]
+        if not _functional.has_hand_written_backward(modules[0]):
+            return BatchedModule(modules, seed=self.jobs[0].seed)
+        dropout = self._hyper("dropout")
+        return BatchedMLP(modules, self.jobs[0].estimator.activation, dropout,
+                          [_generator_after_init(job) for job in self.jobs] if dropout.any() else None)
 
     def _hyper(self, name):
         return np.array([getattr(job.estimator, name) for job in self.jobs], dtype=np.float64)
@@ -426,7 +464,7 @@ class GroupTrainer:
         """The :class:`_Layout` of the models' batch ``sizes``: the same at every epoch, so kept."""
         key = tuple(size.tobytes() for size in sizes)
         if self._layouts[0] != key:
-            self._layouts = (key, _Layout(sizes, self.X, weighted=self.weighted))
+            self._layouts = (key, _Layout(sizes, self.like, weighted=self.weighted))
         return self._layouts[1]
 
     def _epoch_data(self, orders, layout):
@@ -607,13 +645,15 @@ def _pass_through(callback, history, losses, sizes):
 
 
 def _gather(X, rows, out=None):
-    """Rows of ``X`` for each model: ``(K, n, n_features)`` for indices ``(K, n)``, into ``out``.
+    """Rows of ``X`` for each model: ``(K, n, ...)`` for indices ``(K, n)``, into ``out``.
 
+    Rows keep their shape (features, images, token ids) and ``X``'s dtype.
     ``index_select`` on the flat indices: advanced indexing is several times slower on CPU.
     """
-    if out is not None and out.shape != (rows.numel(), X.shape[1]):
-        out.resize_(rows.numel(), X.shape[1])
-    return torch.index_select(X, 0, rows.reshape(-1), out=out).view(*rows.shape, X.shape[1])
+    shape = (rows.numel(), *X.shape[1:])
+    if out is not None and out.shape != shape:
+        out.resize_(shape)
+    return torch.index_select(X, 0, rows.reshape(-1), out=out).view(*rows.shape, *X.shape[1:])
 
 
 def _take_rows(tensor, index):
