@@ -109,7 +109,7 @@ class BatchedModule:
                 return batched(self._views(), self.buffers, X)
         with torch.enable_grad(), _rng_from(self.generator):
             self._out = batched(self._views(), self.buffers, X)
-        return self._out
+        return self._out.detach()  # the losses compute their own gradient: no graph through them
 
     def backward(self, grad_out):
         """Gradients of the loss for every tensor of :meth:`parameters`, in its order.
