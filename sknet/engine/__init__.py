@@ -9,9 +9,13 @@ weight decay, L1 penalty, initialisation, shuffling and rows. Each trained job c
 back as an ordinary fitted estimator, equal (up to float rounding, without
 dropout) to the one its own ``fit`` would give. :func:`predict_batched` runs
 many fitted nets on the same rows in one forward pass.
+
+Modules other than sknet's MLP are stacked with ``torch.func`` and trained with
+``vmap`` and autograd; :func:`vmap_refusal` says whether a module can be.
 """
 
+from ._functional import vmap_refusal
 from ._predict import predict_batched
 from ._train import can_batch, group_jobs, train_batched
 
-__all__ = ["can_batch", "group_jobs", "predict_batched", "train_batched"]
+__all__ = ["can_batch", "group_jobs", "predict_batched", "train_batched", "vmap_refusal"]
