@@ -95,8 +95,31 @@ def optimizer_class(optimizer):
     return optimizer
 
 
+# ``momentum=None`` means the optimizer's usual default: scikit-learn's MLP uses 0.9 for SGD (torch
+# 0, plain SGD); for any other optimizer, torch's own default (RMSprop: 0).
+_DEFAULT_MOMENTUM = {torch.optim.SGD: 0.9}
+
+
+def effective_momentum(optimizer, momentum):
+    """The momentum an optimizer (a name or a class) trains with, for ``momentum`` (a float or None).
+
+    An explicit float applies to any optimizer that takes one; None gives 0.9
+    for SGD and the optimizer's own default otherwise (0 for RMSprop; 0 where
+    it takes none).
+    """
+    if momentum is not None:
+        return float(momentum)
+    cls = optimizer_class(optimizer)
+    if cls in _DEFAULT_MOMENTUM:
+        return _DEFAULT_MOMENTUM[cls]
+    default = inspect.signature(cls).parameters.get("momentum")
+    if default is None or not isinstance(default.default, (int, float)) or isinstance(default.default, bool):
+        return 0.0
+    return float(default.default)
+
+
 def optimizer_kwargs(optimizer_cls, momentum, weight_decay):
-    """Keyword arguments the optimizer class accepts, among momentum and decay."""
+    """Keyword arguments the optimizer class accepts, among momentum (a float) and decay."""
     accepted = inspect.signature(optimizer_cls).parameters
     kwargs = {}
     if "momentum" in accepted:

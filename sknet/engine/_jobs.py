@@ -15,7 +15,7 @@ from sklearn.base import clone
 from sklearn.utils import _safe_indexing
 
 from .. import _options
-from ..nets._base import BaseMLP
+from ..nets._base import BaseMLP, BaseTorchNet
 from ._loss import LOSSES
 
 
@@ -48,8 +48,11 @@ def refusal(estimator, params, X=None):
     than sknet's MLPs, subclasses that override ``fit`` (the engine would
     not run theirs), parameters ``fit`` would reject, sparse ``X``, skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
-    the named ones, and ``verbose``.
+    the named ones, and ``verbose``. TorchClassifier and TorchRegressor train
+    any module, which the engine does not know how to batch.
     """
+    if isinstance(estimator, BaseTorchNet) and not isinstance(estimator, BaseMLP):
+        return "the batched engine trains sknet's MLPs only"
     if not isinstance(estimator, BaseMLP):
         return f"{type(estimator).__name__} is not an sknet MLP estimator"
     if type(estimator).fit is not BaseMLP.fit:
@@ -80,6 +83,8 @@ def group_key(estimator):
     init, random state, class weights, max_epochs, and the layers' widths
     (models of equal widths share tensors within the loop).
     """
+    if not isinstance(estimator, BaseMLP):  # never batched (see refusal): a group of its own class
+        return (type(estimator), estimator.device, estimator.dtype)
     return (
         type(estimator),
         len(estimator._hidden_sizes()),
@@ -112,6 +117,9 @@ def prepare(base, params, rows, X, y, validated=None, sample_weight=None):
         weight = None if sample_weight is None else _safe_indexing(sample_weight, rows)
         validated[key] = est._validate_fit_data(_safe_indexing(X, rows), _safe_indexing(y, rows), weight)
     setup = est._prepare_fit(validated[key])
+    # Bridge until _train.py reads ``estimator._momentum()``: it reads ``momentum`` as a float,
+    # and None (the default) means the optimizer's own. Only this job's clone is changed.
+    est.momentum = est._momentum()
     parts = [(rows[part], setup.y[part], None if setup.weight is None else setup.weight[part])
              for part in (setup.train, setup.valid) if part is not None]
     return Job(est, setup.seed, *parts[0], setup.n_outputs, parts[1] if len(parts) > 1 else None,

@@ -46,6 +46,13 @@ def huber(out, target, coef, delta=1.0):
     return _reduce(per_element, coef), diff.clamp(-delta, delta) * (coef / out.shape[2]).unsqueeze(2)
 
 
+def binary_cross_entropy(out, target, coef):
+    """``nn.BCEWithLogitsLoss`` on logits and 0/1 targets ``(K, n, L)``, averaged over labels per row."""
+    # log(1 + exp(-|x|)) + max(x, 0) - x * t: the loss without overflow for logits of either sign.
+    per_element = torch.nn.functional.softplus(-out.abs()) + out.clamp_min(0) - out * target
+    return _reduce(per_element, coef), (torch.sigmoid(out) - target) * (coef / out.shape[2]).unsqueeze(2)
+
+
 def _reduce(per_element, coef):
     return (per_element.mean(dim=2) * coef).sum(dim=1)
 
@@ -55,4 +62,5 @@ LOSSES = {
     nn.MSELoss: squared_error,
     nn.L1Loss: absolute_error,
     nn.HuberLoss: huber,
+    nn.BCEWithLogitsLoss: binary_cross_entropy,
 }

@@ -1,6 +1,11 @@
-"""What MLPClassifier and MLPRegressor share: validation, device, the skorch net, fit and predict."""
+"""What the sknet estimators share: validation, device, the skorch net, fit and predict.
+
+:class:`BaseTorchNet` trains any ``torch.nn.Module`` class; :class:`BaseMLP` is that estimator
+with sknet's :class:`~sknet.nets._module.MLPModule`, built from flat hyperparameters.
+"""
 
 import functools
+import inspect
 import math
 import os
 import threading
@@ -55,10 +60,17 @@ class SkorchMLP(NeuralNet):
     which would leave a search running after the user asked it to stop).
     """
 
-    def __init__(self, *args, l1=0.0, shuffle_seed=None, **kwargs):
+    def __init__(self, *args, l1=0.0, shuffle_seed=None, module_dtype=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.l1 = l1
         self.shuffle_seed = shuffle_seed
+        self.module_dtype = module_dtype
+
+    def initialize_module(self):
+        super().initialize_module()
+        if self.module_dtype is not None:  # a user's module may not take a dtype: cast its floats
+            self.module_.to(self.module_dtype)
+        return self
 
     def get_iterator(self, dataset, training=False):
         if not isinstance(dataset, InMemoryDataset):
@@ -86,7 +98,7 @@ class SkorchMLP(NeuralNet):
                 losses = losses.mean(dim=1)
             loss = (losses * weight).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
         if training and self.l1:
-            loss = loss + self.l1 * sum(w.abs().sum() for w in self.module_.penalized_weights())
+            loss = loss + self.l1 * sum(w.abs().sum() for w in penalized_weights(self.module_))
         return loss
 
     def train_epochs(self, dataset, epochs):
@@ -107,6 +119,17 @@ class SkorchMLP(NeuralNet):
         return any(getattr(cb, "stop_requested_", False)
                    or (isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience)
                    for _, cb in self.callbacks_)
+
+
+def penalized_weights(module):
+    """The weights L1 penalises: ``module.penalized_weights()``, else every parameter of 2+ dimensions.
+
+    Parameters of one dimension are biases and normalisation scales, which a
+    penalty would only pull towards an arbitrary point.
+    """
+    if hasattr(module, "penalized_weights"):
+        return module.penalized_weights()
+    return [p for p in module.parameters() if p.ndim >= 2]
 
 
 # A fit whose training loss ends this many times above the untrained network's has diverged
@@ -366,20 +389,34 @@ class FitSetup:
 _PARAM_NAMES = {}  # estimator class -> the names of its __init__ parameters
 
 
-class BaseMLP(CallbackSupportMixin, BaseEstimator):
-    """Shared machinery of the sknet MLP estimators; not for direct use."""
+class _ModuleClass(HasMethods):
+    """Parameter constraint: a ``torch.nn.Module`` subclass (not an instance)."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def is_satisfied_by(self, val):
+        return isinstance(val, type) and issubclass(val, torch.nn.Module)
+
+    def __str__(self):
+        return "a torch.nn.Module subclass (the class, not an instance)"
+
+
+# Constructor arguments of a user's module that the data decides, filled in when not set.
+DATA_ARGUMENTS = ("n_features", "input_shape", "n_outputs")
+
+
+class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
+    """Shared machinery of the sknet estimators (any torch module); not for direct use.
+
+    Subclasses with a ``module`` parameter take the module's constructor
+    arguments as ``module__<name>`` parameters (skorch's convention).
+    """
 
     _parameter_constraints = {
-        "n_layers": [Interval(Integral, 0, None, closed="left")],
-        "n_units": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": [None, "array-like"],
-        "activation": [StrOptions(set(_options.ACTIVATIONS))],
-        "weight_init": [StrOptions(set(_options.WEIGHT_INITS))],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "batch_norm": ["boolean"],
         "optimizer": [StrOptions(set(_options.OPTIMIZERS)), _OptimizerClass()],
         "lr": [Interval(Real, 0, None, closed="neither")],
-        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "momentum": [None, Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "l1": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -404,6 +441,99 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         if cls not in _PARAM_NAMES:
             _PARAM_NAMES[cls] = tuple(super()._get_param_names())
         return list(_PARAM_NAMES[cls])
+
+    def _takes_module(self):
+        return "module" in self._get_param_names()
+
+    def get_params(self, deep=True):
+        """Get the parameters of this estimator, ``module__<name>`` ones included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of contained estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep)
+        # scikit-learn reads names from __init__'s signature, which **module_params hides.
+        params.update(self._module_params())
+        return params
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator, ``module__<name>`` ones included.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters; ``module__<name>`` sets the module's
+            constructor argument ``<name>``, even one not set before.
+
+        Returns
+        -------
+        self : estimator instance
+            The estimator.
+        """
+        if self._takes_module():
+            for name in [name for name in params if name.startswith("module__")]:
+                setattr(self, name, params.pop(name))
+        return super().set_params(**params) if params else self
+
+    def _module_params(self):
+        """The ``module__<name>`` parameters set on this estimator."""
+        return {name: value for name, value in vars(self).items() if name.startswith("module__")}
+
+    # -- what the module and its inputs are ------------------------------------
+    def _module_class(self):
+        return self.module
+
+    def _module_kwargs(self, input_shape, n_outputs):
+        """The module's constructor arguments: the user's, and those the data decides."""
+        kwargs = {name[len("module__"):]: value for name, value in self._module_params().items()}
+        accepted = inspect.signature(self.module).parameters
+        given = {"input_shape": tuple(input_shape), "n_outputs": n_outputs}
+        if len(input_shape) == 1:
+            given["n_features"] = input_shape[0]
+        if "dtype" in accepted:
+            given["dtype"] = getattr(torch, self.dtype)
+        for name, value in given.items():
+            if name in accepted and name not in kwargs:
+                kwargs[name] = value
+        return kwargs
+
+    def _X_options(self):
+        """How ``validate_data`` checks X: any rank, and integer inputs (token ids) stay integer."""
+        return dict(accept_sparse="csr", allow_nd=True, dtype=[self._float_dtype(), np.int64, np.int32])
+
+    def _check_input_shape(self, X, reset):
+        """Remember (``reset``) or check the shape of a sample: ``X.shape[1:]``."""
+        if reset:
+            self._input_shape = tuple(int(n) for n in X.shape[1:])
+        elif tuple(X.shape[1:]) != self._input_shape:
+            raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but {type(self).__name__} "
+                             f"was fitted on samples of shape {self._input_shape}.")
+
+    def _fitted_input_shape(self):
+        return self._input_shape
+
+    def _step_work(self, train):
+        """Multiply-adds of a training step's forward pass, for the thread count: weights times rows."""
+        n_weights = sum(p.numel() for p in self.net_.module_.parameters())
+        return n_weights * min(self.batch_size, len(train))
+
+    def _draws_at_random(self):
+        """Whether training draws from torch's global generator (so it runs in a seeded block).
+
+        A user's module may draw anywhere (dropout, noise): assume it does.
+        """
+        return True
+
+    def _momentum(self):
+        """The momentum the optimizer gets (``momentum=None``: the optimizer's own default)."""
+        return _options.effective_momentum(self.optimizer, self.momentum)
 
     # -- hooks the concrete estimators fill in ---------------------------------
     def _validate_targets(self, X, y, *, reset, classes=None):
@@ -478,11 +608,11 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         seed = int(self._seed_rng.randint(_MAX_SEED))
         train, valid = self._split_rows(data.y, seed)
         self._check_training_size(len(train))
-        self.net_ = self._build_net(data.X.shape[1], data.n_outputs, math.ceil(len(train) / self.batch_size))
+        self.net_ = self._build_net(data.X.shape[1:], data.n_outputs, math.ceil(len(train) / self.batch_size))
         self.net_.shuffle_seed = seed
         with seeded(seed, self.device_):
             self.net_.initialize()
-            rng_state = generator_state(self.device_) if self.dropout > 0 else None
+            rng_state = generator_state(self.device_) if self._draws_at_random() else None
         return FitSetup(data.X, data.y, weight, data.n_outputs, seed, train, valid, rng_state)
 
     def _train_setup(self, setup, epochs, X, y):
@@ -514,10 +644,8 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         :func:`sknet.parallel.fit_threads` chooses for its steps' work, restored after.
         """
         self.net_.train_split = None if valid is None else predefined_split(valid)
-        work = step_work(train.X.shape[1], self._hidden_sizes(), self.net_.module_.output.out_features,
-                         min(self.batch_size, len(train)))
-        with fit_threads(work, self.device_):  # a small net on one thread: see docs/threads.md
-            if self.dropout > 0:
+        with fit_threads(self._step_work(train), self.device_):  # a small net on one thread: docs/threads.md
+            if self._draws_at_random():
                 with seeded(seed, self.device_, state):
                     self._train_reporting_epochs(train, epochs, X, y)
             else:
@@ -552,24 +680,25 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
 
     def _check_arguments(self):
         """Check what the parameter constraints cannot express."""
-        if self.hidden_layer_sizes is not None:
-            sizes = self.hidden_layer_sizes
-            if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
-                raise ValueError(
-                    "The 'hidden_layer_sizes' parameter must be None or a sequence of positive "
-                    f"integers. Got {sizes!r} instead."
-                )
-        if self.batch_norm and self.batch_size < 2:
-            raise ValueError(
-                "batch_norm=True needs batch_size >= 2: batch normalisation of a single sample is "
-                f"undefined. Got batch_size={self.batch_size}."
-            )
+        if self._takes_module():
+            self._check_module_params()
         for callback in self.callbacks or []:
             if not isinstance(callback, (Callback, tuple)):
                 raise TypeError(
                     "The 'callbacks' parameter must be a list of skorch callbacks or "
                     f"(name, callback) tuples. Got {callback!r} in it."
                 )
+
+    def _check_module_params(self):
+        """Every ``module__<name>`` must be an argument of the module's constructor."""
+        accepted = inspect.signature(self.module).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            return
+        unknown = sorted(name for name in self._module_params() if name[len("module__"):] not in accepted)
+        if unknown:
+            raise ValueError(f"{self.module.__name__} takes no argument(s) "
+                             f"{[name[len('module__'):] for name in unknown]} (set as {unknown}); its "
+                             f"constructor takes {list(accepted)}.")
 
     def _check_weights_finite(self):
         """Raise ``FloatingPointError`` when training left NaN or infinite weights.
@@ -607,11 +736,6 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
             return int(np.argmin(history[:, "valid_loss"])) + 1
         return len(history)
 
-    def _hidden_sizes(self):
-        if self.hidden_layer_sizes is not None:
-            return tuple(int(s) for s in self.hidden_layer_sizes)
-        return (self.n_units,) * self.n_layers
-
     def _split_rows(self, y, seed):
         """Positions of the rows trained on and of the early-stopping validation rows (or None)."""
         if not self.early_stopping:
@@ -631,10 +755,7 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         return np.dtype(self.dtype)
 
     def _check_training_size(self, n_train):
-        """Batch normalisation needs two rows to normalise (torch fails obscurely with one)."""
-        if self.batch_norm and n_train < 2:
-            held_out = " after the early-stopping validation split" if self.early_stopping else ""
-            raise ValueError(f"batch_norm=True needs at least 2 training samples{held_out}. Got {n_train}.")
+        """Refuse a training set the module cannot train on (nothing to check for any module)."""
 
     def _validation_split(self, y, seed):
         """Row indices of the training part and of the early-stopping validation part."""
@@ -653,22 +774,17 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
         except ValueError:  # too few samples of some class to stratify
             return train_test_split(rows, **split)
 
-    def _build_net(self, n_features, n_outputs, steps_per_epoch):
+    def _build_net(self, input_shape, n_outputs, steps_per_epoch):
+        """The skorch net, not initialised, for samples of ``input_shape`` and ``n_outputs`` outputs."""
         optimizer = _options.optimizer_class(self.optimizer)
-        optimizer_kwargs = _options.optimizer_kwargs(optimizer, self.momentum, self.weight_decay)
+        optimizer_kwargs = _options.optimizer_kwargs(optimizer, self._momentum(), self.weight_decay)
         if optimizer_kwargs.get("weight_decay"):  # like scikit-learn's alpha: weights only
             optimizer_kwargs["param_groups"] = [("*.bias", {"weight_decay": 0.0}),
                                                 ("*norm*", {"weight_decay": 0.0})]
         return SkorchMLP(
-            module=MLPModule,
-            module__n_features=n_features,
-            module__hidden_sizes=self._hidden_sizes(),
-            module__n_outputs=n_outputs,
-            module__activation=self.activation,
-            module__dropout=self.dropout,
-            module__batch_norm=self.batch_norm,
-            module__weight_init=self.weight_init,
-            module__dtype=getattr(torch, self.dtype),
+            module=self._module_class(),
+            **{f"module__{k}": v for k, v in self._module_kwargs(input_shape, n_outputs).items()},
+            module_dtype=getattr(torch, self.dtype),
             criterion=self._criterion(),
             criterion__reduction="none",
             optimizer=optimizer,
@@ -725,7 +841,9 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
     def _validate_input(self, X):
         """``X`` validated for prediction: an array or CSR matrix of the network's dtype."""
         with explain_text(self, X):
-            return validate_data(self, X, reset=False, accept_sparse="csr", dtype=self._float_dtype())
+            X = validate_data(self, X, reset=False, **self._X_options())
+        self._check_input_shape(X, reset=False)
+        return X
 
     def _checked_outputs(self, out):
         """Raw outputs (on the CPU) as float64, refusing NaN and infinite ones."""
@@ -789,3 +907,68 @@ class BaseMLP(CallbackSupportMixin, BaseEstimator):
 
 def _silent(*args, **kwargs):
     """Sink for skorch messages we do not want printed."""
+
+
+class BaseMLP(BaseTorchNet):
+    """:class:`BaseTorchNet` with sknet's MLP module, built from flat hyperparameters; not for direct use."""
+
+    _parameter_constraints = {
+        **BaseTorchNet._parameter_constraints,
+        "n_layers": [Interval(Integral, 0, None, closed="left")],
+        "n_units": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [None, "array-like"],
+        "activation": [StrOptions(set(_options.ACTIVATIONS))],
+        "weight_init": [StrOptions(set(_options.WEIGHT_INITS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+    }
+
+    def _module_class(self):
+        return MLPModule
+
+    def _module_kwargs(self, input_shape, n_outputs):
+        return dict(n_features=input_shape[0], hidden_sizes=self._hidden_sizes(), n_outputs=n_outputs,
+                    activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm,
+                    weight_init=self.weight_init, dtype=getattr(torch, self.dtype))
+
+    def _X_options(self):
+        return dict(accept_sparse="csr", dtype=self._float_dtype())
+
+    def _check_input_shape(self, X, reset):
+        """validate_data's feature count check is the whole check for 2-D input."""
+
+    def _fitted_input_shape(self):
+        return (self.n_features_in_,)
+
+    def _step_work(self, train):
+        return step_work(train.X.shape[1], self._hidden_sizes(), self.net_.module_.output.out_features,
+                         min(self.batch_size, len(train)))
+
+    def _draws_at_random(self):
+        return self.dropout > 0
+
+    def _hidden_sizes(self):
+        if self.hidden_layer_sizes is not None:
+            return tuple(int(s) for s in self.hidden_layer_sizes)
+        return (self.n_units,) * self.n_layers
+
+    def _check_arguments(self):
+        if self.hidden_layer_sizes is not None:
+            sizes = self.hidden_layer_sizes
+            if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
+                raise ValueError(
+                    "The 'hidden_layer_sizes' parameter must be None or a sequence of positive "
+                    f"integers. Got {sizes!r} instead."
+                )
+        if self.batch_norm and self.batch_size < 2:
+            raise ValueError(
+                "batch_norm=True needs batch_size >= 2: batch normalisation of a single sample is "
+                f"undefined. Got batch_size={self.batch_size}."
+            )
+        super()._check_arguments()
+
+    def _check_training_size(self, n_train):
+        """Batch normalisation needs two rows to normalise (torch fails obscurely with one)."""
+        if self.batch_norm and n_train < 2:
+            held_out = " after the early-stopping validation split" if self.early_stopping else ""
+            raise ValueError(f"batch_norm=True needs at least 2 training samples{held_out}. Got {n_train}.")

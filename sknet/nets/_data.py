@@ -23,8 +23,9 @@ class InMemoryDataset(torch.utils.data.Dataset):
 
     Parameters
     ----------
-    X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
-        Features; dense arrays are copied to ``device`` once, as ``dtype``.
+    X : ndarray of shape (n_samples, ...) or scipy sparse matrix of shape (n_samples, n_features)
+        Features; dense arrays are copied to ``device`` once, as ``dtype``
+        (integer arrays but uint8 keep their type: token ids).
     y : ndarray of shape (n_samples,) or (n_samples, n_outputs), default=None
         Targets; ``None`` at prediction time.
     sample_weight : ndarray of shape (n_samples,), default=None
@@ -41,7 +42,10 @@ class InMemoryDataset(torch.utils.data.Dataset):
         if self.sparse:
             self.X = sp.csr_matrix(X, dtype=dtype)
         else:
-            self.X = torch.as_tensor(_writable(np.asarray(X, dtype=dtype)), device=self.device)
+            X = np.asarray(X)
+            # Integer inputs (token ids for an embedding) stay integer; the rest computes in dtype.
+            X = X if X.dtype.kind in "iu" and X.dtype != np.uint8 else X.astype(dtype, copy=False)
+            self.X = torch.as_tensor(_writable(X), device=self.device)
         self.y = None if y is None else torch.as_tensor(_writable(np.asarray(y)), device=self.device)
         self.sample_weight = (
             None if sample_weight is None

@@ -14,11 +14,12 @@ class MLPModule(nn.Module):
     Parameters
     ----------
     n_features : int
-        Width of the input.
-    hidden_sizes : tuple of int
+        Width of the input; the estimators fill it in from ``X``.
+    hidden_sizes : tuple of int, default=(100,)
         Width of each hidden layer; empty for a linear model.
-    n_outputs : int
-        Width of the output (logits for classification).
+    n_outputs : int, default=1
+        Width of the output (logits for classification). The estimators
+        fill it in from the targets.
     activation : str
         A key of ``sknet._options.ACTIVATIONS``.
     dropout : float
@@ -31,7 +32,7 @@ class MLPModule(nn.Module):
         Floating-point type of the parameters.
     """
 
-    def __init__(self, n_features, hidden_sizes, n_outputs, activation="relu",
+    def __init__(self, n_features, hidden_sizes=(100,), n_outputs=1, activation="relu",
                  dropout=0.0, batch_norm=False, weight_init="default", dtype=torch.float32):
         super().__init__()
         layers = OrderedDict()
@@ -51,6 +52,8 @@ class MLPModule(nn.Module):
         init_linear(self.output, weight_init, "identity")
 
     def forward(self, X):
+        if not X.is_floating_point():  # integer features (kept integer for embedding modules)
+            X = X.to(self.output.weight.dtype)
         return self.output(self.hidden(X))
 
     def penalized_weights(self):

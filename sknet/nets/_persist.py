@@ -8,6 +8,7 @@ still have been edited by hand, so ``load`` checks every field against what
 
 import contextlib
 import errno
+import importlib
 import json
 import os
 import pickle
@@ -60,20 +61,59 @@ _FITTED_CHECKS = {
     "validation_scores_": (lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers"),
     "validation_loss_curve_": (lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers"),
     "best_validation_score_": (_number, "a number"),
+    "_multilabel": (lambda v: isinstance(v, bool), "True or False"),
+    "_input_shape": (lambda v: isinstance(v, tuple) and len(v) >= 1 and all(map(_positive_int, v)),
+                     "a tuple of positive ints"),
     "steps_per_epoch": (_positive_int, "a positive int"),
     "device_": (_device, "a torch device such as 'cpu' or 'cuda:0'"),
 }
 _FITTED = tuple(name for name in _FITTED_CHECKS if name not in ("steps_per_epoch", "device_"))
-_OWN_FITTED = {"MLPClassifier": {"classes_"}, "MLPRegressor": {"n_outputs_", "_y_ndim"}}
+_OWN_FITTED = {"MLPClassifier": {"classes_", "_multilabel"}, "MLPRegressor": {"n_outputs_", "_y_ndim"},
+               "TorchClassifier": {"classes_", "_multilabel", "_input_shape"},
+               "TorchRegressor": {"n_outputs_", "_y_ndim", "_input_shape"}}
 _OPTIONAL_FITTED = {"feature_names_in_", "validation_scores_", "validation_loss_curve_",
-                    "best_validation_score_"}
+                    "best_validation_score_", "_multilabel"}  # files of sknet before multilabel lack it
 _ARRAY_KINDS = "biufUO"  # bool, integers, floats, text, objects (mixed labels): what fit stores
 
 
 def _estimator_classes():
     from ._mlp import MLPClassifier, MLPRegressor
+    from ._torch import TorchClassifier, TorchRegressor
 
-    return {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor)}
+    return {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor, TorchClassifier, TorchRegressor)}
+
+
+def _import_path(module_class):
+    """``"package.module:Qualified.Name"`` of a module class that ``load`` can import, else ValueError."""
+    path = f"{module_class.__module__}:{module_class.__qualname__}"
+    if module_class.__module__ == "__main__" or "<locals>" in module_class.__qualname__:
+        found = None
+    else:
+        try:
+            found = _imported_class(path)
+        except ValueError:
+            found = None
+    if found is not module_class:
+        raise ValueError(
+            f"Cannot save module={module_class.__qualname__} (from {module_class.__module__}): save() "
+            "stores the module class by its import path, so the class must be importable. Define it at "
+            "the top level of a module (not in __main__, a notebook or a function), or pickle the model."
+        )
+    return path
+
+
+def _imported_class(path):
+    """The torch module class at ``"package.module:Qualified.Name"``, imported; else ValueError."""
+    module_name, _, qualname = path.partition(":")
+    try:
+        found = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise ValueError(f"cannot import the module class {path!r} ({exc})") from None
+    if not (isinstance(found, type) and issubclass(found, torch.nn.Module)):
+        raise ValueError(f"{path!r} is not a torch.nn.Module subclass")
+    return found
 
 
 def _encode(value, name):
@@ -93,6 +133,8 @@ def _encode(value, name):
     if isinstance(value, type) and issubclass(value, torch.optim.Optimizer):
         if getattr(torch.optim, value.__name__, None) is value:
             return {"__optimizer__": value.__name__}
+    if name == "module" and isinstance(value, type) and issubclass(value, torch.nn.Module):
+        return {"__module_class__": _import_path(value)}
     if isinstance(value, np.random.RandomState) and name == "random_state":
         return None  # only matters for refitting; documented in save()
     raise TypeError(
@@ -117,6 +159,10 @@ def _decode(value):
         if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
             raise ValueError(f"Unknown optimizer {value['__optimizer__']!r} in the model file.")
         return optimizer
+    if "__module_class__" in value and isinstance(value["__module_class__"], str):
+        # Importing runs the module's top-level code, as unpickling the class would: load imports
+        # only what resolves to a torch.nn.Module subclass, and the import path is in the file.
+        return _imported_class(value["__module_class__"])
     raise ValueError(f"Unexpected entry {value!r} in the model file.")
 
 
@@ -278,7 +324,7 @@ def load(path):
     estimator.__dict__.update(fitted)  # every name and value checked above
     n_outputs = len(estimator.classes_) if hasattr(estimator, "classes_") else estimator.n_outputs_
     estimator._seed_rng = np.random.RandomState(0)
-    estimator.net_ = estimator._build_net(estimator.n_features_in_, n_outputs, steps_per_epoch)
+    estimator.net_ = estimator._build_net(estimator._fitted_input_shape(), n_outputs, steps_per_epoch)
     estimator._loaded_steps_per_epoch = steps_per_epoch
     _check_state_dict(estimator.net_, payload["state_dict"], path)
     estimator.net_.initialize()
@@ -361,7 +407,9 @@ def _decoded_field(payload, field, path):
 
 def _estimator_from_params(cls, params, path):
     """An unfitted ``cls`` with ``params``, each checked as ``fit`` checks it."""
-    unknown = sorted(set(params) - set(cls._get_param_names()))
+    names = set(cls._get_param_names())
+    unknown = sorted(name for name in set(params) - names
+                     if not ("module" in names and name.startswith("module__")))
     if unknown:
         raise _invalid(path, f"{cls.__name__} has no parameter(s) {unknown}.")
     estimator = cls(**params)
@@ -378,7 +426,8 @@ def _estimator_from_params(cls, params, path):
 
 def _checked_fitted(estimator_name, fitted, path):
     """The fitted attributes of a payload, each name known and each value of its kind."""
-    others = set().union(*(own for name, own in _OWN_FITTED.items() if name != estimator_name))
+    own = _OWN_FITTED[estimator_name]
+    others = set().union(*(own for name, own in _OWN_FITTED.items() if name != estimator_name)) - own
     allowed = set(_FITTED_CHECKS) - others
     unknown = sorted(set(fitted) - allowed)
     if unknown:
@@ -416,7 +465,7 @@ def _check_state_dict(net, state_dict, path):
         raise _invalid(path, f"its 'state_dict' field is a {type(state_dict).__name__}, not a dict of "
                        "tensors.")
     with torch.device("meta"):
-        expected = net.module(**net.get_params_for("module")).state_dict()
+        expected = net.module(**net.get_params_for("module")).to(net.module_dtype).state_dict()
     unknown, missing = set(state_dict) - set(expected), set(expected) - set(state_dict)
     if unknown or missing:
         raise _invalid(path, "the network's weights do not match its parameters: "
