@@ -480,7 +480,21 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         if self._takes_module():
             for name in [name for name in params if name.startswith("module__")]:
                 setattr(self, name, params.pop(name))
+            if "module_params" in params:  # what __init__'s **module_params takes, as one dict
+                extra = params.pop("module_params")
+                self._store_module_params(extra if isinstance(extra, dict) else {"module_params": extra})
         return super().set_params(**params) if params else self
+
+    def _store_module_params(self, module_params):
+        """Set the ``module__<name>`` arguments; keep other names for fit to refuse (init never raises)."""
+        unexpected = {}
+        for name, value in module_params.items():
+            if name.startswith("module__"):
+                setattr(self, name, value)
+            else:
+                unexpected[name] = value
+        if unexpected:
+            self._unexpected_params = unexpected
 
     def _module_params(self):
         """The ``module__<name>`` parameters set on this estimator."""
@@ -691,6 +705,10 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
 
     def _check_module_params(self):
         """Every ``module__<name>`` must be an argument of the module's constructor."""
+        unexpected = sorted(getattr(self, "_unexpected_params", {}))
+        if unexpected:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword argument(s) {unexpected}; the "
+                            "module's arguments are given as 'module__<name>'.")
         accepted = inspect.signature(self.module).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
             return

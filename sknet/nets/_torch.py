@@ -127,14 +127,6 @@ def docstring(summary, parameters, attributes, example):
             f"{attributes}\n\n    Examples\n    --------{example}")
 
 
-def _store_module_params(estimator, module_params):
-    for name, value in module_params.items():
-        if not name.startswith("module__"):
-            raise TypeError(f"{type(estimator).__name__}.__init__() got an unexpected keyword argument "
-                            f"{name!r}; the module's arguments are given as 'module__<name>'.")
-        setattr(estimator, name, value)
-
-
 def _is_indicator_shaped(y):
     """Whether ``y`` is 2-D with several columns: a multilabel indicator matrix if anything."""
     try:
@@ -176,7 +168,7 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
         self.verbose = verbose
         self.warm_start = warm_start
         self.callbacks = callbacks
-        _store_module_params(self, module_params)
+        self._store_module_params(module_params)
 
     def _is_multilabel(self):
         return getattr(self, "_multilabel", False)
@@ -387,7 +379,7 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
         self.verbose = verbose
         self.warm_start = warm_start
         self.callbacks = callbacks
-        _store_module_params(self, module_params)
+        self._store_module_params(module_params)
 
     def _validate_targets(self, X, y, *, reset, classes=None):
         with explain_text(self, X, y):

@@ -1,0 +1,256 @@
+"""TorchClassifier and TorchRegressor: any torch module as an estimator."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import load_digits, load_iris, make_multilabel_classification
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from torch import nn
+
+from sknet import MLPClassifier, MLPRegressor, TorchClassifier, TorchRegressor, load
+from sknet.engine._jobs import group_key, refusal
+from sknet.engine._loss import binary_cross_entropy
+from sknet.model_selection import GridSearchCV
+from sknet.nets._base import penalized_weights
+from sknet.nets._module import MLPModule
+
+# The MLPs' expected failures, for the same reason (tests/nets/test_estimator_checks.py): weighted and
+# repeated samples agree only to float32 rounding, below the check's rtol=1e-7.
+_FLOAT32 = "weighted and repeated samples agree only to float32 rounding, below the check's rtol=1e-7"
+EXPECTED_FAILURES = {"check_sample_weight_equivalence_on_dense_data": _FLOAT32,
+                     "check_sample_weight_equivalence_on_sparse_data": _FLOAT32}
+
+
+class SmallCNN(nn.Module):
+    """A convolution over (channels, height, width) images, then a linear layer to the logits."""
+
+    def __init__(self, input_shape, n_outputs, channels=4):
+        super().__init__()
+        in_channels, height, width = input_shape
+        self.conv = nn.Conv2d(in_channels, channels, kernel_size=3, padding=1)
+        self.norm = nn.BatchNorm2d(channels)
+        self.head = nn.Linear(channels * height * width, n_outputs)
+
+    def forward(self, X):
+        return self.head(torch.relu(self.norm(self.conv(X))).flatten(1))
+
+
+class BagOfEmbeddings(nn.Module):
+    """The mean of the tokens' embeddings, then a linear layer: needs integer token ids."""
+
+    def __init__(self, n_outputs, vocabulary=20, width=8):
+        super().__init__()
+        self.embedding = nn.Embedding(vocabulary, width)
+        self.head = nn.Linear(width, n_outputs)
+
+    def forward(self, X):
+        assert X.dtype == torch.int64, X.dtype  # the ids reach the module as integers
+        return self.head(self.embedding(X).mean(dim=1))
+
+
+@parametrize_with_checks(
+    [TorchClassifier(max_epochs=30, lr=1e-2, random_state=0, device="cpu"),
+     TorchRegressor(max_epochs=30, lr=1e-2, random_state=0, device="cpu")],
+    expected_failed_checks=lambda estimator: EXPECTED_FAILURES,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digit_images():
+    X, y = load_digits(return_X_y=True)
+    return (X[:400] / 16).reshape(-1, 1, 8, 8), y[:400]
+
+
+def test_a_cnn_learns_digit_images_and_a_search_tunes_its_channels(digit_images):
+    X, y = digit_images
+    net = TorchClassifier(SmallCNN, lr=1e-2, max_epochs=5, batch_size=32, random_state=0, device="cpu")
+    search = GridSearchCV(net, {"module__channels": [2, 6]}, cv=2).fit(X, y)
+    assert list(search.cv_results_["param_module__channels"]) == [2, 6]
+    assert search.best_estimator_.net_.module_.conv.out_channels == search.best_params_["module__channels"]
+    assert search.best_estimator_.score(X, y) > 0.8
+    assert search.best_estimator_.n_features_in_ == 1
+
+
+def test_a_sample_of_another_shape_is_refused_at_predict(digit_images):
+    X, y = digit_images
+    clf = TorchClassifier(SmallCNN, max_epochs=1, random_state=0, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match=r"shape \(1, 4, 16\).*fitted on samples of shape \(1, 8, 8\)"):
+        clf.predict(X.reshape(-1, 1, 4, 16))
+
+
+def test_an_embedding_module_gets_integer_token_ids():
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 20, size=(300, 6))
+    y = (X == 3).any(axis=1).astype(int)
+    clf = TorchClassifier(BagOfEmbeddings, module__width=16, lr=3e-2, max_epochs=40, random_state=0,
+                          device="cpu").fit(X, y)
+    assert clf.score(X, y) > 0.9
+
+
+def test_the_data_fills_in_n_features_and_n_outputs_but_not_what_the_user_set():
+    X, y = load_iris(return_X_y=True)
+    clf = TorchClassifier(module__hidden_sizes=(5,), max_epochs=1, device="cpu").fit(X, y)
+    assert clf.net_.module_.hidden.linear0.in_features == 4 and clf.net_.module_.output.out_features == 3
+    kept = TorchClassifier(module__n_outputs=5, module__hidden_sizes=(), max_epochs=1, device="cpu").fit(X, y)
+    assert kept.net_.module_.output.out_features == 5  # the user's value, though iris has 3 classes
+
+
+def test_module_params_are_parameters_for_get_params_set_params_and_clone():
+    clf = TorchClassifier(SmallCNN, lr=0.1)
+    assert clf.set_params(module__channels=8, lr=0.2) is clf
+    params = clf.get_params()
+    assert params["module__channels"] == 8 and params["lr"] == 0.2 and params["module"] is SmallCNN
+    twin = clone(clf)
+    assert twin.get_params() == params and twin is not clf
+    assert "module__channels=8" in repr(clf)
+
+
+def test_the_mlps_have_no_module_parameters():
+    for est in (MLPClassifier(), MLPRegressor()):
+        assert not [name for name in est.get_params() if name.startswith("module")]
+        with pytest.raises(ValueError, match="Invalid parameter 'module'"):
+            est.set_params(module__channels=8)
+
+
+def test_an_argument_the_module_does_not_take_is_refused_at_fit():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match=r"MLPModule takes no argument\(s\) \['channels'\]"):
+        TorchClassifier(module__channels=3, max_epochs=1).fit(X, y)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['channels'\]"):
+        TorchClassifier(channels=3, max_epochs=1).fit(X, y)
+
+
+def test_a_module_instance_is_refused_for_a_class():
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match="torch.nn.Module subclass"):
+        TorchClassifier(MLPModule(4)).fit(X, y)
+
+
+def test_a_fitted_torch_estimator_pickles(digit_images):
+    X, y = digit_images
+    clf = TorchClassifier(SmallCNN, module__channels=3, max_epochs=2, random_state=0, device="cpu").fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    assert again.get_params()["module__channels"] == 3
+
+
+def test_save_and_load_round_trip_a_torch_regressor_with_module_params(tmp_path):
+    X = np.random.RandomState(0).normal(size=(60, 3))
+    y = np.c_[X.sum(axis=1), X[:, 0]]
+    reg = TorchRegressor(module__hidden_sizes=(7, 5), module__activation="tanh", max_epochs=3,
+                         random_state=0, dtype="float64", device="cpu").fit(X, y)
+    reg.save(tmp_path / "model.pt")
+    loaded = load(tmp_path / "model.pt")
+    assert type(loaded) is TorchRegressor and loaded.get_params() == reg.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+
+
+def test_save_refuses_a_module_class_that_cannot_be_imported(tmp_path):
+    class Local(nn.Module):
+        def __init__(self, n_features, n_outputs):
+            super().__init__()
+            self.linear = nn.Linear(n_features, n_outputs)
+
+        def forward(self, X):
+            return self.linear(X)
+
+    X, y = load_iris(return_X_y=True)
+    clf = TorchClassifier(Local, max_epochs=1, device="cpu").fit(X, y)
+    with pytest.raises(ValueError, match="the class must be importable"):
+        clf.save(tmp_path / "model.pt")
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_a_file_naming_a_class_that_is_not_a_torch_module_is_refused(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    TorchClassifier(max_epochs=1, device="cpu").fit(X, y).save(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    payload["params"] = payload["params"].replace("sknet.nets._module:MLPModule", "collections:OrderedDict")
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(ValueError, match="'collections:OrderedDict' is not a torch.nn.Module subclass"):
+        load(tmp_path / "edited.pt")
+
+
+@pytest.fixture(scope="module")
+def multilabel():
+    X, Y = make_multilabel_classification(200, 10, n_classes=4, random_state=0)
+    return X / X.max(), Y
+
+
+@pytest.mark.parametrize("make", [TorchClassifier, MLPClassifier])
+def test_a_multilabel_indicator_y_gives_per_label_predictions(multilabel, make):
+    X, Y = multilabel
+    clf = make(lr=1e-2, max_epochs=30, random_state=0, device="cpu").fit(X, Y)
+    np.testing.assert_array_equal(clf.classes_, [0, 1, 2, 3])
+    proba = clf.predict_proba(X)
+    assert proba.shape == Y.shape and not np.allclose(proba.sum(axis=1), 1)
+    np.testing.assert_array_equal(clf.predict(X), (proba > 0.5).astype(int))
+    assert clf.score(X, Y) > 0.4  # subset accuracy; predicting no label scores 0.12
+    assert isinstance(clf.net_.criterion_, nn.BCEWithLogitsLoss)
+
+
+def test_a_multilabel_mlp_trains_the_same_batched_as_alone(multilabel):
+    X, Y = multilabel
+    net = MLPClassifier(max_epochs=5, random_state=0, dtype="float64", device="cpu")
+    runs = [GridSearchCV(net, {"lr": [1e-2, 3e-2]}, cv=2, engine=engine).fit(X, Y).cv_results_
+            for engine in ("batched", "sequential")]
+    np.testing.assert_allclose(runs[0]["mean_test_score"], runs[1]["mean_test_score"], rtol=0, atol=1e-12)
+
+
+def test_a_multilabel_model_is_saved_and_loaded(multilabel, tmp_path):
+    X, Y = multilabel
+    clf = MLPClassifier(max_epochs=3, random_state=0, device="cpu").fit(X, Y)
+    clf.save(tmp_path / "model.pt")
+    np.testing.assert_array_equal(load(tmp_path / "model.pt").predict_proba(X), clf.predict_proba(X))
+
+
+def test_a_2d_y_that_is_not_a_multilabel_indicator_is_refused(multilabel):
+    X, Y = multilabel
+    with pytest.raises(ValueError, match="multilabel indicator matrix.*got multiclass-multioutput"):
+        TorchClassifier(max_epochs=1).fit(X, Y + 2 * Y[:, :1])
+
+
+def test_binary_cross_entropy_and_its_gradient_match_torch_in_float64():
+    generator = torch.Generator().manual_seed(0)
+    out = (torch.randn(3, 5, 4, generator=generator, dtype=torch.float64) * 30).requires_grad_()
+    target = (torch.rand(3, 5, 4, generator=generator) > 0.5).double()
+    weight = torch.rand(3, 5, generator=generator, dtype=torch.float64)
+    coef = weight / weight.sum(dim=1, keepdim=True)
+    per_element = nn.functional.binary_cross_entropy_with_logits(out, target, reduction="none")
+    expected = (per_element.mean(dim=2) * coef).sum(dim=1)
+    expected.sum().backward()
+    loss, grad = binary_cross_entropy(out.detach(), target, coef)
+    torch.testing.assert_close(loss, expected.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, out.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(("optimizer", "momentum", "expected"), [
+    ("sgd", None, 0.9), ("rmsprop", None, 0.0), ("sgd", 0.5, 0.5), ("rmsprop", 0.5, 0.5)])
+def test_momentum_none_is_the_optimizers_own_default(optimizer, momentum, expected):
+    X, y = load_iris(return_X_y=True)
+    for make in (TorchClassifier, MLPClassifier):
+        clf = make(optimizer=optimizer, momentum=momentum, max_epochs=1, device="cpu").fit(X, y)
+        assert clf.net_.optimizer_.defaults["momentum"] == expected
+        assert clf._momentum() == expected
+
+
+def test_l1_penalises_the_weight_matrices_of_any_module():
+    weights = penalized_weights(SmallCNN((1, 8, 8), 3))
+    assert [tuple(w.shape) for w in weights] == [(4, 1, 3, 3), (3, 256)]  # no bias, no norm scale
+    X = np.random.RandomState(0).normal(size=(50, 1, 8, 8))
+    y = np.arange(50) % 3
+    plain, sparse = (TorchClassifier(SmallCNN, l1=l1, max_epochs=20, lr=1e-2, random_state=0,
+                                     device="cpu").fit(X, y) for l1 in (0.0, 1e-2))
+    assert sparse.net_.module_.head.weight.abs().sum() < plain.net_.module_.head.weight.abs().sum()
+
+
+def test_the_batched_engine_refuses_torch_estimators_and_groups_them_apart():
+    assert refusal(TorchClassifier(SmallCNN), {}) == "the batched engine trains sknet's MLPs only"
+    assert refusal(TorchRegressor(), {}) == "the batched engine trains sknet's MLPs only"
+    assert group_key(TorchClassifier(SmallCNN)) != group_key(TorchRegressor())
+    assert refusal(MLPClassifier(), {}) is None
