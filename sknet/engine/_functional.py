@@ -23,13 +23,19 @@ from torch.func import functional_call, stack_module_state, vmap
 NO_DECAY_PATTERNS = ("*.bias", "*norm*")
 
 
-def has_hand_written_backward(module):
-    """Whether ``module`` is sknet's own MLP, which :class:`BatchedMLP` trains (faster, and
-    with dropout masks equal to its sequential fit's); any other module goes through
-    :class:`BatchedModule`."""
+def tensor_layout(module):
+    """Names, shapes and dtypes of a module's parameters and buffers: what stacking needs equal."""
+    return tuple((name, tuple(t.shape), t.dtype) for name, t in module.state_dict().items())
+
+
+def has_hand_written_backward(estimator):
+    """Whether the fitted or prepared ``estimator`` is one of sknet's MLPs (their flat arguments
+    describe its ``MLPModule``), which :class:`BatchedMLP` trains (faster, and with dropout masks
+    equal to its sequential fit's); any other module goes through :class:`BatchedModule`."""
+    from ..nets._base import BaseMLP
     from ..nets._module import MLPModule
 
-    return type(module) is MLPModule
+    return isinstance(estimator, BaseMLP) and type(estimator.net_.module_) is MLPModule
 
 
 def takes_weight_decay(name):
@@ -263,4 +269,5 @@ def _first_line(exc):
     return text.splitlines()[0] if text else "no message"
 
 
-__all__ = ["BatchedModule", "has_hand_written_backward", "takes_weight_decay", "vmap_refusal"]
+__all__ = ["BatchedModule", "has_hand_written_backward", "takes_weight_decay", "tensor_layout",
+           "vmap_refusal"]

@@ -12,10 +12,11 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import clone
-from sklearn.utils import _safe_indexing
+from sklearn.utils import _safe_indexing, check_array
 
 from .. import _options
 from ..nets._base import BaseMLP, BaseTorchNet
+from ._functional import vmap_refusal
 from ._loss import LOSSES
 
 
@@ -48,14 +49,13 @@ def refusal(estimator, params, X=None):
     than sknet's MLPs, subclasses that override ``fit`` (the engine would
     not run theirs), parameters ``fit`` would reject, sparse ``X``, skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
-    the named ones, and ``verbose``. TorchClassifier and TorchRegressor train
-    any module, which the engine does not know how to batch.
+    the named ones, and ``verbose``. For a TorchClassifier or TorchRegressor
+    (any module), given ``X``, a module that ``vmap`` cannot train (see
+    :func:`~sknet.engine.vmap_refusal`).
     """
-    if isinstance(estimator, BaseTorchNet) and not isinstance(estimator, BaseMLP):
-        return "the batched engine trains sknet's MLPs only"
-    if not isinstance(estimator, BaseMLP):
-        return f"{type(estimator).__name__} is not an sknet MLP estimator"
-    if type(estimator).fit is not BaseMLP.fit:
+    if not isinstance(estimator, BaseTorchNet):
+        return f"{type(estimator).__name__} is not an sknet net"
+    if type(estimator).fit is not BaseTorchNet.fit:
         return f"{type(estimator).__name__} overrides fit, which the engine would not run"
     if X is not None and sp.issparse(X):
         return "X is sparse"
@@ -73,7 +73,27 @@ def refusal(estimator, params, X=None):
         f"its loss {est._criterion().__name__} has no batched gradient": est._criterion() not in LOSSES,
     }
     reasons = [reason for reason, refused in unsupported.items() if refused]
-    return reasons[0] if reasons else None
+    if reasons:
+        return reasons[0]
+    return None if X is None or isinstance(est, BaseMLP) else _module_refusal(est, X)
+
+
+def _module_refusal(estimator, X):
+    """Why ``vmap`` cannot train the module of ``estimator`` on rows like those of ``X``, or None.
+
+    The module is built as the estimator's fit would build it (``n_outputs`` is
+    unknown here: 2 stands in) and probed on two rows of ``X``.
+    """
+    rows = check_array(_safe_indexing(X, np.arange(min(2, _n_samples(X)))), allow_nd=True,
+                       dtype=[estimator._float_dtype(), np.int64, np.int32])
+    try:
+        module = estimator._module_class()(**estimator._module_kwargs(rows.shape[1:], 2))
+    except Exception as exc:  # its own fit fails the same way, and says so
+        return f"its module cannot be built ({exc!r})"
+    float_dtype = getattr(torch, estimator.dtype)
+    module = module.to(float_dtype)  # as the net casts a module that takes no dtype argument
+    example = torch.as_tensor(rows if rows.dtype.kind in "iu" else rows.astype(estimator._float_dtype()))
+    return vmap_refusal(module, example)
 
 
 def group_key(estimator):
@@ -83,8 +103,11 @@ def group_key(estimator):
     init, random state, class weights, max_epochs, and the layers' widths
     (models of equal widths share tensors within the loop).
     """
-    if not isinstance(estimator, BaseMLP):  # never batched (see refusal): a group of its own class
-        return (type(estimator), estimator.device, estimator.dtype)
+    if not isinstance(estimator, BaseMLP):  # any module: equal module arguments give equal shapes
+        module_args = tuple(sorted((name, repr(value)) for name, value in estimator._module_params().items()))
+        return (type(estimator), estimator.module, module_args, optimizer_name(estimator.optimizer),
+                estimator.batch_size, getattr(estimator, "loss", None), estimator.early_stopping,
+                estimator.lr_schedule, estimator.device, estimator.dtype)
     return (
         type(estimator),
         len(estimator._hidden_sizes()),
@@ -117,9 +140,6 @@ def prepare(base, params, rows, X, y, validated=None, sample_weight=None):
         weight = None if sample_weight is None else _safe_indexing(sample_weight, rows)
         validated[key] = est._validate_fit_data(_safe_indexing(X, rows), _safe_indexing(y, rows), weight)
     setup = est._prepare_fit(validated[key])
-    # Bridge until _train.py reads ``estimator._momentum()``: it reads ``momentum`` as a float,
-    # and None (the default) means the optimizer's own. Only this job's clone is changed.
-    est.momentum = est._momentum()
     parts = [(rows[part], setup.y[part], None if setup.weight is None else setup.weight[part])
              for part in (setup.train, setup.valid) if part is not None]
     return Job(est, setup.seed, *parts[0], setup.n_outputs, parts[1] if len(parts) > 1 else None,

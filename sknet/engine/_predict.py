@@ -12,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from ._functional import BatchedModule, has_hand_written_backward
+from ._functional import BatchedModule, has_hand_written_backward, tensor_layout
 from ._model import BatchedMLP
 
 # Floats of one layer's activations for all the models of a pass: rows are cut to stay under it.
@@ -51,7 +51,7 @@ def predict_batched(estimators, X):
     for i, est in enumerate(estimators):
         groups.setdefault(_architecture(est), []).append(i)
     for members in groups.values():
-        hand_written = has_hand_written_backward(estimators[members[0]].net_.module_)
+        hand_written = has_hand_written_backward(estimators[members[0]])
         if hand_written:
             members.sort(key=lambda i: estimators[i]._hidden_sizes())  # equal widths side by side: blocks
         forward = _forward if hand_written else _forward_modules
@@ -64,8 +64,8 @@ def _architecture(estimator):
     """What models must share to be stacked: all but the layers' widths (and the rates of dropout);
     for modules other than sknet's MLP, their class and their tensors' names, shapes and dtypes."""
     module = estimator.net_.module_
-    if not has_hand_written_backward(module):
-        return (type(module), _tensor_layout(module), estimator.device_)
+    if not has_hand_written_backward(estimator):
+        return (type(module), tensor_layout(module), estimator.device_)
     return (len(estimator._hidden_sizes()), estimator.activation, estimator.batch_norm,
             module.output.out_features, estimator.device_, estimator.dtype)
 
@@ -84,11 +84,6 @@ def _forward(estimators, X):
             parts.append(model.forward(rows.expand(len(estimators), *rows.shape)).cpu())
     out = torch.cat(parts, dim=1) if parts else X.new_empty((len(estimators), 0, 0))
     return list(out)
-
-
-def _tensor_layout(module):
-    """Names, shapes and dtypes of a module's parameters and buffers: what stacking needs equal."""
-    return tuple((name, tuple(t.shape), t.dtype) for name, t in module.state_dict().items())
 
 
 def _forward_modules(estimators, X):

@@ -29,7 +29,7 @@ from ..nets._base import StopOnDivergence
 from ..nets._data import DeviceBatches, predict_batch_size
 from ..parallel import fit_threads, step_work
 from . import _functional, _optim
-from ._functional import BatchedModule
+from ._functional import BatchedModule, tensor_layout
 from ._jobs import _n_samples, group_key, optimizer_name, prepare, refusal
 from ._loss import LOSSES
 from ._model import BatchedMLP
@@ -92,7 +92,8 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
             fitted[i] = exc
     groups = {}
     for i, job in prepared.items():
-        key = (group_key(job.estimator), job.n_outputs, job.estimator.device_)
+        key = (group_key(job.estimator), job.n_outputs, job.estimator.device_,
+               None if _hand_written(job) else tensor_layout(job.estimator.net_.module_))
         groups.setdefault(key, []).append(i)
     for members in groups.values():  # models of equal widths side by side: one block each
         if _hand_written(prepared[members[0]]):
@@ -130,7 +131,7 @@ def _engine_input(X, estimator, hand_written):
 
 def _hand_written(job):
     """Whether the job's group trains as a :class:`BatchedMLP` (else as a :class:`BatchedModule`)."""
-    return _functional.has_hand_written_backward(job.estimator.net_.module_)
+    return _functional.has_hand_written_backward(job.estimator)
 
 
 def _n_parameters(job):
@@ -321,7 +322,8 @@ class GroupTrainer:
         # The dtype of losses, weights and masks: the parameters' (X may hold integer token ids).
         like = X if X.is_floating_point() else params[0]
         optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
-        self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"),
+        momentum = np.array([job.estimator._momentum() for job in self.jobs])  # None: the optimizer's own
+        self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), momentum,
                                    self.model.spans())
         self.loss = LOSSES[base._criterion()]
         self.l1 = self._hyper("l1")
@@ -350,7 +352,7 @@ class GroupTrainer:
         """sknet's MLPs as a :class:`BatchedMLP` (hand-written backward pass), other modules as a
         :class:`BatchedModule` (vmap and autograd)."""
         modules = [net.module_ for net in self.nets]
-        if not _functional.has_hand_written_backward(modules[0]):
+        if not _functional.has_hand_written_backward(self.jobs[0].estimator):
             return BatchedModule(modules, seed=self.jobs[0].seed)
         dropout = self._hyper("dropout")
         return BatchedMLP(modules, self.jobs[0].estimator.activation, dropout,

@@ -34,8 +34,8 @@ from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_f
 
 from ..checkpoint import random_state_from_json, random_state_to_json
 from ..engine import can_batch, train_batched
-from ..engine._jobs import group_key
-from ..nets._base import resolve_device
+from ..engine._jobs import group_key, refusal
+from ..nets._base import BaseMLP, resolve_device
 from ._tasks import Block, EngineJob, Scoring, fit_and_score, split_fold, train_and_score
 from ._wrappers import final_net, fit_layers, layers_key
 
@@ -178,11 +178,14 @@ class RoundEvaluator:
                           score_params=self.routed.scorer.score, return_train_score=search.return_train_score,
                           return_n_test_samples=True, return_times=True, return_parameters=False,
                           error_score=search.error_score, verbose=search.verbose, caller=search)
-        jobs, blocks, plain = self._plan(candidates, splits, done, contexts)
+        jobs, blocks, plain, reasons = self._plan(candidates, splits, done, contexts)
+        why = "; ".join(sorted(reasons))
         if search.engine == "batched" and plain and self.engine:
             warnings.warn(f"{len(plain)} of {len(candidates) * n_splits - len(done)} fits could not be "
-                          "batched and are fitted one by one (see sknet.engine.can_batch).", UserWarning,
-                          stacklevel=3)
+                          f"batched and are fitted one by one: {why or 'see sknet.engine.can_batch'}.",
+                          UserWarning, stacklevel=3)
+        if search.verbose > 0 and reasons:
+            print(f"[{type(search).__name__}] {len(plain)} fits are fitted one by one, not batched: {why}")
         scoring = Scoring(self.scorers, search.error_score, search.return_train_score, journal, first,
                           search, bool(getattr(search, "_skl_callbacks", None)), search.verbose, n_splits)
         fallback = {**fit_kwargs, "splits": splits}
@@ -202,14 +205,15 @@ class RoundEvaluator:
     def _plan(self, candidates, splits, done, contexts):
         """Which jobs the engine trains, on which blocks, and which are fitted as usual.
 
-        Returns ``(jobs, blocks, plain)``: :class:`EngineJob` records, the
-        :class:`Block` list they index, and the ``(candidate, split)`` pairs left
-        to scikit-learn's ``_fit_and_score``.
+        Returns ``(jobs, blocks, plain, reasons)``: :class:`EngineJob` records, the
+        :class:`Block` list they index, the ``(candidate, split)`` pairs left
+        to scikit-learn's ``_fit_and_score``, and the engine's reasons for refusing
+        the nets among them (a set).
         """
         pairs = [(i, split) for i in range(len(candidates)) for split in range(len(splits))
                  if (i, split) not in done]
         if not self.engine:
-            return [], [], pairs
+            return [], [], pairs, set()
         jobs, plain, blocks, block_of, folds, verdicts = [], [], [], {}, {}, {}
         estimators = {}
         for i, split in pairs:
@@ -221,15 +225,15 @@ class RoundEvaluator:
             if b is not None:
                 dense = not sp.issparse(blocks[b].X_fit)
                 if (i, dense) not in verdicts:
-                    verdicts[i, dense] = can_batch(net, {}, blocks[b].X_fit)
-                if not verdicts[i, dense]:
+                    verdicts[i, dense] = refusal(net, {}, blocks[b].X_fit)
+                if verdicts[i, dense] is not None:
                     b = None
             if b is None:
                 plain.append((i, split))
             else:
                 index = i * len(splits) + split
                 jobs.append(EngineJob(index, i, split, candidates[i], estimator, b, contexts[index]))
-        return jobs, blocks, plain
+        return jobs, blocks, plain, {reason for reason in verdicts.values() if reason is not None}
 
     def _block(self, estimator, split, splits, blocks, block_of, folds):
         """The :class:`Block` (an index into ``blocks``) a job trains on; None if fitting its layers fails.
@@ -296,9 +300,11 @@ class RoundEvaluator:
         where it cannot take the net, and, with a warning, not where it fails.
         """
         net = final_net(estimator)
-        # A net inside a target transform is refitted as usual: its layers are fitted in place.
+        # A net inside a target transform is refitted as usual: its layers are fitted in place. So
+        # is a module of the user's, whose dropout masks the engine draws otherwise than its fit.
         direct = estimator is net or (isinstance(estimator, Pipeline) and estimator.steps[-1][1] is net)
-        if not self.engine or not direct or (net.dropout > 0 and not _on_cpu(net)):
+        if (not self.engine or not direct or not isinstance(net, BaseMLP)
+                or (net.dropout > 0 and not _on_cpu(net))):
             return _fit(estimator, X, y, fit_params)
         X_net = estimator[:-1].fit_transform(X, y) if isinstance(estimator, Pipeline) else X
         X_net = _dense(X_net)
@@ -383,7 +389,8 @@ def _shares(group, n_parts, n_features):
         return [group]
     by_width = {}
     for job in group:
-        by_width.setdefault(final_net(job.estimator)._hidden_sizes(), []).append(job)
+        net = final_net(job.estimator)
+        by_width.setdefault(net._hidden_sizes() if isinstance(net, BaseMLP) else (), []).append(job)
     tasks = [[] for _ in range(min(n_parts, len(by_width)))]
     work = np.zeros(len(tasks))
     for widths, jobs in sorted(by_width.items(), key=lambda item: -_cost(n_features, item[0]) * len(item[1])):

@@ -17,7 +17,7 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_array
 
-from ..nets._base import BaseMLP
+from ..nets._base import BaseTorchNet
 
 
 def inner(estimator):
@@ -33,7 +33,7 @@ def final_net(estimator):
     """The sknet net a search would train inside ``estimator``; None if there is none."""
     while inner(estimator) is not None:
         estimator = inner(estimator)
-    return estimator if isinstance(estimator, BaseMLP) else None
+    return estimator if isinstance(estimator, BaseTorchNet) else None
 
 
 def layers_key(estimator):

@@ -249,8 +249,12 @@ def test_l1_penalises_the_weight_matrices_of_any_module():
     assert sparse.net_.module_.head.weight.abs().sum() < plain.net_.module_.head.weight.abs().sum()
 
 
-def test_the_batched_engine_refuses_torch_estimators_and_groups_them_apart():
-    assert refusal(TorchClassifier(SmallCNN), {}) == "the batched engine trains sknet's MLPs only"
-    assert refusal(TorchRegressor(), {}) == "the batched engine trains sknet's MLPs only"
+def test_the_engine_takes_torch_estimators_and_groups_them_by_module_and_arguments(digit_images):
+    X, _ = digit_images
+    assert refusal(TorchClassifier(SmallCNN), {}) is None  # without X, the module is not probed
+    assert "updates its buffers" in refusal(TorchClassifier(SmallCNN), {}, X)  # batch norm's statistics
+    assert refusal(TorchRegressor(), {}, X.reshape(len(X), -1)) is None
     assert group_key(TorchClassifier(SmallCNN)) != group_key(TorchRegressor())
+    assert group_key(TorchClassifier(SmallCNN, lr=0.1)) == group_key(TorchClassifier(SmallCNN))
+    assert group_key(TorchClassifier(SmallCNN, module__channels=2)) != group_key(TorchClassifier(SmallCNN))
     assert refusal(MLPClassifier(), {}) is None
