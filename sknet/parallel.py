@@ -94,6 +94,46 @@ def step_work(n_features, hidden_sizes, n_outputs, batch_rows):
     return batch_rows * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=False))
 
 
+def forward_work(module, rows):
+    """Multiply-adds of a forward pass of any ``module``, per row of ``rows``.
+
+    Counted by torch's ``FlopCounterMode`` (matrix products and convolutions, which
+    dominate), in evaluation mode and without gradients, so that nothing is drawn
+    at random and no statistic moves. Where the count fails, one multiply-add per
+    parameter stands in (exact for linear layers; a convolution reuses its weights
+    at every position, which only counting sees).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        An initialised module.
+    rows : torch.Tensor of shape (n, ...)
+        A few input rows, as the module takes them.
+
+    Returns
+    -------
+    work : float
+
+    Examples
+    --------
+    >>> import torch
+    >>> forward_work(torch.nn.Linear(64, 10), torch.zeros(2, 64))
+    640.0
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(rows)
+        return counter.get_total_flops() / 2 / len(rows)
+    except Exception:  # a module that cannot run on these rows alone: its fit will say why
+        return float(sum(p.numel() for p in module.parameters()))
+    finally:
+        module.train(training)
+
+
 def fit_thread_count(work):
     """The torch thread count :func:`fit_threads` would set for training of ``work``.
 

@@ -27,7 +27,7 @@ from skorch.callbacks import EpochTimer, PassthroughScoring
 from .._compat import OutOfMemoryError
 from ..nets._base import StopOnDivergence
 from ..nets._data import DeviceBatches, predict_batch_size
-from ..parallel import fit_threads, step_work
+from ..parallel import fit_threads, forward_work, step_work
 from . import _functional, _optim
 from ._functional import BatchedModule, tensor_layout
 from ._jobs import _n_samples, group_key, optimizer_name, prepare, refusal
@@ -112,7 +112,7 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
         n_features = math.prod(X_tensor.shape[1:])  # per row, whatever its shape
         for chunk in _chunks_that_fit(members, prepared, n_features, first.device_):
             # Each batched operation spans all the chunk's models: their work decides the threads.
-            work = sum(_step_work(prepared[i], n_features) for i in chunk)
+            work = sum(_step_work(prepared[i], X_tensor) for i in chunk)
             with fit_threads(work, first.device_):
                 results = _train_group(chunk, prepared, X_tensor, prepare_job)
             for i, result in zip(chunk, results, strict=True):
@@ -138,12 +138,13 @@ def _n_parameters(job):
     return sum(p.numel() for p in job.estimator.net_.module_.parameters())
 
 
-def _step_work(job, n_features):
+def _step_work(job, X):
     """Forward multiply-adds of one of the job's training steps (what its thread count follows)."""
     est = job.estimator
-    if not _hand_written(job):  # about one multiply-add per parameter and row
-        return _n_parameters(job) * min(est.batch_size, len(job.rows))
-    return step_work(n_features, est._hidden_sizes(), job.n_outputs, min(est.batch_size, len(job.rows)))
+    rows = min(est.batch_size, len(job.rows))
+    if not _hand_written(job):  # counted on one of its rows
+        return forward_work(est.net_.module_, X[job.rows[:1]]) * rows
+    return step_work(X.shape[1], est._hidden_sizes(), job.n_outputs, rows)
 
 
 # Share of the free memory a group may plan to use: the rest is headroom for what the

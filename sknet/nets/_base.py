@@ -27,7 +27,7 @@ from skorch.helper import predefined_split
 
 from .. import _options
 from .._compat import CallbackSupportMixin  # scikit-learn's, or a no-op one before 1.9
-from ..parallel import auto_device, fit_threads, step_work
+from ..parallel import auto_device, fit_threads, forward_work, step_work
 from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
 from ._module import MLPModule
 
@@ -534,9 +534,8 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         return self._input_shape
 
     def _step_work(self, train):
-        """Multiply-adds of a training step's forward pass, for the thread count: weights times rows."""
-        n_weights = sum(p.numel() for p in self.net_.module_.parameters())
-        return n_weights * min(self.batch_size, len(train))
+        """Multiply-adds of a training step's forward pass, for the thread count (counted on a row)."""
+        return forward_work(self.net_.module_, train.X[:1]) * min(self.batch_size, len(train))
 
     def _draws_at_random(self):
         """Whether training draws from torch's global generator (so it runs in a seeded block).
