@@ -212,7 +212,7 @@ class _rng_from:
 
 
 def vmap_refusal(module, example_input):
-    """Why ``module`` cannot be trained as a :class:`BatchedModule`, or None when it can.
+    """Why ``module`` cannot be trained as a ``BatchedModule`` (vmap), or None when it can.
 
     Two copies of the module (on its device) run a vmapped forward and backward on
     two rows of ``example_input`` each, in training mode, then a forward in
