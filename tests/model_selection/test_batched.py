@@ -398,12 +398,12 @@ def test_custom_scorers_see_the_fitted_estimator_they_would_see(clf_data):
 def test_a_search_trains_nothing_through_the_estimators_fit(clf_data, monkeypatch):
     # The engine's jobs are set up by the estimator's own _prepare_fit and trained by the engine:
     # fit itself is never asked to adopt a result (nothing in sknet.nets knows of searches).
-    from sknet.nets._base import BaseMLP
+    from sknet.nets._base import BaseTorchNet  # where every sknet net's fit is defined
 
     X, y = clf_data
     calls = []
-    fit = BaseMLP.fit
-    monkeypatch.setattr(BaseMLP, "fit", lambda self, *a, **k: calls.append(self) or fit(self, *a, **k))
+    fit = BaseTorchNet.fit
+    monkeypatch.setattr(BaseTorchNet, "fit", lambda self, *a, **k: calls.append(self) or fit(self, *a, **k))
     search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=3).fit(X, y)
     assert search.n_batched_fits_ == 6 and calls == []
 
