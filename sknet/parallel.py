@@ -107,8 +107,9 @@ def forward_work(module, rows):
     ----------
     module : torch.nn.Module
         An initialised module.
-    rows : torch.Tensor of shape (n, ...)
-        A few input rows, as the module takes them.
+    rows : torch.Tensor of shape (n, ...) or dict of them
+        A few input rows, as the module takes them; a dict is passed to
+        ``forward`` as keyword arguments (a module of several inputs).
 
     Returns
     -------
@@ -126,8 +127,9 @@ def forward_work(module, rows):
     module.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(rows)
-        return counter.get_total_flops() / 2 / len(rows)
+            module(**rows) if isinstance(rows, dict) else module(rows)
+        n_rows = len(next(iter(rows.values()))) if isinstance(rows, dict) else len(rows)
+        return counter.get_total_flops() / 2 / n_rows
     except Exception:  # a module that cannot run on these rows alone: its fit will say why
         return float(sum(p.numel() for p in module.parameters()))
     finally:

@@ -18,17 +18,17 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, _check_y, check_is_fitted, validate_data
 from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
-from skorch.helper import predefined_split
+from skorch.helper import SliceDict, predefined_split
 
 from .. import _options
 from .._compat import CallbackSupportMixin  # scikit-learn's, or a no-op one before 1.9
 from ..parallel import auto_device, fit_threads, forward_work, step_work
-from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
+from ._data import DeviceBatches, InMemoryDataset, is_dict_of_arrays, predict_batch_size
 from ._module import MLPModule
 
 _MAX_SEED = np.iinfo(np.int32).max
@@ -362,7 +362,7 @@ class FitData:
     parameter settings on the same rows may share it.
     """
 
-    X: object  # validated features: an array or a CSR matrix of the estimator's dtype
+    X: object  # validated features: an array, a CSR matrix, or a SliceDict of arrays (several inputs)
     y: np.ndarray  # encoded targets (class indices, or float targets of shape (n, n_outputs))
     sample_weight: np.ndarray | None
     n_outputs: int
@@ -508,9 +508,12 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         """The module's constructor arguments: the user's, and those the data decides."""
         kwargs = {name[len("module__"):]: value for name, value in self._module_params().items()}
         accepted = inspect.signature(self.module).parameters
-        given = {"input_shape": tuple(input_shape), "n_outputs": n_outputs}
-        if len(input_shape) == 1:
-            given["n_features"] = input_shape[0]
+        if isinstance(input_shape, dict):  # several inputs: each one's sample shape, and no n_features
+            given = {"input_shape": dict(input_shape), "n_outputs": n_outputs}
+        else:
+            given = {"input_shape": tuple(input_shape), "n_outputs": n_outputs}
+            if len(input_shape) == 1:
+                given["n_features"] = input_shape[0]
         if "dtype" in accepted:
             given["dtype"] = getattr(torch, self.dtype)
         for name, value in given.items():
@@ -523,19 +526,87 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         return dict(accept_sparse="csr", allow_nd=True, dtype=[self._float_dtype(), np.int64, np.int32])
 
     def _check_input_shape(self, X, reset):
-        """Remember (``reset``) or check the shape of a sample: ``X.shape[1:]``."""
+        """Remember (``reset``) or check the shape of a sample: ``X.shape[1:]``, each array's for a dict X."""
+        shape = _sample_shape(X)
         if reset:
-            self._input_shape = tuple(int(n) for n in X.shape[1:])
-        elif tuple(X.shape[1:]) != self._input_shape:
-            raise ValueError(f"X has samples of shape {tuple(X.shape[1:])}, but {type(self).__name__} "
-                             f"was fitted on samples of shape {self._input_shape}.")
+            self._input_shape = shape
+            return
+        name, fitted = type(self).__name__, self._input_shape
+        if isinstance(shape, dict) != isinstance(fitted, dict):
+            got, was = (("a dict of arrays", "an array") if isinstance(shape, dict)
+                        else ("an array", "a dict of arrays"))
+            raise ValueError(f"X is {got}, but {name} was fitted on {was}"
+                             + (f" with keys {sorted(fitted)}." if isinstance(fitted, dict) else "."))
+        if not isinstance(shape, dict):
+            if shape != fitted:
+                raise ValueError(f"X has samples of shape {shape}, but {name} was fitted on samples of "
+                                 f"shape {fitted}.")
+            return
+        if set(shape) != set(fitted):
+            raise ValueError(f"X has keys {sorted(shape)}, but {name} was fitted on keys {sorted(fitted)} "
+                             f"(missing: {sorted(set(fitted) - set(shape))}, unexpected: "
+                             f"{sorted(set(shape) - set(fitted))}).")
+        for key in fitted:
+            if shape[key] != fitted[key]:
+                raise ValueError(f"X[{key!r}] has samples of shape {shape[key]}, but {name} was fitted "
+                                 f"on samples of shape {fitted[key]} there.")
+
+    # -- a dict X: the arrays of a module of several inputs ---------------------
+    def _takes_dict(self):
+        """Whether X may be a dict of arrays, passed to ``forward`` as keyword arguments."""
+        return True
+
+    def _validate_X_y(self, X, y, *, reset, **y_options):
+        """X and y validated (``validate_data``), and the sample shape remembered or checked.
+
+        A dict X is validated array by array (:meth:`_validate_dict`), and y on
+        its own with ``y_options`` (``multi_output``, ``y_numeric``) as
+        ``validate_data`` would.
+        """
+        if not (self._takes_dict() and is_dict_of_arrays(X)):
+            X, y = validate_data(self, X, y, reset=reset, **y_options, **self._X_options())
+            self._check_input_shape(X, reset)
+            return X, y
+        X = self._validate_dict(X, reset)
+        y = _check_y(y, estimator=self, **y_options)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples (rows of each array), but y has {len(y)}.")
+        return X, y
+
+    def _validate_dict(self, X, reset):
+        """A dict X as a :class:`skorch.helper.SliceDict` of arrays, each validated like an array X.
+
+        A SliceDict is a dict that indexes rows (``X[rows]``), which the
+        validation split, sample weights and scikit-learn's helpers need.
+        scikit-learn's feature counts and names are for one 2-D table: a dict
+        X sets neither ``n_features_in_`` nor ``feature_names_in_``.
+        """
+        if not X or not all(isinstance(key, str) for key in X):
+            raise ValueError("A dict X maps the names of the module's forward arguments to arrays: its keys "
+                             f"must be strings, and there must be at least one. Got keys {list(X)}.")
+        options = {**self._X_options(), "accept_sparse": False, "ensure_2d": False}
+        arrays = {key: check_array(value, input_name=f"X[{key!r}]", estimator=self, **options)
+                  for key, value in X.items()}
+        first, n_rows = next(iter(arrays)), len(next(iter(arrays.values())))
+        for key, array in arrays.items():
+            if len(array) != n_rows:
+                raise ValueError(f"X[{key!r}] has {len(array)} rows, but X[{first!r}] has {n_rows}: each "
+                                 "array of a dict X holds one row per sample.")
+        if reset:
+            for name in ("n_features_in_", "feature_names_in_"):  # those of an earlier fit on an array
+                self.__dict__.pop(name, None)
+        X = SliceDict(**arrays)
+        self._check_input_shape(X, reset)
+        return X
 
     def _fitted_input_shape(self):
         return self._input_shape
 
     def _step_work(self, train):
         """Multiply-adds of a training step's forward pass, for the thread count (counted on a row)."""
-        return forward_work(self.net_.module_, train.X[:1]) * min(self.batch_size, len(train))
+        X = train.X
+        rows = {key: value[:1] for key, value in X.items()} if isinstance(X, dict) else X[:1]
+        return forward_work(self.net_.module_, rows) * min(self.batch_size, len(train))
 
     def _draws_at_random(self):
         """Whether training draws from torch's global generator (so it runs in a seeded block).
@@ -576,8 +647,11 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features) or dict of array-like
             Training data; pandas DataFrames and scipy sparse matrices are accepted.
+            TorchClassifier and TorchRegressor also take arrays of any rank, and, for a
+            module of several inputs, a dict (or :class:`skorch.helper.SliceDict`) of
+            arrays of ``n_samples`` rows each, passed to ``forward`` as keyword arguments.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -621,7 +695,8 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         seed = int(self._seed_rng.randint(_MAX_SEED))
         train, valid = self._split_rows(data.y, seed)
         self._check_training_size(len(train))
-        self.net_ = self._build_net(data.X.shape[1:], data.n_outputs, math.ceil(len(train) / self.batch_size))
+        self.net_ = self._build_net(self._fitted_input_shape(), data.n_outputs,
+                                    math.ceil(len(train) / self.batch_size))
         self.net_.shuffle_seed = seed
         with seeded(seed, self.device_):
             self.net_.initialize()
@@ -856,8 +931,10 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         return self._checked_outputs(out)
 
     def _validate_input(self, X):
-        """``X`` validated for prediction: an array or CSR matrix of the network's dtype."""
+        """``X`` validated for prediction: an array or CSR matrix of the network's dtype, or a SliceDict."""
         with explain_text(self, X):
+            if self._takes_dict() and is_dict_of_arrays(X):
+                return self._validate_dict(X, reset=False)
             X = validate_data(self, X, reset=False, **self._X_options())
         self._check_input_shape(X, reset=False)
         return X
@@ -922,6 +999,13 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         return tags
 
 
+def _sample_shape(X):
+    """The shape of one sample of X: ``X.shape[1:]``, or for a dict X each array's, by key."""
+    if is_dict_of_arrays(X):
+        return {key: tuple(int(n) for n in value.shape[1:]) for key, value in X.items()}
+    return tuple(int(n) for n in X.shape[1:])
+
+
 def _silent(*args, **kwargs):
     """Sink for skorch messages we do not want printed."""
 
@@ -956,6 +1040,9 @@ class BaseMLP(BaseTorchNet):
 
     def _fitted_input_shape(self):
         return (self.n_features_in_,)
+
+    def _takes_dict(self):
+        return False  # an MLP's X is one 2-D table
 
     def _step_work(self, train):
         return step_work(train.X.shape[1], self._hidden_sizes(), self.net_.module_.output.out_features,

@@ -1,13 +1,16 @@
-"""In-memory batching on the device, for dense arrays and sparse matrices.
+"""In-memory batching on the device, for dense arrays, sparse matrices and dicts of arrays.
 
 skorch's default ``DataLoader`` collates every batch from single samples in
 Python. For data that fits in memory it is much faster to move the arrays to
 the device once and slice batches there. Sparse matrices stay sparse on the
 host; each batch is densified on its own, so a large ``TfidfVectorizer``
-output never becomes dense all at once.
+output never becomes dense all at once. A dict of arrays (a module of several
+inputs) is held as a dict of tensors, and its batches are dicts: skorch passes
+them to the module's ``forward`` as keyword arguments.
 """
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,9 +26,11 @@ class InMemoryDataset(torch.utils.data.Dataset):
 
     Parameters
     ----------
-    X : ndarray of shape (n_samples, ...) or scipy sparse matrix of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, ...), scipy sparse matrix of shape (n_samples, n_features) \
+or dict of ndarrays
         Features; dense arrays are copied to ``device`` once, as ``dtype``
-        (integer arrays but uint8 keep their type: token ids).
+        (integer arrays but uint8 keep their type: token ids). A dict holds
+        one array of ``n_samples`` rows per input of the module.
     y : ndarray of shape (n_samples,) or (n_samples, n_outputs), default=None
         Targets; ``None`` at prediction time.
     sample_weight : ndarray of shape (n_samples,), default=None
@@ -41,11 +46,10 @@ class InMemoryDataset(torch.utils.data.Dataset):
         self.sparse = sp.issparse(X)
         if self.sparse:
             self.X = sp.csr_matrix(X, dtype=dtype)
+        elif is_dict_of_arrays(X):
+            self.X = {key: _dense_tensor(value, dtype, self.device) for key, value in X.items()}
         else:
-            X = np.asarray(X)
-            # Integer inputs (token ids for an embedding) stay integer; the rest computes in dtype.
-            X = X if X.dtype.kind in "iu" and X.dtype != np.uint8 else X.astype(dtype, copy=False)
-            self.X = torch.as_tensor(_writable(X), device=self.device)
+            self.X = _dense_tensor(X, dtype, self.device)
         self.y = None if y is None else torch.as_tensor(_writable(np.asarray(y)), device=self.device)
         self.sample_weight = (
             None if sample_weight is None
@@ -53,7 +57,7 @@ class InMemoryDataset(torch.utils.data.Dataset):
         )
 
     def __len__(self):
-        return self.X.shape[0]
+        return len(next(iter(self.X.values()))) if isinstance(self.X, dict) else self.X.shape[0]
 
     def __getitem__(self, index):
         return self.batch(np.atleast_1d(index))
@@ -66,6 +70,8 @@ class InMemoryDataset(torch.utils.data.Dataset):
         if self.sparse:
             host_index = index.cpu().numpy() if torch.is_tensor(index) else index
             Xb = torch.as_tensor(self.X[host_index].toarray(), device=self.device)
+        elif isinstance(self.X, dict):
+            Xb = {key: value[index] for key, value in self.X.items()}
         else:
             Xb = self.X[index]
         if self.y is None:
@@ -74,6 +80,18 @@ class InMemoryDataset(torch.utils.data.Dataset):
         if self.sample_weight is not None:
             yb = (yb, self.sample_weight[index])
         return Xb, yb
+
+
+def is_dict_of_arrays(X):
+    """Whether X is a dict of arrays (a SliceDict too): not scipy's DOK matrix, a dict of entries."""
+    return isinstance(X, Mapping) and not sp.issparse(X)
+
+
+def _dense_tensor(X, dtype, device):
+    """A dense array on ``device``: integers (token ids) stay integer, the rest becomes ``dtype``."""
+    X = np.asarray(X)
+    X = X if X.dtype.kind in "iu" and X.dtype != np.uint8 else X.astype(dtype, copy=False)
+    return torch.as_tensor(_writable(X), device=device)
 
 
 def _writable(array):

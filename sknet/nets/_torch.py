@@ -14,7 +14,6 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import validate_data
 
 from .. import _options
 from ._base import BaseTorchNet, _ModuleClass, explain_text
@@ -176,8 +175,7 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
     def _validate_targets(self, X, y, *, reset, classes=None):
         multilabel = _is_indicator_shaped(y) if reset else self._is_multilabel()
         with explain_text(self, X, y):
-            X, y = validate_data(self, X, y, reset=reset, multi_output=multilabel, **self._X_options())
-        self._check_input_shape(X, reset)
+            X, y = self._validate_X_y(X, y, reset=reset, multi_output=multilabel)
         if multilabel:
             return (X, *self._encode_multilabel(y, reset))
         check_classification_targets(y)
@@ -239,8 +237,9 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, ...)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, ...) or dict of array-like
+            Training data; a dict (or :class:`skorch.helper.SliceDict`) of
+            arrays of ``n_samples`` rows each for a module of several inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_labels)
             Labels, all among ``classes``, or a multilabel indicator matrix.
         classes : array-like of shape (n_classes,), default=None
@@ -270,8 +269,9 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, ...)
-            Samples.
+        X : {array-like, sparse matrix} of shape (n_samples, ...) or dict of array-like
+            Samples; a dict for a model fitted on one, with the keys and
+            sample shapes ``fit`` saw.
 
         Returns
         -------
@@ -286,8 +286,9 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, ...)
-            Samples.
+        X : {array-like, sparse matrix} of shape (n_samples, ...) or dict of array-like
+            Samples; a dict for a model fitted on one, with the keys and
+            sample shapes ``fit`` saw.
 
         Returns
         -------
@@ -383,11 +384,9 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
 
     def _validate_targets(self, X, y, *, reset, classes=None):
         with explain_text(self, X, y):
-            X, y = validate_data(self, X, y, reset=reset, multi_output=True, y_numeric=True,
-                                 **self._X_options())
+            X, y = self._validate_X_y(X, y, reset=reset, multi_output=True, y_numeric=True)
             # Training is in dtype: a target beyond its range (float32's) would become inf there.
             y = check_array(y, dtype=self._float_dtype(), ensure_2d=False, input_name="y")
-        self._check_input_shape(X, reset)
         if reset:
             self._y_ndim = y.ndim
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
@@ -408,8 +407,9 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, ...)
-            Training data.
+        X : {array-like, sparse matrix} of shape (n_samples, ...) or dict of array-like
+            Training data; a dict (or :class:`skorch.helper.SliceDict`) of
+            arrays of ``n_samples`` rows each for a module of several inputs.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -429,8 +429,9 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
 
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, ...)
-            Samples.
+        X : {array-like, sparse matrix} of shape (n_samples, ...) or dict of array-like
+            Samples; a dict for a model fitted on one, with the keys and
+            sample shapes ``fit`` saw.
 
         Returns
         -------
