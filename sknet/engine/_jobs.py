@@ -16,6 +16,7 @@ from sklearn.utils import _safe_indexing, check_array
 
 from .. import _options
 from ..nets._base import BaseMLP, BaseTorchNet
+from ..nets._data import is_dict_of_arrays
 from ._functional import vmap_refusal
 from ._loss import LOSSES
 
@@ -47,7 +48,8 @@ def refusal(estimator, params, X=None):
 
     The engine refuses, and the caller fits sequentially: estimators other
     than sknet's MLPs, subclasses that override ``fit`` (the engine would
-    not run theirs), parameters ``fit`` would reject, sparse ``X``, skorch
+    not run theirs), parameters ``fit`` would reject, sparse ``X``, a dict of
+    arrays as ``X`` (a module of several inputs), skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
     the named ones, and ``verbose``. For a TorchClassifier or TorchRegressor
     (any module), given ``X``, a module that ``vmap`` cannot train (see
@@ -59,6 +61,8 @@ def refusal(estimator, params, X=None):
         return f"{type(estimator).__name__} overrides fit, which the engine would not run"
     if X is not None and sp.issparse(X):
         return "X is sparse"
+    if X is not None and is_dict_of_arrays(X):
+        return "X is a dict of arrays"
     try:
         est = clone(estimator).set_params(**params)
         est._validate_params()

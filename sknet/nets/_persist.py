@@ -40,6 +40,11 @@ def _labels(value):
             and len(set(value.tolist())) == len(value))
 
 
+def _sample_shape(value):
+    """Whether ``value`` is the shape of an array X's sample: a tuple of positive ints."""
+    return isinstance(value, tuple) and len(value) >= 1 and all(map(_positive_int, value))
+
+
 def _device(value):
     try:
         return isinstance(value, str) and torch.device(value).type in ("cpu", "cuda", "mps")
@@ -62,8 +67,9 @@ _FITTED_CHECKS = {
     "validation_loss_curve_": (lambda v: isinstance(v, list) and all(map(_number, v)), "a list of numbers"),
     "best_validation_score_": (_number, "a number"),
     "_multilabel": (lambda v: isinstance(v, bool), "True or False"),
-    "_input_shape": (lambda v: isinstance(v, tuple) and len(v) >= 1 and all(map(_positive_int, v)),
-                     "a tuple of positive ints"),
+    "_input_shape": (lambda v: _sample_shape(v) or (isinstance(v, dict) and len(v) >= 1 and all(
+                         isinstance(k, str) and (s == () or _sample_shape(s)) for k, s in v.items())),
+                     "a tuple of positive ints, or a dict of them by str key (a dict X)"),
     "steps_per_epoch": (_positive_int, "a positive int"),
     "device_": (_device, "a torch device such as 'cpu' or 'cuda:0'"),
 }
@@ -433,7 +439,10 @@ def _checked_fitted(estimator_name, fitted, path):
     if unknown:
         raise _invalid(path, f"unknown fitted attribute(s) {unknown}; an {estimator_name} file holds "
                        f"{sorted(allowed)}.")
-    missing = sorted(allowed - _OPTIONAL_FITTED - set(fitted))
+    # A model fitted on a dict X has no feature count (its sample shapes are in _input_shape).
+    dict_X = isinstance(fitted.get("_input_shape"), dict)
+    optional = _OPTIONAL_FITTED | ({"n_features_in_"} if dict_X else set())
+    missing = sorted(allowed - optional - set(fitted))
     if missing:
         raise _invalid(path, f"the fitted attribute(s) {missing} are missing.")
     for name, value in fitted.items():
@@ -444,9 +453,9 @@ def _checked_fitted(estimator_name, fitted, path):
             valid = False
         if not valid:
             raise _invalid(path, f"the fitted attribute {name} must be {kind}. Got {value!r:.200}.")
-    if len(fitted.get("feature_names_in_", ())) not in (0, fitted["n_features_in_"]):
+    if len(fitted.get("feature_names_in_", ())) not in (0, fitted.get("n_features_in_")):
         raise _invalid(path, f"feature_names_in_ names {len(fitted['feature_names_in_'])} features, "
-                       f"but n_features_in_ is {fitted['n_features_in_']}.")
+                       f"but n_features_in_ is {fitted.get('n_features_in_')}.")
     if fitted.get("_y_ndim") == 1 and fitted["n_outputs_"] != 1:
         raise _invalid(path, "a 1-D target (_y_ndim=1) has one output, but n_outputs_ is "
                        f"{fitted['n_outputs_']}.")
