@@ -93,7 +93,7 @@ MLPClassifier.__doc__ = _docstring(
     """
     classes_ : ndarray of shape (n_classes,)
         The class labels; ``arange(n_labels)`` for a multilabel indicator ``y``."""
-    + FITTED_ATTRIBUTES.format(score="accuracy"),
+    + FITTED_ATTRIBUTES.format(score="accuracy", dict_X=""),
     """
     >>> from sklearn.datasets import load_iris
     >>> from sknet import MLPClassifier
@@ -156,7 +156,7 @@ MLPRegressor.__doc__ = _docstring(
     """
     n_outputs_ : int
         Number of regression targets."""
-    + FITTED_ATTRIBUTES.format(score="R^2"),
+    + FITTED_ATTRIBUTES.format(score="R^2", dict_X=""),
     """
     >>> import numpy as np
     >>> from sknet import MLPRegressor

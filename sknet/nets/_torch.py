@@ -80,7 +80,7 @@ TRAILING_PARAMETERS = """
 
 FITTED_ATTRIBUTES = """
     n_features_in_ : int
-        Number of features seen during ``fit`` (``X.shape[1]``).
+        Number of features seen during ``fit`` (``X.shape[1]``).{dict_X}
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Column names, when ``X`` had string column names.
     n_iter_ : int
@@ -102,14 +102,19 @@ FITTED_ATTRIBUTES = """
         The trained skorch net (its ``module_`` is the torch module and its
         ``history`` the full training history)."""
 
+# A dict X (several inputs) has no single feature count: scikit-learn's is for one 2-D table.
+DICT_X = " Not set when\n        ``X`` is a dict of arrays."
+
 MODULE_PARAMETERS = """
     module : torch.nn.Module subclass, default=MLPModule
         The network's class (not an instance): its ``forward`` takes a batch
-        of ``X`` and returns {outputs}. Its constructor arguments are the
-        ``module__<name>`` parameters; those it takes among ``n_features``
-        (``X.shape[1]`` for 2-D ``X``), ``input_shape`` (``X.shape[1:]``),
-        ``n_outputs`` ({n_outputs}) and ``dtype`` (the torch dtype) are
-        filled in from the data when not set. The default, sknet's MLP
+        of ``X`` (for a dict ``X``, a batch of each array, as the keyword
+        argument of its key) and returns {outputs}. Its constructor arguments
+        are the ``module__<name>`` parameters; those it takes among
+        ``n_features`` (``X.shape[1]`` for 2-D ``X``), ``input_shape``
+        (``X.shape[1:]``; for a dict ``X``, a dict of each array's sample
+        shape by key), ``n_outputs`` ({n_outputs}) and ``dtype`` (the torch
+        dtype) are filled in from the data when not set. The default, sknet's MLP
         module, has one hidden layer of 100 units
         (``module__hidden_sizes=(100,)``)."""
 
@@ -323,7 +328,7 @@ TorchClassifier.__doc__ = docstring(
     """
     classes_ : ndarray of shape (n_classes,)
         The class labels; ``arange(n_labels)`` for multilabel targets."""
-    + FITTED_ATTRIBUTES.format(score="accuracy"),
+    + FITTED_ATTRIBUTES.format(score="accuracy", dict_X=DICT_X),
     """
     The module returns logits: the loss is the cross-entropy of their softmax
     (of each logit's sigmoid for a multilabel indicator ``y``).
@@ -461,7 +466,7 @@ TorchRegressor.__doc__ = docstring(
     """
     n_outputs_ : int
         Number of regression targets."""
-    + FITTED_ATTRIBUTES.format(score="R^2"),
+    + FITTED_ATTRIBUTES.format(score="R^2", dict_X=DICT_X),
     """
     >>> import numpy as np
     >>> from sknet import TorchRegressor
