@@ -537,11 +537,15 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
                         else ("an array", "a dict of arrays"))
             raise ValueError(f"X is {got}, but {name} was fitted on {was}"
                              + (f" with keys {sorted(fitted)}." if isinstance(fitted, dict) else "."))
-        if not isinstance(shape, dict):
-            if shape != fitted:
-                raise ValueError(f"X has samples of shape {shape}, but {name} was fitted on samples of "
-                                 f"shape {fitted}.")
-            return
+        if isinstance(shape, dict):
+            self._check_dict_shapes(shape)
+        elif shape != fitted:
+            raise ValueError(f"X has samples of shape {shape}, but {name} was fitted on samples of "
+                             f"shape {fitted}.")
+
+    def _check_dict_shapes(self, shape):
+        """Check the keys and sample shapes of a dict X (``shape``, by key) against those fit saw."""
+        name, fitted = type(self).__name__, self._input_shape
         if set(shape) != set(fitted):
             raise ValueError(f"X has keys {sorted(shape)}, but {name} was fitted on keys {sorted(fitted)} "
                              f"(missing: {sorted(set(fitted) - set(shape))}, unexpected: "
