@@ -91,7 +91,8 @@ def main():
         rows[name] = (time.perf_counter() - start, search.best_score_, search.best_params_,
                       getattr(search, "n_batched_fits_", 0))
     base = rows[BATCHED][0]
-    print(f"{'search':<38}{'seconds':>9}{'vs batched':>12}{'best CV acc':>13}{'batched fits':>14}  best params")
+    header = f"{'search':<38}{'seconds':>9}{'vs batched':>12}{'best CV acc':>13}{'batched fits':>14}"
+    print(f"{header}  best params")
     for name, (seconds, score, params, n_batched) in rows.items():
         print(f"{name:<38}{seconds:>9.2f}{seconds / base:>11.1f}x{score:>13.4f}{n_batched:>14}  {params}")
     same = rows[BATCHED][2] == rows[SKORCH][2]

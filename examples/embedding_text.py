@@ -100,8 +100,8 @@ for library, modules in LIBRARIES.items():
     texts += found
     labels += [library] * len(found)
 texts, labels = np.array(texts, dtype=object), np.array(labels)
-print(f"{len(texts)} docstring texts: " + ", ".join(f"{name} {n}" for name, n in
-                                                     zip(*np.unique(labels, return_counts=True), strict=True)))
+counts = zip(*np.unique(labels, return_counts=True), strict=True)
+print(f"{len(texts)} docstring texts: " + ", ".join(f"{name} {n}" for name, n in counts))
 X_train, X_test, y_train, y_test = train_test_split(texts, labels, test_size=0.25, stratify=labels,
                                                     random_state=0)
 
