@@ -619,14 +619,12 @@ def _drop_root_overrides():
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
-@pytest.fixture
-def unprivileged():
-    """``(folder, run)``: a world-readable folder, and ``run(script)`` running Python where permissions hold.
-
-    Root ignores permission bits, so as root the script runs without the capabilities that let it
-    (or, failing that, as user 65534); as another user it runs as that user. ``run`` returns the
-    JSON the script printed last.
-    """
+@pytest.fixture(scope="module")
+def permission_holding_way():
+    """How to run Python where permission bits hold: ``(subprocess.run options, None)``, or
+    ``(None, why not)``. Root ignores permission bits, so as root the child runs without the
+    capabilities that let it (or, failing that, as user 65534); another user runs as itself.
+    Found once per module: each try starts a Python that imports sknet."""
     folder = Path(tempfile.mkdtemp(prefix="sknet-permissions-"))
     folder.chmod(0o755)
     probe = folder / "probe"
@@ -637,19 +635,35 @@ def unprivileged():
              "else:\n    raise SystemExit(9)")
     ways = [{}] if os.geteuid() != 0 else [dict(user=65534, group=65534),
                                            dict(preexec_fn=_drop_root_overrides)]
-    chosen, failures = None, []
-    for way in ways:
-        try:
-            done = subprocess.run([sys.executable, "-c", check], cwd=folder, capture_output=True, text=True,
-                                  **way)
-        except (OSError, subprocess.SubprocessError) as exc:
-            failures.append(f"{way}: {exc}")
-            continue
-        if done.returncode == 0:
-            chosen = way
-            break
-        failures.append(f"{way}: exit {done.returncode} {done.stderr[-200:]}")
-    probe.unlink()
+    failures = []
+    try:
+        for way in ways:
+            try:
+                done = subprocess.run([sys.executable, "-c", check], cwd=folder, capture_output=True,
+                                      text=True, **way)
+            except (OSError, subprocess.SubprocessError) as exc:
+                failures.append(f"{way}: {exc}")
+                continue
+            if done.returncode == 0:
+                return way, None
+            failures.append(f"{way}: exit {done.returncode} {done.stderr[-200:]}")
+        return None, "; ".join(failures)
+    finally:
+        probe.unlink()
+        folder.rmdir()
+
+
+@pytest.fixture
+def unprivileged(permission_holding_way):
+    """``(folder, run)``: a world-readable folder, and ``run(script)`` running Python where
+    permissions hold (see ``permission_holding_way``). ``run`` returns the JSON the script printed last.
+    """
+    chosen, why_not = permission_holding_way
+    if chosen is None:
+        pytest.skip("running as root, which ignores permission bits, and no process that they hold for "
+                    f"could run {sys.executable}: {why_not}")
+    folder = Path(tempfile.mkdtemp(prefix="sknet-permissions-"))
+    folder.chmod(0o755)
 
     def run(script):
         done = subprocess.run([sys.executable, "-c", script], cwd=folder, capture_output=True, text=True,
@@ -658,15 +672,13 @@ def unprivileged():
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     try:
-        if chosen is None:
-            pytest.skip("running as root, which ignores permission bits, and no process that they hold for "
-                        f"could run {sys.executable}: " + "; ".join(failures))
         yield folder, run
     finally:
         for path in sorted(folder.rglob("*"), reverse=True):
             path.chmod(0o700)
         for path in sorted(folder.rglob("*"), key=lambda p: -len(p.parts)):
             path.rmdir() if path.is_dir() else path.unlink()
+        folder.chmod(0o700)
         folder.rmdir()
 
 
