@@ -127,6 +127,30 @@ def grid_search_batched():
 
 
 @check
+def torch_module_search_batched():
+    import torch
+
+    from sknet import TorchClassifier
+    from sknet.model_selection import GridSearchCV
+
+    class Conv(torch.nn.Module):  # images (n, 1, 4, 4): a convolution, then a linear layer
+        def __init__(self, n_outputs, channels=2):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, channels, 3, padding=1)
+            self.head = torch.nn.Linear(channels * 16, n_outputs)
+
+        def forward(self, X):
+            return self.head(torch.relu(self.conv(X)).flatten(1))
+
+    X, y = classification()
+    images = np.resize(X, (len(X), 16)).reshape(-1, 1, 4, 4).astype(np.float32)
+    search = GridSearchCV(TorchClassifier(Conv, max_epochs=5, random_state=0),
+                          {"lr": [0.003, 0.03], "module__channels": [2, 3]}, cv=3).fit(images, y)
+    assert search.n_batched_fits_ == 12, search.n_batched_fits_
+    assert search.predict(images).shape == (len(y),)
+
+
+@check
 def grid_search_sequential():
     from sknet import MLPRegressor
     from sknet.model_selection import GridSearchCV
