@@ -1,8 +1,10 @@
-"""Hyperparameter searches with scikit-learn's API: grid, random, Bayesian and genetic."""
+"""Hyperparameter searches with scikit-learn's API: grid, random, successive halving, Bayesian, genetic."""
 
 from ._bayes import BayesSearchCV
 from ._genetic import GeneticSearchCV
 from ._grid import GridSearchCV
+from ._halving import HalvingGridSearchCV, HalvingRandomSearchCV
 from ._random import RandomizedSearchCV
 
-__all__ = ["BayesSearchCV", "GeneticSearchCV", "GridSearchCV", "RandomizedSearchCV"]
+__all__ = ["BayesSearchCV", "GeneticSearchCV", "GridSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV",
+           "RandomizedSearchCV"]

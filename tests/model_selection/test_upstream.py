@@ -23,3 +23,12 @@ def test_scikit_learn_search_suite_passes_against_sknet():
     assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
     n_passed = int(summary.split(" passed")[0].split()[-1])
     assert n_passed >= 100, summary
+
+
+def test_scikit_learn_successive_halving_suite_passes_against_sknet():
+    pytest.importorskip("sklearn.model_selection.tests.test_successive_halving")
+    done = _run_upstream("sklearn.model_selection.tests.test_successive_halving")
+    summary = done.stdout.strip().splitlines()[-1]
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
+    n_passed = int(summary.split(" passed")[0].split()[-1])
+    assert n_passed >= 90, summary

@@ -1,0 +1,183 @@
+"""Successive halving: scikit-learn's HalvingGridSearchCV and HalvingRandomSearchCV, batched.
+
+scikit-learn's halving searches call ``evaluate_candidates`` once per rung (with a
+subsampling splitter for ``resource="n_samples"``, or with the resource set on
+every candidate); with sknet's round evaluator each rung is one round, whose
+candidates × folds the batched engine trains together.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.model_selection import ParameterSampler
+from sklearn.model_selection._search_successive_halving import HalvingGridSearchCV as _SklearnHalvingGrid
+from sklearn.model_selection._search_successive_halving import HalvingRandomSearchCV as _SklearnHalvingRandom
+from sklearn.utils.validation import _num_samples
+
+from ._search import SearchMixin
+from ._space import to_distributions
+
+_ENGINE_DOC = """engine : {"auto", "batched", "sequential"}, default="auto"
+        How sknet nets are trained: "auto" and "batched" train each rung's
+        candidates x folds together with :mod:`sknet.engine` where it can;
+        "sequential" fits every job on its own. As in :class:`GridSearchCV`.
+    checkpoint : str, os.PathLike or None, default=None
+        A file journaling each finished (candidate, fold) result of each rung;
+        fitting the same search again with it resumes where it stopped. With
+        ``resource="n_samples"`` (subsampled folds) or random candidates, the
+        search must have an int ``random_state``, from which both are drawn.
+        See ``docs/checkpoint.md``."""
+
+
+class _HalvingMixin(SearchMixin):
+    """What both halving searches add to scikit-learn's: sknet's ``fit`` around its strategy."""
+
+    _not_identity = (*SearchMixin._not_identity, "refit")
+
+    def fit(self, X, y=None, **params):
+        """Run successive halving: each rung cross-validated as one round, then refit the best.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs), default=None
+            Targets.
+        **params : dict
+            Fit parameters, routed as scikit-learn routes them.
+
+        Returns
+        -------
+        self : object
+            The fitted search, with scikit-learn's attributes (``n_candidates_``,
+            ``n_resources_``, ``n_remaining_candidates_``, ...).
+        """
+        draws = self.resource == "n_samples" or isinstance(self, HalvingRandomSearchCV)
+        if (getattr(self, "checkpoint", None) is not None and draws
+                and not isinstance(self.random_state, numbers.Integral)):
+            raise ValueError(
+                f"{type(self).__name__} with a checkpoint needs an int random_state: its "
+                "subsampled folds (resource='n_samples') or random candidates are drawn anew at "
+                f"each fit otherwise, and a resumed search would mix two draws. Got "
+                f"random_state={self.random_state!r}."
+            )
+        self._n_samples_orig = _num_samples(X)  # scikit-learn's fit sets it before its own
+        SearchMixin.fit(self, X, y, **params)
+        # scikit-learn does not set best_score_ for a callable refit, which halving's is
+        self.best_score_ = self.cv_results_["mean_test_score"][self.best_index_]
+        return self
+
+
+class HalvingGridSearchCV(_HalvingMixin, _SklearnHalvingGrid):
+    """Search over a grid with successive halving, each rung batched.
+
+    A drop-in replacement for scikit-learn's ``HalvingGridSearchCV`` (no
+    ``enable_halving_search_cv`` import needed): the same arguments, fitted
+    attributes and ``cv_results_`` (``iter``, ``n_resources``), for any
+    estimator. Each rung evaluates its candidates with a growing resource:
+    samples (``resource="n_samples"``, the default) or an estimator parameter
+    such as an sknet net's ``max_epochs``. A rung is one round of the
+    round evaluator, so the batched engine trains its candidates x folds
+    together. The survivors of a rung are trained from scratch on the next
+    one, as in scikit-learn.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        An sknet net, a pipeline ending in one, or any scikit-learn estimator.
+    param_grid : dict or list of dicts
+        Parameter names mapped to lists of values to try.
+    factor, resource, max_resources, min_resources, aggressive_elimination, cv, scoring, \
+refit, error_score, return_train_score, random_state, n_jobs, verbose
+        As in scikit-learn.
+    ENGINE_AND_CHECKPOINT
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.model_selection import HalvingGridSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = HalvingGridSearchCV(MLPClassifier(random_state=0), {"lr": [1e-3, 1e-2, 3e-2]},
+    ...                              resource="max_epochs", min_resources=5, max_resources=45,
+    ...                              cv=3).fit(X, y)
+    >>> search.n_resources_, search.n_candidates_
+    ([5, 15], [3, 1])
+    """
+
+    __doc__ = __doc__.replace("ENGINE_AND_CHECKPOINT", _ENGINE_DOC)
+
+    _parameter_constraints = {**_SklearnHalvingGrid._parameter_constraints, **SearchMixin._search_constraints}
+    _space_param = "param_grid"
+
+    def __init__(self, estimator, param_grid, *, factor=3, resource="n_samples", max_resources="auto",
+                 min_resources="exhaust", aggressive_elimination=False, cv=5, scoring=None, refit=True,
+                 error_score=np.nan, return_train_score=True, random_state=None, n_jobs=None, verbose=0,
+                 engine="auto", checkpoint=None):
+        super().__init__(estimator, param_grid, factor=factor, resource=resource, max_resources=max_resources,
+                         min_resources=min_resources, aggressive_elimination=aggressive_elimination, cv=cv,
+                         scoring=scoring, refit=refit, error_score=error_score,
+                         return_train_score=return_train_score, random_state=random_state, n_jobs=n_jobs,
+                         verbose=verbose)
+        self.engine = engine
+        self.checkpoint = checkpoint
+
+
+class HalvingRandomSearchCV(_HalvingMixin, _SklearnHalvingRandom):
+    """Randomized search with successive halving, each rung batched.
+
+    A drop-in replacement for scikit-learn's ``HalvingRandomSearchCV`` that,
+    like :class:`RandomizedSearchCV`, also takes the spaces of
+    :class:`BayesSearchCV` and :class:`GeneticSearchCV` (skopt dimensions,
+    ``(low, high, prior)`` ranges). See :class:`HalvingGridSearchCV`.
+
+    Parameters
+    ----------
+    estimator : estimator object
+        An sknet net, a pipeline ending in one, or any scikit-learn estimator.
+    param_distributions : dict or list of dicts
+        Parameter names mapped to distributions, lists, ranges or skopt dimensions.
+    n_candidates, factor, resource, max_resources, min_resources, aggressive_elimination, cv, \
+scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
+        As in scikit-learn.
+    ENGINE_AND_CHECKPOINT
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.model_selection import HalvingRandomSearchCV
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = HalvingRandomSearchCV(MLPClassifier(random_state=0), {"lr": (1e-3, 1e-1, "log-uniform")},
+    ...                                n_candidates=4, factor=2, resource="max_epochs", min_resources=10,
+    ...                                max_resources=40, cv=3, random_state=0).fit(X, y)
+    >>> search.n_candidates_
+    [4, 2, 1]
+    """
+
+    __doc__ = __doc__.replace("ENGINE_AND_CHECKPOINT", _ENGINE_DOC)
+
+    _parameter_constraints = {**_SklearnHalvingRandom._parameter_constraints,
+                              **SearchMixin._search_constraints}
+    _space_param = "param_distributions"
+
+    def __init__(self, estimator, param_distributions, *, n_candidates="exhaust", factor=3,
+                 resource="n_samples", max_resources="auto", min_resources="smallest",
+                 aggressive_elimination=False, cv=5, scoring=None, refit=True, error_score=np.nan,
+                 return_train_score=True, random_state=None, n_jobs=None, verbose=0, engine="auto",
+                 checkpoint=None):
+        super().__init__(estimator, param_distributions, n_candidates=n_candidates, factor=factor,
+                         resource=resource, max_resources=max_resources, min_resources=min_resources,
+                         aggressive_elimination=aggressive_elimination, cv=cv, scoring=scoring, refit=refit,
+                         error_score=error_score, return_train_score=return_train_score,
+                         random_state=random_state, n_jobs=n_jobs, verbose=verbose)
+        self.engine = engine
+        self.checkpoint = checkpoint
+
+    def _generate_candidate_params(self):
+        # scikit-learn's lines, on sknet's spaces too (ranges and skopt dimensions as distributions)
+        n_candidates = self.n_candidates
+        if n_candidates == "exhaust":  # enough for the last rung to use as many resources as it can
+            n_candidates = self.max_resources_ // self.min_resources_
+        return ParameterSampler(to_distributions(self.param_distributions), n_candidates,
+                                random_state=self.random_state)
