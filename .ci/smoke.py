@@ -151,6 +151,17 @@ def torch_module_search_batched():
 
 
 @check
+def halving_search_batched():
+    from sknet import MLPClassifier
+    from sknet.model_selection import HalvingGridSearchCV
+
+    X, y = classification()
+    search = HalvingGridSearchCV(MLPClassifier(random_state=0), {"lr": [0.003, 0.01, 0.03]},
+                                 resource="max_epochs", min_resources=5, max_resources=15, cv=3).fit(X, y)
+    assert search.n_candidates_ == [3, 1] and search.n_batched_fits_ == 12, search.n_batched_fits_
+
+
+@check
 def grid_search_sequential():
     from sknet import MLPRegressor
     from sknet.model_selection import GridSearchCV
