@@ -27,6 +27,7 @@ import warnings
 
 import numpy as np
 import torch
+from bench_search import SkorchMLP  # the same module as the grid benchmark
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection._search_successive_halving import HalvingGridSearchCV as SklearnHalving
@@ -44,15 +45,6 @@ HALVING = dict(factor=3, min_resources=3, max_resources=81, cv=5, random_state=0
 SKNET = "sknet HalvingGridSearchCV, batched"
 SKLEARN = "sklearn HalvingGridSearchCV + sklearn MLP, n_jobs=2"
 SKORCH = "sklearn HalvingGridSearchCV + skorch"
-
-
-class SkorchMLP(nn.Module):
-    def __init__(self, n_units=32):
-        super().__init__()
-        self.layers = nn.Sequential(nn.Linear(64, n_units), nn.ReLU(), nn.Linear(n_units, 10))
-
-    def forward(self, X):
-        return self.layers(X)
 
 
 def contenders(with_skorch):

@@ -112,7 +112,7 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
         n_features = math.prod(X_tensor.shape[1:])  # per row, whatever its shape
         for chunk in _chunks_that_fit(members, prepared, n_features, first.device_):
             # Each batched operation spans all the chunk's models: their work decides the threads.
-            work = sum(_step_work(prepared[i], X_tensor) for i in chunk)
+            work = _chunk_work([prepared[i] for i in chunk], X_tensor)
             with fit_threads(work, first.device_):
                 results = _train_group(chunk, prepared, X_tensor, prepare_job)
             for i, result in zip(chunk, results, strict=True):
@@ -138,13 +138,17 @@ def _n_parameters(job):
     return sum(p.numel() for p in job.estimator.net_.module_.parameters())
 
 
-def _step_work(job, X):
-    """Forward multiply-adds of one of the job's training steps (what its thread count follows)."""
-    est = job.estimator
-    rows = min(est.batch_size, len(job.rows))
-    if not _hand_written(job):  # counted on one of its rows
-        return forward_work(est.net_.module_, X[job.rows[:1]]) * rows
-    return step_work(X.shape[1], est._hidden_sizes(), job.n_outputs, rows)
+def _chunk_work(jobs, X):
+    """Forward multiply-adds of one training step of all the jobs (what their thread count follows).
+
+    Modules other than the MLP share their tensors' layout within a group, so the first is
+    counted for all, on one row (torch's flop counter runs a forward).
+    """
+    rows = [min(job.estimator.batch_size, len(job.rows)) for job in jobs]
+    if not _hand_written(jobs[0]):
+        return forward_work(jobs[0].estimator.net_.module_, X[jobs[0].rows[:1]]) * sum(rows)
+    return sum(step_work(X.shape[1], job.estimator._hidden_sizes(), job.n_outputs, n)
+               for job, n in zip(jobs, rows, strict=True))
 
 
 # Share of the free memory a group may plan to use: the rest is headroom for what the
