@@ -6,8 +6,9 @@ fitted on the rows ``train_idx``. It is set up by the estimator's own
 that the batched model starts from exactly the state a sequential ``fit`` would.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import joblib
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -33,6 +34,76 @@ class Job:
     n_outputs: int
     valid: tuple | None = None  # (rows, y, weight) of the early-stopping validation part
     rng_state: torch.Tensor | None = None  # its generator after initialisation (dropout draws go on from it)
+    shuffle_state: torch.Tensor | None = None  # resumed: its shuffling generator (else seeded afresh)
+
+
+@dataclass
+class TrainingState:
+    """Where a job's training stopped, for :func:`~sknet.engine.train_batched` to continue it.
+
+    The fitted estimator holds the weights, the optimizer's state, the history and
+    the callbacks' states; the generators' states are what else its training
+    draws from next: the next epoch's shuffle, and the next dropout masks. Going on
+    from them for more epochs computes what a fit for the larger ``max_epochs``
+    computes (see :func:`continuation_refusal`).
+    """
+
+    estimator: BaseMLP  # fitted; continuing trains it on, in place
+    shuffle_state: torch.Tensor
+    dropout_state: torch.Tensor | None = None
+
+    @property
+    def epochs(self):
+        """Epochs trained so far."""
+        return len(self.estimator.net_.history)
+
+
+# Schedules whose learning rate at an epoch does not depend on ``max_epochs`` (step, cosine and
+# onecycle scale themselves to it).
+_EPOCH_FREE_SCHEDULES = (None, "exponential", "plateau")
+
+
+def continuation_refusal(estimator):
+    """Why training ``estimator`` for fewer epochs does not give the start of a longer fit, or None.
+
+    Where it does, a fit for ``max_epochs=n`` is the first ``n`` epochs of any
+    longer one: the engine may continue a fitted net instead of training it
+    again, and train jobs differing only in ``max_epochs`` once. It does for
+    sknet's MLPs without early stopping (whose best epoch and stop depend on the
+    epochs to come), under no schedule or one that ignores ``max_epochs``
+    (exponential, plateau), and without dropout on a GPU (whose masks the engine
+    draws per block there, not per model).
+    """
+    if not isinstance(estimator, BaseMLP):
+        return "only sknet's MLPs continue training"
+    if estimator.early_stopping:
+        return "early stopping picks its epoch from the epochs to come"
+    if estimator.lr_schedule not in _EPOCH_FREE_SCHEDULES:
+        return f"lr_schedule={estimator.lr_schedule!r} scales itself to max_epochs"
+    if estimator.dropout > 0 and torch.device(estimator.device_).type != "cpu":
+        return "dropout masks are drawn per block on a GPU"
+    return None
+
+
+def same_but_epochs(params):
+    """A digest of ``params`` without ``max_epochs``: equal for jobs that differ only there."""
+    return joblib.hash({name: value for name, value in params.items() if name != "max_epochs"})
+
+
+def resumed(job, state):
+    """``job`` (freshly prepared) continuing from ``state`` instead, or None where it cannot.
+
+    It cannot when the state's net is not the job's but for ``max_epochs``, when it
+    trained more epochs than the job asks for, or when continuing would not compute
+    what the job's own fit computes (:func:`continuation_refusal`).
+    """
+    estimator = state.estimator
+    if (continuation_refusal(job.estimator) is not None or state.epochs > job.estimator.max_epochs
+            or same_but_epochs(estimator.get_params(deep=False))
+            != same_but_epochs(job.estimator.get_params(deep=False))):
+        return None
+    estimator.max_epochs = estimator.net_.max_epochs = job.estimator.max_epochs
+    return replace(job, estimator=estimator, rng_state=state.dropout_state, shuffle_state=state.shuffle_state)
 
 
 def optimizer_name(optimizer):

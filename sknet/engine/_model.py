@@ -271,10 +271,30 @@ class BatchedMLP:
         ``MLPModule``'s parameter names and in its parameters' shapes."""
         block, j = self._locate(k)
         start = sum(len(other.grads) for other in self.blocks[:self.blocks.index(block)])
-        names = ([f"{name}.weight" for name in self.names] + [f"{name}.bias" for name in self.names]
-                 + [f"{name}.{part}" for name in self.norm_names for part in ("weight", "bias")])
+        names = self._names()
         return {name: tensor[j].T.contiguous() if i < len(self.names) else tensor[j, 0].clone()
                 for i, (name, tensor) in enumerate(zip(names, tensors[start:], strict=False))}
+
+    def restack(self, k, named, tensors):
+        """Write ``named`` (tensors under ``MLPModule``'s parameter names, in their shapes) into
+        model ``k``'s slices of ``tensors`` (laid out as :meth:`parameters`): :meth:`unstack` undone."""
+        block, j = self._locate(k)
+        start = sum(len(other.grads) for other in self.blocks[:self.blocks.index(block)])
+        with torch.no_grad():
+            for i, (name, tensor) in enumerate(zip(self._names(), tensors[start:], strict=False)):
+                if name in named:
+                    (tensor[j] if i < len(self.names) else tensor[j, 0]).copy_(
+                        named[name].T if i < len(self.names) else named[name])
+
+    def generator(self, k):
+        """Model ``k``'s dropout generator, or None without dropout."""
+        block, j = self._locate(k)
+        return block.generators[j] if block.generators else None
+
+    def _names(self):
+        """The parameter names of :meth:`unstack`'s layout: weights, biases, then batch norms'."""
+        return ([f"{name}.weight" for name in self.names] + [f"{name}.bias" for name in self.names]
+                + [f"{name}.{part}" for name in self.norm_names for part in ("weight", "bias")])
 
     def state_dict(self, k):
         """Weights (and batch-norm statistics) of model ``k`` under ``MLPModule``'s names."""
@@ -292,8 +312,7 @@ class BatchedMLP:
         """
         block, j = self._locate(k)
         tensors = module.state_dict(keep_vars=True)
-        names = ([f"{name}.weight" for name in self.names] + [f"{name}.bias" for name in self.names]
-                 + [f"{name}.{part}" for name in self.norm_names for part in ("weight", "bias")])
+        names = self._names()
         sources = [(name, stacked[j].T if i < len(self.names) else stacked[j, 0])
                    for i, (name, stacked) in enumerate(zip(names, block.parameters()[0], strict=True))]
         for name, norm in zip(self.norm_names, block.norms, strict=True):

@@ -30,13 +30,27 @@ from ..nets._data import DeviceBatches, predict_batch_size
 from ..parallel import fit_threads, forward_work, step_work
 from . import _functional, _optim
 from ._functional import BatchedModule, tensor_layout
-from ._jobs import _n_samples, group_key, optimizer_name, prepare, refusal
+from ._jobs import (
+    TrainingState,
+    _n_samples,
+    continuation_refusal,
+    group_key,
+    optimizer_name,
+    prepare,
+    refusal,
+    resumed,
+    same_but_epochs,
+)
 from ._loss import LOSSES
 from ._model import BatchedMLP
 
 
-def train_batched(estimator, jobs, X, y, sample_weight=None):
+def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, keep_states=False):
     """Train many jobs of one sknet MLP as a few batched models.
+
+    Jobs that differ only in ``max_epochs`` (and whose shorter fits are the start
+    of their longer ones: see :func:`~sknet.engine._jobs.continuation_refusal`) are
+    trained once, to the largest value; the others get its weights at their epoch.
 
     Parameters
     ----------
@@ -51,6 +65,14 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
         Targets of all jobs.
     sample_weight : array-like of shape (n_samples,), default=None
         Weights of all rows in each job's loss, as ``fit(..., sample_weight=...)`` takes them.
+    starts : list of TrainingState or None, default=None
+        For each job, where an earlier call left the same job trained for fewer
+        epochs (its ``keep_states``): training goes on from there, in place,
+        instead of from scratch, and computes what a fresh fit would. A state the
+        job cannot continue from (other parameters, more epochs, see
+        ``continuation_refusal``) is ignored.
+    keep_states : bool, default=False
+        Also return each job's :class:`~sknet.engine._jobs.TrainingState`, for ``starts``.
 
     Returns
     -------
@@ -59,6 +81,9 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
         its ``fit`` would have raised: ``FloatingPointError`` when its loss
         diverged, or the ``ValueError`` of data its ``fit`` refuses (a fold with
         one class, a validation split too small).
+    states : list of TrainingState or None
+        With ``keep_states``: each job's state (None for an error, or a job that
+        cannot continue).
 
     Examples
     --------
@@ -78,20 +103,27 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
             reasons[key] = refusal(estimator, params, X)
         if reasons[key] is not None:
             raise ValueError(f"Job {i} cannot be trained by the batched engine: {reasons[key]}.")
-    fitted = [None] * len(jobs)
+    fitted, states = [None] * len(jobs), [None] * len(jobs)
+    starts = [None] * len(jobs) if starts is None else list(starts)
     rows = [np.arange(_n_samples(X))[train_idx] for _, train_idx in jobs]
     prepared, validated = {}, {}
 
-    def prepare_job(i):
-        return prepare(estimator, jobs[i][0], rows[i], X, y, validated, sample_weight)
+    def prepare_job(i, fresh=False):
+        job = prepare(estimator, jobs[i][0], rows[i], X, y, validated, sample_weight)
+        if starts[i] is None or fresh:
+            return job
+        return resumed(job, starts[i]) or job
 
     for i in range(len(jobs)):
         try:
             prepared[i] = prepare_job(i)
         except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
             fitted[i] = exc
+    followers = _followers(prepared, jobs, rows)
     groups = {}
     for i, job in prepared.items():
+        if any(i in group for group in followers.values()):
+            continue
         key = (group_key(job.estimator), job.n_outputs, job.estimator.device_,
                None if _hand_written(job) else tensor_layout(job.estimator.net_.module_))
         groups.setdefault(key, []).append(i)
@@ -114,10 +146,29 @@ def train_batched(estimator, jobs, X, y, sample_weight=None):
             # Each batched operation spans all the chunk's models: their work decides the threads.
             work = _chunk_work([prepared[i] for i in chunk], X_tensor)
             with fit_threads(work, first.device_):
-                results = _train_group(chunk, prepared, X_tensor, prepare_job)
-            for i, result in zip(chunk, results, strict=True):
-                fitted[i] = result
-    return fitted
+                results = _train_group(chunk, prepared, X_tensor, prepare_job, followers, keep_states)
+            for i, (result, state) in results.items():
+                fitted[i], states[i] = result, state
+    return (fitted, states) if keep_states else fitted
+
+
+def _followers(prepared, jobs, rows):
+    """``{leader: [jobs]}``: the jobs whose fit is the start of the leader's, which trains for them.
+
+    Jobs on the same rows with the same parameters but ``max_epochs`` follow the one
+    with the most epochs, where a shorter fit is the start of a longer one.
+    Resumed jobs train on their own.
+    """
+    same = {}
+    for i, job in prepared.items():
+        if job.shuffle_state is None and continuation_refusal(job.estimator) is None:
+            same.setdefault((same_but_epochs(jobs[i][0]), rows[i].tobytes()), []).append(i)
+    followers = {}
+    for members in same.values():
+        *shorter, leader = sorted(members, key=lambda i: prepared[i].estimator.max_epochs)
+        if shorter:
+            followers[leader] = shorter
+    return followers
 
 
 def _engine_input(X, estimator, hand_written):
@@ -210,24 +261,35 @@ def _free_memory(device):
         return float("inf")
 
 
-def _train_group(members, prepared, X, prepare_again):
-    """Train one group; when it runs out of memory anyway, train its halves one after the other.
+def _train_group(members, prepared, X, prepare_again, followers, keep_states):
+    """Train one group (and the jobs that follow its members); ``{job: (result, state)}``.
 
+    When it runs out of memory anyway, its halves train one after the other.
     Nothing is lost: the jobs of a failed attempt are prepared afresh (new nets,
-    empty histories) before their halves run.
+    empty histories; a resumed job from scratch) before their halves run.
     """
+    shadows = [followers.get(i, []) for i in members]
     try:
-        return GroupTrainer([prepared[i] for i in members], X).run()
+        trainer = GroupTrainer([prepared[i] for i in members], X, [[prepared[f] for f in group]
+                                                                  for group in shadows], keep_states)
+        results = trainer.run()
     except OutOfMemoryError:
         if len(members) == 1:
             raise
+    else:
+        out = {}
+        for k, i in enumerate(members):
+            out[i] = (results[k], trainer.states.get((k, None)))
+            for s, f in enumerate(shadows[k]):
+                out[f] = (trainer.shadow_results[k][s], trainer.states.get((k, s)))
+        return out
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    for i in members:
-        prepared[i] = prepare_again(i)
+    for i in members + [f for group in shadows for f in group]:
+        prepared[i] = prepare_again(i, fresh=True)
     half = len(members) // 2
-    return (_train_group(members[:half], prepared, X, prepare_again)
-            + _train_group(members[half:], prepared, X, prepare_again))
+    return {**_train_group(members[:half], prepared, X, prepare_again, followers, keep_states),
+            **_train_group(members[half:], prepared, X, prepare_again, followers, keep_states)}
 
 
 def group_jobs(estimator, jobs):
@@ -314,9 +376,27 @@ class GroupTrainer:
     X : torch.Tensor of shape (n_samples, n_features)
         All rows, on the jobs' device and in their modules' dtype (float32 or float64);
         each job reads its own. Everything the group computes takes that dtype.
+    shadows : list of list of Job, default=None
+        For each job, the jobs that differ from it only in a smaller ``max_epochs``
+        (see :func:`~sknet.engine._jobs.continuation_refusal`): they are the start of its
+        training, so they are not trained, but follow it. Their nets get the same
+        epoch records and callbacks, and at their last epoch its weights and optimizer
+        state.
+    keep_states : bool, default=False
+        Keep each continuable job's :class:`~sknet.engine._jobs.TrainingState` in ``states``.
+
+    Attributes
+    ----------
+    shadow_results : list of list
+        Each shadow's fitted estimator or error, in the order of ``shadows``.
+    states : dict
+        ``{(job, shadow or None): TrainingState}`` with ``keep_states``.
+
+    A job may resume (``Job.shuffle_state`` set): its net holds the weights, optimizer
+    state and history of the epochs it trained, and training goes on from there.
     """
 
-    def __init__(self, jobs, X):
+    def __init__(self, jobs, X, shadows=None, keep_states=False):
         self.jobs = jobs
         self.nets = [job.estimator.net_ for job in jobs]
         self.X = X
@@ -349,9 +429,20 @@ class GroupTrainer:
             self.valid = _pad_rows([job.valid for job in jobs], like)
         self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
+        self.resumed = np.array([job.shuffle_state is not None for job in jobs])
+        for k in np.flatnonzero(self.resumed):
+            self.batches[k].generator.set_state(jobs[k].shuffle_state)
+            self._read_optimizer_state(k, self.nets[k])
+        self.epochs = np.array([len(net.history) for net in self.nets])  # trained so far
         self.inputs = X.new_empty(0)  # each step's input rows, written into the same memory
         self.callbacks = [_plain_callbacks(net) for net in self.nets]
-        self.plain = all(callbacks is not None for callbacks in self.callbacks)
+        shadows = shadows or [[] for _ in jobs]
+        self.shadows = [[_Shadow(i, job, _plain_callbacks(job.estimator.net_)) for i, job in enumerate(group)]
+                        for group in shadows]
+        self.shadow_results = [[None] * len(group) for group in shadows]
+        self.keep_states, self.states = keep_states, {}
+        self.plain = all(callbacks is not None for callbacks in self.callbacks) and all(
+            shadow.callbacks is not None for group in self.shadows for shadow in group)
 
     def _batched_model(self):
         """sknet's MLPs as a :class:`BatchedMLP` (hand-written backward pass), other modules as a
@@ -369,34 +460,57 @@ class GroupTrainer:
     def run(self):
         """Train all epochs; return the fitted estimators (or their errors), in the jobs' order."""
         for k, net in enumerate(self.nets):
-            _allow_schedule_steps(net)
-            net.notify("on_train_begin", X=None, y=None)
+            # A resumed net's callbacks go on as they were: a fit begins its training once.
+            for other in [net] * (not self.resumed[k]) + [shadow.net for shadow in self.shadows[k]]:
+                _allow_schedule_steps(other)
+                other.notify("on_train_begin", X=None, y=None)
             self.lr[k] = net.optimizer_.param_groups[0]["lr"]  # a schedule may start elsewhere (onecycle)
         results = [None] * len(self.jobs)
         self.index = np.arange(len(self.jobs))  # each model's position in ``jobs``
-        epoch = 0
         while True:
-            done = (epoch >= self.max_epochs) | self.stopped | np.array([e is not None for e in self.errors])
-            if done.any():
+            failed = np.array([error is not None for error in self.errors])
+            done = (self.epochs >= self.max_epochs) | self.stopped | failed
+            due = [k for k, group in enumerate(self.shadows)
+                   if done[k] or any(shadow.max_epochs <= self.epochs[k] for shadow in group)]
+            if done.any() or due:
                 finite = self.model.finite()
+            for k in due:
+                self._finish_shadows(k, finite[k], all_left=done[k])
             for k in np.flatnonzero(done):
                 results[self.index[k]] = self._finish(k, finite[k])
+                self._keep_state(k, results[self.index[k]], (self.index[k], None))
             if done.all():
                 return results
             if done.any():
                 self._keep(np.flatnonzero(~done))
             self._epoch()
-            epoch += 1
+            self.epochs += 1
+
+    def _finish_shadows(self, k, finite, all_left):
+        """Finish model ``k``'s shadows whose epochs are done (``all_left``: all of them, as it stops)."""
+        left = []
+        for shadow in self.shadows[k]:
+            if shadow.max_epochs <= self.epochs[k] or all_left:
+                # A shadow left as its model stops early shares its error (or its stop).
+                error = shadow.error if shadow.max_epochs <= self.epochs[k] else (
+                    shadow.error or self.errors[k])
+                result = self._finish(k, finite, shadow.job, error)
+                self.shadow_results[self.index[k]][shadow.position] = result
+                self._keep_state(k, result, (self.index[k], shadow.position))
+            else:
+                left.append(shadow)
+        self.shadows[k] = left
 
     def _keep(self, keep):
         """Drop the finished models from the group, so that they stop costing compute."""
         rows = torch.as_tensor(keep, device=self.X.device)
         self.model.keep_models(rows)
         self.optimizer.keep_models(rows, self.model.parameters()[0], self.model.spans())
-        self.jobs, self.nets, self.batches, self.errors, self.callbacks = (
+        self.jobs, self.nets, self.batches, self.errors, self.callbacks, self.shadows = (
             [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors,
-                                                   self.callbacks))
-        for name in ("l1", "lr", "max_epochs", "stopped", "index") + ("n_valid",) * self.early_stopping:
+                                                   self.callbacks, self.shadows))
+        for name in ("l1", "lr", "max_epochs", "stopped", "index", "epochs", "resumed") + (
+                ("n_valid",) * self.early_stopping):
             setattr(self, name, getattr(self, name)[keep])
         self.l1_column = self.l1_column[rows]
         self.rows, self.y, self.weight = self.rows[rows], self.y[rows], self.weight[rows]
@@ -407,8 +521,9 @@ class GroupTrainer:
         """One epoch of every model in the group."""
         started = time.time()
         if not self.plain:
-            for net in self.nets:
-                net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
+            for k, net in enumerate(self.nets):
+                for other in [net, *(shadow.net for shadow in self.shadows[k])]:
+                    other.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
         # Each model's shuffled rows and batch sizes: the very batches of its sequential fit.
         orders, stops = zip(*(batches.shuffled_order() for batches in self.batches), strict=True)
         layout = self._layout([_batch_sizes(ends) for ends in stops])
@@ -431,6 +546,9 @@ class GroupTrainer:
         validation = self._validate() if self.early_stopping else None
         for k in range(len(self.jobs)):
             self._end_epoch(k, losses[k, :n_batches[k]], sizes[k].tolist(), validation)
+            for shadow in self.shadows[k]:  # no early stopping, no batch schedule: no validation
+                shadow.error = shadow.error or _close_epoch(shadow.net, losses[k, :n_batches[k]],
+                                                            sizes[k].tolist(), {})
 
     def _validate(self):
         """Every model's validation loss per batch and its outputs, as its net's validation pass.
@@ -509,21 +627,10 @@ class GroupTrainer:
 
     def _end_epoch(self, k, losses, sizes, validation):
         net = self.nets[k]
-        batches = list.__getitem__(net.history, -1)["batches"]
-        if not self.batch_schedule:  # a batch schedule's records were opened step by step
-            batches.extend({} for _ in sizes)
-        for record, loss, size in zip(batches, losses, sizes, strict=True):
-            record.update(train_loss=float(loss), train_batch_size=size)
-        net.history.record("train_batch_count", len(sizes))
-        batch_losses = {"train_loss": (losses, sizes)}
-        if validation is not None:
-            batch_losses["valid_loss"] = self._record_validation(k, validation)
+        extra = {} if validation is None else {"valid_loss": (k, validation)}
         try:
-            # The net's own callbacks: the timer, the losses, the divergence check, early
-            # stopping, the schedule.
-            _notify_epoch_end(net, batch_losses)
-        except FloatingPointError as exc:
-            self.errors[k] = exc
+            self.errors[k] = _close_epoch(net, losses, sizes, extra, self._record_validation,
+                                          opened=self.batch_schedule)
         except KeyboardInterrupt:  # skorch's EarlyStopping ends training this way
             if not net._early_stopped():
                 raise
@@ -541,29 +648,22 @@ class GroupTrainer:
         ended = time.time()
         for k, (net, batch_losses, size) in enumerate(zip(self.nets, losses.tolist(), layout.size_lists,
                                                           strict=True)):
-            timer, scoring, checks = self.callbacks[k]
-            timer.epoch_start_time_ = started
-            score = scores[k]
-            record = {"batches": [{"train_loss": loss, "train_batch_size": n}
-                                  for loss, n in zip(batch_losses, size, strict=False)],
-                      "epoch": len(net.history) + 1, "train_batch_count": len(size), "dur": ended - started}
-            is_best = score < scoring.best_score_
-            if is_best:
-                scoring.best_score_ = score
-            record.update(train_loss=score, train_loss_best=bool(is_best))
-            list.append(net.history, record)
-            if not math.isfinite(score):
-                try:
-                    for check in checks:
-                        check.on_epoch_end(net, dataset_train=None, dataset_valid=None)
-                except FloatingPointError as exc:
-                    self.errors[k] = exc
+            epoch = (batch_losses, size, scores[k], started, ended)
+            self.errors[k] = _write_plain_epoch(net, self.callbacks[k], *epoch)
+            for shadow in self.shadows[k]:
+                shadow.error = shadow.error or _write_plain_epoch(shadow.net, shadow.callbacks, *epoch)
 
-    def _finish(self, k, finite):
-        """Model ``k``'s fitted estimator, or its error; ``finite``: whether its weights are all finite."""
-        if self.errors[k] is not None:
-            return self.errors[k]
-        estimator = self.jobs[k].estimator
+    def _finish(self, k, finite, job=None, error=None):
+        """Model ``k``'s fitted estimator, or its error; ``finite``: whether its weights are all finite.
+
+        With ``job`` (one of its shadows, and that one's ``error``), that job's, from model ``k``'s
+        weights and optimizer state now.
+        """
+        if job is None:
+            job, error = self.jobs[k], self.errors[k]
+        if error is not None:
+            return error
+        estimator = job.estimator
         net = estimator.net_
         self.model.write_module(k, net.module_)
         self._write_optimizer_state(k, net)
@@ -578,6 +678,29 @@ class GroupTrainer:
         estimator._store_fitted_attributes()
         return estimator
 
+    def _keep_state(self, k, fitted, key):
+        """With ``keep_states``, the :class:`TrainingState` of ``fitted`` (model ``k``'s, or one of
+        its shadows', or an error) under ``key``: its generators as they are now."""
+        if (not self.keep_states or isinstance(fitted, BaseException)
+                or continuation_refusal(fitted) is not None):
+            return
+        dropout = self.model.generator(k) if isinstance(self.model, BatchedMLP) else None
+        self.states[key] = TrainingState(fitted, self.batches[k].generator.get_state(),
+                                         None if dropout is None else dropout.get_state())
+
+    def _read_optimizer_state(self, k, net):
+        """Model ``k``'s optimizer state from its net's torch optimizer: a resumed job's."""
+        params = dict(net.module_.named_parameters())
+        state = net.optimizer_.state
+        for name in self.optimizer.state_names:
+            values = {param_name: state[param][name] for param_name, param in params.items()
+                      if state.get(param, {}).get(name) is not None}
+            if values:
+                self.model.restack(k, values, [tensors[name] for tensors in self.optimizer.state])
+        steps = [state[param]["step"] for param in params.values() if "step" in state.get(param, {})]
+        if steps:
+            self.optimizer.steps[k] = float(steps[0])
+
     def _write_optimizer_state(self, k, net):
         """Model ``k``'s optimizer state into its net's optimizer, where torch keeps it, so that
         training on (``warm_start``, ``partial_fit``) goes on as after a sequential fit."""
@@ -589,6 +712,64 @@ class GroupTrainer:
         if steps is not None:
             for param in params.values():
                 net.optimizer_.state[param]["step"] = torch.tensor(float(steps))
+
+
+class _Shadow:
+    """A job that follows a model of the group for its first ``max_epochs`` epochs."""
+
+    def __init__(self, position, job, callbacks):
+        self.position, self.job, self.callbacks = position, job, callbacks
+        self.net, self.max_epochs = job.estimator.net_, job.estimator.max_epochs
+        self.error = None
+
+
+def _close_epoch(net, losses, sizes, extra, record_validation=None, opened=False):
+    """Write an epoch's batch losses into ``net``'s history and run its epoch-end callbacks.
+
+    ``extra`` may map "valid_loss" to the arguments of ``record_validation``, which
+    writes the validation batches. ``opened``: the epoch's batch records exist (a
+    batch schedule opened them step by step). Returns the divergence error, or None.
+    """
+    batches = list.__getitem__(net.history, -1)["batches"]
+    if not opened:
+        batches.extend({} for _ in sizes)
+    for record, loss, size in zip(batches, losses, sizes, strict=True):
+        record.update(train_loss=float(loss), train_batch_size=size)
+    net.history.record("train_batch_count", len(sizes))
+    batch_losses = {"train_loss": (losses, sizes)}
+    if "valid_loss" in extra:
+        batch_losses["valid_loss"] = record_validation(*extra["valid_loss"])
+    try:
+        # The net's own callbacks: the timer, the losses, the divergence check, early
+        # stopping, the schedule.
+        _notify_epoch_end(net, batch_losses)
+    except FloatingPointError as exc:
+        return exc
+    return None
+
+
+def _write_plain_epoch(net, callbacks, batch_losses, size, score, started, ended):
+    """An epoch's record and callback states in ``net``, as its plain ``callbacks`` leave them.
+
+    Returns the divergence check's error (it runs only on a non-finite ``score``), or None.
+    """
+    timer, scoring, checks = callbacks
+    timer.epoch_start_time_ = started
+    record = {"batches": [{"train_loss": loss, "train_batch_size": n}
+                          for loss, n in zip(batch_losses, size, strict=False)],
+              "epoch": len(net.history) + 1, "train_batch_count": len(size), "dur": ended - started}
+    is_best = score < scoring.best_score_
+    if is_best:
+        scoring.best_score_ = score
+    record.update(train_loss=score, train_loss_best=bool(is_best))
+    list.append(net.history, record)
+    if not math.isfinite(score):
+        try:
+            for check in checks:
+                check.on_epoch_end(net, dataset_train=None, dataset_valid=None)
+        except FloatingPointError as exc:
+            return exc
+    return None
 
 
 def _notify_epoch_end(net, batch_losses):

@@ -22,6 +22,7 @@ import numbers
 import warnings
 from collections import defaultdict
 
+import joblib
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
@@ -93,6 +94,10 @@ class RoundEvaluator:
         self.engine_time, self.n_batched = 0.0, 0
         self._open_journal, self._journal = open_journal, None
         self._rounds, self._next = 0, 0  # rounds so far, and the position of the next candidate
+        # A halving search on epochs: the parameter its rungs grow, and the last round's training
+        # states, {(candidate but that parameter, split): TrainingState}, for survivors to go on from.
+        self.continued = getattr(search, "_continued_param", lambda: None)() if self.engine else None
+        self._states = {}
 
     # -- what a strategy calls ------------------------------------------------------------
     def __call__(self, candidate_params, cv=None, more_results=None, callback_ctx=None):
@@ -124,9 +129,13 @@ class RoundEvaluator:
             out[i * n_splits + split] = self._served(journal, first, i, split, candidates[i],
                                                      splits[split], contexts[i * n_splits + split])
         tasks = self._tasks(candidates, splits, done, contexts, journal, first)
+        states = {}
         for task_result in self.parallel(tasks) if tasks else []:
             for index, result in task_result.results.items():
                 out[index] = result
+            for index, state in task_result.states.items():
+                candidate, split = divmod(index, n_splits)
+                states[self._continuation_key(candidates[candidate]), split] = state
             self.engine_time += task_result.seconds
             self.n_batched += task_result.n_batched
             if task_result.engine_error is not None:
@@ -143,7 +152,15 @@ class RoundEvaluator:
         for key, values in (more_results or {}).items():
             self.more_results[key].extend(values)
         self.results = search._format_results(self.candidate_params, n_splits, self.out, self.more_results)
+        self._states = states  # the next rung's candidates are among this one's
         return self.results
+
+    def _continuation_key(self, params):
+        """What a candidate's training states are found by: its parameters but the one continued."""
+        try:
+            return joblib.hash({name: value for name, value in params.items() if name != self.continued})
+        except Exception:  # parameters that cannot be hashed: this candidate is trained afresh
+            return None
 
     def journal(self):
         """The checkpoint's journal, opened (created or checked) on first need; None without one.
@@ -192,7 +209,7 @@ class RoundEvaluator:
         tasks = []
         for group in self._groups(jobs, blocks, journal is not None):
             used = {job.block: blocks[job.block] for job in group}
-            tasks.append(delayed(train_and_score)(group, used, scoring, fallback))
+            tasks.append(delayed(train_and_score)(group, used, scoring, fallback, self.continued is not None))
         for i, split in plain:
             index = i * n_splits + split
             train, test = splits[split]
@@ -232,7 +249,9 @@ class RoundEvaluator:
                 plain.append((i, split))
             else:
                 index = i * len(splits) + split
-                jobs.append(EngineJob(index, i, split, candidates[i], estimator, b, contexts[index]))
+                start = self._states.get((self._continuation_key(candidates[i]), split), None) if (
+                    self._states) else None
+                jobs.append(EngineJob(index, i, split, candidates[i], estimator, b, contexts[index], start))
         return jobs, blocks, plain, {reason for reason in verdicts.values() if reason is not None}
 
     def _block(self, estimator, split, splits, blocks, block_of, folds):

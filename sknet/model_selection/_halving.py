@@ -34,6 +34,10 @@ class _HalvingMixin(SearchMixin):
 
     _not_identity = (*SearchMixin._not_identity, "refit")
 
+    def _continued_param(self):
+        """The parameter whose survivors go on training from the previous rung (None: restart)."""
+        return None if self.resource == "n_samples" else self.resource
+
     def fit(self, X, y=None, **params):
         """Run successive halving: each rung cross-validated as one round, then refit the best.
 

@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -59,6 +59,7 @@ class EngineJob:
     estimator: object  # the candidate's estimator: an sknet net, or a pipeline ending in one
     block: int  # the Block it trains and is scored on
     context: object = None  # its scikit-learn callback context, or None
+    start: object = None  # the TrainingState of the same job for fewer epochs, to continue from
 
 
 @dataclass
@@ -84,6 +85,7 @@ class TaskResult:
     seconds: float = 0.0  # spent training in the engine
     n_batched: int = 0  # jobs the engine trained
     engine_error: BaseException | None = None  # the engine failed; the jobs were fitted one by one
+    states: dict = field(default_factory=dict)  # {index: TrainingState} when asked to keep them
 
 
 def fit_and_score(index, candidate, split, journal, first, **kwargs):
@@ -94,36 +96,39 @@ def fit_and_score(index, candidate, split, journal, first, **kwargs):
     return TaskResult({index: result})
 
 
-def train_and_score(jobs, blocks, scoring, fallback):
+def train_and_score(jobs, blocks, scoring, fallback, keep_states=False):
     """One task: jobs of one engine group trained as one batched model, then scored and journaled.
 
     ``fallback`` holds the keyword arguments of ``_fit_and_score`` shared by
     all jobs (``X``, ``y``, ``scorer``, ``fit_params``...) for the case where
     the engine fails: the jobs are then fitted one by one, and the error is
-    handed back for a warning.
+    handed back for a warning. Jobs with a ``start`` continue from it; with
+    ``keep_states``, their states come back for the next round to continue from.
     """
     with heap_frozen():
         start = time.perf_counter()
         try:
-            fitted = _train(jobs, blocks)
+            fitted, states = _train(jobs, blocks)
         except Exception as exc:
             return _fit_each(jobs, scoring, fallback, exc)
         seconds = time.perf_counter() - start
         results, errors = _score_all(jobs, blocks, fitted, seconds / len(jobs), scoring)
         if errors and scoring.error_score == "raise":
             raise errors[0]
-        return TaskResult(results, seconds, len(jobs))
+        kept = {job.index: state for job, state in zip(jobs, states, strict=True)
+                if keep_states and state is not None}
+        return TaskResult(results, seconds, len(jobs), states=kept)
 
 
 def _train(jobs, blocks):
-    """The jobs' fitted nets (or the exceptions their fits raise), in order."""
+    """The jobs' fitted nets (or the exceptions their fits raise) and their training states, in order."""
     used = sorted({job.block for job in jobs})
     X_all, y_all, weight_all, rows = stack_training_sets([blocks[b] for b in used])
     row_of = dict(zip(used, rows, strict=True))
     nets = [final_net(job.estimator) for job in jobs]
     return train_batched(nets[0], [(net.get_params(deep=False), row_of[job.block])
                                    for net, job in zip(nets, jobs, strict=True)],
-                         X_all, y_all, weight_all)
+                         X_all, y_all, weight_all, starts=[job.start for job in jobs], keep_states=True)
 
 
 def _fit_each(jobs, scoring, fallback, error):

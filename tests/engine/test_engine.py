@@ -203,10 +203,31 @@ def test_finished_models_leave_the_group(clf_data, monkeypatch):
     forward = BatchedMLP.forward
     monkeypatch.setattr(BatchedMLP, "forward",
                         lambda self, X, **kw: sizes.append(len(X)) or forward(self, X, **kw))
-    jobs = [(dict(max_epochs=epochs), np.arange(64)) for epochs in (1, 2, 4)]  # two steps per epoch
+    # Two steps per epoch; other rates, or the shorter jobs would follow the longest (one model).
+    jobs = [(dict(max_epochs=epochs, lr=lr), np.arange(64))
+            for epochs, lr in ((1, 1e-3), (2, 2e-3), (4, 3e-3))]
     fitted = train_batched(clone(CLF).set_params(batch_size=32), jobs, X, y)
     assert [clf.n_iter_ for clf in fitted] == [1, 2, 4]
     assert sizes == [3, 3, 2, 2, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("extra", [{}, {"lr_schedule": "exponential", "optimizer": "sgd"},
+                                   {"dropout": 0.3, "batch_norm": True},
+                                   {"lr_schedule": "plateau", "l1": 1e-3}])
+def test_jobs_differing_only_in_epochs_train_once_and_match_their_own_fits(clf_data, monkeypatch, extra):
+    X, y = clf_data
+    base = clone(CLF).set_params(batch_size=32, dtype="float64", **extra)
+    jobs = [(dict(max_epochs=epochs), np.arange(64)) for epochs in (4, 1, 2)]
+    sizes = []
+    forward = BatchedMLP.forward
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchedMLP, "forward",
+                      lambda self, X, **kw: sizes.append(len(X)) or forward(self, X, **kw))
+        train_batched(base, jobs, X, y)
+    assert sizes == [1] * 8  # one model trained, for 4 epochs of two steps
+    for batched, alone in assert_matches_sequential(base, jobs, X, y):
+        assert batched.n_iter_ == alone.n_iter_ == alone.max_epochs == batched.max_epochs
+        assert_same_optimizer_state(batched, alone)
 
 
 @pytest.mark.parametrize("extra", [{}, {"early_stopping": True, "patience": 2, "max_epochs": 12},
@@ -634,3 +655,43 @@ def test_memory_estimate_grows_with_what_a_model_holds(clf_data):
     small = _estimated_bytes(prepare(CLF, {}, rows, X, y), X.shape[1])
     wide = _estimated_bytes(prepare(CLF, {"hidden_layer_sizes": (256, 256)}, rows, X, y), X.shape[1])
     assert small < wide and wide > 4 * 5 * 256 * 256  # at least parameters, gradients and Adam's state
+
+
+@pytest.mark.parametrize("extra", [{}, {"lr_schedule": "exponential", "optimizer": "sgd", "momentum": 0.9},
+                                   {"dropout": 0.3, "batch_norm": True, "optimizer": "rmsprop"},
+                                   {"lr_schedule": "plateau", "weight_decay": 1e-3}])
+def test_a_job_continued_from_its_state_equals_its_fit_from_scratch(clf_data, extra):
+    X, y = clf_data
+    base = clone(CLF).set_params(batch_size=32, dtype="float64", **extra)
+    rows = [np.arange(64), np.arange(32, 100)]
+    first = [(dict(max_epochs=2, lr=lr), rows[i]) for i, lr in enumerate((1e-2, 3e-2))]
+    _, states = train_batched(base, first, X, y, keep_states=True)
+    assert [state.epochs for state in states] == [2, 2]
+    # Continued to other lengths, beside a job trained from scratch in the same group.
+    more = [({**params, "max_epochs": epochs}, rows)
+            for (params, rows), epochs in zip(first, (5, 3), strict=True)]
+    more.append((dict(max_epochs=4, lr=2e-2), rows[0]))
+    fitted, new_states = train_batched(base, more, X, y, starts=[*states, None], keep_states=True)
+    assert [clf.n_iter_ for clf in fitted] == [5, 3, 4] and new_states[0].epochs == 5
+    assert fitted[0] is states[0].estimator  # continued in place
+    for (params, train), batched in zip(more, fitted, strict=True):
+        alone = sequential(base, params, train, X, y)
+        np.testing.assert_allclose(batched.predict_proba(X), alone.predict_proba(X), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(batched.loss_curve_, alone.loss_curve_, rtol=1e-9)
+        assert_same_history_records(batched.net_.history, alone.net_.history)
+        assert_same_optimizer_state(batched, alone)
+
+
+def test_a_state_that_cannot_continue_is_ignored(clf_data):
+    X, y = clf_data
+    rows = np.arange(64)
+    _, [state] = train_batched(CLF, [(dict(max_epochs=3), rows)], X, y, keep_states=True)
+    trained = {name: value.clone() for name, value in state.estimator.net_.module_.state_dict().items()}
+    # More epochs than asked for, other parameters: trained from scratch, the state left alone.
+    for params in (dict(max_epochs=2), dict(max_epochs=5, lr=0.5)):
+        [fitted] = train_batched(CLF, [(params, rows)], X, y, starts=[state])
+        assert fitted is not state.estimator and fitted.n_iter_ == params["max_epochs"]
+    assert all(torch.equal(value, state.estimator.net_.module_.state_dict()[name])
+               for name, value in trained.items())
+    _, [none] = train_batched(CLF, [(dict(early_stopping=True), np.arange(100))], X, y, keep_states=True)
+    assert none is None  # early stopping does not continue

@@ -67,3 +67,52 @@ def test_a_checkpoint_needs_an_int_random_state_where_halving_draws(clf_data, tm
     # max_epochs as the resource, a grid: nothing is drawn, any random_state will do
     HalvingGridSearchCV(MLPClassifier(**NET), GRID, cv=3, checkpoint=tmp_path / "c.db",
                         **RESOURCES["max_epochs"]).fit(X, y)
+
+
+def _spy_on_groups(monkeypatch):
+    """Record each batched group's (models, of which resumed) as the engine builds it."""
+    from sknet.engine import _train
+
+    seen, init = [], _train.GroupTrainer.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append((len(self.jobs), int(self.resumed.sum())))
+
+    monkeypatch.setattr(_train.GroupTrainer, "__init__", spy)
+    return seen
+
+
+@pytest.mark.parametrize("pipeline", [False, True])
+def test_survivors_continue_training_and_equal_scikit_learns_restarts(clf_data, monkeypatch, pipeline):
+    from sklearn.model_selection._search_successive_halving import HalvingGridSearchCV as SklearnHalving
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = clf_data
+    estimator = MLPClassifier(**NET, dropout=0.2)  # dropout: the masks go on from where they were
+    resource = "max_epochs"
+    if pipeline:
+        estimator, resource = make_pipeline(StandardScaler(), estimator), "mlpclassifier__max_epochs"
+    grid = {f"{'mlpclassifier__' * pipeline}{name}": values for name, values in GRID.items()}
+    settings = dict(resource=resource, min_resources=2, max_resources=18, cv=3, random_state=0)
+    seen = _spy_on_groups(monkeypatch)
+    ours = HalvingGridSearchCV(estimator, grid, **settings).fit(X, y)
+    theirs = SklearnHalving(estimator, grid, **settings).fit(X, y)  # each survivor trained from scratch
+    assert seen[0] == (24, 0) and seen[1] == (9, 9)  # rung 2: every fit goes on from rung 1
+    for key in ("iter", "n_resources", "params", "split0_test_score", "mean_test_score", "mean_train_score"):
+        assert list(ours.cv_results_[key]) == list(theirs.cv_results_[key]), key
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("extra", [{"lr_schedule": "cosine"},
+                                   {"early_stopping": True, "validation_fraction": 0.2}])
+def test_survivors_restart_where_continuing_would_differ(clf_data, monkeypatch, extra):
+    X, y = clf_data
+    seen = _spy_on_groups(monkeypatch)
+    runs = {engine: HalvingGridSearchCV(MLPClassifier(**NET, **extra), GRID, engine=engine, cv=3,
+                                        **RESOURCES["max_epochs"]).fit(X, y)
+            for engine in ("sequential", "auto")}
+    assert [resumed for _, resumed in seen] == [0] * len(seen) and len(seen) >= 2
+    assert list(runs["auto"].cv_results_["mean_test_score"]) == list(runs["sequential"].cv_results_[
+        "mean_test_score"])
