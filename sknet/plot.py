@@ -5,6 +5,8 @@ Each function draws on the matplotlib ``Axes`` it is given (a new figure when
 
 - :func:`plot_loss_curve`: the training (and validation) loss of a fitted net, epoch by epoch;
 - :func:`plot_param_scores`: a search's mean test score against one hyperparameter;
+- :func:`plot_epoch_curves`: a search's mean test score against the epochs trained, one line per
+  candidate setting of the other hyperparameters (a grid over ``max_epochs``, a halving search);
 - :func:`plot_best_so_far`: a search's best score against the number of candidates evaluated,
   for any search with ``cv_results_``, scikit-learn's included;
 - :func:`plot_generations`: the fitness of each generation of a
@@ -20,7 +22,8 @@ from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["plot_best_so_far", "plot_generations", "plot_loss_curve", "plot_param_scores"]
+__all__ = ["plot_best_so_far", "plot_epoch_curves", "plot_generations", "plot_loss_curve",
+           "plot_param_scores"]
 
 _LOG_SPAN = 100.0  # positive values spanning more than two decades get a log axis
 
@@ -176,6 +179,91 @@ def plot_param_scores(search, param, *, metric=None, ax=None):
     ax.set_xlabel(name)
     ax.set_ylabel(_score_label(metric))
     ax.legend()
+    return ax
+
+
+def plot_epoch_curves(search, *, param="max_epochs", metric=None, ax=None):
+    """Plot a search's mean test score against the epochs trained, one line per setting of the rest.
+
+    The candidates of ``cv_results_`` are grouped by their other
+    hyperparameters; each group is a line through its mean test scores at each
+    value of ``param``, with a band of one standard deviation over the
+    cross-validation splits. A grid over ``max_epochs`` gives a learning curve
+    per setting (which sknet's engine trains once, to the largest value), and a
+    halving search on epochs the curves of its survivors, rung after rung.
+    Failed candidates (scored NaN) have no point; a star marks the best candidate.
+
+    Parameters
+    ----------
+    search : fitted search
+        Any search with ``cv_results_`` whose candidates set ``param``.
+    param : str, default="max_epochs"
+        The epochs hyperparameter, named as :func:`plot_param_scores` takes names
+        (``"max_epochs"`` also finds ``"mlpclassifier__max_epochs"``).
+    metric : str, default=None
+        With several scoring metrics, which one to plot; None means the one
+        ``refit`` names.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure when None.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+        The axes drawn on: one line per setting of the other hyperparameters,
+        labelled with that setting (``"lr=0.01"``), in the order the search first met them.
+
+    Raises
+    ------
+    TypeError
+        If ``search`` has no ``cv_results_`` and is no search.
+    ValueError
+        If ``param`` or ``metric`` is not in ``cv_results_``.
+
+    See Also
+    --------
+    plot_param_scores : the score against any one hyperparameter, as points.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.model_selection import GridSearchCV
+    >>> from sknet.plot import plot_epoch_curves
+    >>> X, y = load_iris(return_X_y=True)
+    >>> grid = {"max_epochs": [5, 10, 20], "lr": [1e-3, 1e-2]}
+    >>> search = GridSearchCV(MLPClassifier(random_state=0), grid, cv=3).fit(X, y)
+    >>> ax = plot_epoch_curves(search)
+    >>> [line.get_label() for line in ax.get_lines()][:2]
+    ['lr=0.001', 'lr=0.01']
+    """
+    plt = _pyplot()
+    results = _results(search)
+    metric = _metric(search, results, metric)
+    name = _param_name(results, param)
+    means = np.asarray(results[f"mean_test_{metric}"], dtype=float)
+    stds = np.asarray(results[f"std_test_{metric}"], dtype=float)
+    curves = {}  # the other hyperparameters' setting -> {epochs: candidate}, the last candidate winning
+    for i, params in enumerate(results["params"]):
+        if name in params:
+            rest = ", ".join(f"{key.rsplit('__', 1)[-1]}={_category(value)}"
+                             for key, value in sorted(params.items()) if key != name)
+            curves.setdefault(rest, {})[params[name]] = i
+    ax = _axes(plt, ax)
+    for rest, points in curves.items():
+        epochs = np.array(sorted(points), dtype=float)
+        rows = [points[e] for e in sorted(points)]
+        mean, std = means[rows], stds[rows]
+        (line,) = ax.plot(epochs, mean, marker="o", label=rest or "candidate")
+        ax.fill_between(epochs, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    if np.isfinite(means).any():
+        best = int(np.nanargmax(means))
+        if name in results["params"][best]:
+            ax.plot(results["params"][best][name], means[best], marker="*", markersize=14,
+                    linestyle="none", color="C3", label="best")
+    _integer_ticks(ax)
+    ax.set_xlabel(name)
+    ax.set_ylabel(_score_label(metric))
+    ax.legend(fontsize="small")
     return ax
 
 

@@ -24,7 +24,13 @@ from sknet.model_selection import (  # noqa: E402
     GridSearchCV,
     RandomizedSearchCV,
 )
-from sknet.plot import plot_best_so_far, plot_generations, plot_loss_curve, plot_param_scores  # noqa: E402
+from sknet.plot import (  # noqa: E402
+    plot_best_so_far,
+    plot_epoch_curves,
+    plot_generations,
+    plot_loss_curve,
+    plot_param_scores,
+)
 
 LR = [1e-4, 1e-3, 1e-2, 1e-1]
 
@@ -300,3 +306,25 @@ def test_importing_sknet_plot_does_not_import_matplotlib():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+# -- plot_epoch_curves --------------------------------------------------------------------------
+def test_epoch_curves_draw_one_line_per_setting_through_its_scores(small):
+    grid = {"mlpclassifier__max_epochs": [2, 4, 6], "mlpclassifier__lr": [1e-3, 1e-2]}
+    search = GridSearchCV(make_pipeline(StandardScaler(), net()), grid, cv=2).fit(*small)
+    ax = plot_epoch_curves(search)  # "max_epochs" finds the pipeline's name
+    results = search.cv_results_
+    for lr in (1e-3, 1e-2):
+        line = line_labelled(ax, f"lr={lr}")
+        rows = [i for i, p in enumerate(results["params"]) if p["mlpclassifier__lr"] == lr]
+        assert list(line.get_xdata()) == [2, 4, 6]
+        np.testing.assert_array_equal(line.get_ydata(), results["mean_test_score"][rows])
+    best = line_labelled(ax, "best")
+    assert best.get_ydata()[0] == search.best_score_
+    assert ax.get_xlabel() == "mlpclassifier__max_epochs"
+
+
+def test_epoch_curves_name_a_missing_param(small):
+    search = GridSearchCV(net(), {"lr": LR[:2]}, cv=2).fit(*small)
+    with pytest.raises(ValueError, match="param='max_epochs' is not a hyperparameter"):
+        plot_epoch_curves(search)

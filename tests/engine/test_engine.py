@@ -614,7 +614,7 @@ def test_a_group_larger_than_free_memory_is_split_before_training(monkeypatch):
     monkeypatch.setattr(_train, "_free_memory", lambda device: room_for_two)
     real_init, sizes = _train.GroupTrainer.__init__, []
     monkeypatch.setattr(_train.GroupTrainer, "__init__",
-                        lambda self, jobs, X: sizes.append(len(jobs)) or real_init(self, jobs, X))
+                        lambda self, jobs, *rest: sizes.append(len(jobs)) or real_init(self, jobs, *rest))
     fitted = train_batched(base, jobs, X, y)
     assert sizes == [2, 2, 2]
     for est, proba in zip(fitted, expected, strict=True):
@@ -625,7 +625,9 @@ def test_a_group_of_several_widths_is_split_by_what_each_model_needs(monkeypatch
     from sknet.engine import _train
 
     X, y = load_iris(return_X_y=True)
-    jobs = [({"n_units": units}, np.arange(150)) for units in (4, 512, 4, 4, 512, 4)]
+    # Rates of their own: identical jobs would train once.
+    jobs = [({"n_units": units, "lr": 1e-3 * (1 + i)}, np.arange(150))
+            for i, units in enumerate((4, 512, 4, 4, 512, 4))]
     base = MLPClassifier(max_epochs=3, random_state=0, device="cpu")
     expected = [est.predict_proba(X) for est in train_batched(base, jobs, X, y)]
     small, large = (_train._estimated_bytes(_train.prepare(base, *jobs[i], X, y), X.shape[1]) for i in (0, 1))
@@ -633,7 +635,7 @@ def test_a_group_of_several_widths_is_split_by_what_each_model_needs(monkeypatch
     monkeypatch.setattr(_train, "_free_memory", lambda device: room)
     real_init, sizes = _train.GroupTrainer.__init__, []
     monkeypatch.setattr(_train.GroupTrainer, "__init__",
-                        lambda self, jobs, X: sizes.append(len(jobs)) or real_init(self, jobs, X))
+                        lambda self, jobs, *rest: sizes.append(len(jobs)) or real_init(self, jobs, *rest))
     fitted = train_batched(base, jobs, X, y)
     assert sizes == [5, 1]  # ordered by width: the four small ones and a large one, then the other
     for est, proba in zip(fitted, expected, strict=True):

@@ -247,11 +247,11 @@ def engine_calls(monkeypatch):
 
     calls, fail, real = [], [None], sknet.engine.train_batched
 
-    def train_batched(estimator, jobs, X, y, sample_weight=None):
+    def train_batched(estimator, jobs, X, y, sample_weight=None, **kwargs):
         calls.append(len(jobs))
         if fail[0] is not None and len(calls) == fail[0][0]:
             raise fail[0][1]
-        return real(estimator, jobs, X, y, sample_weight)
+        return real(estimator, jobs, X, y, sample_weight, **kwargs)
 
     for module in (_tasks, _evaluate):  # the search's tasks, and its refit
         monkeypatch.setattr(module, "train_batched", train_batched)
