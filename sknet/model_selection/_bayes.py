@@ -92,7 +92,17 @@ class BayesSearchCV(SearchMixin, BaseSearchCV):
         the ``cv_results_`` of an uninterrupted run, fit and score times
         included; a file from another search is refused with a ValueError and
         left as it is. See ``docs/checkpoint.md``.
-
+    prune : list of int or None, default=None
+        Epoch checkpoints at which to stop unpromising candidates of an sknet
+        net (opt-in). At each checkpoint below its own ``max_epochs``, a
+        candidate is scored on every split; if its mean score there is below the
+        median of all scores this search has seen at that checkpoint, it stops
+        training, and its row in ``cv_results_`` holds that partial score with
+        ``pruned`` True and ``epochs_trained`` the checkpoint. The others go on
+        from where they stopped. ``best_*`` is chosen among the candidates that
+        trained to the end (the partial score of a pruned one is not comparable);
+        the strategy is told a pruned candidate's partial score. Not with
+        ``checkpoint`` yet.
     Attributes
     ----------
     cv_results_ : dict of numpy arrays
@@ -155,6 +165,7 @@ refit_time_, multimetric_
         "n_iter": [Interval(Integral, 1, None, closed="left")],
         "n_points": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
+        "prune": ["array-like", None],
     }
     _space_param = "search_spaces"
 
@@ -177,6 +188,7 @@ refit_time_, multimetric_
         return_train_score=False,
         engine="auto",
         checkpoint=None,
+        prune=None,
     ):
         super().__init__(
             estimator=estimator,
@@ -196,6 +208,7 @@ refit_time_, multimetric_
         self.random_state = random_state
         self.engine = engine
         self.checkpoint = checkpoint
+        self.prune = prune
         # scikit-optimize checks the spaces on construction and code written for it
         # relies on that; nothing is stored, and fit checks them again.
         for space, _ in _subspaces(search_spaces, n_iter):

@@ -38,7 +38,7 @@ from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key, refusal
 from ..nets._base import BaseMLP, resolve_device
 from ._tasks import Block, EngineJob, Scoring, fit_and_score, split_fold, train_and_score
-from ._wrappers import final_net, fit_layers, layers_key
+from ._wrappers import epochs_param, final_net, fit_layers, layers_key
 
 ENGINES = ("auto", "batched", "sequential")
 # With a checkpoint, a group is trained in slices of whole candidates, each scored and journaled
@@ -98,6 +98,8 @@ class RoundEvaluator:
         # states, {(candidate but that parameter, split): TrainingState}, for survivors to go on from.
         self.continued = getattr(search, "_continued_param", lambda: None)() if self.engine else None
         self._states = {}
+        self.pruning = pruning(search)  # (epochs parameter, checkpoints) or None
+        self._partial = defaultdict(list)  # checkpoint -> every partial score seen there
 
     # -- what a strategy calls ------------------------------------------------------------
     def __call__(self, candidate_params, cv=None, more_results=None, callback_ctx=None):
@@ -128,6 +130,25 @@ class RoundEvaluator:
         for i, split in done:
             out[i * n_splits + split] = self._served(journal, first, i, split, candidates[i],
                                                      splits[split], contexts[i * n_splits + split])
+        if self.pruning is None:
+            self._run(candidates, splits, done, contexts, journal, first, out)
+        else:
+            more_results = {**(more_results or {}), **self._pruned(candidates, splits, contexts, out)}
+        if not out:
+            raise ValueError("No fits were performed. Was the CV iterator empty? Were there no candidates?")
+        _warn_or_raise_about_fit_failures(out, search.error_score)
+        if callable(search.scoring):  # multimetric or not is known once a scorer has run
+            _insert_error_scores(out, search.error_score)
+        self.candidate_params.extend(candidates)
+        self.out.extend(out)
+        for key, values in (more_results or {}).items():
+            self.more_results[key].extend(values)
+        self.results = search._format_results(self.candidate_params, n_splits, self.out, self.more_results)
+        return self.results
+
+    def _run(self, candidates, splits, done, contexts, journal, first, out):
+        """Train and score the round's fits but ``done`` into ``out``; keep their training states."""
+        n_splits = len(splits)
         tasks = self._tasks(candidates, splits, done, contexts, journal, first)
         states = {}
         for task_result in self.parallel(tasks) if tasks else []:
@@ -141,19 +162,64 @@ class RoundEvaluator:
             if task_result.engine_error is not None:
                 warnings.warn(f"The batched engine failed on {len(task_result.results)} fits, which were "
                               f"fitted one by one instead: {task_result.engine_error!r}", UserWarning,
-                              stacklevel=2)
-        if not out:
-            raise ValueError("No fits were performed. Was the CV iterator empty? Were there no candidates?")
-        _warn_or_raise_about_fit_failures(out, search.error_score)
-        if callable(search.scoring):  # multimetric or not is known once a scorer has run
-            _insert_error_scores(out, search.error_score)
-        self.candidate_params.extend(candidates)
-        self.out.extend(out)
-        for key, values in (more_results or {}).items():
-            self.more_results[key].extend(values)
-        self.results = search._format_results(self.candidate_params, n_splits, self.out, self.more_results)
-        self._states = states  # the next rung's candidates are among this one's
-        return self.results
+                              stacklevel=3)
+        self._states = states  # the next round's (or stage's) candidates are among these
+
+    def _pruned(self, candidates, splits, contexts, out):
+        """Cross-validate a round with pruning into ``out``; return its ``pruned`` and ``epochs_trained``.
+
+        At each checkpoint below its own ``max_epochs``, a candidate still training is
+        scored on every split. If its mean score there is below the median of every
+        score seen at that checkpoint so far (this search's), it stops: its result is that
+        partial one, marked ``pruned``. The others go on (from where they stopped, where
+        the engine can continue them) to the next checkpoint, then to their end. Each
+        result's ``fit_time`` is the sum over its stages.
+        """
+        name, checkpoints = self.pruning
+        n_splits = len(splits)
+        estimator = clone(self.base)
+        epochs = [int(c.get(name, estimator.get_params()[name])) for c in candidates]
+        alive, pruned = list(range(len(candidates))), [False] * len(candidates)
+        earlier = np.zeros(len(out))  # fit time of a candidate's stages before its result's
+        for checkpoint in checkpoints:
+            stage = [i for i in alive if epochs[i] > checkpoint]
+            if not stage:
+                break
+            partial = [None] * (len(stage) * n_splits)
+            self._run([{**candidates[i], name: checkpoint} for i in stage], splits, set(),
+                      [None] * len(partial), None, 0, partial)
+            scores = [self._objective(partial[j * n_splits:(j + 1) * n_splits]) for j in range(len(stage))]
+            self._partial[checkpoint].extend(scores)
+            median = np.median(self._partial[checkpoint])
+            for j, i in enumerate(stage):
+                results = partial[j * n_splits:(j + 1) * n_splits]
+                if scores[j] >= median:
+                    earlier[i * n_splits:(i + 1) * n_splits] += [result["fit_time"] for result in results]
+                    continue
+                alive.remove(i)
+                pruned[i], epochs[i] = True, checkpoint
+                out[i * n_splits:(i + 1) * n_splits] = results
+                for s, (train, test) in enumerate(splits):
+                    _report(contexts[i * n_splits + s], self.search,
+                            lambda train=train, test=test: split_fold(self.base, self.X, self.y, train, test))
+        if alive:
+            rest = [None] * (len(alive) * n_splits)
+            self._run([candidates[i] for i in alive], splits, set(),
+                      [contexts[i * n_splits + s] for i in alive for s in range(n_splits)], None, 0, rest)
+            for j, i in enumerate(alive):
+                out[i * n_splits:(i + 1) * n_splits] = rest[j * n_splits:(j + 1) * n_splits]
+        for row, seconds in enumerate(earlier):
+            out[row] = {**out[row], "fit_time": out[row]["fit_time"] + seconds}
+        return {"pruned": pruned, "epochs_trained": epochs}
+
+    def _objective(self, results):
+        """The mean test score (the metric a search maximises) of one candidate's split results;
+        -inf where a fit failed."""
+        metric = self.search._get_scorers()[1]
+        scores = [r["test_scores"][metric] if isinstance(r["test_scores"], dict) else r["test_scores"]
+                  for r in results]
+        score = float(np.mean(scores))
+        return score if np.isfinite(score) else -np.inf
 
     def _continuation_key(self, params):
         """What a candidate's training states are found by: its parameters but the one continued."""
@@ -300,14 +366,9 @@ class RoundEvaluator:
 
     def _served(self, journal, first, i, split, params, fold, context):
         """A journaled result; its task still begins and ends for scikit-learn's callbacks."""
-        result = journal.get(first + i, split, params)
-        if context is not None:
-            train, test = fold
-            data = {"X": lambda: split_fold(self.base, self.X, self.y, train, test)[0],
-                    "y": lambda: split_fold(self.base, self.X, self.y, train, test)[1]}
-            context.call_on_fit_task_begin(estimator=self.search, **data)
-            context.call_on_fit_task_end(estimator=self.search, **data)
-        return result
+        train, test = fold
+        _report(context, self.search, lambda: split_fold(self.base, self.X, self.y, train, test))
+        return journal.get(first + i, split, params)
 
     # -- the refit --------------------------------------------------------------------------
     def refit(self, estimator, X, y, fit_params):
@@ -342,6 +403,40 @@ class RoundEvaluator:
         if getattr(self.search, "_skl_callbacks", None):
             net._replay_fit_callbacks(X_net, y)
         return estimator
+
+
+def _report(context, search, fold):
+    """A (candidate, split) task begins and ends for scikit-learn's callbacks (if any): one whose
+    result comes from elsewhere (the journal, a pruned stage). ``fold()`` gives its rows."""
+    if context is not None:
+        data = {"X": lambda: fold()[0], "y": lambda: fold()[1]}
+        context.call_on_fit_task_begin(estimator=search, **data)
+        context.call_on_fit_task_end(estimator=search, **data)
+
+
+def pruning(search):
+    """A search's pruning: ``(its net's epochs parameter, sorted checkpoints)``, or None without.
+
+    Raises ValueError for checkpoints that are not positive ints, for an estimator
+    without an sknet net, and with a checkpoint file (the journal does not record
+    the stages).
+    """
+    prune = getattr(search, "prune", None)
+    if prune is None:
+        return None
+    name = epochs_param(search.estimator)
+    if name is None:
+        raise ValueError(f"prune needs an sknet net (it stops training at epoch checkpoints); "
+                         f"{type(search.estimator).__name__} has none.")
+    checkpoints = sorted(set(prune))
+    if not checkpoints or not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) and e >= 1
+                                  for e in checkpoints):
+        raise ValueError(f"prune must be None or a list of epoch counts (ints >= 1) at which to compare "
+                         f"the candidates' partial scores; got prune={prune!r}.")
+    if getattr(search, "checkpoint", None) is not None:
+        raise ValueError("prune does not work with checkpoint yet: the journal does not record the "
+                         "pruning stages. Use one or the other.")
+    return name, [int(e) for e in checkpoints]
 
 
 def _on_cpu(net):

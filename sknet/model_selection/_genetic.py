@@ -84,7 +84,17 @@ class GeneticSearchCV(SearchMixin, BaseSearchCV):
         the ``cv_results_`` of an uninterrupted run, fit and score times
         included; a file from another search is refused with a ValueError and
         left as it is. See ``docs/checkpoint.md``.
-
+    prune : list of int or None, default=None
+        Epoch checkpoints at which to stop unpromising candidates of an sknet
+        net (opt-in). At each checkpoint below its own ``max_epochs``, a
+        candidate is scored on every split; if its mean score there is below the
+        median of all scores this search has seen at that checkpoint, it stops
+        training, and its row in ``cv_results_`` holds that partial score with
+        ``pruned`` True and ``epochs_trained`` the checkpoint. The others go on
+        from where they stopped. ``best_*`` is chosen among the candidates that
+        trained to the end (the partial score of a pruned one is not comparable);
+        the strategy is told a pruned candidate's partial score. Not with
+        ``checkpoint`` yet.
     Attributes
     ----------
     cv_results_ : dict of numpy arrays
@@ -146,6 +156,7 @@ refit_time_, multimetric_
         "elitism": [Interval(Integral, 0, None, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
+        "prune": ["array-like", None],
     }
     _space_param = "param_distributions"
 
@@ -172,6 +183,7 @@ refit_time_, multimetric_
         return_train_score=False,
         engine="auto",
         checkpoint=None,
+        prune=None,
     ):
         super().__init__(
             estimator=estimator,
@@ -195,6 +207,7 @@ refit_time_, multimetric_
         self.random_state = random_state
         self.engine = engine
         self.checkpoint = checkpoint
+        self.prune = prune
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
         dims = check_space(self.param_distributions)

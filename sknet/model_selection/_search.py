@@ -35,6 +35,7 @@ from ..checkpoint import CheckpointPermissionError, Journal, data_digest, data_i
 from ._evaluate import ENGINES, RoundEvaluator
 from ._space import python_value
 from ._tasks import heap_frozen
+from ._wrappers import epochs_param
 
 __all__ = ["BaseSearchCV", "SearchMixin", "objective_key", "candidate_key", "latest_scores",
            "evaluate_round"]
@@ -116,6 +117,11 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
         root_ctx.call_on_fit_task_end(estimator=self, X=X, y=y, metadata=metadata)
         return self
 
+    def _continued_param(self):
+        """The parameter whose candidates go on training from their last stage (None: none do):
+        the net's ``max_epochs`` when pruning."""
+        return None if getattr(self, "prune", None) is None else epochs_param(self.estimator)
+
     def _choose_best(self, evaluate, refit_metric):
         """Set ``multimetric_``, ``best_index_``, ``best_score_``, ``best_params_`` as scikit-learn does."""
         # A callable scoring says whether it is multi-metric only once it has run.
@@ -127,6 +133,11 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
         if self.refit or not self.multimetric_:
             results = evaluate.results
             self.best_index_ = self._select_best_index(self.refit, refit_metric, results)
+            finished = ~np.asarray(results.get("pruned", np.zeros(len(results["params"]), dtype=bool)))
+            if not callable(self.refit) and not finished[self.best_index_] and finished.any():
+                # A pruned candidate's score is partial: the best is among those that finished.
+                ranks = np.asarray(results[f"rank_test_{refit_metric}"], dtype=float)
+                self.best_index_ = int(np.flatnonzero(finished)[np.argmin(ranks[finished])])
             if not callable(self.refit):
                 self.best_score_ = results[f"mean_test_{refit_metric}"][self.best_index_]
             self.best_params_ = results["params"][self.best_index_]

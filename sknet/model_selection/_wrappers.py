@@ -36,6 +36,17 @@ def final_net(estimator):
     return estimator if isinstance(estimator, BaseTorchNet) else None
 
 
+def epochs_param(estimator):
+    """The name under which a search sets ``max_epochs`` of the net inside ``estimator``; None if no net."""
+    if final_net(estimator) is None:
+        return None
+    prefix = ""
+    while inner(estimator) is not None:
+        prefix += f"{estimator.steps[-1][0]}__" if isinstance(estimator, Pipeline) else "regressor__"
+        estimator = inner(estimator)
+    return f"{prefix}max_epochs"
+
+
 def layers_key(estimator):
     """What the fitted layers of ``estimator`` depend on besides the data: each layer's own settings."""
     key = []
