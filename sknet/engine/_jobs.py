@@ -6,7 +6,7 @@ fitted on the rows ``train_idx``. It is set up by the estimator's own
 that the batched model starts from exactly the state a sequential ``fit`` would.
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import joblib
 import numpy as np
@@ -90,20 +90,26 @@ def same_but_epochs(params):
     return joblib.hash({name: value for name, value in params.items() if name != "max_epochs"})
 
 
-def resumed(job, state):
-    """``job`` (freshly prepared) continuing from ``state`` instead, or None where it cannot.
+def resumed(base, params, rows, X, y, state, validated=None, sample_weight=None):
+    """The job :func:`prepare` would set up, going on from ``state`` instead; None where it cannot.
 
     It cannot when the state's net is not the job's but for ``max_epochs``, when it
     trained more epochs than the job asks for, or when continuing would not compute
-    what the job's own fit computes (:func:`continuation_refusal`).
+    what the job's own fit computes (:func:`continuation_refusal`). The data is
+    validated as for a fresh job (``validated`` keeps it); no new net is built.
     """
-    estimator = state.estimator
-    if (continuation_refusal(job.estimator) is not None or state.epochs > job.estimator.max_epochs
+    wanted, estimator = clone(base).set_params(**params), state.estimator
+    if (continuation_refusal(estimator) is not None or state.epochs > wanted.max_epochs
             or same_but_epochs(estimator.get_params(deep=False))
-            != same_but_epochs(job.estimator.get_params(deep=False))):
+            != same_but_epochs(wanted.get_params(deep=False))):
         return None
-    estimator.max_epochs = estimator.net_.max_epochs = job.estimator.max_epochs
-    return replace(job, estimator=estimator, rng_state=state.dropout_state, shuffle_state=state.shuffle_state)
+    rows = np.asarray(rows)
+    data = _validated(wanted, rows, X, y, {} if validated is None else validated, sample_weight)
+    estimator.max_epochs = estimator.net_.max_epochs = wanted.max_epochs
+    # Without early stopping every row trains: the rows, targets and weights of a fresh setup.
+    return Job(estimator, int(estimator.net_.shuffle_seed), rows, data.y,
+               estimator._sample_weight(data.y, data.sample_weight), data.n_outputs, None,
+               state.dropout_state, state.shuffle_state)
 
 
 def optimizer_name(optimizer):
@@ -209,16 +215,21 @@ def prepare(base, params, rows, X, y, validated=None, sample_weight=None):
     """
     est = clone(base).set_params(**params)
     rows = np.asarray(rows)
-    validated = {} if validated is None else validated
-    key = (type(est), est.dtype, rows.tobytes())
-    if key not in validated:
-        weight = None if sample_weight is None else _safe_indexing(sample_weight, rows)
-        validated[key] = est._validate_fit_data(_safe_indexing(X, rows), _safe_indexing(y, rows), weight)
-    setup = est._prepare_fit(validated[key])
+    setup = est._prepare_fit(_validated(est, rows, X, y, {} if validated is None else validated,
+                                        sample_weight))
     parts = [(rows[part], setup.y[part], None if setup.weight is None else setup.weight[part])
              for part in (setup.train, setup.valid) if part is not None]
     return Job(est, setup.seed, *parts[0], setup.n_outputs, parts[1] if len(parts) > 1 else None,
                setup.rng_state)
+
+
+def _validated(est, rows, X, y, validated, sample_weight):
+    """The :class:`FitData` of the rows ``rows`` as ``est``'s fit validates them, kept in ``validated``."""
+    key = (type(est), est.dtype, rows.tobytes())
+    if key not in validated:
+        weight = None if sample_weight is None else _safe_indexing(sample_weight, rows)
+        validated[key] = est._validate_fit_data(_safe_indexing(X, rows), _safe_indexing(y, rows), weight)
+    return validated[key]
 
 
 def _n_samples(X):

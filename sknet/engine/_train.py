@@ -109,10 +109,11 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
     prepared, validated = {}, {}
 
     def prepare_job(i, fresh=False):
-        job = prepare(estimator, jobs[i][0], rows[i], X, y, validated, sample_weight)
-        if starts[i] is None or fresh:
-            return job
-        return resumed(job, starts[i]) or job
+        if starts[i] is not None and not fresh:
+            job = resumed(estimator, jobs[i][0], rows[i], X, y, starts[i], validated, sample_weight)
+            if job is not None:
+                return job
+        return prepare(estimator, jobs[i][0], rows[i], X, y, validated, sample_weight)
 
     for i in range(len(jobs)):
         try:

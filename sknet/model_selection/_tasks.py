@@ -157,13 +157,17 @@ def _score_all(jobs, blocks, fitted, fit_time, scoring):
         outputs = _outputs([fitted[k] for k in trained], block.X_predict)
         forward_time = (time.perf_counter() - start) / max(len(trained), 1)
         outputs = dict(zip(trained, outputs, strict=True))
+        # The training rows' outputs too, in one pass, for the training scores.
+        train_outputs = dict(zip(trained, _outputs([fitted[k] for k in trained], block.X_fit)
+                                 if scoring.return_train_score else [None] * len(trained), strict=True))
         for k in members:
             job = jobs[k]
             if isinstance(fitted[k], BaseException):
                 errors.append(fitted[k])
                 result = _failed(fitted[k], block, fit_time, scoring)
             else:
-                result = _scored(job, block, fitted[k], outputs[k], fit_time, forward_time, scoring)
+                result = _scored(job, block, fitted[k], (outputs[k], train_outputs[k]), fit_time,
+                                 forward_time, scoring)
             if scoring.journal is not None:
                 scoring.journal.put(scoring.first + job.candidate, job.split, job.params, result)
             if scoring.verbose > 1:
@@ -212,8 +216,10 @@ def _failed(error, block, fit_time, scoring):
 
 
 def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
-    """The result ``_fit_and_score`` gives for a job the engine trained."""
+    """The result ``_fit_and_score`` gives for a job the engine trained; ``outputs``: its net's on
+    the test rows and on the training rows (or Nones)."""
     estimator = assemble(job.estimator, block.layers, net)
+    outputs, train_outputs = outputs
     if scoring.replay_epochs and job.context is not None:
         with job.context.propagate_callback_context(net):
             job.context.call_on_fit_task_begin(estimator=scoring.caller, X=block.X_train, y=block.y_train)
@@ -225,7 +231,8 @@ def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
                                     scoring.error_score)}
     score_time = forward_time + time.perf_counter() - start
     if scoring.return_train_score:
-        result["train_scores"] = _score(estimator, block.X_train, block.y_train, scoring.scorer,
+        train_view = fitted_view(estimator, net, block.X_train, train_outputs, block.layers)
+        result["train_scores"] = _score(train_view, block.X_train, block.y_train, scoring.scorer,
                                         block.score_params_train, scoring.error_score)
     if scoring.replay_epochs and job.context is not None:
         job.context.call_on_fit_task_end(estimator=scoring.caller, X=block.X_train, y=block.y_train)
