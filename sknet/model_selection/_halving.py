@@ -3,7 +3,8 @@
 scikit-learn's halving searches call ``evaluate_candidates`` once per rung (with a
 subsampling splitter for ``resource="n_samples"``, or with the resource set on
 every candidate); with sknet's round evaluator each rung is one round, whose
-candidates × folds the batched engine trains together.
+candidates × folds the batched engine trains together. With an epochs resource the
+evaluator keeps each rung's training states, and a survivor goes on from its own.
 """
 
 import numbers
@@ -82,8 +83,13 @@ class HalvingGridSearchCV(_HalvingMixin, _SklearnHalvingGrid):
     samples (``resource="n_samples"``, the default) or an estimator parameter
     such as an sknet net's ``max_epochs``. A rung is one round of the
     round evaluator, so the batched engine trains its candidates x folds
-    together. The survivors of a rung are trained from scratch on the next
-    one, as in scikit-learn.
+    together. With ``resource="max_epochs"`` (or a pipeline's
+    ``<step>__max_epochs``), the survivors of a rung that are sknet MLPs go on
+    training from where they stopped, which computes what scikit-learn's
+    restart computes, for fewer epochs; where it would not (early stopping, a
+    schedule scaled to ``max_epochs``, dropout on a GPU, other estimators)
+    they are trained from scratch, as in scikit-learn. See the user guide's
+    "Successive halving".
 
     Parameters
     ----------
