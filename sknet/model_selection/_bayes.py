@@ -20,7 +20,7 @@ from skopt.space import Categorical, Space
 from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
-from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
+from ._search import PRUNE_DOC, BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space, python_value
 
 __all__ = ["BayesSearchCV"]
@@ -92,17 +92,7 @@ class BayesSearchCV(SearchMixin, BaseSearchCV):
         the ``cv_results_`` of an uninterrupted run, fit and score times
         included; a file from another search is refused with a ValueError and
         left as it is. See ``docs/checkpoint.md``.
-    prune : list of int or None, default=None
-        Epoch checkpoints at which to stop unpromising candidates of an sknet
-        net (opt-in). At each checkpoint below its own ``max_epochs``, a
-        candidate is scored on every split; if its mean score there is below the
-        median of all scores this search has seen at that checkpoint, it stops
-        training, and its row in ``cv_results_`` holds that partial score with
-        ``pruned`` True and ``epochs_trained`` the checkpoint. The others go on
-        from where they stopped. ``best_*`` is chosen among the candidates that
-        trained to the end (the partial score of a pruned one is not comparable);
-        the strategy is told a pruned candidate's partial score. Not with
-        ``checkpoint`` yet.
+    PRUNE_PARAMETER
     Attributes
     ----------
     cv_results_ : dict of numpy arrays
@@ -156,6 +146,8 @@ refit_time_, multimetric_
     >>> bool(result.fun == -search.best_score_)
     True
     """
+
+    __doc__ = __doc__.replace("PRUNE_PARAMETER", PRUNE_DOC)
 
     _parameter_constraints: dict = {
         **BaseSearchCV._parameter_constraints,

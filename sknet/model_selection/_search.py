@@ -46,6 +46,20 @@ __all__ = ["BaseSearchCV", "SearchMixin", "objective_key", "candidate_key", "lat
 _HOW_NOT_WHAT = ("n_jobs", "verbose", "pre_dispatch", "engine", "checkpoint")
 
 
+# The ``prune`` parameter of the Bayes and genetic searches, as their docstrings describe it.
+PRUNE_DOC = """prune : list of int or None, default=None
+        Epoch checkpoints at which to stop unpromising candidates of an sknet
+        net (opt-in). At each checkpoint below its own ``max_epochs``, a
+        candidate is scored on every split; if its mean score there is below the
+        median of all scores this search has seen at that checkpoint, it stops
+        training, and its row in ``cv_results_`` holds that partial score with
+        ``pruned`` True and ``epochs_trained`` the checkpoint. The others go on
+        from where they stopped. ``best_*`` is chosen among the candidates that
+        trained to the end (the partial score of a pruned one is not comparable);
+        the strategy is told a pruned candidate's partial score. Not with
+        ``checkpoint`` yet."""
+
+
 class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_context before 1.9
     """What every sknet search adds to scikit-learn's: the round evaluator, the engine, the checkpoint.
 
