@@ -82,6 +82,11 @@ def _stage_examples():
 
 _stage_examples()
 
+# sphinx-gallery looks up each example object's classes, scikit-learn's bases included, under
+# their public modules; scikit-learn raises ImportError (not AttributeError) for its halving
+# searches there unless they are enabled, as scikit-learn documents it:
+import sklearn.experimental.enable_halving_search_cv  # noqa: E402, F401
+
 sphinx_gallery_conf = {
     "examples_dirs": "_gallery_src",
     "gallery_dirs": "auto_examples",

@@ -12,10 +12,16 @@ many fitted nets on the same rows in one forward pass.
 
 Modules other than sknet's MLP are stacked with ``torch.func`` and trained with
 ``vmap`` and autograd; :func:`vmap_refusal` says whether a module can be.
+
+Jobs that differ only in ``max_epochs`` train once, and a job can go on from the
+:class:`TrainingState` an earlier call left it in, where a shorter fit is the start
+of a longer one (:func:`continuation_refusal`): halving on epochs and pruning rely on it.
 """
 
 from ._functional import vmap_refusal
+from ._jobs import TrainingState, continuation_refusal
 from ._predict import predict_batched
 from ._train import can_batch, group_jobs, train_batched
 
-__all__ = ["can_batch", "group_jobs", "predict_batched", "train_batched", "vmap_refusal"]
+__all__ = ["TrainingState", "can_batch", "continuation_refusal", "group_jobs", "predict_batched",
+           "train_batched", "vmap_refusal"]

@@ -46,6 +46,29 @@ class TrainingState:
     draws from next: the next epoch's shuffle, and the next dropout masks. Going on
     from them for more epochs computes what a fit for the larger ``max_epochs``
     computes (see :func:`continuation_refusal`).
+
+    Attributes
+    ----------
+    estimator : MLPClassifier or MLPRegressor
+        The fitted net; continuing trains it on, in place.
+    shuffle_state : torch.Tensor
+        The state of the generator of its shuffles.
+    dropout_state : torch.Tensor or None
+        The state of the generator of its dropout masks (None without dropout).
+    epochs : int
+        Epochs trained so far.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.engine import train_batched
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net, rows = MLPClassifier(random_state=0), range(150)
+    >>> _, [state] = train_batched(net, [({"max_epochs": 3}, rows)], X, y, keep_states=True)
+    >>> [clf] = train_batched(net, [({"max_epochs": 8}, rows)], X, y, starts=[state])
+    >>> state.epochs, clf.n_iter_  # 3 epochs trained before, 5 more now
+    (8, 8)
     """
 
     estimator: BaseMLP  # fitted; continuing trains it on, in place
@@ -73,6 +96,27 @@ def continuation_refusal(estimator):
     epochs to come), under no schedule or one that ignores ``max_epochs``
     (exponential, plateau), and without dropout on a GPU (whose masks the engine
     draws per block there, not per model).
+
+    Parameters
+    ----------
+    estimator : estimator
+        A net set up for training (its ``device_`` resolved) or fitted.
+
+    Returns
+    -------
+    reason : str or None
+        Why not, or None when a shorter fit is the start of a longer one.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.engine import continuation_refusal
+    >>> X, y = load_iris(return_X_y=True)
+    >>> continuation_refusal(MLPClassifier(max_epochs=2).fit(X, y)) is None
+    True
+    >>> continuation_refusal(MLPClassifier(max_epochs=2, lr_schedule="cosine").fit(X, y))
+    "lr_schedule='cosine' scales itself to max_epochs"
     """
     if not isinstance(estimator, BaseMLP):
         return "only sknet's MLPs continue training"

@@ -49,7 +49,7 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
     """Train many jobs of one sknet MLP as a few batched models.
 
     Jobs that differ only in ``max_epochs`` (and whose shorter fits are the start
-    of their longer ones: see :func:`~sknet.engine._jobs.continuation_refusal`) are
+    of their longer ones: see :func:`~sknet.engine.continuation_refusal`) are
     trained once, to the largest value; the others get its weights at their epoch.
 
     Parameters
@@ -72,7 +72,7 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
         job cannot continue from (other parameters, more epochs, see
         ``continuation_refusal``) is ignored.
     keep_states : bool, default=False
-        Also return each job's :class:`~sknet.engine._jobs.TrainingState`, for ``starts``.
+        Also return each job's :class:`~sknet.engine.TrainingState`, for ``starts``.
 
     Returns
     -------
@@ -379,12 +379,12 @@ class GroupTrainer:
         each job reads its own. Everything the group computes takes that dtype.
     shadows : list of list of Job, default=None
         For each job, the jobs that differ from it only in a smaller ``max_epochs``
-        (see :func:`~sknet.engine._jobs.continuation_refusal`): they are the start of its
+        (see :func:`~sknet.engine.continuation_refusal`): they are the start of its
         training, so they are not trained, but follow it. Their nets get the same
         epoch records and callbacks, and at their last epoch its weights and optimizer
         state.
     keep_states : bool, default=False
-        Keep each continuable job's :class:`~sknet.engine._jobs.TrainingState` in ``states``.
+        Keep each continuable job's :class:`~sknet.engine.TrainingState` in ``states``.
 
     Attributes
     ----------

@@ -108,27 +108,29 @@ def train_and_score(jobs, blocks, scoring, fallback, keep_states=False):
     with heap_frozen():
         start = time.perf_counter()
         try:
-            fitted, states = _train(jobs, blocks)
+            fitted, states = _train(jobs, blocks, keep_states)
         except Exception as exc:
             return _fit_each(jobs, scoring, fallback, exc)
         seconds = time.perf_counter() - start
         results, errors = _score_all(jobs, blocks, fitted, seconds / len(jobs), scoring)
         if errors and scoring.error_score == "raise":
             raise errors[0]
-        kept = {job.index: state for job, state in zip(jobs, states, strict=True)
-                if keep_states and state is not None}
+        kept = {job.index: state for job, state in zip(jobs, states, strict=True) if state is not None}
         return TaskResult(results, seconds, len(jobs), states=kept)
 
 
-def _train(jobs, blocks):
-    """The jobs' fitted nets (or the exceptions their fits raise) and their training states, in order."""
+def _train(jobs, blocks, keep_states):
+    """The jobs' fitted nets (or the exceptions their fits raise) and, with ``keep_states``, their
+    training states (else Nones), in order."""
     used = sorted({job.block for job in jobs})
     X_all, y_all, weight_all, rows = stack_training_sets([blocks[b] for b in used])
     row_of = dict(zip(used, rows, strict=True))
     nets = [final_net(job.estimator) for job in jobs]
-    return train_batched(nets[0], [(net.get_params(deep=False), row_of[job.block])
-                                   for net, job in zip(nets, jobs, strict=True)],
-                         X_all, y_all, weight_all, starts=[job.start for job in jobs], keep_states=True)
+    trained = train_batched(nets[0], [(net.get_params(deep=False), row_of[job.block])
+                                      for net, job in zip(nets, jobs, strict=True)],
+                            X_all, y_all, weight_all, starts=[job.start for job in jobs],
+                            keep_states=keep_states)
+    return trained if keep_states else (trained, [None] * len(jobs))
 
 
 def _fit_each(jobs, scoring, fallback, error):
