@@ -121,9 +121,10 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
         except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
             fitted[i] = exc
     followers = _followers(prepared, jobs, rows)
+    following = {i for group in followers.values() for i in group}
     groups = {}
     for i, job in prepared.items():
-        if any(i in group for group in followers.values()):
+        if i in following:
             continue
         key = (group_key(job.estimator), job.n_outputs, job.estimator.device_,
                None if _hand_written(job) else tensor_layout(job.estimator.net_.module_))

@@ -176,7 +176,7 @@ class RoundEvaluator:
         result's ``fit_time`` is the sum over its stages.
         """
         name, checkpoints = self.pruning
-        n_splits = len(splits)
+        n_splits, metric = len(splits), self.search._get_scorers()[1]
         estimator = clone(self.base)
         epochs = [int(c.get(name, estimator.get_params()[name])) for c in candidates]
         alive, pruned = list(range(len(candidates))), [False] * len(candidates)
@@ -188,7 +188,7 @@ class RoundEvaluator:
             partial = [None] * (len(stage) * n_splits)
             self._run([{**candidates[i], name: checkpoint} for i in stage], splits, set(),
                       [None] * len(partial), None, 0, partial)
-            scores = [self._objective(partial[j * n_splits:(j + 1) * n_splits]) for j in range(len(stage))]
+            scores = [_objective(partial[j * n_splits:(j + 1) * n_splits], metric) for j in range(len(stage))]
             self._partial[checkpoint].extend(scores)
             median = np.median(self._partial[checkpoint])
             for j, i in enumerate(stage):
@@ -211,15 +211,6 @@ class RoundEvaluator:
         for row, seconds in enumerate(earlier):
             out[row] = {**out[row], "fit_time": out[row]["fit_time"] + seconds}
         return {"pruned": pruned, "epochs_trained": epochs}
-
-    def _objective(self, results):
-        """The mean test score (the metric a search maximises) of one candidate's split results;
-        -inf where a fit failed."""
-        metric = self.search._get_scorers()[1]
-        scores = [r["test_scores"][metric] if isinstance(r["test_scores"], dict) else r["test_scores"]
-                  for r in results]
-        score = float(np.mean(scores))
-        return score if np.isfinite(score) else -np.inf
 
     def _continuation_key(self, params):
         """What a candidate's training states are found by: its parameters but the one continued."""
@@ -414,6 +405,15 @@ def _report(context, search, fold):
         context.call_on_fit_task_end(estimator=search, **data)
 
 
+def _objective(results, metric):
+    """The mean test score of one candidate's split results in ``metric`` (the one a search
+    maximises); -inf where a fit failed."""
+    scores = [r["test_scores"][metric] if isinstance(r["test_scores"], dict) else r["test_scores"]
+              for r in results]
+    score = float(np.mean(scores))
+    return score if np.isfinite(score) else -np.inf
+
+
 def pruning(search):
     """A search's pruning: ``(its net's epochs parameter, sorted checkpoints)``, or None without.
 
@@ -428,15 +428,14 @@ def pruning(search):
     if name is None:
         raise ValueError(f"prune needs an sknet net (it stops training at epoch checkpoints); "
                          f"{type(search.estimator).__name__} has none.")
-    checkpoints = sorted(set(prune))
-    if not checkpoints or not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) and e >= 1
-                                  for e in checkpoints):
+    if not len(prune) or not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) and e >= 1
+                                 for e in prune):
         raise ValueError(f"prune must be None or a list of epoch counts (ints >= 1) at which to compare "
                          f"the candidates' partial scores; got prune={prune!r}.")
     if getattr(search, "checkpoint", None) is not None:
         raise ValueError("prune does not work with checkpoint yet: the journal does not record the "
                          "pruning stages. Use one or the other.")
-    return name, [int(e) for e in checkpoints]
+    return name, sorted({int(e) for e in prune})
 
 
 def _on_cpu(net):
