@@ -15,7 +15,9 @@ What ``benchmarks/gpu_check.sh`` runs on the device machine (issue 17). Parts:
    candidates and extrapolated per fit (labelled so). The engine's GFLOP/s over its training
    loops against the ceiling of part 1.
 4. **profile of one group**: one epoch of part 3's group under ``torch.profiler``: kernels per
-   step, host syncs per step (``torch.cuda.set_sync_debug_mode``), time per step.
+   step, host syncs per step (``torch.cuda.set_sync_debug_mode``), time per step; and the
+   engine's memory estimate for the group (what it sizes groups by before they start) against
+   the peak CUDA memory the epoch allocated.
 
 ``--dry`` runs every part on the CPU with tiny sizes (CI runs it, so the script cannot rot); its
 figures mean nothing. Writes ``bench_gpu.json`` into ``--out``.
@@ -207,6 +209,13 @@ def profile_group(args, device, record, X, y, lrs, net):
     _train.train_batched(net, jobs[:10], X, y)  # warm
     steps = int(np.ceil(len(rows) / net.batch_size))
     on_gpu = torch.device(device).type == "cuda"
+    one = _train._estimated_bytes(_train.prepare(net, *jobs[0], X, y), X.shape[1])
+    if on_gpu:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        _train.train_batched(net, jobs, X, y)
+        peak = torch.cuda.max_memory_allocated(device) - before
     syncs = []
     if on_gpu:
         torch.cuda.set_sync_debug_mode("warn")
@@ -226,7 +235,9 @@ def profile_group(args, device, record, X, y, lrs, net):
     record["profile"] = {"models": len(jobs), "steps": steps, "seconds": seconds,
                          "kernels_per_step": kernels / steps if on_gpu else None,
                          "aten_ops_per_step": ops / steps, "host_syncs": len(syncs) if on_gpu else None,
-                         "host_syncs_per_step": len(syncs) / steps if on_gpu else None}
+                         "host_syncs_per_step": len(syncs) / steps if on_gpu else None,
+                         "memory_estimate_bytes": one * len(jobs),
+                         "peak_memory_bytes": peak if on_gpu else None}
     gpu_part = (f", {kernels / steps:.0f} CUDA kernels per step, {len(syncs)} host syncs in the epoch "
                 f"({len(syncs) / steps:.2f} per step; target <= 1 per epoch)" if on_gpu
                 else " (no GPU: no kernels, no syncs)")
@@ -234,6 +245,8 @@ def profile_group(args, device, record, X, y, lrs, net):
           f"included): {seconds / steps * 1e3:.2f} ms per step, {ops / steps:.0f} aten ops per step"
           + gpu_part)
     if on_gpu:
+        print(f"memory: the engine's estimate for the group {one * len(jobs) / 2**20:.0f} MiB, the peak it "
+              f"allocated {peak / 2**20:.0f} MiB ({peak / (one * len(jobs)):.2f} of the estimate)")
         print(events.table(sort_by="cuda_time_total", row_limit=12))
 
 
