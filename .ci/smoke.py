@@ -162,6 +162,20 @@ def halving_search_batched():
 
 
 @check
+def epoch_curves_and_pruning():
+    from sknet import MLPClassifier
+    from sknet.model_selection import GeneticSearchCV, GridSearchCV
+
+    X, y = classification()
+    curves = GridSearchCV(MLPClassifier(random_state=0), {"max_epochs": [2, 4], "lr": [0.003, 0.03]},
+                          cv=2, refit=False).fit(X, y)
+    assert curves.n_batched_fits_ == 8, curves.n_batched_fits_  # 4 candidates x 2 folds, all batched
+    pruned = GeneticSearchCV(MLPClassifier(max_epochs=4, random_state=0), {"lr": (1e-4, 1e-1, "log-uniform")},
+                             population_size=4, generations=1, cv=2, random_state=0, prune=[2]).fit(X, y)
+    assert set(pruned.cv_results_["epochs_trained"]) <= {2, 4}, pruned.cv_results_["epochs_trained"]
+
+
+@check
 def grid_search_sequential():
     from sknet import MLPRegressor
     from sknet.model_selection import GridSearchCV
