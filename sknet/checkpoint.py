@@ -433,6 +433,12 @@ class Journal:
                 return value
         return json.loads(row[0])
 
+    def peek(self, key):
+        """The stored ``state[key]``, or None if there is none (nothing is written)."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def count(self, first=0, stop=None):
         """Finished fits of the candidates at positions ``first`` to ``stop`` (excluded)."""
         stop = 2**62 if stop is None else stop

@@ -118,7 +118,7 @@ class RoundEvaluator:
         # Made here, not in the workers: a context is changed as it is pickled otherwise.
         contexts = ([callback_ctx.subcontext(task_name="candidate-split-evaluation", task_id=i)
                      for i in range(n_fits)] if callback_ctx is not None else [None] * n_fits)
-        journal, first = self.journal(), self._next
+        journal, first, index = self.journal(), self._next, self._rounds
         # `is None`: an empty Journal is falsy (len 0), and its first round must be recorded too.
         done = set() if journal is None else journal.begin_round(self._rounds, first, candidates,
                                                                   more_results)
@@ -127,13 +127,14 @@ class RoundEvaluator:
             print(f"[{type(search).__name__}] {len(done)} of {n_fits} fits of this round come from "
                   f"checkpoint {journal.path}")
         out = [None] * n_fits
-        for i, split in done:
-            out[i * n_splits + split] = self._served(journal, first, i, split, candidates[i],
-                                                     splits[split], contexts[i * n_splits + split])
-        if self.pruning is None:
-            self._run(candidates, splits, done, contexts, journal, first, out)
+        if self.pruning is not None:
+            pruning = self._pruned_round(index, candidates, splits, contexts, out, journal, first)
+            more_results = {**(more_results or {}), **pruning}
         else:
-            more_results = {**(more_results or {}), **self._pruned(candidates, splits, contexts, out)}
+            for i, split in done:
+                out[i * n_splits + split] = self._served(journal, first, i, split, candidates[i],
+                                                         splits[split], contexts[i * n_splits + split])
+            self._run(candidates, splits, done, contexts, journal, first, out)
         if not out:
             raise ValueError("No fits were performed. Was the CV iterator empty? Were there no candidates?")
         _warn_or_raise_about_fit_failures(out, search.error_score)
@@ -165,6 +166,30 @@ class RoundEvaluator:
                               stacklevel=3)
         self._states = states  # the next round's (or stage's) candidates are among these
 
+    def _pruned_round(self, index, candidates, splits, contexts, out, journal, first):
+        """A round with pruning (:meth:`_pruned`), journaled as a whole.
+
+        Its results and its pruning (flags, epochs, partial scores) are journaled when the
+        round ends, the pruning last: a journal that has it serves the whole round, and a
+        round interrupted before is trained again.
+        """
+        n_splits = len(splits)
+        key = f"pruning of round {index}"
+        record = None if journal is None else journal.peek(key)
+        if record is None:
+            more = self._pruned(candidates, splits, contexts, out)
+            if journal is not None:
+                for row, result in enumerate(out):
+                    journal.put(first + row // n_splits, row % n_splits, candidates[row // n_splits], result)
+                journal.state(key, more)
+            return {name: value for name, value in more.items() if name != "partial"}
+        for row in range(len(out)):
+            i, split = divmod(row, n_splits)
+            out[row] = self._served(journal, first, i, split, candidates[i], splits[split], contexts[row])
+        for checkpoint, scores in record["partial"].items():
+            self._partial[int(checkpoint)].extend(scores)
+        return {"pruned": record["pruned"], "epochs_trained": record["epochs_trained"]}
+
     def _pruned(self, candidates, splits, contexts, out):
         """Cross-validate a round with pruning into ``out``; return its ``pruned`` and ``epochs_trained``.
 
@@ -181,6 +206,7 @@ class RoundEvaluator:
         epochs = [int(c.get(name, estimator.get_params()[name])) for c in candidates]
         alive, pruned = list(range(len(candidates))), [False] * len(candidates)
         earlier = np.zeros(len(out))  # fit time of a candidate's stages before its result's
+        partial_seen = {}  # checkpoint -> this round's partial scores there (the median's history)
         for checkpoint in checkpoints:
             stage = [i for i in alive if epochs[i] > checkpoint]
             if not stage:
@@ -190,6 +216,7 @@ class RoundEvaluator:
                       [None] * len(partial), None, 0, partial)
             scores = [_objective(partial[j * n_splits:(j + 1) * n_splits], metric) for j in range(len(stage))]
             self._partial[checkpoint].extend(scores)
+            partial_seen[str(checkpoint)] = [float(score) for score in scores]
             median = np.median(self._partial[checkpoint])
             for j, i in enumerate(stage):
                 results = partial[j * n_splits:(j + 1) * n_splits]
@@ -210,7 +237,7 @@ class RoundEvaluator:
                 out[i * n_splits:(i + 1) * n_splits] = rest[j * n_splits:(j + 1) * n_splits]
         for row, seconds in enumerate(earlier):
             out[row] = {**out[row], "fit_time": out[row]["fit_time"] + seconds}
-        return {"pruned": pruned, "epochs_trained": epochs}
+        return {"pruned": pruned, "epochs_trained": epochs, "partial": partial_seen}
 
     def _continuation_key(self, params):
         """What a candidate's training states are found by: its parameters but the one continued."""
@@ -417,9 +444,8 @@ def _objective(results, metric):
 def pruning(search):
     """A search's pruning: ``(its net's epochs parameter, sorted checkpoints)``, or None without.
 
-    Raises ValueError for checkpoints that are not positive ints, for an estimator
-    without an sknet net, and with a checkpoint file (the journal does not record
-    the stages).
+    Raises ValueError for checkpoints that are not positive ints, and for an
+    estimator without an sknet net.
     """
     prune = getattr(search, "prune", None)
     if prune is None:
@@ -432,9 +458,6 @@ def pruning(search):
                                  for e in prune):
         raise ValueError(f"prune must be None or a list of epoch counts (ints >= 1) at which to compare "
                          f"the candidates' partial scores; got prune={prune!r}.")
-    if getattr(search, "checkpoint", None) is not None:
-        raise ValueError("prune does not work with checkpoint yet: the journal does not record the "
-                         "pruning stages. Use one or the other.")
     return name, sorted({int(e) for e in prune})
 
 

@@ -56,8 +56,8 @@ PRUNE_DOC = """prune : list of int or None, default=None
         ``pruned`` True and ``epochs_trained`` the checkpoint. The others go on
         from where they stopped. ``best_*`` is chosen among the candidates that
         trained to the end (the partial score of a pruned one is not comparable);
-        the strategy is told a pruned candidate's partial score. Not with
-        ``checkpoint`` yet."""
+        the strategy is told a pruned candidate's partial score. With
+        ``checkpoint``, a round is journaled when it ends, its pruning with it."""
 
 
 class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_context before 1.9

@@ -1,5 +1,7 @@
 """Pruning Bayes and genetic searches: a candidate below the median at an epoch checkpoint stops there."""
 
+import sqlite3
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -95,13 +97,32 @@ def test_pruning_continues_the_survivors(clf_data, monkeypatch):
     ([0, 2], MLPClassifier(), {}, "prune must be None or a list of epoch counts"),
     (["2"], MLPClassifier(), {}, "prune must be None or a list of epoch counts"),
     ([2], LogisticRegression(), {}, "prune needs an sknet net"),
-    ([2], MLPClassifier(), {"checkpoint": "x.db"}, "prune does not work with checkpoint"),
 ])
-def test_bad_prune_settings_are_refused_by_name(clf_data, tmp_path, prune, estimator, kwargs, match):
+def test_bad_prune_settings_are_refused_by_name(clf_data, prune, estimator, kwargs, match):
     X, y = clf_data
-    if "checkpoint" in kwargs:
-        kwargs = {"checkpoint": tmp_path / kwargs["checkpoint"]}
     space = {"C": [0.1, 1.0]} if isinstance(estimator, LogisticRegression) else {"lr": [1e-3, 1e-2]}
     with pytest.raises(ValueError, match=match):
         GeneticSearchCV(estimator, space, population_size=2, generations=1, cv=2, prune=prune,
                         **kwargs).fit(X, y)
+
+
+@pytest.mark.parametrize("keep_results", [False, True])
+def test_a_pruned_search_resumes_from_its_checkpoint(clf_data, tmp_path, keep_results):
+    X, y = clf_data
+    path = tmp_path / "pruned.db"
+    whole = _genetic(MLPClassifier(**NET), prune=PRUNE, checkpoint=path).fit(X, y)
+    served = _genetic(MLPClassifier(**NET), prune=PRUNE, checkpoint=path).fit(X, y)
+    assert served.n_batched_fits_ == 0  # every round comes from the journal, pruning included
+    with sqlite3.connect(path) as conn:  # as if killed while the last round was being journaled
+        last = conn.execute("SELECT MAX(round) FROM rounds").fetchone()[0]
+        first = conn.execute("SELECT first FROM rounds WHERE round = ?", (last,)).fetchone()[0]
+        conn.execute("DELETE FROM state WHERE key = ?", (f"pruning of round {last}",))
+        conn.execute("DELETE FROM state WHERE key = 'finished'")
+        if not keep_results:
+            conn.execute("DELETE FROM results WHERE candidate >= ?", (first,))
+    resumed = _genetic(MLPClassifier(**NET), prune=PRUNE, checkpoint=path).fit(X, y)
+    assert resumed.n_batched_fits_ > 0  # the last round was trained again, and only it
+    for search in (served, resumed):
+        for key in ("params", "mean_test_score", "split1_test_score", "pruned", "epochs_trained"):
+            assert list(search.cv_results_[key]) == list(whole.cv_results_[key]), key
+        assert search.best_params_ == whole.best_params_
