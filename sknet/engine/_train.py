@@ -70,7 +70,8 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
         epochs (its ``keep_states``): training goes on from there, in place,
         instead of from scratch, and computes what a fresh fit would. A state the
         job cannot continue from (other parameters, more epochs, see
-        ``continuation_refusal``) is ignored.
+        ``continuation_refusal``) is ignored, and so is a state another job
+        already goes on from.
     keep_states : bool, default=False
         Also return each job's :class:`~sknet.engine.TrainingState`, for ``starts``.
 
@@ -107,11 +108,13 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
     starts = [None] * len(jobs) if starts is None else list(starts)
     rows = [np.arange(_n_samples(X))[train_idx] for _, train_idx in jobs]
     prepared, validated = {}, {}
+    taken = set()  # the states a job goes on from: each trains on in place, so for one job only
 
     def prepare_job(i, fresh=False):
-        if starts[i] is not None and not fresh:
+        if starts[i] is not None and not fresh and id(starts[i]) not in taken:
             job = resumed(estimator, jobs[i][0], rows[i], X, y, starts[i], validated, sample_weight)
             if job is not None:
+                taken.add(id(starts[i]))
                 return job
         return prepare(estimator, jobs[i][0], rows[i], X, y, validated, sample_weight)
 

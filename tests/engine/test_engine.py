@@ -697,3 +697,15 @@ def test_a_state_that_cannot_continue_is_ignored(clf_data):
                for name, value in trained.items())
     _, [none] = train_batched(CLF, [(dict(early_stopping=True), np.arange(100))], X, y, keep_states=True)
     assert none is None  # early stopping does not continue
+
+
+def test_a_state_given_to_two_jobs_is_continued_by_one_only(clf_data):
+    X, y = clf_data
+    base, rows = clone(CLF).set_params(dtype="float64"), np.arange(64)
+    _, [state] = train_batched(base, [(dict(max_epochs=2), rows)], X, y, keep_states=True)
+    jobs = [(dict(max_epochs=4), rows), (dict(max_epochs=5), rows)]
+    first, second = train_batched(base, jobs, X, y, starts=[state, state])
+    assert first is state.estimator and second is not state.estimator
+    for (params, train), batched in zip(jobs, (first, second), strict=True):
+        alone = sequential(base, params, train, X, y)
+        np.testing.assert_allclose(batched.predict_proba(X), alone.predict_proba(X), rtol=0, atol=1e-9)
