@@ -436,6 +436,7 @@ def test_auto_device_on_this_machine(clf_data):
     assert clf.device_ == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu(clf_data):
     X, y = clf_data
