@@ -21,10 +21,11 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skopt.space import Categorical, Integer, Real
 from skorch.callbacks import Callback
 
-from sknet import MLPClassifier, MLPRegressor
+from sknet import MLPClassifier, MLPRegressor, TorchClassifier
 from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV
 
 FAST = dict(max_epochs=2, n_units=4, device="cpu", random_state=0)
+TORCH_FAST = dict(max_epochs=2, device="cpu", random_state=0)
 NETS = [MLPClassifier, MLPRegressor]
 
 
@@ -133,8 +134,11 @@ def test_batch_norm_needs_two_samples_per_batch(net):
 
 # -- one class -------------------------------------------------------------------------------
 def test_one_class_is_refused_by_fit_and_partial_fit():
-    with pytest.raises(ValueError, match=r"needs samples of at least 2 classes.*only one class: .*'a'"):
+    # The label as the user wrote it, not numpy's repr (np.str_('a'), np.int64(0)).
+    with pytest.raises(ValueError, match=r"needs samples of at least 2 classes.*only one class: 'a'\.$"):
         MLPClassifier(**FAST).fit(X, np.array(["a"] * len(X)))
+    with pytest.raises(ValueError, match=r"only one class: 0\.$"):
+        MLPClassifier(**FAST).fit(X, np.zeros(len(X), int))
     with pytest.raises(ValueError, match="needs samples of at least 2 classes"):
         MLPClassifier(**FAST).partial_fit(X, np.zeros(len(X), int), classes=[0])
     # partial_fit may see one class per call, as long as classes names them all
@@ -170,6 +174,53 @@ def test_wrong_number_of_features_is_refused(net):
         model.partial_fit(X[:, :3], y)
     with pytest.raises(ValueError, match=r"(?s)Expected 2D array, got 1D array instead.*reshape"):
         model.predict(X[0])
+
+
+class _Images(torch.nn.Module):
+    """A convolution over (1, 2, 2) images."""
+
+    def __init__(self, input_shape, n_outputs):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(input_shape[0], 2, kernel_size=1)
+        self.head = torch.nn.Linear(2 * input_shape[1] * input_shape[2], n_outputs)
+
+    def forward(self, X):
+        return self.head(self.conv(X).flatten(1))
+
+
+class _Table(torch.nn.Module):
+    """A linear layer over flat rows: its constructor needs n_features, and a width."""
+
+    def __init__(self, n_features, n_outputs, width):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_features, n_outputs)
+
+    def forward(self, X):
+        return self.linear(X.flatten(1))
+
+
+def test_flat_rows_for_a_model_fitted_on_images_are_refused_naming_both_sample_shapes():
+    images = X.reshape(-1, 1, 2, 2)
+    model = TorchClassifier(_Images, **TORCH_FAST).fit(images, Y_CLF)
+    match = r"X has samples of shape \(4,\), but TorchClassifier was fitted on samples of shape \(1, 2, 2\)"
+    for method in (model.predict, model.predict_proba):  # not scikit-learn's "expecting 1 features"
+        with pytest.raises(ValueError, match=match):
+            method(X)
+    with pytest.raises(ValueError, match=match):
+        model.partial_fit(X, Y_CLF)
+
+
+def test_a_module_asking_for_n_features_of_images_is_told_which_arguments_are_filled_in():
+    images = X.reshape(-1, 1, 2, 2)
+    match = (r"_Table's constructor needs the argument\(s\) \['n_features', 'width'\], which are not set\. "
+             r"sknet fills in n_features \(X\.shape\[1\]\) only for 2-D X.*X has samples of shape "
+             r"\(1, 2, 2\): take input_shape instead\. Set it as module__width\.")
+    with pytest.raises(ValueError, match=match):
+        TorchClassifier(_Table, **TORCH_FAST).fit(images, Y_CLF)
+    match = r"needs the argument\(s\) \['width'\], which are not set\. Set it as module__width\.$"
+    with pytest.raises(ValueError, match=match):
+        TorchClassifier(_Table, **TORCH_FAST).fit(X, Y_CLF)
+    assert TorchClassifier(_Table, module__width=3, **TORCH_FAST).fit(X, Y_CLF).n_iter_ == 2
 
 
 def test_other_feature_names_at_predict_are_refused():

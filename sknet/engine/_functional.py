@@ -112,10 +112,10 @@ class BatchedModule:
         batched = vmap(self._call, randomness="different")
         if not training:
             with torch.no_grad():
-                return batched(self._views(), self.buffers, X)
+                return _columns(batched(self._views(), self.buffers, X), X)
         with torch.enable_grad(), _rng_from(self.generator):
             self._out = batched(self._views(), self.buffers, X)
-        return self._out.detach()  # the losses compute their own gradient: no graph through them
+        return _columns(self._out.detach(), X)  # the losses compute their own gradient: no graph through them
 
     def backward(self, grad_out):
         """Gradients of the loss for every tensor of :meth:`parameters`, in its order.
@@ -127,7 +127,7 @@ class BatchedModule:
         grad_out : torch.Tensor of shape (K, n, n_outputs)
             Gradient of the loss with respect to the last training :meth:`forward`'s output.
         """
-        grads = torch.autograd.grad(self._out, self.params, grad_out)
+        grads = torch.autograd.grad(self._out, self.params, grad_out.reshape(self._out.shape))
         self._out = None
         torch._foreach_copy_(self.grads, list(grads))
         return self.grads
@@ -181,6 +181,13 @@ class BatchedModule:
         with torch.no_grad():
             finite = torch.stack([torch.isfinite(p).flatten(1).all(dim=1) for p in self.params])
         return finite.all(dim=0).cpu().numpy()
+
+
+def _columns(out, X):
+    """Outputs ``(K, n, n_outputs)``: a module's single output returned flat, ``(n,)`` per model,
+    as the column its targets are (as ``SkorchMLP.infer`` takes it)."""
+    flat = out.dim() < 3 and out.numel() == X.shape[0] * X.shape[1]
+    return out.reshape(*X.shape[:2], 1) if flat else out
 
 
 class _rng_from:

@@ -9,7 +9,7 @@ import inspect
 import math
 import os
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -78,6 +78,13 @@ class SkorchMLP(NeuralNet):
         if training:
             return DeviceBatches(dataset, self.batch_size, shuffle=True, seed=self.shuffle_seed)
         return DeviceBatches(dataset, predict_batch_size(dataset, self.batch_size))
+
+    def infer(self, x, **fit_params):
+        out = super().infer(x, **fit_params)
+        # A single regression target returned flat, (n,) (``.squeeze(-1)``), is the column (n, 1)
+        # the targets are: left flat, the loss would broadcast it against them to (n, n).
+        # fit has checked that only a module of one output returns so (check_outputs).
+        return out.reshape(-1, 1) if torch.is_tensor(out) and out.dim() < 2 else out
 
     def _set_training(self, training=True):
         # skorch sets the mode before every batch; walking the module tree each
@@ -519,7 +526,27 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         for name, value in given.items():
             if name in accepted and name not in kwargs:
                 kwargs[name] = value
+        self._check_required_arguments(accepted, kwargs, input_shape)
         return kwargs
+
+    def _check_required_arguments(self, accepted, kwargs, input_shape):
+        """Refuse, naming them, constructor arguments of the module that nothing fills in."""
+        missing = [name for name, p in accepted.items() if p.default is p.empty and name not in kwargs
+                   and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        if not missing:
+            return
+        if isinstance(input_shape, dict):
+            shape = f"X is a dict of arrays (sample shapes {dict(input_shape)})"
+        else:
+            shape = f"X has samples of shape {tuple(input_shape)}"
+        data = (" sknet fills in n_features (X.shape[1]) only for 2-D X, and input_shape (X.shape[1:]; "
+                f"for a dict X, each array's sample shape by key) for any X; {shape}: take input_shape "
+                "instead." if "n_features" in missing else "")
+        others = [name for name in missing if name != "n_features"]
+        names = ", ".join(f"module__{name}" for name in others)
+        set_them = f" Set {'it' if len(others) == 1 else 'them'} as {names}." if others else ""
+        raise ValueError(f"{self.module.__name__}'s constructor needs the argument(s) {missing}, which "
+                         f"are not set.{data}{set_them}")
 
     def _X_options(self):
         """How ``validate_data`` checks X: any rank, and integer inputs (token ids) stay integer."""
@@ -568,7 +595,8 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         ``validate_data`` would.
         """
         if not (self._takes_dict() and is_dict_of_arrays(X)):
-            X, y = validate_data(self, X, y, reset=reset, **y_options, **self._X_options())
+            with nullcontext() if reset else self._explain_sample_shape(X):
+                X, y = validate_data(self, X, y, reset=reset, **y_options, **self._X_options())
             self._check_input_shape(X, reset)
             return X, y
         X = self._validate_dict(X, reset)
@@ -635,6 +663,14 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
     def _validation_score(self, y_true, y_pred):
         """Score (higher is better) of raw network outputs on encoded targets."""
         raise NotImplementedError
+
+    def _outputs_meaning(self, n_outputs):
+        """What the module's ``n_outputs`` output columns are, in words (for error messages)."""
+        raise NotImplementedError
+
+    def _takes_flat_outputs(self):
+        """Whether a module of one output may return it flat, ``(n,)``, as the column ``(n, 1)``."""
+        return False
 
     def _sample_weight(self, y, sample_weight):
         """Per-sample loss weights, or None for uniform ones."""
@@ -705,7 +741,50 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         with seeded(seed, self.device_):
             self.net_.initialize()
             rng_state = generator_state(self.device_) if self._draws_at_random() else None
+            self._check_outputs(data.X, train[:2], data.n_outputs)  # its draws, if any, are undone
         return FitSetup(data.X, data.y, weight, data.n_outputs, seed, train, valid, rng_state)
+
+    def _check_outputs(self, X, rows, n_outputs):
+        """Refuse a module whose outputs for ``X[rows]`` are not ``(len(rows), n_outputs)``.
+
+        Run at fit on the first training rows, before any training: a wrong shape would
+        otherwise train silently on a broadcast loss, or fail later with torch's words. The
+        module runs in evaluation mode, without gradients. A single target may come flat,
+        ``(len(rows),)`` (see :meth:`SkorchMLP.infer`).
+        """
+        batch, _ = InMemoryDataset(X[rows], device=self.device_, dtype=self._float_dtype()).batch(
+            np.arange(len(rows)))  # as training gets it: dense, a dict of tensors for several inputs
+        module = self.net_.module_
+        training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                out = module(**batch) if isinstance(batch, dict) else module(batch)
+        finally:
+            module.train(training)
+        expected = (len(rows), n_outputs)
+        flat = n_outputs == 1 and self._takes_flat_outputs()
+        if torch.is_tensor(out) and (tuple(out.shape) == expected
+                                     or (flat and out.dim() < 2 and out.numel() == len(rows))):
+            return
+        got = f"outputs of shape {tuple(out.shape)}" if torch.is_tensor(out) else f"a {type(out).__name__}"
+        flat = f" (or {expected[:1]})" if flat else ""
+        raise ValueError(
+            f"{type(self).__name__}'s module {type(module).__name__} returns {got} for a batch of "
+            f"{len(rows)} rows, but a tensor of shape {expected}{flat} is expected: "
+            f"{self._outputs_meaning(n_outputs)}.{self._n_outputs_hint(n_outputs)}"
+        )
+
+    def _n_outputs_hint(self, n_outputs):
+        """What the module's ``n_outputs`` argument has to do with a wrong output shape."""
+        built = self.net_.get_params_for("module").get("n_outputs")
+        if built is None:
+            return (f" sknet fills in n_outputs={n_outputs} when the module's constructor takes an "
+                    "n_outputs argument.")
+        if built != n_outputs:
+            return (f" It was built with n_outputs={built}, set as module__n_outputs; leave that unset "
+                    f"for sknet to fill in {n_outputs}.")
+        return f" It was built with n_outputs={n_outputs}: look at what its forward returns."
 
     def _train_setup(self, setup, epochs, X, y):
         """Run a prepared fit's training loop; ``X`` and ``y`` as the caller gave them (callbacks)."""
@@ -939,9 +1018,26 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         with explain_text(self, X):
             if self._takes_dict() and is_dict_of_arrays(X):
                 return self._validate_dict(X, reset=False)
-            X = validate_data(self, X, reset=False, **self._X_options())
+            with self._explain_sample_shape(X):
+                X = validate_data(self, X, reset=False, **self._X_options())
         self._check_input_shape(X, reset=False)
         return X
+
+    @contextmanager
+    def _explain_sample_shape(self, X):
+        """Within the block, scikit-learn's feature count error for X of another sample shape than
+        ``fit`` saw (flat rows for images: "X has 64 features, but ... expecting 1") says so.
+        Between two tables, and for a single 1-D sample, scikit-learn's message is the right one."""
+        try:
+            yield
+        except ValueError as exc:
+            fitted, shape = getattr(self, "_input_shape", None), _shape_of(X)
+            # Rows of samples (not one 1-D sample: scikit-learn says to reshape it), not two tables.
+            rows = isinstance(fitted, tuple) and shape is not None and len(shape) >= 2
+            if rows and shape[1:] != fitted and not (len(fitted) == 1 and len(shape) == 2):
+                raise ValueError(f"X has samples of shape {shape[1:]}, but {type(self).__name__} was "
+                                 f"fitted on samples of shape {fitted}.") from exc
+            raise
 
     def _checked_outputs(self, out):
         """Raw outputs (on the CPU) as float64, refusing NaN and infinite ones."""
@@ -1008,6 +1104,15 @@ def _sample_shape(X):
     if is_dict_of_arrays(X):
         return {key: tuple(int(n) for n in value.shape[1:]) for key, value in X.items()}
     return tuple(int(n) for n in X.shape[1:])
+
+
+def _shape_of(X):
+    """The shape of an array-like X as a tuple of ints, or None when it has none (ragged lists)."""
+    try:
+        shape = X.shape if hasattr(X, "shape") else np.shape(X)
+        return tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        return None
 
 
 def _silent(*args, **kwargs):

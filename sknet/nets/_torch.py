@@ -114,9 +114,10 @@ MODULE_PARAMETERS = """
         ``n_features`` (``X.shape[1]`` for 2-D ``X``), ``input_shape``
         (``X.shape[1:]``; for a dict ``X``, a dict of each array's sample
         shape by key), ``n_outputs`` ({n_outputs}) and ``dtype`` (the torch
-        dtype) are filled in from the data when not set. The default, sknet's MLP
-        module, has one hidden layer of 100 units
-        (``module__hidden_sizes=(100,)``)."""
+        dtype) are filled in from the data when not set. ``fit`` checks the
+        shape of its outputs on two rows before training, and refuses any other
+        with a ``ValueError``. The default, sknet's MLP module, has one hidden
+        layer of 100 units (``module__hidden_sizes=(100,)``)."""
 
 MODULE_KWARGS = """
     **module_params : dict
@@ -129,6 +130,14 @@ def docstring(summary, parameters, attributes, example):
     """A numpydoc docstring from its parts."""
     return (f"{summary}\n\n    Parameters\n    ----------{parameters}\n    Attributes\n    ----------"
             f"{attributes}\n\n    Examples\n    --------{example}")
+
+
+def _some(labels, shown=6):
+    """Labels as plain Python values, the first few of many: ``[0, 1, 2, ..., 9]``."""
+    values = labels.tolist()
+    if len(values) <= shown:
+        return repr(values)
+    return repr(values[:shown - 1])[:-1] + f", ..., {values[-1]!r}]"
 
 
 def _is_indicator_shaped(y):
@@ -191,7 +200,7 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
             if len(self.classes_) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes in the data, but the "
-                    f"data contains only one class: {self.classes_[0]!r}."
+                    f"data contains only one class: {self.classes_.tolist()[0]!r}."
                 )
         unseen = np.setdiff1d(y, self.classes_)
         if unseen.size:
@@ -217,6 +226,11 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
 
     def _criterion(self):
         return torch.nn.BCEWithLogitsLoss if self._is_multilabel() else torch.nn.CrossEntropyLoss
+
+    def _outputs_meaning(self, n_outputs):
+        if self._is_multilabel():
+            return f"a logit per label ({n_outputs} labels)"
+        return f"a logit per class ({n_outputs} classes: {_some(self.classes_)})"
 
     def _sample_weight(self, y, sample_weight):
         if self.class_weight is None:
@@ -403,6 +417,12 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
     def _criterion(self):
         return _options.REGRESSION_LOSSES[self.loss]
 
+    def _outputs_meaning(self, n_outputs):
+        return f"one column per target ({n_outputs} target{'s' if n_outputs > 1 else ''})"
+
+    def _takes_flat_outputs(self):
+        return True
+
     def _validation_score(self, y_true, y_pred):
         return r2_score(y_true.cpu().numpy(), y_pred.cpu().numpy())
 
@@ -457,7 +477,8 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
 
 TorchRegressor.__doc__ = docstring(
     "Regressor made of any torch module, trained with PyTorch through skorch.",
-    MODULE_PARAMETERS.format(outputs="one value per target column", n_outputs="the number of target columns")
+    MODULE_PARAMETERS.format(outputs="one value per target column (a single target may also come flat, "
+                             "of shape ``(n,)``)", n_outputs="the number of target columns")
     + TRAINING_PARAMETERS + """
     loss : {"mse", "mae", "huber"}, default="mse"
         Training loss: mean squared error, mean absolute error, or Huber

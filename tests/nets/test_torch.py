@@ -96,8 +96,120 @@ def test_the_data_fills_in_n_features_and_n_outputs_but_not_what_the_user_set():
     X, y = load_iris(return_X_y=True)
     clf = TorchClassifier(module__hidden_sizes=(5,), max_epochs=1, device="cpu").fit(X, y)
     assert clf.net_.module_.hidden.linear0.in_features == 4 and clf.net_.module_.output.out_features == 3
-    kept = TorchClassifier(module__n_outputs=5, module__hidden_sizes=(), max_epochs=1, device="cpu").fit(X, y)
-    assert kept.net_.module_.output.out_features == 5  # the user's value, though iris has 3 classes
+    kept = TorchClassifier(module__n_features=4, module__hidden_sizes=(), max_epochs=1, device="cpu")
+    assert kept.fit(X, y).net_.get_params_for("module")["n_features"] == 4
+    # The user's n_outputs is kept too: 5 logits for iris's 3 classes are then refused as such.
+    with pytest.raises(ValueError, match=r"returns outputs of shape \(2, 5\).*\(2, 3\).*"
+                                         r"built with n_outputs=5, set as module__n_outputs"):
+        TorchClassifier(module__n_outputs=5, module__hidden_sizes=(), max_epochs=1, device="cpu").fit(X, y)
+
+
+class Squeezed(nn.Module):
+    """A regression module that returns its single output flat, ``(n,)``, as many tutorials do."""
+
+    def __init__(self, n_features, n_outputs, width=8):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(n_features, width), nn.Tanh(), nn.Linear(width, n_outputs))
+
+    def forward(self, X):
+        return self.layers(X).squeeze(-1)
+
+
+class Column(Squeezed):
+    def forward(self, X):
+        return self.layers(X)
+
+
+class FixedOutputs(nn.Module):
+    """A module whose number of outputs is its own ``k``, not the data's."""
+
+    def __init__(self, n_features, k=1):
+        super().__init__()
+        self.linear = nn.Linear(n_features, k)
+
+    def forward(self, X):
+        return self.linear(X)
+
+
+def _line(n=200):
+    X = np.random.RandomState(0).normal(size=(n, 5))
+    y = X @ np.arange(1.0, 6.0)
+    return X, y / y.std()
+
+
+def test_a_single_target_returned_flat_trains_as_the_column_it_is():
+    # Left flat, (n,) against targets (n, 1) would broadcast the loss to (n, n): R^2 near 0.
+    X, y = _line()
+    flat, column = (TorchRegressor(module, lr=3e-2, max_epochs=30, random_state=0, dtype="float64",
+                                   device="cpu").fit(X, y) for module in (Squeezed, Column))
+    np.testing.assert_array_equal(flat.predict(X), column.predict(X))
+    assert flat.score(X, y) > 0.9 and flat.predict(X[:1]).shape == (1,)
+
+
+def test_a_single_target_returned_flat_is_batched_as_fitted_alone():
+    X, y = _line()
+    net = TorchRegressor(Squeezed, max_epochs=20, random_state=0, dtype="float64", device="cpu")
+    grid = {"lr": [1e-2, 3e-2], "module__width": [4, 8]}
+    runs = [GridSearchCV(net, grid, cv=3, engine=engine).fit(X, y) for engine in ("batched", "sequential")]
+    assert runs[0].n_batched_fits_ == 12
+    np.testing.assert_allclose(runs[0].cv_results_["mean_test_score"], runs[1].cv_results_["mean_test_score"],
+                               rtol=0, atol=1e-12)
+    assert min(runs[0].cv_results_["mean_test_score"]) > 0.5
+
+
+def _three_classes(X, y):
+    return (y > -0.5).astype(int) + (y > 0.5)
+
+
+@pytest.mark.parametrize("make, y_of, k, expected, meaning", [
+    (TorchRegressor, lambda X, y: np.c_[y, y, y], 1, r"\(2, 3\)", r"one column per target \(3 targets\)"),
+    (TorchClassifier, _three_classes, 4, r"\(2, 3\)", r"a logit per class \(3 classes: \[0, 1, 2\]\)"),
+    (TorchClassifier, _three_classes, 2, r"\(2, 3\)", "a logit per class"),
+    (TorchClassifier, lambda X, y: np.c_[y > 0, y > 0.5].astype(int), 3, r"\(2, 2\)",
+     r"a logit per label \(2 labels\)"),
+    (TorchClassifier, lambda X, y: np.where(y > 0, "yes", "no"), 1, r"\(2, 2\)",
+     r"a logit per class \(2 classes: \['no', 'yes'\]\)"),
+])
+@pytest.mark.parametrize("in_a_search", [False, True])
+def test_outputs_of_the_wrong_shape_are_refused_at_fit_before_any_training(make, y_of, k, expected, meaning,
+                                                                          in_a_search):
+    X, y = _line(60)
+    y = y_of(X, y)
+    net = make(FixedOutputs, module__k=k, max_epochs=1, random_state=0, device="cpu")
+    match = (rf"{make.__name__}'s module FixedOutputs returns outputs of shape \(2, {k}\) for a batch of 2 "
+             rf"rows, but a tensor of shape {expected} is expected: {meaning}")
+    if not in_a_search:
+        with pytest.raises(ValueError, match=match):
+            net.fit(X, y)
+        return
+    for engine in ("batched", "sequential"):  # every fit fails, with the same words
+        with pytest.raises(ValueError, match=r"(?s)fits failed.*" + match):
+            GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2, engine=engine).fit(X, y)
+
+
+class Noisy(nn.Module):
+    """Adds noise to its inputs in every forward pass, in evaluation too: the check draws."""
+
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+
+    def forward(self, X):
+        return self.linear(X + 0.1 * torch.randn_like(X))
+
+
+def test_the_output_check_changes_nothing_a_fit_computes(monkeypatch):
+    X, y = load_iris(return_X_y=True)
+    net = TorchClassifier(Noisy, max_epochs=3, random_state=0, device="cpu")
+    torch.manual_seed(1)
+    checked = clone(net).fit(X, y)
+    caller = torch.random.get_rng_state()
+    monkeypatch.setattr(TorchClassifier, "_check_outputs", lambda self, *args: None)
+    torch.manual_seed(1)
+    unchecked = clone(net).fit(X, y)
+    for a, b in zip(checked.net_.module_.parameters(), unchecked.net_.module_.parameters(), strict=True):
+        assert torch.equal(a, b)  # its draws were undone, and it trained nothing
+    assert torch.equal(torch.random.get_rng_state(), caller)  # nor moved the caller's generator
 
 
 def test_module_params_are_parameters_for_get_params_set_params_and_clone():
