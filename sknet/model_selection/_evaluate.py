@@ -194,9 +194,10 @@ class RoundEvaluator:
         """Cross-validate a round with pruning into ``out``; return its ``pruned`` and ``epochs_trained``.
 
         At each checkpoint below its own ``max_epochs``, a candidate still training is
-        scored on every split. If its mean score there is below the median of every
-        score seen at that checkpoint so far (this search's), it stops: its result is that
-        partial one, marked ``pruned``. The others go on (from where they stopped, where
+        scored on every split. If its mean score there is below the median of every finite
+        score seen at that checkpoint so far (this search's), or if a fit of that stage failed
+        (diverged: each stage ends with the fit's divergence checks), it stops: its result is
+        that partial one, marked ``pruned``. The others go on (from where they stopped, where
         the engine can continue them) to the next checkpoint, then to their end. Each
         result's ``fit_time`` is the sum over its stages.
         """
@@ -217,10 +218,10 @@ class RoundEvaluator:
             scores = [_objective(partial[j * n_splits:(j + 1) * n_splits], metric) for j in range(len(stage))]
             self._partial[checkpoint].extend(scores)
             partial_seen[str(checkpoint)] = [float(score) for score in scores]
-            median = np.median(self._partial[checkpoint])
+            median = _finite_median(self._partial[checkpoint])
             for j, i in enumerate(stage):
                 results = partial[j * n_splits:(j + 1) * n_splits]
-                if scores[j] >= median:
+                if np.isfinite(scores[j]) and scores[j] >= median:  # a failed stage stops at once
                     earlier[i * n_splits:(i + 1) * n_splits] += [result["fit_time"] for result in results]
                     continue
                 alive.remove(i)
@@ -439,6 +440,13 @@ def _objective(results, metric):
               for r in results]
     score = float(np.mean(scores))
     return score if np.isfinite(score) else -np.inf
+
+
+def _finite_median(scores):
+    """The median of the finite ``scores`` (-inf without any): failed fits (-inf) must not drag it
+    down, or once half of a checkpoint's candidates failed, none would ever be pruned there."""
+    finite = [score for score in scores if np.isfinite(score)]
+    return float(np.median(finite)) if finite else -np.inf
 
 
 def pruning(search):
