@@ -1056,11 +1056,13 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         raise NotImplementedError
 
     def save(self, path):
-        """Store the fitted model in a file that loads without running code.
+        """Store the fitted model in a file that loads without unpickling anything.
 
         Weights go through ``torch.save`` (read back with
         ``weights_only=True``) and parameters as JSON; use :func:`sknet.load`
-        to read the file. The optimizer state is not stored: a loaded model
+        to read the file. A module class of your own is stored by its import
+        path; :func:`sknet.load` imports it only when its module is imported
+        already or the class is listed in its ``trusted``. The optimizer state is not stored: a loaded model
         predicts, and further training starts a fresh optimizer.
 
         The file is written next to ``path`` under a temporary name and then

@@ -3,23 +3,27 @@
 Unpickling can run arbitrary code, so a model file holds only tensors and
 strings: ``torch.load(weights_only=True)`` refuses anything else. A file may
 still have been edited by hand, so ``load`` checks every field against what
-``save`` writes before it builds a network from it.
+``save`` writes before it builds a network from it. A file names the class of a
+user's module; importing a Python module runs its code, so ``load`` imports one
+only when told to trust it (``trusted=``, as in skops).
 """
 
 import contextlib
+import dataclasses
 import errno
 import importlib
+import inspect
 import json
 import os
 import pickle
 import re
-import stat
-import tempfile
+import sys
 import warnings
 
 import numpy as np
 import torch
 
+from ._atomic import write_atomically
 from ._base import resolve_device
 
 _FORMAT = "sknet-model"
@@ -89,37 +93,68 @@ def _estimator_classes():
     return {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor, TorchClassifier, TorchRegressor)}
 
 
-def _import_path(module_class):
-    """``"package.module:Qualified.Name"`` of a module class that ``load`` can import, else ValueError."""
-    path = f"{module_class.__module__}:{module_class.__qualname__}"
-    if module_class.__module__ == "__main__" or "<locals>" in module_class.__qualname__:
-        found = None
-    else:
+def _valid_class_name(name):
+    """Whether ``name`` reads ``"package.module:Qualified.Name"``: identifiers, none of them a dunder.
+
+    Classes that ``save`` accepts are named so; a dunder (``__main__``, ``__globals__``)
+    could only lead a hand-made name to objects no model was saved with.
+    """
+    module_name, colon, qualname = name.partition(":")
+    parts = module_name.split(".") + qualname.split(".")
+    return colon == ":" and all(part.isidentifier() and not (part.startswith("__") and part.endswith("__"))
+                                for part in parts)
+
+
+def _class_name(module_class):
+    return f"{module_class.__module__}:{module_class.__qualname__}"
+
+
+def _find(name):
+    """The object ``name`` ("package.module:Qualified.Name") designates, importing its module if needed.
+
+    Only call it on a trusted name, or one whose module is imported already: importing runs code.
+    The names are looked up statically: a module's ``__getattr__`` (which may import submodules)
+    or a descriptor never runs.
+    """
+    module_name, _, qualname = name.partition(":")
+    found = sys.modules.get(module_name)
+    if found is None:
+        found = importlib.import_module(module_name)
+    where = module_name
+    for part in qualname.split("."):
         try:
-            found = _imported_class(path)
-        except ValueError:
-            found = None
+            found = inspect.getattr_static(found, part)
+        except AttributeError:
+            raise AttributeError(f"{where!r} has no attribute {part!r}") from None
+        where = f"{where}{'.' if ':' in where else ':'}{part}"
+    return found
+
+
+@dataclasses.dataclass(frozen=True)
+class _ModuleClassName:
+    """A module class as a model file names it, not yet looked up: reading a file imports nothing."""
+
+    name: str
+
+    def imported(self):
+        """Whether the Python module that defines the class is imported already."""
+        return sys.modules.get(self.name.partition(":")[0]) is not None
+
+
+def _import_path(module_class):
+    """``"package.module:Qualified.Name"`` of a module class that ``load`` can find again, else ValueError."""
+    name = _class_name(module_class)
+    try:  # only an imported module can hold this very class: _find imports nothing here
+        found = _find(name) if _valid_class_name(name) and _ModuleClassName(name).imported() else None
+    except Exception:  # e.g. AttributeError: a class no longer where it was defined
+        found = None
     if found is not module_class:
         raise ValueError(
             f"Cannot save module={module_class.__qualname__} (from {module_class.__module__}): save() "
             "stores the module class by its import path, so the class must be importable. Define it at "
             "the top level of a module (not in __main__, a notebook or a function), or pickle the model."
         )
-    return path
-
-
-def _imported_class(path):
-    """The torch module class at ``"package.module:Qualified.Name"``, imported; else ValueError."""
-    module_name, _, qualname = path.partition(":")
-    try:
-        found = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except (ImportError, AttributeError, ValueError, TypeError) as exc:
-        raise ValueError(f"cannot import the module class {path!r} ({exc})") from None
-    if not (isinstance(found, type) and issubclass(found, torch.nn.Module)):
-        raise ValueError(f"{path!r} is not a torch.nn.Module subclass")
-    return found
+    return name
 
 
 def _encode(value, name):
@@ -165,11 +200,19 @@ def _decode(value):
         if not (isinstance(optimizer, type) and issubclass(optimizer, torch.optim.Optimizer)):
             raise ValueError(f"Unknown optimizer {value['__optimizer__']!r} in the model file.")
         return optimizer
-    if "__module_class__" in value and isinstance(value["__module_class__"], str):
-        # Importing runs the module's top-level code, as unpickling the class would: load imports
-        # only what resolves to a torch.nn.Module subclass, and the import path is in the file.
-        return _imported_class(value["__module_class__"])
     raise ValueError(f"Unexpected entry {value!r} in the model file.")
+
+
+def _decode_param(name, value):
+    """A decoded parameter; the module class (``module``) as a name, looked up later by ``load``."""
+    if name != "module" or not (isinstance(value, dict) and "__module_class__" in value):
+        return _decode(value)
+    class_name = value["__module_class__"]
+    if set(value) != {"__module_class__"} or not isinstance(class_name, str):
+        raise ValueError(f"Unexpected entry {value!r} in the model file.")
+    if not _valid_class_name(class_name):
+        raise ValueError(f"the module class {class_name!r} is not named 'package.module:Qualified.Name'")
+    return _ModuleClassName(class_name)
 
 
 def _decode_array(items, dtype):
@@ -200,7 +243,7 @@ def save(estimator, path):
         "fitted": json.dumps({k: _encode(v, k) for k, v in fitted.items()}),
         "state_dict": {k: v.detach().cpu() for k, v in estimator.net_.module_.state_dict().items()},
     }
-    _write_atomically(path, lambda file: torch.save(payload, file))
+    write_atomically(path, lambda file: torch.save(payload, file))
 
 
 def _steps_per_epoch(estimator):
@@ -211,83 +254,28 @@ def _steps_per_epoch(estimator):
     return estimator._loaded_steps_per_epoch  # a loaded model has no history
 
 
-def _write_atomically(path, write):
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it onto ``path``.
-
-    A rename within one folder is atomic, so a crash or a kill at any moment
-    leaves either the old file or the new one, never a partial file (at worst a
-    hidden ``.NAME.*.tmp`` file next to it).
-    """
-    path = os.path.realpath(os.fspath(path))  # like open(), write through a symlink to its target
-    folder, name = os.path.split(path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "Cannot save the model: the path is a folder", path)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, "Cannot save the model: the folder does not exist", folder)
-    mode = _new_file_mode(path)
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix="." + name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())  # the data is on disk before the rename can be
-        os.chmod(temporary, mode)  # mkstemp creates the file readable by its owner only
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    _fsync_folder(folder)
-
-
-def _new_file_mode(path):
-    """The permission bits ``open(path, "w")`` would leave: the old file's, or 0o666 less the umask."""
-    try:
-        return stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        return 0o666 & ~_umask()
-
-
-def _umask():
-    # Linux shows the umask in /proc; os.umask can only read it by setting it, and a
-    # thread creating a file in between would get the temporary value.
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_folder(folder):
-    """Make the rename durable (POSIX); where a folder cannot be opened or synced, skip it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def load(path):
+def load(path, *, trusted=None):
     """Load a model written by ``save``, without unpickling any object.
+
+    A file names the class of its network's module (``"package.module:Class"``,
+    the ``module`` parameter of :class:`TorchClassifier` and
+    :class:`TorchRegressor`). Importing a Python module runs its code, so
+    ``load`` takes the class from its module only when that module is imported
+    already (sknet's own, or one you imported), or when ``trusted`` lists the
+    class: then it imports the module.
 
     Parameters
     ----------
     path : str or path-like
-        File written by :meth:`MLPClassifier.save` or :meth:`MLPRegressor.save`.
+        File written by the ``save`` method of an sknet estimator.
+    trusted : list of str, default=None
+        Module classes, named ``"package.module:Class"``, whose modules
+        ``load`` may import. List only classes whose code you have checked:
+        :func:`get_untrusted_types` lists those a file names.
 
     Returns
     -------
-    estimator : MLPClassifier or MLPRegressor
+    estimator : MLPClassifier, MLPRegressor, TorchClassifier or TorchRegressor
         The fitted estimator. A model trained on a GPU loads onto the CPU
         when no GPU is available.
 
@@ -297,12 +285,21 @@ def load(path):
         There is no file at ``path``.
     IsADirectoryError
         ``path`` is a folder.
+    TypeError
+        ``trusted`` is not None or a list of str.
     ValueError
         The file is empty, truncated or corrupted, holds pickled objects, is
         not an sknet model, or holds a parameter, fitted attribute or weight
-        that ``save`` would not have written; the message names the file and
-        the field. Nothing from the file is run, and nothing is allocated
-        beyond what the file holds, before it has been checked.
+        that ``save`` would not have written; it names a module class whose
+        module is neither imported nor trusted; or its module class cannot
+        be imported or built any more. The message names the file and the
+        field or class. Nothing is imported but what is trusted, and nothing
+        is allocated beyond what the file holds before it has been checked
+        (but for a module that cannot be built on torch's ``meta`` device).
+
+    See Also
+    --------
+    get_untrusted_types : The module classes a file names that ``load`` would not import.
 
     Examples
     --------
@@ -315,10 +312,18 @@ def load(path):
     >>> clf.save(path)
     >>> (sknet.load(path).predict(X) == clf.predict(X)).all()
     np.True_
+
+    A model of your own module class loads once you have imported that
+    class's module, or with ``trusted=["your.module:YourNet"]``.
     """
+    trusted = _checked_trusted(trusted)
     payload = _read_payload(path)
     cls = _check_header(payload, path)
-    estimator = _estimator_from_params(cls, _decoded_field(payload, "params", path), path)
+    params = _decoded_field(payload, "params", path)
+    named = params.get("module")
+    estimator = _estimator_from_params(cls, params, path, trusted)
+    # Errors name the class as the file does, which an alias in the code may not.
+    class_name = named.name if isinstance(named, _ModuleClassName) else _class_name(estimator._module_class())
     fitted = _checked_fitted(payload["estimator"], _decoded_field(payload, "fitted", path), path)
     device = fitted.pop("device_")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -330,12 +335,119 @@ def load(path):
     estimator.__dict__.update(fitted)  # every name and value checked above
     n_outputs = len(estimator.classes_) if hasattr(estimator, "classes_") else estimator.n_outputs_
     estimator._seed_rng = np.random.RandomState(0)
-    estimator.net_ = estimator._build_net(estimator._fitted_input_shape(), n_outputs, steps_per_epoch)
+    with _building(estimator, class_name, path):
+        estimator.net_ = estimator._build_net(estimator._fitted_input_shape(), n_outputs, steps_per_epoch)
     estimator._loaded_steps_per_epoch = steps_per_epoch
-    _check_state_dict(estimator.net_, payload["state_dict"], path)
-    estimator.net_.initialize()
+    _check_state_dict(estimator, class_name, payload["state_dict"], path)
+    with _building(estimator, class_name, path):
+        estimator.net_.initialize()
     estimator.net_.module_.load_state_dict(payload["state_dict"])
     return estimator
+
+
+def get_untrusted_types(path):
+    """The module classes a model file names that :func:`load` would not import unless trusted.
+
+    A class counts as untrusted when the Python module defining it is not
+    imported (``sys.modules``). Nothing is imported: the file is read and
+    checked as far as its header and parameters.
+
+    Parameters
+    ----------
+    path : str or path-like
+        File written by the ``save`` method of an sknet estimator.
+
+    Returns
+    -------
+    names : list of str
+        The classes, sorted, each named ``"package.module:Class"``. Check
+        their code, then pass them as ``load(path, trusted=names)``.
+
+    Raises
+    ------
+    FileNotFoundError, IsADirectoryError, ValueError
+        As :func:`load` for a missing path, a folder, or a file that is not
+        a valid sknet model file.
+
+    See Also
+    --------
+    load : Load a model file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> import sknet
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = sknet.TorchClassifier(max_epochs=1, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+    >>> clf.save(path)
+    >>> sknet.get_untrusted_types(path)  # sknet's own MLP module is imported with sknet
+    []
+    >>> clf2 = sknet.load(path)
+    """
+    payload = _read_payload(path)
+    _check_header(payload, path)
+    return _untrusted(_decoded_field(payload, "params", path))
+
+
+def _untrusted(params):
+    """The sorted names of the module classes in decoded ``params`` whose modules are not imported."""
+    return sorted(value.name for value in params.values()
+                  if isinstance(value, _ModuleClassName) and not value.imported())
+
+
+def _checked_trusted(trusted):
+    """``trusted`` as a set of class names, after checking it is None or a list of such names."""
+    if trusted is None:
+        return frozenset()
+    if not (isinstance(trusted, (list, tuple)) and all(isinstance(name, str) for name in trusted)):
+        raise TypeError("The 'trusted' parameter of sknet.load must be None or a list of str such as "
+                        f"['package.module:Class']. Got {trusted!r:.200} instead.")
+    malformed = [name for name in trusted if not _valid_class_name(name)]
+    if malformed:
+        raise ValueError("The 'trusted' parameter of sknet.load names classes as 'package.module:Class', "
+                         f"as sknet.get_untrusted_types lists them. Got {malformed!r:.200} in it.")
+    return frozenset(trusted)
+
+
+def _module_class(name, estimator_name, path, trusted):
+    """The torch module class ``name`` (a ``_ModuleClassName``) designates, if imported or trusted."""
+    module_name = name.name.partition(":")[0]
+    if not name.imported() and name.name not in trusted:
+        raise ValueError(
+            f"{path!s} names the module class {name.name!r}, whose module {module_name!r} is not imported: "
+            "loading would import it, which runs its code, and sknet.load imports only what it is told to "
+            f"trust. If that code is what you expect, load with sknet.load({os.fspath(path)!r}, "
+            f"trusted={[name.name]!r}), or run 'import {module_name}' before loading.")
+    try:
+        found = _find(name.name)
+    except Exception as exc:  # whatever its import raises: the file is valid, the code is missing
+        raise ValueError(
+            f"{path!s} holds a {estimator_name} whose module class {name.name!r} it was saved with cannot "
+            f"be imported ({_cause(exc)}): install or restore the code that defines it, or save the model "
+            "again from where that code is.") from exc
+    if not (isinstance(found, type) and issubclass(found, torch.nn.Module)):
+        kind = "" if isinstance(found, type) else f" (it is a {type(found).__name__})"
+        raise _invalid(path, f"its module class {name.name!r} is not a torch.nn.Module subclass{kind}.")
+    return found
+
+
+def _cause(exc):
+    return f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+
+
+@contextlib.contextmanager
+def _building(estimator, class_name, path):
+    """Within the block, a failure to build the network raises a ValueError naming the file and class."""
+    try:
+        yield
+    except Exception as exc:  # the module's own code raises what it likes
+        raise ValueError(
+            f"{path!s} holds a {type(estimator).__name__} whose module class {class_name!r} cannot be "
+            f"built with the arguments it was saved with ({_cause(exc)}). If the class has "
+            "changed since the model was saved, restore the code it was saved with, or fit and save the "
+            "model again.") from exc
 
 
 def _invalid(path, problem):
@@ -406,18 +518,21 @@ def _decoded_field(payload, field, path):
         values = json.loads(payload[field])
         if not isinstance(values, dict):
             raise TypeError("it is not a JSON object")
-        return {name: _decode(value) for name, value in values.items()}
+        decode = _decode_param if field == "params" else lambda name, value: _decode(value)
+        return {name: decode(name, value) for name, value in values.items()}
     except (ValueError, TypeError, KeyError, RecursionError) as exc:
         raise _invalid(path, f"its {field!r} field cannot be read: {exc}") from None
 
 
-def _estimator_from_params(cls, params, path):
+def _estimator_from_params(cls, params, path, trusted):
     """An unfitted ``cls`` with ``params``, each checked as ``fit`` checks it."""
     names = set(cls._get_param_names())
     unknown = sorted(name for name in set(params) - names
                      if not ("module" in names and name.startswith("module__")))
     if unknown:
         raise _invalid(path, f"{cls.__name__} has no parameter(s) {unknown}.")
+    if isinstance(params.get("module"), _ModuleClassName):  # only once the names are known good
+        params["module"] = _module_class(params["module"], cls.__name__, path, trusted)
     estimator = cls(**params)
     try:
         estimator._validate_params()  # scikit-learn's InvalidParameterError names the parameter
@@ -462,19 +577,20 @@ def _checked_fitted(estimator_name, fitted, path):
     return fitted
 
 
-def _check_state_dict(net, state_dict, path):
-    """Compare the weights in a file with the network ``net`` will build, before building it.
+def _check_state_dict(estimator, class_name, state_dict, path):
+    """Compare the weights in a file with the network ``estimator.net_`` will build, before building it.
 
     The expected network is built on torch's "meta" device, which has shapes and
     dtypes but no memory: sizes read from a file cannot make ``load`` allocate
-    more than the file itself holds. Weights are not cast: ``save`` writes them
-    in the model's dtype, so another dtype means the file was edited.
+    more than the file itself holds. A module that cannot be built there (its
+    constructor reads a tensor's value, which meta tensors lack) is built on the
+    CPU instead, with the arguments the file gives it. Weights are not cast:
+    ``save`` writes them in the model's dtype, so another dtype means the file was edited.
     """
     if not isinstance(state_dict, dict):
         raise _invalid(path, f"its 'state_dict' field is a {type(state_dict).__name__}, not a dict of "
                        "tensors.")
-    with torch.device("meta"):
-        expected = net.module(**net.get_params_for("module")).to(net.module_dtype).state_dict()
+    expected = _expected_state_dict(estimator, class_name, path)
     unknown, missing = set(state_dict) - set(expected), set(expected) - set(state_dict)
     if unknown or missing:
         raise _invalid(path, "the network's weights do not match its parameters: "
@@ -490,3 +606,19 @@ def _check_state_dict(net, state_dict, path):
         if tensor.dtype != want.dtype:
             raise _invalid(path, f"the weights entry {name!r} has dtype {tensor.dtype}, but the model's "
                            f"dtype makes it {want.dtype}.")
+
+
+def _expected_state_dict(estimator, class_name, path):
+    """The state_dict of the network the parameters describe: built on "meta", else on the CPU."""
+    net = estimator.net_
+
+    def build():
+        return net.module(**net.get_params_for("module")).to(net.module_dtype).state_dict()
+
+    try:
+        with torch.device("meta"):
+            return build()
+    except Exception:  # e.g. Tensor.item() in __init__; if it is more, the CPU build says what
+        pass
+    with _building(estimator, class_name, path), torch.device("cpu"):
+        return build()

@@ -9,12 +9,13 @@ import time
 import traceback
 import warnings
 
+import _persist_modules  # pytest puts tests/nets on sys.path: the test folders are not packages
 import numpy as np
 import pytest
 import torch
 
 import sknet
-from sknet import MLPClassifier, MLPRegressor
+from sknet import MLPClassifier, MLPRegressor, TorchClassifier
 
 FAST = dict(max_epochs=5, random_state=0, device="cpu")
 
@@ -376,6 +377,12 @@ _HAND_EDITS = {
     "device_ naming a function": (_set("fitted", device_="os.system"), "device_ must be a torch device"),
     "zero steps per epoch": (_set("fitted", steps_per_epoch=0), "steps_per_epoch must be a positive int"),
     "params not JSON": (_set("payload", params="{"), "its 'params' field cannot be read"),
+    "module class not named as a path": (
+        _set("params", module={"__module_class__": "this"}),
+        "its 'params' field cannot be read: the module class 'this' is not named 'package.module:"),
+    "module class in __main__": (
+        _set("params", module={"__module_class__": "__main__:Net"}),
+        "its 'params' field cannot be read: the module class '__main__:Net' is not named"),
     "fitted not text": (_set("payload", fitted=torch.zeros(1)), "its 'fitted' field cannot be read"),
     "extra field": (_set("payload", code="print"), r"unknown fields \['code'\]"),
     "unknown estimator": (_set("payload", estimator="Pipeline"), "Unknown estimator 'Pipeline'"),
@@ -419,3 +426,175 @@ def test_a_hand_made_text_width_is_not_allocated(saved):
     loaded = sknet.load(_edited(path, _set("fitted", classes_=labels)))
     assert list(loaded.classes_) == ["ant", "bee", "cat"]
     assert loaded.classes_.dtype.itemsize <= 1024
+
+
+# -- module classes: what load imports, and what it builds ----------------------------------------
+
+_PROBE = "sknet_persist_probe"  # a module whose import writes a marker file: proof that it ran
+_PROBE_CODE = """
+import pathlib
+from torch import nn
+
+pathlib.Path({marker!r}).write_text("imported")
+
+
+def __getattr__(name):  # a lazy attribute (which could import anything): a marker if it runs
+    pathlib.Path({marker!r}).with_name("looked_up").write_text(name)
+    raise AttributeError(name)
+
+
+class Net(nn.Module):
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+
+    def forward(self, X):
+        return self.linear(X)
+"""
+
+
+@pytest.fixture
+def probe(tmp_path, monkeypatch):
+    """The marker file the probe module writes when imported; the module is installed, not imported."""
+    marker = tmp_path / "imported"
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / f"{_PROBE}.py").write_text(_PROBE_CODE.format(marker=str(marker)))
+    monkeypatch.syspath_prepend(tmp_path / "site")
+    sys.modules.pop(_PROBE, None)
+    yield marker
+    sys.modules.pop(_PROBE, None)
+
+
+def _torch_model(module, path, **params):
+    """A TorchClassifier of ``module`` fitted on tiny data and saved at ``path``; it and its data."""
+    X, y = np.random.RandomState(0).normal(size=(20, 3)), np.arange(20) % 2
+    est = TorchClassifier(module, max_epochs=1, random_state=0, device="cpu", **params).fit(X, y)
+    est.save(path)
+    return est, X
+
+
+def _naming(class_name):
+    return _set("params", module={"__module_class__": class_name})
+
+
+def test_a_file_naming_a_module_that_is_not_imported_is_refused_without_importing_it(probe, tmp_path):
+    est, X = _torch_model(_persist_modules.Linear, tmp_path / "model.pt")
+    edited = _edited(tmp_path / "model.pt", _naming(f"{_PROBE}:Net"))
+    with pytest.raises(ValueError, match=rf"edited.pt names the module class '{_PROBE}:Net', whose module "
+                       rf"'{_PROBE}' is not imported.*sknet.load\('.*edited.pt', "
+                       rf"trusted=\['{_PROBE}:Net'\]\), or run 'import {_PROBE}' before loading") as info:
+        sknet.load(edited)
+    assert "not a valid sknet model file" not in str(info.value)
+    assert not probe.exists() and _PROBE not in sys.modules
+    # trusted, it is imported: its Net has the same weights as Linear
+    loaded = sknet.load(edited, trusted=[f"{_PROBE}:Net"])
+    assert probe.exists() and type(loaded.net_.module_).__name__ == "Net"
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+def test_a_module_class_named_in_an_mlp_file_is_refused_without_importing_it(probe, saved):
+    path, _ = saved
+    edited = _edited(path, _naming(f"{_PROBE}:Net"))
+    for trusted in (None, [f"{_PROBE}:Net"]):  # the parameter is refused before anything is imported
+        with pytest.raises(ValueError, match=r"MLPClassifier has no parameter\(s\) \['module'\]"):
+            sknet.load(edited) if trusted is None else sknet.load(edited, trusted=trusted)
+        assert not probe.exists()
+
+
+def test_a_model_of_a_module_imported_when_saved_loads_once_trusted(probe, tmp_path):
+    import sknet_persist_probe
+
+    est, X = _torch_model(sknet_persist_probe.Net, tmp_path / "model.pt")
+    del sys.modules[_PROBE]  # as in a new session that has not imported it (the fixture cleans up)
+    probe.unlink()
+    assert sknet.get_untrusted_types(tmp_path / "model.pt") == [f"{_PROBE}:Net"]
+    with pytest.raises(ValueError, match=f"names the module class '{_PROBE}:Net', whose module '{_PROBE}' is "
+                                         "not imported"):
+        sknet.load(tmp_path / "model.pt")
+    assert not probe.exists()
+    loaded = sknet.load(tmp_path / "model.pt", trusted=[f"{_PROBE}:Net"])
+    assert probe.exists()
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+def test_get_untrusted_types_lists_the_module_classes_load_would_not_import(probe, saved, tmp_path):
+    path, _ = saved
+    assert sknet.get_untrusted_types(path) == []  # an MLP: sknet's own module
+    _torch_model(_persist_modules.Linear, tmp_path / "torch.pt")
+    assert sknet.get_untrusted_types(tmp_path / "torch.pt") == []  # imported by this test file
+    assert sknet.get_untrusted_types(_edited(tmp_path / "torch.pt", _naming(f"{_PROBE}:Net"))) == [
+        f"{_PROBE}:Net"]
+    assert not probe.exists()
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.pt is not a valid sknet model file: the file is empty"):
+        sknet.get_untrusted_types(tmp_path / "empty.pt")
+
+
+@pytest.mark.parametrize(("trusted", "error", "message"), [
+    (f"{_PROBE}:Net", TypeError, "must be None or a list of str"),
+    (3, TypeError, "must be None or a list of str"),
+    ([_persist_modules.Linear], TypeError, "must be None or a list of str"),
+    ({f"{_PROBE}:Net"}, TypeError, "must be None or a list of str"),
+    ([f"{_PROBE}.Net"], ValueError,
+     r"names classes as 'package.module:Class'.*Got \['sknet_persist_probe.Net'\]"),
+], ids=["a str", "an int", "a list of classes", "a set", "a dotted name"])
+def test_a_trusted_value_that_is_not_a_list_of_class_names_is_refused(saved, trusted, error, message):
+    path, _ = saved
+    with pytest.raises(error, match=f"The 'trusted' parameter of sknet.load {message}"):
+        sknet.load(path, trusted=trusted)
+
+
+@pytest.mark.parametrize("case", ["renamed", "uninstalled"])
+def test_a_module_class_that_is_gone_is_reported_as_missing_not_as_a_broken_file(tmp_path, monkeypatch, case):
+    _torch_model(_persist_modules.Linear, tmp_path / "model.pt")
+    if case == "renamed":
+        monkeypatch.delattr(_persist_modules, "Linear")
+        path, name, cause = tmp_path / "model.pt", "_persist_modules:Linear", "AttributeError: .*'Linear'"
+        options = {}
+    else:
+        name = "sknet_uninstalled_package.nets:Net"
+        path, options = _edited(tmp_path / "model.pt", _naming(name)), {"trusted": [name]}
+        cause = "ModuleNotFoundError: No module named 'sknet_uninstalled_package'"
+    message = (rf"{path.name} holds a TorchClassifier whose module class '{name}' it was saved with cannot "
+               rf"be imported \({cause}\): install or restore the code that defines it")
+    with pytest.raises(ValueError, match=message) as info:
+        sknet.load(path, **options)
+    assert "not a valid sknet model file" not in str(info.value)
+
+
+def test_a_module_class_is_looked_up_without_running_its_module_s_getattr(probe, tmp_path):
+    import sknet_persist_probe  # noqa: F401 - imported: load may look in it
+
+    _torch_model(_persist_modules.Linear, tmp_path / "model.pt")
+    with pytest.raises(ValueError, match=rf"module class '{_PROBE}:Lazy' it was saved with cannot be "
+                                         rf"imported \(AttributeError: '{_PROBE}' has no attribute 'Lazy'\)"):
+        sknet.load(_edited(tmp_path / "model.pt", _naming(f"{_PROBE}:Lazy")))
+    assert not probe.with_name("looked_up").exists()
+
+
+def test_a_module_that_cannot_be_built_on_the_meta_device_round_trips(tmp_path):
+    est, X = _torch_model(_persist_modules.ScaledLinear, tmp_path / "model.pt", module__scale=9.0)
+    loaded = sknet.load(tmp_path / "model.pt")
+    assert loaded.net_.module_.scale == 3.0
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (_set_weights("linear.weight", torch.zeros(2, 4)),
+     r"'linear.weight' has shape \(2, 4\), but the parameters give the network the shape \(2, 3\)"),
+    (_drop("state", "linear.bias"), r"missing entries \['linear.bias'\]"),
+], ids=["wrong shape", "missing weights"])
+def test_the_weights_of_a_module_built_on_the_cpu_are_checked_as_on_meta(tmp_path, edit, message):
+    _torch_model(_persist_modules.ScaledLinear, tmp_path / "model.pt")
+    with pytest.raises(ValueError, match=f"edited.pt is not a valid sknet model file: .*{message}"):
+        sknet.load(_edited(tmp_path / "model.pt", edit))
+
+
+def test_a_module_class_that_gained_a_required_argument_is_reported_naming_the_file_and_class(
+        tmp_path, monkeypatch):
+    _torch_model(_persist_modules.Linear, tmp_path / "model.pt")
+    monkeypatch.setattr(_persist_modules, "Linear", _persist_modules.LinearOfWidth)
+    with pytest.raises(ValueError, match=r"model.pt holds a TorchClassifier whose module class "
+                       r"'_persist_modules:Linear' cannot be built with the arguments it was saved with "
+                       r"\(.*'width'.*\)\. If the class has changed since the model was saved, restore"):
+        sknet.load(tmp_path / "model.pt")
