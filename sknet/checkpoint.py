@@ -24,7 +24,8 @@ The file holds four tables:
 ``header`` (``key``, ``value``)
     ``format``, the identity of the search that owns the file (one row per
     part: ``search``, ``estimator``, the space, ``settings``, ``scoring``,
-    ``cv``, ``data``; canonical JSON; ``data_identity`` for the data)
+    ``cv``, ``data`` and, for a search of torch modules, ``module code``;
+    canonical JSON, computed by :mod:`sknet._identity`)
     and, for information only, the versions and time it was created with.
 ``rounds`` (``round``, ``first``, ``candidates``, ``extra``)
     The candidates each call of the strategy proposed, in order: ``first`` is
@@ -42,12 +43,8 @@ The file holds four tables:
 """
 
 import functools
-import hashlib
 import json
-import math
-import numbers
 import os
-import pickle
 import sqlite3
 import stat
 import struct
@@ -57,7 +54,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CheckpointPermissionError", "Journal"]
+from ._identity import canonical, describe, differences, explain, plain
+
+__all__ = ["CheckpointDamagedError", "CheckpointPermissionError", "Journal"]
 
 FORMAT_VERSION = 2
 FORMAT = f"sknet-checkpoint/{FORMAT_VERSION}"
@@ -92,6 +91,15 @@ CREATE TABLE IF NOT EXISTS results (
 # In the order scikit-learn's _fit_and_score builds its result dict.
 _COLUMNS = ("fit_error", "test_scores", "train_scores", "n_test_samples", "fit_time", "score_time")
 _JSON_COLUMNS = ("test_scores", "train_scores")
+_RESULT_COLUMNS = ("candidate", "split", "params", *_COLUMNS, "extra", "written", "pid")  # as in _SCHEMA
+# The JSON cells a search reads back, checked when it opens the journal: table -> (the columns that
+# name a row, its JSON columns).
+_JSON_CELLS = {
+    "rounds": (("round",), ("candidates", "extra")),
+    "state": (("key",), ("value",)),
+    "results": (("candidate", "split"), ("params", *_JSON_COLUMNS, "extra")),
+}
+
 
 class CheckpointPermissionError(PermissionError):
     """A checkpoint this process cannot write (or read), where the search needs to.
@@ -99,6 +107,16 @@ class CheckpointPermissionError(PermissionError):
     Raised before any fit: when a new checkpoint cannot be created, or an
     unfinished one (which has fits to write) is not writable. A finished
     checkpoint may be read-only: it is then only read.
+    """
+
+
+class CheckpointDamagedError(ValueError):
+    """A checkpoint whose tables or values are not what sknet wrote: damaged, or edited by hand.
+
+    Raised when a search opens it (before any fit, nothing written) if a
+    table or column is missing or a stored value is not valid JSON, and by
+    any :class:`Journal` method that reads such a value later. The message
+    names the file, the table and the row.
     """
 
 
@@ -167,6 +185,9 @@ class Journal:
                     raise
                 conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc) or "no such column" in str(exc):  # open() checks the
+                # schema before any fit; this is for a table dropped while the search ran
+                raise CheckpointDamagedError(self._damaged(_missing(exc), at_open=False)) from exc
             if "readonly" not in str(exc) and "unable to open" not in str(exc):
                 raise
             # open() refuses a journal that cannot be written before any fit; this is for a file
@@ -209,7 +230,7 @@ class Journal:
             finished) and this process cannot write the file or its folder.
             A finished checkpoint is opened read-only instead.
         """
-        parts = {name: _canonical(value) for name, value in identity.items()}
+        parts = {name: canonical(value) for name, value in identity.items()}
         is_new = self._sniff()
         why = self._unwritable()
         if why is not None and is_new:
@@ -217,6 +238,7 @@ class Journal:
         stored = self._read_header(why) if why is not None else self._create_or_read(parts, info)
         if stored:
             self._check(stored, parts)
+            self._check_cells()
         if self._read_only and not self.finished():
             raise CheckpointPermissionError(
                 f"Checkpoint {self.path!r} cannot be resumed: {why}, and its search is not finished, so "
@@ -298,6 +320,7 @@ class Journal:
                     elif mark != APPLICATION_ID:
                         raise ValueError(self._foreign("another program wrote to it as it was opened"))
                     else:
+                        self._check_tables(conn)
                         stored = dict(conn.execute("SELECT key, value FROM header"))
                 except BaseException:
                     conn.execute("ROLLBACK")
@@ -336,6 +359,7 @@ class Journal:
         self._read_only = True
         try:
             with self._connect() as conn:
+                self._check_tables(conn)
                 return dict(conn.execute("SELECT key, value FROM header"))
         except sqlite3.DatabaseError as exc:
             raise ValueError(self._foreign(f"SQLite cannot read it ({exc})")) from exc
@@ -349,14 +373,48 @@ class Journal:
             return
         lines = []
         for name in differ:
-            explain = _data_differences if name == "data" else _differences
-            details = explain(_load(old.get(name)), _load(parts.get(name)))
-            lines.append(f"  {name}: " + "; ".join(details[:3] or ["differs"]) + _HINTS.get(name, ""))
+            stored_part = self._cell(old.get(name), "header", "value", {"key": f"identity.{name}"})
+            lines.append(f"  {name}: " + explain(name, stored_part, _load(parts.get(name))))
         raise ValueError(
             f"The checkpoint {self.path!r} belongs to a different search, so its results are not "
             f"reused; the file is left as it is. What differs:\n" + "\n".join(lines) + "\n"
             "Pass a new checkpoint path for this search, or delete the file to start it afresh."
         )
+
+    def _check_tables(self, conn):
+        """Raise CheckpointDamagedError if a table or column of the schema is missing (a hand edit)."""
+        for table, want in _schema_columns().items():
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if not have:
+                raise CheckpointDamagedError(self._damaged(f"its {table} table is missing"))
+            if missing := [column for column in want if column not in have]:
+                what = f"its {table} table has no {', '.join(missing)} column"
+                raise CheckpointDamagedError(self._damaged(what))
+
+    def _check_cells(self):
+        """Decode every JSON cell a search reads back, so that a damaged one is refused before any fit."""
+        with self._connect() as conn:
+            for table, (keys, columns) in _JSON_CELLS.items():
+                for row in conn.execute(f"SELECT {', '.join((*keys, *columns))} FROM {table}"):
+                    where = dict(zip(keys, row, strict=False))
+                    for column, text in zip(columns, row[len(keys):], strict=True):
+                        self._cell(text, table, column, where, at_open=True)
+
+    def _cell(self, text, table, column, row, at_open=True):
+        """The JSON value stored in a cell; CheckpointDamagedError, naming the cell, if it is not JSON."""
+        try:
+            return _load(text)
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError; TypeError: a number, not text
+            name = ", ".join(f"{key} {value!r}" for key, value in row.items())
+            raise CheckpointDamagedError(self._damaged(
+                f"in its {table} table, the {column} column of the row of {name} is not valid JSON "
+                f"({_short_text(text)}: {exc})", at_open)) from exc
+
+    def _damaged(self, what, at_open=True):
+        # At open, nothing was written yet; later, this search's own fits may have been.
+        written = "Nothing was written to it; delete" if at_open else "Delete"
+        return (f"Checkpoint {self.path!r} is damaged or was edited: {what}. {written} it, or pass a new "
+                "checkpoint path, to start the search afresh.")
 
     def _foreign(self, why):
         return (f"{self.path!r} is not an sknet search checkpoint: {why}. It is left as it is; "
@@ -404,17 +462,17 @@ class Journal:
             strategy did not replay the interrupted one, and mixing the two would
             give ``cv_results_`` that neither run produced.
         """
-        proposed = _canonical([describe(params) for params in candidates])
+        proposed = canonical([describe(params) for params in candidates])
         with self._connect(write=True) as conn:
             row = conn.execute("SELECT first, candidates FROM rounds WHERE round = ?", (index,)).fetchone()
             if row is None:
                 conn.execute("INSERT INTO rounds VALUES (?, ?, ?, ?)",
-                             (index, first, proposed, _canonical(extra) if extra else None))
+                             (index, first, proposed, canonical(extra) if extra else None))
             done = conn.execute("SELECT candidate, split FROM results WHERE candidate >= ? AND candidate < ?",
                                 (first, first + len(candidates))).fetchall()
         if row is not None and tuple(row) != (first, proposed):
-            recorded = json.loads(row[1])
-            details = _differences(recorded, json.loads(proposed))
+            recorded = self._cell(row[1], "rounds", "candidates", {"round": index}, at_open=False)
+            details = differences(recorded, json.loads(proposed))
             raise RuntimeError(
                 f"Round {index} of this search proposed other candidates than checkpoint {self.path!r} "
                 f"recorded ({'; '.join(details[:2]) or f'first candidate {row[0]} vs {first}'}). The "
@@ -429,15 +487,15 @@ class Journal:
         with self._connect(write=True) as conn:
             row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
             if row is None:
-                conn.execute("INSERT INTO state VALUES (?, ?)", (key, _canonical(value)))
+                conn.execute("INSERT INTO state VALUES (?, ?)", (key, canonical(value)))
                 return value
-        return json.loads(row[0])
+        return self._cell(row[0], "state", "value", {"key": key}, at_open=False)
 
     def peek(self, key):
         """The stored ``state[key]``, or None if there is none (nothing is written)."""
         with self._connect() as conn:
             row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else self._cell(row[0], "state", "value", {"key": key}, at_open=False)
 
     def count(self, first=0, stop=None):
         """Finished fits of the candidates at positions ``first`` to ``stop`` (excluded)."""
@@ -461,15 +519,17 @@ class Journal:
                                "WHERE candidate = ? AND split = ?", (candidate, split)).fetchone()
         if row is None:
             return None
-        if row[0] != _canonical(describe(params)):
+        where = {"candidate": candidate, "split": split}
+        self._cell(row[0], "results", "params", where, at_open=False)  # "did not replay" only if it is JSON
+        if row[0] != canonical(describe(params)):
             raise RuntimeError(f"Checkpoint {self.path!r} holds candidate {candidate} with parameters "
-                               f"{row[0]}, not {_canonical(describe(params))}; the search did not replay.")
+                               f"{row[0]}, not {canonical(describe(params))}; the search did not replay.")
         result = dict(zip(_COLUMNS, row[1:-1], strict=True))
         for column in _JSON_COLUMNS:
-            result[column] = _load(result[column])
+            result[column] = self._cell(result[column], "results", column, where, at_open=False)
         if result["train_scores"] is None:
             del result["train_scores"]  # asked for only with return_train_score
-        result.update(_load(row[-1]) or {})
+        result.update(self._cell(row[-1], "results", "extra", where, at_open=False) or {})
         return result
 
     def put(self, candidate, split, params, result):
@@ -483,7 +543,7 @@ class Journal:
         extra = {k: v for k, v in result.items() if k not in _COLUMNS}
         with self._connect(write=True) as conn:
             conn.execute("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (candidate, split, _canonical(describe(params)), *values,
+                         (candidate, split, canonical(describe(params)), *values,
                           _ordered(extra) if extra else None, time.time(), os.getpid()))
 
     # -- reading it back --------------------------------------------------------------------
@@ -492,20 +552,23 @@ class Journal:
         """The header: ``format``, the identity parts (decoded) and ``info.*`` rows."""
         with self._connect() as conn:
             rows = dict(conn.execute("SELECT key, value FROM header"))
-        return {key.removeprefix("identity."): json.loads(value) if key.startswith("identity.") else value
+        return {key.removeprefix("identity."): value if not key.startswith("identity.")
+                else self._cell(value, "header", "value", {"key": key}, at_open=False)
                 for key, value in rows.items()}
 
     def results(self):
         """Every journaled result as a dict, in (candidate, split) order; params and scores decoded."""
         with self._connect() as conn:
-            cursor = conn.execute("SELECT * FROM results ORDER BY candidate, split")
+            # Columns by name: one dropped by hand is then SQLite's "no such column", not a KeyError.
+            columns = ", ".join(_RESULT_COLUMNS)
+            cursor = conn.execute(f"SELECT {columns} FROM results ORDER BY candidate, split")
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor]
         for row in rows:
+            where = {"candidate": row["candidate"], "split": row["split"]}
             for column in ("params", "extra", *_JSON_COLUMNS):
-                row[column] = _load(row[column])
+                row[column] = self._cell(row[column], "results", column, where, at_open=False)
         return rows
-
 
 
 def _not_ours(head):
@@ -522,6 +585,16 @@ def _not_ours(head):
         return (f"it is a checkpoint of format {version}, and this version of sknet reads format "
                 f"{FORMAT_VERSION} only")
     return None
+
+
+@functools.cache
+def _schema_columns():
+    """``{table: [column, ...]}`` of _SCHEMA, as SQLite reads it."""
+    with closing(sqlite3.connect(":memory:")) as reference:
+        reference.executescript(_SCHEMA)
+        tables = reference.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        return {table: [row[1] for row in reference.execute(f"PRAGMA table_info({table})")]
+                for (table,) in tables}
 
 
 def _is_blank(conn):
@@ -545,309 +618,27 @@ def _use_wal(conn):
             time.sleep(0.01)
 
 
-def describe(value):
-    """A stable, JSON-able description of a parameter value, for telling searches apart.
-
-    Two values describe the same when they would make a search compute the
-    same: estimators by class and parameters (not their ``repr``, which
-    scikit-learn abbreviates), arrays and data by digest, functions by name,
-    distributions by name and arguments, other objects by class and
-    attributes. Nothing in it depends on memory addresses or on the process.
-
-    Examples
-    --------
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> describe({"C": 1.0, "model": LogisticRegression(C=2.0), "sizes": (8, 8)})["C"]
-    1.0
-    >>> describe(LogisticRegression(C=2.0))["params"]["C"]
-    2.0
-    """
-    return _describe(value, ())
-
-
-def _describe(value, seen):
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        value = float(value)
-        return value if math.isfinite(value) else {"float": repr(value)}
-    if isinstance(value, np.generic):
-        return _describe(value.item(), seen)
-    if isinstance(value, np.ndarray):
-        return {"array": data_digest(value)}
-    if id(value) in seen or len(seen) > 30:
-        return {"class": _name(type(value))}  # a cycle, or absurdly deep: the class will do
-    seen = (*seen, id(value))
-    if isinstance(value, list):
-        return [_describe(v, seen) for v in value]
-    if isinstance(value, tuple):
-        return {"tuple": [_describe(v, seen) for v in value]}
-    if isinstance(value, (set, frozenset)):
-        return {"set": sorted((_describe(v, seen) for v in value), key=_canonical)}
-    if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value):
-            return {k: _describe(v, seen) for k, v in value.items()}
-        pairs = [[_describe(k, seen), _describe(v, seen)] for k, v in value.items()]
-        return {"dict": sorted(pairs, key=_canonical)}
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if isinstance(value, np.random.RandomState):
-        return {"RandomState": _state_digest(value)}
-    if isinstance(value, functools.partial):
-        return {"partial": _describe(value.func, seen), "args": _describe(value.args, seen),
-                "keywords": _describe(value.keywords, seen)}
-    if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
-        return {"callable": _name(value)}  # classes, functions, methods: by name
-    if hasattr(value, "get_params"):
-        return {"class": _name(type(value)), "params": _describe(value.get_params(deep=False), seen)}
-    if all(hasattr(value, a) for a in ("dist", "args", "kwds")):  # a frozen scipy.stats distribution
-        return {"distribution": getattr(value.dist, "name", _name(type(value.dist))),
-                "args": _describe(value.args, seen), "kwds": _describe(value.kwds, seen)}
-    if hasattr(value, "__dict__"):  # skopt dimensions, scorers...: their attributes, not their repr
-        return {"class": _name(type(value)), "attributes": _describe(vars(value), seen)}
-    text = repr(value)
-    return {"class": _name(type(value)), **({"repr": text} if " at 0x" not in text else {})}
-
-
-def data_digest(value):
-    """A digest of training data: arrays, sparse matrices, DataFrames, lists; None for None."""
-    if value is None:
-        return None
-    digest = hashlib.blake2b(digest_size=16)
-    _feed(digest, value)
-    return digest.hexdigest()
-
-
-def data_identity(value):
-    """What a checkpoint stores of one input of a search (``X``, ``y``, a fit parameter).
-
-    The exact digest (:func:`data_digest`) is the identity: data in another
-    dtype or container may train differently, e.g. float32 against float64.
-    The digest of the values alone and the form (container, dtypes, shape)
-    only explain a mismatch: the same values passed in another form.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> a, b = data_identity(np.eye(2, dtype=np.float32)), data_identity(np.eye(2))
-    >>> a["digest"] == b["digest"], a["values"] == b["values"], b["form"]["dtypes"]
-    (False, True, ['float64'])
-    """
-    if value is None:
-        return None
-    return {"digest": data_digest(value), "values": _values_digest(value), "form": _form(value)}
-
-
-# Values cast at a time for the value digests, so that large data is not copied whole.
-_CHUNK = 1 << 20
-
-
-def _values_digest(value):
-    """Digests of the numbers alone, as float64 and as float32, with the shape; None if not numeric."""
-    if hasattr(value, "tocsr") and hasattr(value, "nnz"):  # sparse: any format, any index dtype
-        csr = value.tocsr().copy()
-        csr.sum_duplicates()
-        values, shape, indices = csr.data, csr.shape, [csr.indices, csr.indptr]
-    else:
-        array = np.asarray(value) if _is_rectangular(value) else None
-        if array is None or array.dtype.kind not in "biuf":
-            return None  # text, objects: only the exact digest can tell
-        values, shape, indices = array.reshape(-1), array.shape, []
-    digests = {np.float64: hashlib.blake2b(digest_size=16), np.float32: hashlib.blake2b(digest_size=16)}
-    for dtype, digest in digests.items():
-        digest.update(repr(tuple(shape)).encode())
-        for start in range(0, len(values), _CHUNK):
-            digest.update(values[start:start + _CHUNK].astype(dtype).data)
-        for part in indices:
-            digest.update(part.astype(np.int64).data)
-    return [digest.hexdigest() for digest in digests.values()]
-
-
-def _form(value):
-    """The container, dtypes and shape of some data: what a message says when only these differ."""
-    kind = type(value)
-    top = kind.__module__.split(".")[0]
-    form = {"type": kind.__name__ if top == "builtins" else f"{top}.{kind.__name__}"}
-    if hasattr(value, "columns") and hasattr(value, "dtypes"):  # a DataFrame
-        form["dtypes"] = list(dict.fromkeys(str(dtype) for dtype in value.dtypes))
-        form["columns"] = data_digest([str(column) for column in value.columns])
-    elif hasattr(value, "dtype"):
-        form["dtypes"] = [str(value.dtype)]
-    elif _is_rectangular(value):
-        form["dtypes"] = [str(np.asarray(value).dtype)]
-    shape = getattr(value, "shape", None)
-    if shape is None and _is_rectangular(value):
-        shape = np.asarray(value).shape
-    if shape is not None:
-        form["shape"] = list(shape)
-    return form
-
-
-def _feed(digest, value):
-    if hasattr(value, "tocsr") and hasattr(value, "nnz"):  # scipy.sparse, any format: the same matrix
-        csr = value.tocsr().copy()
-        csr.sum_duplicates()
-        digest.update(f"sparse{csr.shape}".encode())
-        for part in (csr.data, csr.indices, csr.indptr):
-            _feed(digest, part)
-        return
-    digest.update(_name(type(value)).encode())
-    if isinstance(value, np.ndarray):
-        digest.update(f"{value.shape}{value.dtype.str}".encode())
-        if value.dtype.hasobject:
-            digest.update(pickle.dumps(value.tolist(), protocol=4))
-        else:
-            digest.update(np.ascontiguousarray(value).data)
-    elif hasattr(value, "columns") and hasattr(value, "dtypes"):  # a DataFrame
-        digest.update(repr(list(value.columns)).encode())
-        for _, column in value.items():
-            _feed(digest, column)
-    elif hasattr(value, "to_numpy") and hasattr(value, "dtype"):  # a Series
-        digest.update(f"{value.name!r}{value.dtype}".encode())
-        _feed(digest, value.to_numpy())
-    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, np.ndarray) for v in value):
-        digest.update(f"{len(value)}".encode())  # a sequence of arrays, e.g. cross-validation splits
-        for part in value:
-            _feed(digest, part)
-    elif isinstance(value, (list, tuple)):
-        _feed(digest, np.asarray(value) if _is_rectangular(value) else np.asarray(value, dtype=object))
-    else:
-        try:
-            digest.update(pickle.dumps(value, protocol=4))
-        except Exception:
-            digest.update(repr(value).encode())
-
-
-def _is_rectangular(value):
-    try:
-        return np.asarray(value).dtype != object
-    except ValueError:
-        return False
-
-
-def random_state_to_json(rng):
-    """A ``RandomState``'s full state as JSON-able data."""
-    name, keys, pos, has_gauss, cached = rng.get_state()
-    return [name, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(cached)]
-
-
-def random_state_from_json(state):
-    """A new ``RandomState`` in the state :func:`random_state_to_json` saved."""
-    rng = np.random.RandomState()
-    name, keys, pos, has_gauss, cached = state
-    rng.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    return rng
-
-
-def _state_digest(rng):
-    return hashlib.blake2b(_canonical(random_state_to_json(rng)).encode(), digest_size=16).hexdigest()
-
-
-def _name(obj):
-    return f"{getattr(obj, '__module__', None) or ''}.{getattr(obj, '__qualname__', type(obj).__name__)}"
-
-
-def _canonical(value):
-    """JSON text that is equal for equal values (sorted keys, no spaces, numpy as Python)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_plain)
-
-
 def _ordered(value):
     """JSON text keeping the order of dict keys: scores come back as scikit-learn gave them."""
-    return json.dumps(value, default=_plain)
+    return json.dumps(value, default=plain)
 
 
 def _plain_scalar(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"Cannot journal {type(value).__name__} {value!r}: it is not plain data.")
-
-
 def _load(text):
     return None if text is None else json.loads(text)
 
 
-def _differences(old, new, path=()):
-    """Where two JSON structures differ: ``["params.lr: 0.01 in the checkpoint, 0.1 now", ...]``."""
-    if _canonical(old) == _canonical(new):
-        return []
-    where = ".".join(path) or "value"
-    if all(isinstance(v, str) and len(v) == 32 and set(v) <= set("0123456789abcdef") for v in (old, new)):
-        return [f"{where}: another digest"]  # data and splits are compared by digest only
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            if key not in old:
-                out.append(f"{'.'.join((*path, key))}: absent in the checkpoint, {_short(new[key])} now")
-            elif key not in new:
-                out.append(f"{'.'.join((*path, key))}: {_short(old[key])} in the checkpoint, absent now")
-            else:
-                out += _differences(old[key], new[key], (*path, key))
-        return out
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
-        return [d for i, (a, b) in enumerate(zip(old, new, strict=True))
-                for d in _differences(a, b, (*path, f"[{i}]"))]
-    return [f"{where}: {_short(old)} in the checkpoint, {_short(new)} now"]
+def _short_text(text, limit=40):
+    """The start of a stored text, for a message about it."""
+    return repr(text if not isinstance(text, str) or len(text) <= limit else text[:limit] + "...")
 
 
-def _data_differences(old, new):
-    """What differs in the data: other values, or the same values in another form."""
-    if not all(isinstance(part, dict) and all(v is None or isinstance(v, dict) and "digest" in v
-                                              for v in part.values()) for part in (old, new)):
-        return _differences(old, new)  # not data_identity's (a Journal used directly)
-    out = []
-    for name in sorted(set(old) | set(new)):
-        a, b = old.get(name), new.get(name)
-        if a == b:
-            continue
-        if a is None or b is None:
-            out.append(f"{name}: {_form_text(a)} in the checkpoint, {_form_text(b)} now")
-        elif a["values"] is not None and a["values"] == b["values"]:
-            out.append(_same_values(name, a["form"], b["form"], ""))
-        elif a["values"] and b["values"] and a["values"][1] == b["values"][1] and a["form"] != b["form"]:
-            out.append(_same_values(name, a["form"], b["form"], " to float32 precision"))
-        else:
-            shapes = a["form"].get("shape"), b["form"].get("shape")
-            out.append(f"{name} holds other values than in the checkpoint" + (
-                f" (shape {tuple(shapes[1])} now, {tuple(shapes[0])} in the checkpoint)"
-                if shapes[0] != shapes[1] and None not in shapes else ""))
-    return out
-
-
-def _same_values(name, old, new, precision):
-    if _form_text(old) != _form_text(new):
-        how = f"but as {_form_text(new)} now and {_form_text(old)} in the checkpoint"
-    elif old.get("columns") != new.get("columns"):
-        how = "but with other column names than in the checkpoint"
-    else:
-        how = "but under another name than in the checkpoint"
-    return (f"{name} holds the same values{precision}, {how}; pass {name} as it was to resume, or use a "
-            "new checkpoint path")
-
-
-def _form_text(form):
-    """``"a numpy.ndarray of float32"``; ``"absent"`` for no data."""
-    if form is None:
-        return "absent"
-    form = form.get("form", form)  # a data_identity, or its form
-    article = "an" if form["type"][0].lower() in "aeiou" else "a"
-    dtypes = form.get("dtypes")
-    return f"{article} {form['type']}" + (f" of {', '.join(dtypes)}" if dtypes else "")
-
-
-_HINTS = {
-    "cv": " (other splits; a splitter that shuffles needs a fixed random_state)",
-}
-
-
-def _short(value, limit=80):
-    text = _canonical(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _missing(exc):
+    """``"its rounds table is missing"`` from SQLite's "no such table: rounds"."""
+    kind, _, name = str(exc).partition(": ")
+    if kind == "no such table":
+        return f"its {name} table is missing"
+    return f"a column is missing (SQLite says: {exc})"

@@ -33,7 +33,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_features, _num_samples
 
-from ..checkpoint import random_state_from_json, random_state_to_json
+from .._identity import random_state_from_json, random_state_to_json
 from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key, refusal
 from ..nets._base import BaseMLP, resolve_device

@@ -21,6 +21,7 @@ from contextlib import nullcontext
 from inspect import signature
 
 import numpy as np
+import scipy.sparse as sp
 import sklearn
 from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
@@ -29,9 +30,11 @@ from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_method_params, indexable
+from skorch.helper import SliceDict
 
 from .._compat import CallbackSupportMixin
-from ..checkpoint import CheckpointPermissionError, Journal, data_digest, data_identity, describe
+from .._identity import code_digest, data_digest, data_identity, describe, module_classes
+from ..checkpoint import CheckpointDamagedError, CheckpointPermissionError, Journal
 from ._evaluate import ENGINES, RoundEvaluator
 from ._space import python_value
 from ._tasks import heap_frozen
@@ -51,9 +54,10 @@ PRUNE_DOC = """prune : list of int or None, default=None
         Epoch checkpoints at which to stop unpromising candidates of an sknet
         net (opt-in). At each checkpoint below its own ``max_epochs``, a
         candidate is scored on every split; if its mean score there is below the
-        median of all scores this search has seen at that checkpoint, it stops
-        training, and its row in ``cv_results_`` holds that partial score with
-        ``pruned`` True and ``epochs_trained`` the checkpoint. The others go on
+        median of all finite scores this search has seen at that checkpoint, or a
+        fit of it failed there (diverged), it stops training, and its row in
+        ``cv_results_`` holds that partial score with ``pruned`` True and
+        ``epochs_trained`` the checkpoint. The others go on
         from where they stopped. ``best_*`` is chosen among the candidates that
         trained to the end (the partial score of a pruned one is not comparable);
         the strategy is told a pruned candidate's partial score. With
@@ -95,6 +99,7 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
             journal and new ones written to it as they finish.
         """
         scorers, refit_metric = self._get_scorers()
+        _refuse_plain_dict(X)
         X, y = indexable(X, y)
         params = _check_method_params(X, params=params)
         routed = self._get_routed_params_for_fit(params)
@@ -190,7 +195,7 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
         module = ".".join(m for m in type(self).__module__.split(".") if not m.startswith("_"))
         scoring = {k: search_params[k] for k in ("scoring", "error_score", "return_train_score")}
         split_indices = [np.asarray(indices) for split in splits for indices in split]
-        return {
+        identity = {
             "search": f"{module}.{type(self).__qualname__}",
             "estimator": describe(self.estimator),
             self._space_param: describe(search_params[self._space_param]),
@@ -200,6 +205,26 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
             "data": {"X": data_identity(X), "y": data_identity(y),
                      **{f"fit parameter {k}": data_identity(v) for k, v in sorted(params.items())}},
         }
+        # Apart from the estimator and the space, whose description names classes only: a class's
+        # code is read in this process, never in a worker (which may unpickle __main__'s by value).
+        modules = module_classes(self.estimator, search_params[self._space_param])
+        if modules:  # only then: checkpoints of searches over other estimators stay as they were
+            identity["module code"] = self._module_code(modules)
+        return identity
+
+    def _module_code(self, modules):
+        """The digest of each torch module class's code; warns of those whose source cannot be read."""
+        code, unread = {}, {}
+        for name, cls in modules.items():
+            code[name], missing = code_digest(cls)
+            unread.update(dict.fromkeys(missing))
+        if unread:
+            warnings.warn(
+                f"Checkpoint {os.fspath(self.checkpoint)!r} cannot tell whether the code of "
+                f"{', '.join(unread)} changes: its source cannot be read (a class defined in an interactive "
+                "session or by exec), so the checkpoint identifies it by name only. After changing its "
+                "code, pass a new checkpoint path.", UserWarning, stacklevel=2)
+        return code
 
     def _finish_journal(self, evaluate):
         """Mark the checkpoint finished once the strategy has run to its end: it may then be read-only."""
@@ -210,14 +235,24 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
         journal = evaluate._journal
         if journal is None or not hasattr(exc, "add_note"):  # add_note: Python >= 3.11
             return
-        if isinstance(exc, CheckpointPermissionError):  # says itself what keeps the search from resuming
-            return
+        if isinstance(exc, (CheckpointPermissionError, CheckpointDamagedError)):  # says itself what
+            return  # keeps the search from resuming
         try:
             n_done = len(journal)
         except Exception:  # the note must never hide the error itself
             return
         exc.add_note(f"{n_done} finished fits are kept in checkpoint {journal.path!r}: fit the same "
                      "search with the same checkpoint to resume from there.")
+
+
+def _refuse_plain_dict(X):
+    """A search splits X by rows: a dict of arrays (a module of several inputs) must be a SliceDict."""
+    if isinstance(X, dict) and not isinstance(X, SliceDict) and not sp.issparse(X):  # DOK is a dict
+        names = ", ".join(map(repr, list(X)[:5])) + (", ..." if len(X) > 5 else "")
+        raise ValueError(
+            f"X is a dict of {len(X)} arrays ({names}); a search splits X by rows, which a plain dict "
+            "cannot do. Wrap it: X = SliceDict(**X) (from skorch.helper import SliceDict)."
+        )
 
 
 def objective_key(search):

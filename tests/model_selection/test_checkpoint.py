@@ -7,9 +7,11 @@ name, which the SIGKILL test imports in its subprocess.
 
 import ctypes
 import hashlib
+import importlib
 import json
 import multiprocessing
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import time
 import warnings
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +38,8 @@ from skopt.space import Categorical
 
 import sknet.engine
 from sknet import MLPClassifier
-from sknet.checkpoint import CheckpointPermissionError, Journal, data_digest, describe
+from sknet._identity import data_digest, describe
+from sknet.checkpoint import CheckpointPermissionError, Journal
 from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV, _evaluate
 
 NET = dict(max_epochs=2, batch_size=256, random_state=0, device="cpu", n_units=8)
@@ -939,3 +943,189 @@ def test_data_digest_sees_every_value_of_every_kind_of_data():
     assert data_digest(frame) != data_digest(pd.DataFrame(changed, columns=["a", "b", "c"]))
     assert data_digest(["x", "y"]) != data_digest(["x", "z"])
     assert data_digest(StratifiedKFold) == data_digest(StratifiedKFold)
+
+
+# -- the code of the user's torch module --------------------------------------------------------
+
+_MODULE_FILE = '''
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, n_features, n_outputs):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+
+    def forward(self, X):
+        return self.linear(X)
+
+
+class Other(Net):
+    def forward(self, X):
+        return -self.linear(X)
+'''
+_CHANGED = _MODULE_FILE.replace("return self.linear(X)", "return self.linear(X) * 0")
+_REFORMATTED = _MODULE_FILE.replace("    def forward(self, X):\n        return self.linear(X)", '''
+    def forward(self, X):
+        """The logits."""  # a docstring and a comment are no code
+        return self.linear(
+            X
+        )''')
+TORCH = dict(max_epochs=1, batch_size=64, random_state=0, device="cpu")
+
+
+def _user_module(tmp_path, monkeypatch, source):
+    """The module ``ckpt_user_net`` written from ``source`` into tmp_path and imported (again)."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # a second version must not load the first's .pyc
+    (tmp_path / "ckpt_user_net.py").write_text(source)
+    monkeypatch.delitem(sys.modules, "ckpt_user_net", raising=False)
+    return importlib.import_module("ckpt_user_net")
+
+
+def _module_search(module, where, path):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sknet import TorchClassifier
+
+    if where == "estimator":
+        return GridSearchCV(TorchClassifier(module.Net, **TORCH), {"lr": [0.01, 0.1]}, cv=2, checkpoint=path)
+    if where == "space":
+        return GridSearchCV(TorchClassifier(**TORCH), {"module": [module.Other, module.Net]}, cv=2,
+                            checkpoint=path)
+    return GridSearchCV(make_pipeline(StandardScaler(), TorchClassifier(module.Net, **TORCH)),
+                        {"torchclassifier__lr": [0.01, 0.1]}, cv=2, checkpoint=path)
+
+
+@pytest.mark.parametrize("where", ["estimator", "space", "pipeline"])
+def test_a_module_whose_code_changed_is_refused_naming_it_and_left_untouched(tmp_path, monkeypatch, where):
+    path = tmp_path / "search.db"
+    _module_search(_user_module(tmp_path, monkeypatch, _MODULE_FILE), where, path).fit(_X, _Y)
+    before = _file_digest(path)
+    changed = _user_module(tmp_path, monkeypatch, _CHANGED)
+    which = (r"the code of ckpt_user_net\.Net and ckpt_user_net\.Other" if where == "space"  # Other(Net)
+             else r"ckpt_user_net\.Net's code")
+    message = (rf"(?s)belongs to a different search.*\n  module code: {which} changed since the checkpoint "
+               r"was written; restore it to resume, or pass a new checkpoint path to search with the new "
+               r"code\n")
+    with pytest.raises(ValueError, match=message):
+        _module_search(changed, where, path).fit(_X, _Y)
+    assert _file_digest(path) == before
+    assert len(Journal(path)) == 4
+
+
+def test_a_module_edited_and_reloaded_in_place_is_seen_with_its_new_code(tmp_path, monkeypatch):
+    path = tmp_path / "search.db"
+    module = _user_module(tmp_path, monkeypatch, _MODULE_FILE)
+    _module_search(module, "estimator", path).fit(_X, _Y)
+    changed = _user_module(tmp_path, monkeypatch, _CHANGED)
+    module.Net.forward = changed.Net.forward  # as IPython's autoreload does: the same class object, new code
+    with pytest.raises(ValueError, match=r"module code: ckpt_user_net\.Net's code changed"):
+        _module_search(module, "estimator", path).fit(_X, _Y)
+
+
+def test_the_same_module_code_reformatted_or_commented_resumes(tmp_path, monkeypatch):
+    path = tmp_path / "search.db"
+    first = _module_search(_user_module(tmp_path, monkeypatch, _MODULE_FILE), "space", path).fit(_X, _Y)
+    assert set(Journal(path).header()["module code"]) == {"ckpt_user_net.Net", "ckpt_user_net.Other"}
+    again = _module_search(_user_module(tmp_path, monkeypatch, _REFORMATTED), "space", path).fit(_X, _Y)
+    for key in ("split0_test_score", "split1_test_score", "mean_fit_time", "mean_score_time"):
+        np.testing.assert_array_equal(again.cv_results_[key], first.cv_results_[key])  # times: all served
+
+
+def test_a_module_checkpoint_that_does_not_record_its_code_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "search.db"
+    module = _user_module(tmp_path, monkeypatch, _MODULE_FILE)
+    _module_search(module, "estimator", path).fit(_X, _Y)
+    with closing(sqlite3.connect(path)) as conn, conn:  # as an earlier sknet wrote it
+        conn.execute("DELETE FROM header WHERE key = 'identity.module code'")
+    before = _file_digest(path)
+    message = (r"module code: the checkpoint does not record its module's code \(it was written by an "
+               r"earlier sknet\), so it cannot tell whether the code changed: pass a new checkpoint path")
+    with pytest.raises(ValueError, match=message):
+        _module_search(module, "estimator", path).fit(_X, _Y)
+    assert _file_digest(path) == before
+
+
+def test_a_module_whose_source_cannot_be_read_warns_and_the_search_runs(tmp_path):
+    from torch import nn
+
+    namespace = {"nn": nn, "__name__": "made_by_exec"}  # as a class typed into an interactive session
+    exec(_MODULE_FILE.replace("from torch import nn", ""), namespace)
+    module = type("Made", (), namespace)
+    path = tmp_path / "search.db"
+    message = (r"cannot tell whether the code of made_by_exec\.Net changes: its source cannot be read .* "
+               r"After changing its code, pass a new checkpoint path")
+    for _ in range(2):  # written, then resumed: each fit warns
+        with pytest.warns(UserWarning, match=message):
+            search = _module_search(module, "estimator", path).fit(_X, _Y)
+        assert len(search.cv_results_["params"]) == 2 and len(Journal(path)) == 4
+
+
+@pytest.mark.parametrize("estimator, grid", [(LogisticRegression(), {"C": [0.1, 1.0]}),
+                                             (MLPClassifier(**TORCH), {"lr": [0.01, 0.1]})],  # sknet's module
+                         ids=["scikit-learn", "sknet-mlp"])
+def test_a_search_of_no_torch_module_of_the_users_records_no_module_code(tmp_path, estimator, grid):
+    GridSearchCV(estimator, grid, cv=2, checkpoint=tmp_path / "search.db").fit(_X, _Y)
+    assert "module code" not in Journal(tmp_path / "search.db").header()  # older checkpoints stay valid
+
+
+# -- checkpoints damaged or edited by hand ------------------------------------------------------
+
+_RANDOM = dict(estimator=LogisticRegression(), param_distributions={"C": [0.1, 1.0, 3.0]}, n_iter=2,
+               cv=KFold(2))
+_AFRESH = "delete it, or pass a new checkpoint path, to start the search afresh."
+
+
+def _edited(tmp_path, statement):
+    """A finished checkpoint of a random search (random_state None: it has a state row), then edited."""
+    path = tmp_path / "search.db"
+    RandomizedSearchCV(**_RANDOM, checkpoint=path).fit(_X, _Y)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(statement)
+    return path
+
+
+@pytest.mark.parametrize("statement, where", [
+    ("UPDATE results SET test_scores = '{garbage' WHERE candidate = 1 AND split = 0",
+     "in its results table, the test_scores column of the row of candidate 1, split 0"),
+    ("UPDATE results SET params = '{garbage' WHERE candidate = 0 AND split = 1",
+     "in its results table, the params column of the row of candidate 0, split 1"),
+    ("UPDATE rounds SET candidates = '[garbage'",
+     "in its rounds table, the candidates column of the row of round 0"),
+    ("UPDATE state SET value = 'garbage' WHERE key = 'random_state'",
+     "in its state table, the value column of the row of key 'random_state'"),
+    ("UPDATE header SET value = '{garbage' WHERE key = 'identity.estimator'",
+     "in its header table, the value column of the row of key 'identity.estimator'"),
+], ids=["results.test_scores", "results.params", "rounds.candidates", "state.value", "header.value"])
+def test_a_garbage_value_in_a_checkpoint_is_refused_naming_the_file_table_and_row(tmp_path, statement, where):
+    path = _edited(tmp_path, statement)
+    before = _file_digest(path)
+    message = (re.escape(f"Checkpoint '{path}' is damaged or was edited: {where} is not valid JSON (") + ".*"
+               + re.escape(f"). Nothing was written to it; {_AFRESH}") + "$")
+    with pytest.raises(ValueError, match=message):
+        RandomizedSearchCV(**_RANDOM, checkpoint=path).fit(_X, _Y)
+    assert _file_digest(path) == before
+
+
+@pytest.mark.parametrize("table", ["header", "rounds", "state", "results"])
+def test_a_dropped_table_is_refused_naming_the_file_and_the_table(tmp_path, table):
+    path = _edited(tmp_path, f"DROP TABLE {table}")
+    before = _file_digest(path)
+    message = f"Checkpoint '{path}' is damaged or was edited: its {table} table is missing. Nothing was "
+    with pytest.raises(ValueError, match=re.escape(f"{message}written to it; {_AFRESH}")):
+        RandomizedSearchCV(**_RANDOM, checkpoint=path).fit(_X, _Y)
+    assert _file_digest(path) == before
+
+
+def test_a_damaged_journal_read_directly_names_the_file_and_the_cell(tmp_path):
+    path = _edited(tmp_path, "UPDATE results SET extra = '{garbage' WHERE candidate = 1 AND split = 1")
+    damaged = f"Checkpoint '{path}' is damaged or was edited: "
+    cell = "in its results table, the extra column of the row of candidate 1, split 1 is not valid JSON"
+    with pytest.raises(ValueError, match=re.escape(damaged + cell)):
+        Journal(path).results()
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("DROP TABLE results")
+    with pytest.raises(ValueError, match=re.escape(f"{damaged}its results table is missing. D{_AFRESH[1:]}")):
+        len(Journal(path))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+from skorch.helper import SliceDict
 from torch import nn
 
 from sknet import TorchClassifier, TorchRegressor
@@ -134,3 +135,26 @@ def test_a_module_vmap_cannot_train_is_fitted_one_by_one_with_the_same_results(i
         np.testing.assert_array_equal(runs["auto"].cv_results_[key], runs["sequential"].cv_results_[key])
     with pytest.warns(UserWarning, match="4 of 4 fits could not be batched .*: Branching cannot be vmapped"):
         GridSearchCV(TorchClassifier(Branching, **NET), grid, cv=2, engine="batched").fit(X, y)
+
+
+class ImageAndPixels(nn.Module):
+    """Two inputs, as a dict X gives them: the image through a convolution, its pixels flat."""
+
+    def __init__(self, n_outputs):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, kernel_size=3, padding=1)
+        self.head = nn.Linear(2 * 64 + 64, n_outputs)
+
+    def forward(self, image, pixels):
+        return self.head(torch.cat([torch.relu(self.conv(image)).flatten(1), pixels], dim=1))
+
+
+def test_a_search_refuses_a_plain_dict_x_and_says_to_wrap_it_in_a_slicedict(images):
+    X, y = images
+    X = {"image": X.astype(np.float32), "pixels": X.reshape(len(X), -1).astype(np.float32)}
+    search = GridSearchCV(TorchClassifier(ImageAndPixels, **{**NET, "max_epochs": 1}), {"lr": [1e-2]}, cv=2)
+    message = (r"X is a dict of 2 arrays \('image', 'pixels'\); a search splits X by rows, which a plain "
+               r"dict cannot do\. Wrap it: X = SliceDict\(\*\*X\) \(from skorch\.helper import SliceDict\)\.")
+    with pytest.raises(ValueError, match=message):
+        search.fit(X, y)
+    assert search.fit(SliceDict(**X), y).best_estimator_.predict(SliceDict(**X)).shape == (300,)
