@@ -748,26 +748,20 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         """Refuse a module whose outputs for ``X[rows]`` are not ``(len(rows), n_outputs)``.
 
         Run at fit on the first training rows, before any training: a wrong shape would
-        otherwise train silently on a broadcast loss, or fail later with torch's words. The
-        module runs in evaluation mode, without gradients. A single target may come flat,
-        ``(len(rows),)`` (see :meth:`SkorchMLP.infer`).
+        otherwise train silently on a broadcast loss, or fail later with torch's words. A
+        single target may come flat, ``(len(rows),)`` (see :meth:`SkorchMLP.infer`).
         """
-        batch, _ = InMemoryDataset(X[rows], device=self.device_, dtype=self._float_dtype()).batch(
-            np.arange(len(rows)))  # as training gets it: dense, a dict of tensors for several inputs
         module = self.net_.module_
-        training = module.training
-        module.eval()
-        try:
-            with torch.no_grad():
-                out = module(**batch) if isinstance(batch, dict) else module(batch)
-        finally:
-            module.train(training)
+        if type(module) is MLPModule:  # sknet's own: its output layer's width is its outputs'
+            shape, kind = (len(rows), module.output.out_features), "tensor"
+        else:
+            shape, kind = _output_shape(module, X, rows, self.device_, self._float_dtype())
         expected = (len(rows), n_outputs)
         flat = n_outputs == 1 and self._takes_flat_outputs()
-        if torch.is_tensor(out) and (tuple(out.shape) == expected
-                                     or (flat and out.dim() < 2 and out.numel() == len(rows))):
+        flat_shapes = [(len(rows),)] + [()] * (len(rows) == 1)  # (n,), or a scalar for one row
+        if kind == "tensor" and (shape == expected or (flat and shape in flat_shapes)):
             return
-        got = f"outputs of shape {tuple(out.shape)}" if torch.is_tensor(out) else f"a {type(out).__name__}"
+        got = f"outputs of shape {shape}" if kind == "tensor" else f"a {kind}"
         flat = f" (or {expected[:1]})" if flat else ""
         raise ValueError(
             f"{type(self).__name__}'s module {type(module).__name__} returns {got} for a batch of "
@@ -1106,6 +1100,24 @@ def _sample_shape(X):
     if is_dict_of_arrays(X):
         return {key: tuple(int(n) for n in value.shape[1:]) for key, value in X.items()}
     return tuple(int(n) for n in X.shape[1:])
+
+
+def _output_shape(module, X, rows, device, dtype):
+    """The shape of ``module``'s output for ``X[rows]`` as training gets them, and ``"tensor"``; or
+    ``(None, the type's name)`` for an output that is not a tensor.
+
+    The module runs in evaluation mode (batch statistics are not updated, dropout is off),
+    without gradients.
+    """
+    batch, _ = InMemoryDataset(X[rows], device=device, dtype=dtype).batch(np.arange(len(rows)))
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            out = module(**batch) if isinstance(batch, dict) else module(batch)
+    finally:
+        module.train(training)
+    return (tuple(out.shape), "tensor") if torch.is_tensor(out) else (None, type(out).__name__)
 
 
 def _shape_of(X):
