@@ -25,7 +25,7 @@ The file holds four tables:
     ``format``, the identity of the search that owns the file (one row per
     part: ``search``, ``estimator``, the space, ``settings``, ``scoring``,
     ``cv``, ``data`` and, for a search of torch modules, ``module code``;
-    canonical JSON, computed by :mod:`sknet._identity`)
+    canonical JSON, computed by ``sknet._identity``)
     and, for information only, the versions and time it was created with.
 ``rounds`` (``round``, ``first``, ``candidates``, ``extra``)
     The candidates each call of the strategy proposed, in order: ``first`` is
