@@ -54,7 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._identity import canonical, describe, differences, explain, plain
+from ._identity import canonical, describe, differences, explain, plain, random_state_from_json
 
 __all__ = ["CheckpointDamagedError", "CheckpointPermissionError", "Journal"]
 
@@ -99,6 +99,62 @@ _JSON_CELLS = {
     "state": (("key",), ("value",)),
     "results": (("candidate", "split"), ("params", *_JSON_COLUMNS, "extra")),
 }
+
+
+# The SQLite types the results' plain columns may hold (typeof), and in words.
+_SQL_KINDS = {"fit_error": ({"text", "null"}, "text or null"),
+              "n_test_samples": ({"integer", "null"}, "an integer or null"),
+              "fit_time": ({"real", "integer", "null"}, "a number or null"),
+              "score_time": ({"real", "integer", "null"}, "a number or null")}
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_score(value):
+    """A score as scikit-learn's ``_fit_and_score`` gives it: a number, or one per metric."""
+    return _is_number(value) or (isinstance(value, dict) and all(map(_is_number, value.values())))
+
+
+def _is_random_state(value):
+    try:
+        random_state_from_json(value)
+    except Exception:
+        return False
+    return True
+
+
+def _any(value):
+    return True
+
+
+# What a JSON cell holds, by (table, column): a check and its words for the error message.
+_CELL_KINDS = {
+    ("results", "params"): (lambda v: isinstance(v, dict), "an object of parameters"),
+    ("results", "test_scores"): (_is_score, "a score: a number or an object of numbers"),
+    ("results", "train_scores"): (lambda v: v is None or _is_score(v),  # null: not asked for
+                                  "a score: a number, an object of numbers, or null"),
+    ("results", "extra"): (lambda v: v is None or isinstance(v, dict), "an object or null"),
+    ("rounds", "candidates"): (lambda v: isinstance(v, list) and all(isinstance(c, dict) for c in v),
+                               "a list of objects of parameters"),
+    ("rounds", "extra"): (lambda v: v is None or isinstance(v, dict), "an object or null"),
+}
+
+
+def _cell_kind(table, column, row):
+    """What the cell of ``table``, ``column`` in ``row`` must hold (``_CELL_KINDS``; state by its key)."""
+    if table != "state":
+        return _CELL_KINDS.get((table, column), (_any, "JSON"))
+    key = str(row.get("key"))
+    if key == "random_state":
+        return _is_random_state, "a random state (numpy's, as a list of 5 values)"
+    if key == "finished":
+        return (lambda v: v is True), "true"
+    if key.startswith("pruning of round "):
+        return (lambda v: isinstance(v, dict) and {"pruned", "epochs_trained", "partial"} <= set(v),
+                "an object of pruned, epochs_trained and partial")
+    return _any, "JSON"
 
 
 class CheckpointPermissionError(PermissionError):
@@ -392,23 +448,37 @@ class Journal:
                 raise CheckpointDamagedError(self._damaged(what))
 
     def _check_cells(self):
-        """Decode every JSON cell a search reads back, so that a damaged one is refused before any fit."""
+        """Read back every cell a search reads back, so that a damaged one is refused before any fit."""
         with self._connect() as conn:
             for table, (keys, columns) in _JSON_CELLS.items():
                 for row in conn.execute(f"SELECT {', '.join((*keys, *columns))} FROM {table}"):
                     where = dict(zip(keys, row, strict=False))
                     for column, text in zip(columns, row[len(keys):], strict=True):
                         self._cell(text, table, column, where, at_open=True)
+            kinds = ", ".join(f"typeof({column})" for column in _SQL_KINDS)
+            for candidate, split, *types in conn.execute(f"SELECT candidate, split, {kinds} FROM results"):
+                for (column, (allowed, words)), kind in zip(_SQL_KINDS.items(), types, strict=True):
+                    if kind not in allowed:
+                        raise CheckpointDamagedError(self._damaged(
+                            f"in its results table, the {column} column of the row of candidate {candidate}, "
+                            f"split {split} holds {kind}, not {words}"))
 
     def _cell(self, text, table, column, row, at_open=True):
-        """The JSON value stored in a cell; CheckpointDamagedError, naming the cell, if it is not JSON."""
+        """The JSON value stored in a cell; CheckpointDamagedError, naming the cell, if it is not JSON
+        or not the kind of value sknet writes there."""
+        name = ", ".join(f"{key} {value!r}" for key, value in row.items())
         try:
-            return _load(text)
+            value = _load(text)
         except (ValueError, TypeError) as exc:  # json.JSONDecodeError; TypeError: a number, not text
-            name = ", ".join(f"{key} {value!r}" for key, value in row.items())
             raise CheckpointDamagedError(self._damaged(
                 f"in its {table} table, the {column} column of the row of {name} is not valid JSON "
                 f"({_short_text(text)}: {exc})", at_open)) from exc
+        check, words = _cell_kind(table, column, row)
+        if not check(value):
+            raise CheckpointDamagedError(self._damaged(
+                f"in its {table} table, the {column} column of the row of {name} holds "
+                f"{_short_text(text)}, not {words}", at_open))
+        return value
 
     def _damaged(self, what, at_open=True):
         # At open, nothing was written yet; later, this search's own fits may have been.

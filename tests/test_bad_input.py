@@ -199,6 +199,22 @@ class _Table(torch.nn.Module):
         return self.linear(X.flatten(1))
 
 
+class _Both(torch.nn.Module):
+    """Takes input_shape, and n_features too."""
+
+    def __init__(self, n_features, input_shape, n_outputs):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_features, n_outputs)
+
+
+class _ByPosition(torch.nn.Module):
+    """Arguments by position only, which skorch's module__<name> parameters cannot pass."""
+
+    def __init__(self, n_features, n_outputs, /):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_features, n_outputs)
+
+
 def test_flat_rows_for_a_model_fitted_on_images_are_refused_naming_both_sample_shapes():
     images = X.reshape(-1, 1, 2, 2)
     model = TorchClassifier(_Images, **TORCH_FAST).fit(images, Y_CLF)
@@ -221,6 +237,13 @@ def test_a_module_asking_for_n_features_of_images_is_told_which_arguments_are_fi
     with pytest.raises(ValueError, match=match):
         TorchClassifier(_Table, **TORCH_FAST).fit(X, Y_CLF)
     assert TorchClassifier(_Table, module__width=3, **TORCH_FAST).fit(X, Y_CLF).n_iter_ == 2
+    with pytest.raises(ValueError, match=r"X has samples of shape \(1, 2, 2\): read what it needs from "
+                                         r"input_shape, which it takes too, and drop n_features\.$"):
+        TorchClassifier(_Both, **TORCH_FAST).fit(images, Y_CLF)
+    with pytest.raises(ValueError, match=r"_ByPosition's constructor takes the argument\(s\) \['n_features', "
+                                         r"'n_outputs'\] by position only, but sknet passes a module's "
+                                         r"arguments by name"):
+        TorchClassifier(_ByPosition, **TORCH_FAST).fit(X, Y_CLF)
 
 
 def test_other_feature_names_at_predict_are_refused():

@@ -215,7 +215,8 @@ class RoundEvaluator:
             partial = [None] * (len(stage) * n_splits)
             self._run([{**candidates[i], name: checkpoint} for i in stage], splits, set(),
                       [None] * len(partial), None, 0, partial)
-            scores = [_objective(partial[j * n_splits:(j + 1) * n_splits], metric) for j in range(len(stage))]
+            scores = [_stage_score(partial[j * n_splits:(j + 1) * n_splits], metric)
+                      for j in range(len(stage))]
             self._partial[checkpoint].extend(scores)
             partial_seen[str(checkpoint)] = [float(score) for score in scores]
             median = _finite_median(self._partial[checkpoint])
@@ -440,6 +441,14 @@ def _objective(results, metric):
               for r in results]
     score = float(np.mean(scores))
     return score if np.isfinite(score) else -np.inf
+
+
+def _stage_score(results, metric):
+    """A candidate's partial score at a pruning checkpoint (:func:`_objective`); -inf where a fit
+    failed, whatever ``error_score`` scored it: a number would otherwise pass for a result."""
+    if any(result.get("fit_error") is not None for result in results):
+        return -np.inf
+    return _objective(results, metric)
 
 
 def _finite_median(scores):

@@ -250,8 +250,8 @@ def _refuse_plain_dict(X):
     if isinstance(X, dict) and not isinstance(X, SliceDict) and not sp.issparse(X):  # DOK is a dict
         names = ", ".join(map(repr, list(X)[:5])) + (", ..." if len(X) > 5 else "")
         raise ValueError(
-            f"X is a dict of {len(X)} arrays ({names}); a search splits X by rows, which a plain dict "
-            "cannot do. Wrap it: X = SliceDict(**X) (from skorch.helper import SliceDict)."
+            f"X is a dict of {len(X)} array{'s' * (len(X) != 1)} ({names}); a search splits X by rows, "
+            "which a plain dict cannot do. Wrap it: X = SliceDict(**X) (from skorch.helper import SliceDict)."
         )
 
 

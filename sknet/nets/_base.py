@@ -531,7 +531,13 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
 
     def _check_required_arguments(self, accepted, kwargs, input_shape):
         """Refuse, naming them, constructor arguments of the module that nothing fills in."""
-        missing = [name for name, p in accepted.items() if p.default is p.empty and name not in kwargs
+        name = self.module.__name__
+        positional = [n for n, p in accepted.items() if p.kind is p.POSITIONAL_ONLY and p.default is p.empty]
+        if positional:
+            raise ValueError(f"{name}'s constructor takes the argument(s) {positional} by position only, "
+                             "but sknet passes a module's arguments by name (module__<name>): make them "
+                             "ordinary arguments.")
+        missing = [n for n, p in accepted.items() if p.default is p.empty and n not in kwargs
                    and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
         if not missing:
             return
@@ -539,14 +545,16 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
             shape = f"X is a dict of arrays (sample shapes {dict(input_shape)})"
         else:
             shape = f"X has samples of shape {tuple(input_shape)}"
+        instead = ("read what it needs from input_shape, which it takes too, and drop n_features"
+                   if "input_shape" in accepted else "take input_shape instead")
         data = (" sknet fills in n_features (X.shape[1]) only for 2-D X, and input_shape (X.shape[1:]; "
-                f"for a dict X, each array's sample shape by key) for any X; {shape}: take input_shape "
-                "instead." if "n_features" in missing else "")
-        others = [name for name in missing if name != "n_features"]
-        names = ", ".join(f"module__{name}" for name in others)
+                f"for a dict X, each array's sample shape by key) for any X; {shape}: {instead}."
+                if "n_features" in missing else "")
+        others = [n for n in missing if n != "n_features"]
+        names = ", ".join(f"module__{n}" for n in others)
         set_them = f" Set {'it' if len(others) == 1 else 'them'} as {names}." if others else ""
-        raise ValueError(f"{self.module.__name__}'s constructor needs the argument(s) {missing}, which "
-                         f"are not set.{data}{set_them}")
+        raise ValueError(f"{name}'s constructor needs the argument(s) {missing}, which are not set."
+                         f"{data}{set_them}")
 
     def _X_options(self):
         """How ``validate_data`` checks X: any rank, and integer inputs (token ids) stay integer."""
@@ -741,16 +749,18 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         with seeded(seed, self.device_):
             self.net_.initialize()
             rng_state = generator_state(self.device_) if self._draws_at_random() else None
-            self._check_outputs(data.X, train[:2], data.n_outputs)  # its draws, if any, are undone
+            self._check_outputs(data.X, train, data.n_outputs)  # its draws, if any, are undone
         return FitSetup(data.X, data.y, weight, data.n_outputs, seed, train, valid, rng_state)
 
-    def _check_outputs(self, X, rows, n_outputs):
-        """Refuse a module whose outputs for ``X[rows]`` are not ``(len(rows), n_outputs)``.
+    def _check_outputs(self, X, train, n_outputs):
+        """Refuse a module whose outputs for a batch of ``X[train]`` are not ``(n_rows, n_outputs)``.
 
-        Run at fit on the first training rows, before any training: a wrong shape would
-        otherwise train silently on a broadcast loss, or fail later with torch's words. A
-        single target may come flat, ``(len(rows),)`` (see :meth:`SkorchMLP.infer`).
+        Run at fit on the first two training rows (three for two outputs, so that outputs
+        transposed to ``(n_outputs, n_rows)`` cannot pass), before any training: a wrong
+        shape would otherwise train silently on a broadcast loss, or fail later with torch's
+        words. A single target may come flat, ``(n_rows,)`` (see :meth:`SkorchMLP.infer`).
         """
+        rows = train[:3 if n_outputs == 2 else 2]
         module = self.net_.module_
         if type(module) is MLPModule:  # sknet's own: its output layer's width is its outputs'
             shape, kind = (len(rows), module.output.out_features), "tensor"
@@ -765,7 +775,7 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         flat = f" (or {expected[:1]})" if flat else ""
         raise ValueError(
             f"{type(self).__name__}'s module {type(module).__name__} returns {got} for a batch of "
-            f"{len(rows)} rows, but a tensor of shape {expected}{flat} is expected: "
+            f"{len(rows)} row{'s' * (len(rows) > 1)}, but a tensor of shape {expected}{flat} is expected: "
             f"{self._outputs_meaning(n_outputs)}.{self._n_outputs_hint(n_outputs)}"
         )
 

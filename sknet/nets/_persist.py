@@ -268,10 +268,13 @@ def load(path, *, trusted=None):
     ----------
     path : str or path-like
         File written by the ``save`` method of an sknet estimator.
-    trusted : list of str, default=None
+    trusted : list (or tuple) of str, default=None
         Module classes, named ``"package.module:Class"``, whose modules
-        ``load`` may import. List only classes whose code you have checked:
-        :func:`get_untrusted_types` lists those a file names.
+        ``load`` may import, and which it may build for real (on the CPU)
+        where they cannot be built on torch's ``meta`` device to check the
+        file's sizes. List only classes whose code you have checked, in files
+        you trust: :func:`get_untrusted_types` lists the classes a file names
+        whose modules are not imported.
 
     Returns
     -------
@@ -292,10 +295,11 @@ def load(path, *, trusted=None):
         not an sknet model, or holds a parameter, fitted attribute or weight
         that ``save`` would not have written; it names a module class whose
         module is neither imported nor trusted; or its module class cannot
-        be imported or built any more. The message names the file and the
-        field or class. Nothing is imported but what is trusted, and nothing
-        is allocated beyond what the file holds before it has been checked
-        (but for a module that cannot be built on torch's ``meta`` device).
+        be imported or built any more, or cannot be built on torch's ``meta``
+        device and is not trusted. The message names the file and the field
+        or class. Nothing is imported but what is trusted, and nothing is
+        allocated beyond what the file holds before it has been checked (but
+        for a trusted module that cannot be built on ``meta``).
 
     See Also
     --------
@@ -338,7 +342,7 @@ def load(path, *, trusted=None):
     with _building(estimator, class_name, path):
         estimator.net_ = estimator._build_net(estimator._fitted_input_shape(), n_outputs, steps_per_epoch)
     estimator._loaded_steps_per_epoch = steps_per_epoch
-    _check_state_dict(estimator, class_name, payload["state_dict"], path)
+    _check_state_dict(estimator, class_name, payload["state_dict"], path, trusted)
     with _building(estimator, class_name, path):
         estimator.net_.initialize()
     estimator.net_.module_.load_state_dict(payload["state_dict"])
@@ -531,9 +535,13 @@ def _estimator_from_params(cls, params, path, trusted):
                      if not ("module" in names and name.startswith("module__")))
     if unknown:
         raise _invalid(path, f"{cls.__name__} has no parameter(s) {unknown}.")
-    if isinstance(params.get("module"), _ModuleClassName):  # only once the names are known good
-        params["module"] = _module_class(params["module"], cls.__name__, path, trusted)
+    named = params.get("module")
+    if isinstance(named, _ModuleClassName):  # only once the names are known good
+        params["module"] = _module_class(named, cls.__name__, path, trusted)
     estimator = cls(**params)
+    if isinstance(named, _ModuleClassName):
+        with _building(estimator, named.name, path):  # the file is valid: the class lost an argument
+            estimator._check_module_params()
     try:
         estimator._validate_params()  # scikit-learn's InvalidParameterError names the parameter
         estimator._check_arguments()
@@ -577,20 +585,21 @@ def _checked_fitted(estimator_name, fitted, path):
     return fitted
 
 
-def _check_state_dict(estimator, class_name, state_dict, path):
+def _check_state_dict(estimator, class_name, state_dict, path, trusted):
     """Compare the weights in a file with the network ``estimator.net_`` will build, before building it.
 
     The expected network is built on torch's "meta" device, which has shapes and
     dtypes but no memory: sizes read from a file cannot make ``load`` allocate
     more than the file itself holds. A module that cannot be built there (its
     constructor reads a tensor's value, which meta tensors lack) is built on the
-    CPU instead, with the arguments the file gives it. Weights are not cast:
+    CPU instead, with the arguments the file gives it, when ``trusted`` lists its
+    class. Weights are not cast:
     ``save`` writes them in the model's dtype, so another dtype means the file was edited.
     """
     if not isinstance(state_dict, dict):
         raise _invalid(path, f"its 'state_dict' field is a {type(state_dict).__name__}, not a dict of "
                        "tensors.")
-    expected = _expected_state_dict(estimator, class_name, path)
+    expected = _expected_state_dict(estimator, class_name, path, trusted)
     unknown, missing = set(state_dict) - set(expected), set(expected) - set(state_dict)
     if unknown or missing:
         raise _invalid(path, "the network's weights do not match its parameters: "
@@ -608,8 +617,9 @@ def _check_state_dict(estimator, class_name, state_dict, path):
                            f"dtype makes it {want.dtype}.")
 
 
-def _expected_state_dict(estimator, class_name, path):
-    """The state_dict of the network the parameters describe: built on "meta", else on the CPU."""
+def _expected_state_dict(estimator, class_name, path, trusted):
+    """The state_dict of the network the parameters describe: built on "meta"; where it cannot be,
+    and ``trusted`` lists its class, built on the CPU."""
     net = estimator.net_
 
     def build():
@@ -618,7 +628,15 @@ def _expected_state_dict(estimator, class_name, path):
     try:
         with torch.device("meta"):
             return build()
-    except Exception:  # e.g. Tensor.item() in __init__; if it is more, the CPU build says what
-        pass
+    except Exception as exc:  # e.g. Tensor.item() in __init__
+        on_meta = exc
+    if class_name not in trusted:
+        # A real build allocates what the file's arguments ask for, before any check: only on trust.
+        raise ValueError(
+            f"{path!s} holds a {type(estimator).__name__} whose module class {class_name!r} cannot be "
+            "built on torch's meta device, where load checks the file's sizes without allocating memory "
+            f"({_cause(on_meta)}). Built for real, it allocates what the file's arguments ask for before "
+            f"they can be checked: if you trust the file, load it with sknet.load({os.fspath(path)!r}, "
+            f"trusted=[{class_name!r}]).") from on_meta
     with _building(estimator, class_name, path), torch.device("cpu"):
         return build()

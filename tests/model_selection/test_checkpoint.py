@@ -1109,6 +1109,43 @@ def test_a_garbage_value_in_a_checkpoint_is_refused_naming_the_file_table_and_ro
     assert _file_digest(path) == before
 
 
+@pytest.mark.parametrize("statement, where, holds", [
+    ("UPDATE results SET test_scores = '\"abc\"' WHERE candidate = 1 AND split = 0",
+     "in its results table, the test_scores column of the row of candidate 1, split 0",
+     """holds '"abc"', not a score: a number or an object of numbers"""),
+    ("UPDATE results SET test_scores = '{\"score\": \"abc\"}' WHERE candidate = 1 AND split = 0",
+     "in its results table, the test_scores column of the row of candidate 1, split 0",
+     """holds '{"score": "abc"}', not a score: a number or an object of numbers"""),
+    ("UPDATE results SET extra = '5' WHERE candidate = 0 AND split = 1",
+     "in its results table, the extra column of the row of candidate 0, split 1",
+     "holds '5', not an object or null"),
+    ("UPDATE results SET fit_time = 'abc' WHERE candidate = 1 AND split = 0",
+     "in its results table, the fit_time column of the row of candidate 1, split 0",
+     "holds text, not a number or null"),
+    ("UPDATE results SET n_test_samples = 'abc' WHERE candidate = 1 AND split = 0",
+     "in its results table, the n_test_samples column of the row of candidate 1, split 0",
+     "holds text, not an integer or null"),
+    ("UPDATE state SET value = '[1]' WHERE key = 'random_state'",
+     "in its state table, the value column of the row of key 'random_state'",
+     "holds '[1]', not a random state (numpy's, as a list of 5 values)"),
+    ("UPDATE rounds SET candidates = '{}'",
+     "in its rounds table, the candidates column of the row of round 0",
+     "holds '{}', not a list of objects of parameters"),
+], ids=["a string score", "a string in a score", "extra", "fit_time", "n_test_samples", "random_state",
+        "candidates"])
+def test_a_value_of_the_wrong_kind_in_a_checkpoint_is_refused_naming_the_file_table_and_row(
+        tmp_path, statement, where, holds):
+    # Valid JSON, but not what sknet writes there: before, raw errors that named nothing
+    # ("could not convert string to float", "not enough values to unpack"), or served silently.
+    path = _edited(tmp_path, statement)
+    before = _file_digest(path)
+    message = re.escape(f"Checkpoint '{path}' is damaged or was edited: {where} {holds}. Nothing was "
+                        f"written to it; {_AFRESH}")
+    with pytest.raises(ValueError, match=message + "$"):
+        RandomizedSearchCV(**_RANDOM, checkpoint=path).fit(_X, _Y)
+    assert _file_digest(path) == before
+
+
 @pytest.mark.parametrize("table", ["header", "rounds", "state", "results"])
 def test_a_dropped_table_is_refused_naming_the_file_and_the_table(tmp_path, table):
     path = _edited(tmp_path, f"DROP TABLE {table}")

@@ -129,20 +129,23 @@ def test_a_pruned_search_resumes_from_its_checkpoint(clf_data, tmp_path, keep_re
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.FitFailedWarning")
-def test_failed_candidates_are_pruned_at_once_and_the_median_is_taken_over_finite_scores(clf_data):
+@pytest.mark.parametrize("error_score", [np.nan, 0.0])
+def test_failed_candidates_are_pruned_at_once_and_the_median_is_taken_over_finite_scores(clf_data,
+                                                                                         error_score):
     X, y = clf_data
-    # Half the space diverges (lr >= 1e6 explodes the loss): a failure's -inf must neither
-    # survive a checkpoint nor drag the median down so that nothing is pruned.
+    # Half the space diverges (lr >= 1e6 explodes the loss): a failure must neither survive a
+    # checkpoint nor count in the median (as -inf it would drag it down so that nothing is pruned;
+    # as a numeric error_score it would pass for a result).
     space = {"lr": [1e7, 2e7, 5e7, 1e-3, 1e-2, 1e-1]}
     search = BayesSearchCV(MLPClassifier(**NET), space, n_iter=6, n_points=6, cv=3, random_state=6,
-                           prune=PRUNE, refit=False).fit(X, y)
+                           prune=PRUNE, refit=False, error_score=error_score).fit(X, y)
     results = search.cv_results_
     lr = np.array([params["lr"] for params in results["params"]])
     pruned, epochs = np.asarray(results["pruned"]), np.asarray(results["epochs_trained"])
     failed = lr > 1
     assert failed.sum() >= len(lr) / 2 and (~failed).any()  # the case: failures dominate
     assert pruned[failed].all() and set(epochs[failed]) == {PRUNE[0]}
-    assert np.isnan(results["mean_test_score"][failed]).all()
+    np.testing.assert_array_equal(results["mean_test_score"][failed], error_score)
     # The others follow the rule over the finite scores alone.
     scores = _scores_at([results["params"][i] for i in np.flatnonzero(~failed)], PRUNE[0], X, y)
     expected = scores < np.median(scores)

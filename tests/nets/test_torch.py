@@ -161,23 +161,25 @@ def _three_classes(X, y):
     return (y > -0.5).astype(int) + (y > 0.5)
 
 
-@pytest.mark.parametrize("make, y_of, k, expected, meaning", [
-    (TorchRegressor, lambda X, y: np.c_[y, y, y], 1, r"\(2, 3\)", r"one column per target \(3 targets\)"),
-    (TorchClassifier, _three_classes, 4, r"\(2, 3\)", r"a logit per class \(3 classes: \[0, 1, 2\]\)"),
-    (TorchClassifier, _three_classes, 2, r"\(2, 3\)", "a logit per class"),
-    (TorchClassifier, lambda X, y: np.c_[y > 0, y > 0.5].astype(int), 3, r"\(2, 2\)",
+@pytest.mark.parametrize("make, y_of, k, shape, meaning", [
+    (TorchRegressor, lambda X, y: np.c_[y, y, y], 1, (2, 3), r"one column per target \(3 targets\)"),
+    (TorchClassifier, _three_classes, 4, (2, 3), r"a logit per class \(3 classes: \[0, 1, 2\]\)"),
+    (TorchClassifier, _three_classes, 2, (2, 3), "a logit per class"),
+    # Two outputs: three rows, so that an output transposed to (n_outputs, n_rows) cannot pass.
+    (TorchClassifier, lambda X, y: np.c_[y > 0, y > 0.5].astype(int), 3, (3, 2),
      r"a logit per label \(2 labels\)"),
-    (TorchClassifier, lambda X, y: np.where(y > 0, "yes", "no"), 1, r"\(2, 2\)",
+    (TorchClassifier, lambda X, y: np.where(y > 0, "yes", "no"), 1, (3, 2),
      r"a logit per class \(2 classes: \['no', 'yes'\]\)"),
 ])
 @pytest.mark.parametrize("in_a_search", [False, True])
-def test_outputs_of_the_wrong_shape_are_refused_at_fit_before_any_training(make, y_of, k, expected, meaning,
+def test_outputs_of_the_wrong_shape_are_refused_at_fit_before_any_training(make, y_of, k, shape, meaning,
                                                                           in_a_search):
     X, y = _line(60)
     y = y_of(X, y)
     net = make(FixedOutputs, module__k=k, max_epochs=1, random_state=0, device="cpu")
-    match = (rf"{make.__name__}'s module FixedOutputs returns outputs of shape \(2, {k}\) for a batch of 2 "
-             rf"rows, but a tensor of shape {expected} is expected: {meaning}")
+    rows, n_outputs = shape
+    match = (rf"{make.__name__}'s module FixedOutputs returns outputs of shape \({rows}, {k}\) for a batch "
+             rf"of {rows} rows, but a tensor of shape \({rows}, {n_outputs}\) is expected: {meaning}")
     if not in_a_search:
         with pytest.raises(ValueError, match=match):
             net.fit(X, y)
@@ -185,6 +187,24 @@ def test_outputs_of_the_wrong_shape_are_refused_at_fit_before_any_training(make,
     for engine in ("batched", "sequential"):  # every fit fails, with the same words
         with pytest.raises(ValueError, match=r"(?s)fits failed.*" + match):
             GridSearchCV(net, {"lr": [1e-3, 1e-2]}, cv=2, engine=engine).fit(X, y)
+
+
+class Transposed(FixedOutputs):
+    """Two heads stacked along the wrong dimension: outputs (n_outputs, n_rows)."""
+
+    def forward(self, X):
+        return self.linear(X).T
+
+
+@pytest.mark.parametrize("make, y_of", [(TorchClassifier, lambda X, y: (y > 0).astype(int)),
+                                        (TorchRegressor, lambda X, y: np.c_[y, -y])])
+def test_outputs_transposed_for_two_outputs_are_refused(make, y_of):
+    X, y = _line(60)
+    # On two rows, (2, 2) would pass for (n_rows, 2); before the check, a batch size of 2 trained.
+    net = make(Transposed, module__k=2, batch_size=2, max_epochs=1, random_state=0, device="cpu")
+    with pytest.raises(ValueError, match=r"returns outputs of shape \(2, 3\) for a batch of 3 rows, but a "
+                                         r"tensor of shape \(3, 2\) is expected"):
+        net.fit(X, y_of(X, y))
 
 
 class Noisy(nn.Module):
