@@ -1,6 +1,6 @@
 """GPU check: sknet's batched engine on a CUDA GPU against the alternatives, in one run.
 
-What ``benchmarks/gpu_check.sh`` runs on the device machine (issue 17). Parts:
+What ``benchmarks/gpu_check.sh`` runs on the device machine. Parts:
 
 1. **ceiling**: the GPU's float32 matmul rate (8192 x 8192, timed with CUDA events), the
    practical ceiling the engine's rate is compared with.

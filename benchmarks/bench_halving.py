@@ -14,7 +14,7 @@ candidates at 3, 9, 27 and 81 epochs), Adam, batch size 128. Searched by:
 Beside them, sknet's own search with its survivors restarted at each rung (continuation off),
 to show what continuing saves.
 
-Targets (issue 16): 1 at least 5x faster than 2 and 30x faster than 3, with a best score
+Targets: 1 at least 5x faster than 2 and 30x faster than 3, with a best score
 within 0.005 of theirs. Each contender first runs once untimed on 300 rows.
 
 ``--part curves``: epoch curves for free. sknet's ``GridSearchCV`` over 16 settings (4 lr x 4

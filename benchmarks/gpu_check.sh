@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The device machine's one prepared run (issue 17): the GPU tests and the GPU benchmark.
+# The device machine's one prepared run: the GPU tests and the GPU benchmark.
 #
 # On the device machine (one NVIDIA GPU, 16 cores, no package registry), from the repository
 # root, with the wheels of benchmarks/fetch_gpu_wheels.sh carried in .wheels/:
