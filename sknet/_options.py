@@ -4,6 +4,7 @@ The estimators and (later) the batched engine both read these tables, so a
 name means the same thing everywhere.
 """
 
+import fnmatch
 import inspect
 
 import torch
@@ -116,6 +117,17 @@ def effective_momentum(optimizer, momentum):
     if default is None or not isinstance(default.default, (int, float)) or isinstance(default.default, bool):
         return 0.0
     return float(default.default)
+
+
+# Parameters that take no weight decay, by name (fnmatch patterns): biases and normalisation
+# parameters, as scikit-learn's alpha spares the intercepts. The estimators' param groups and the
+# batched optimizers both read this one rule.
+NO_DECAY_PATTERNS = ("*.bias", "*norm*")
+
+
+def takes_weight_decay(name):
+    """Whether the parameter ``name`` takes weight decay (see ``NO_DECAY_PATTERNS``)."""
+    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in NO_DECAY_PATTERNS)
 
 
 def optimizer_kwargs(optimizer_cls, momentum, weight_decay):

@@ -25,6 +25,23 @@ from contextlib import contextmanager
 import torch
 
 
+def resolve_device(device):
+    """Turn the ``device`` argument into a concrete torch device string."""
+    if device == "auto":
+        return auto_device()
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(
+            f"The 'device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead."
+        )
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available; use 'auto' or 'cpu'.")
+    return str(parsed)
+
+
 def auto_device():
     """The device ``device="auto"`` means in the current process.
 

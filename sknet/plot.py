@@ -439,7 +439,7 @@ def _integer_ticks(ax):
 
 def _net(estimator):
     """The sknet net to plot: ``estimator`` itself, or the last step of a pipeline."""
-    from .nets._base import BaseMLP
+    from .nets._mlp import BaseMLP
 
     net = estimator[-1] if isinstance(estimator, Pipeline) else estimator
     if not isinstance(net, BaseMLP):

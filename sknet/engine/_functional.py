@@ -13,14 +13,11 @@ the module sees a view of it in its own shape.
 """
 
 import copy
-import fnmatch
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-# Parameter names that take no weight decay: the patterns of the estimators' param groups
-# (``BaseMLP._build_net``): biases and normalisation parameters.
-NO_DECAY_PATTERNS = ("*.bias", "*norm*")
+from .._options import takes_weight_decay
 
 
 def tensor_layout(module):
@@ -32,15 +29,10 @@ def has_hand_written_backward(estimator):
     """Whether the fitted or prepared ``estimator`` is one of sknet's MLPs (their flat arguments
     describe its ``MLPModule``), which :class:`BatchedMLP` trains (faster, and with dropout masks
     equal to its sequential fit's); any other module goes through :class:`BatchedModule`."""
-    from ..nets._base import BaseMLP
+    from ..nets._mlp import BaseMLP
     from ..nets._module import MLPModule
 
     return isinstance(estimator, BaseMLP) and type(estimator.net_.module_) is MLPModule
-
-
-def takes_weight_decay(name):
-    """Whether the parameter ``name`` takes weight decay, as the estimators' param groups decide."""
-    return not any(fnmatch.fnmatchcase(name, pattern) for pattern in NO_DECAY_PATTERNS)
 
 
 class BatchedModule:
@@ -185,7 +177,7 @@ class BatchedModule:
 
 def _columns(out, X):
     """Outputs ``(K, n, n_outputs)``: a module's single output returned flat, ``(n,)`` per model,
-    as the column its targets are (as ``SkorchMLP.infer`` takes it)."""
+    as the column its targets are (as ``SkorchNet.infer`` takes it)."""
     flat = out.dim() < 3 and out.numel() == X.shape[0] * X.shape[1]
     return out.reshape(*X.shape[:2], 1) if flat else out
 
@@ -276,5 +268,4 @@ def _first_line(exc):
     return text.splitlines()[0] if text else "no message"
 
 
-__all__ = ["BatchedModule", "has_hand_written_backward", "takes_weight_decay", "tensor_layout",
-           "vmap_refusal"]
+__all__ = ["BatchedModule", "has_hand_written_backward", "tensor_layout", "vmap_refusal"]

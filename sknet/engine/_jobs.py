@@ -16,8 +16,9 @@ from sklearn.base import clone
 from sklearn.utils import _safe_indexing, check_array
 
 from .. import _options
-from ..nets._base import BaseMLP, BaseTorchNet
+from ..nets._base import BaseTorchNet
 from ..nets._data import is_dict_of_arrays
+from ..nets._mlp import BaseMLP
 from ._functional import vmap_refusal
 from ._loss import LOSSES
 

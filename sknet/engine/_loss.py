@@ -1,7 +1,7 @@
 """Per-model losses and their gradients with respect to the outputs, for the batched step.
 
 Each model's loss is the weighted mean of its rows' losses (weights from
-``class_weight``; padded rows weigh 0), as ``SkorchMLP.get_loss`` computes it
+``class_weight``; padded rows weigh 0), as ``SkorchNet.get_loss`` computes it
 for one model. Every function takes the outputs ``(K, n, n_outputs)``, the
 targets, and ``coef`` of shape ``(K, n)``, each row's weight divided by its
 model's total weight, and returns ``(loss, grad)``: the ``(K,)`` losses and

@@ -27,7 +27,7 @@ class BatchedOptimizer:
         Stacked leaf tensors of shape ``(K_i, ...)``.
     decays : list of bool
         Whether each tensor takes weight decay (weights do, biases do not,
-        as the param groups of ``BaseMLP._build_net`` say).
+        as ``sknet._options.NO_DECAY_PATTERNS`` says).
     weight_decay, momentum : ndarray of shape (K,)
         Per-model hyperparameters.
     spans : list of slice, default=None

@@ -25,8 +25,8 @@ from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring
 
 from .._compat import OutOfMemoryError
-from ..nets._base import StopOnDivergence
 from ..nets._data import DeviceBatches, predict_batch_size
+from ..nets._skorch import StopOnDivergence
 from ..parallel import fit_threads, forward_work, step_work
 from . import _functional, _optim
 from ._functional import BatchedModule, tensor_layout

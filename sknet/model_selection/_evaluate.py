@@ -36,7 +36,8 @@ from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_f
 from .._identity import random_state_from_json, random_state_to_json
 from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key, refusal
-from ..nets._base import BaseMLP, resolve_device
+from ..nets._mlp import BaseMLP
+from ..parallel import resolve_device
 from ._tasks import Block, EngineJob, Scoring, fit_and_score, split_fold, train_and_score
 from ._wrappers import epochs_param, final_net, fit_layers, layers_key
 

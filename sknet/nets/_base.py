@@ -1,364 +1,36 @@
-"""What the sknet estimators share: validation, device, the skorch net, fit and predict.
+"""What the sknet estimators share: parameters, validation, the fit and the prediction.
 
-:class:`BaseTorchNet` trains any ``torch.nn.Module`` class; :class:`BaseMLP` is that estimator
-with sknet's :class:`~sknet.nets._module.MLPModule`, built from flat hyperparameters.
+:class:`BaseTorchNet` trains any ``torch.nn.Module`` class through its skorch net
+(``_skorch.py``); the checks of a fit are in ``_checks.py``, its seeding in
+``_seeding.py``. :class:`~sknet.nets._mlp.BaseMLP` is this estimator with sknet's
+:class:`~sknet.nets._module.MLPModule`, built from flat hyperparameters.
 """
 
-import functools
 import inspect
 import math
-import os
-import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils import check_array
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, _check_y, check_is_fitted, validate_data
-from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.helper import SliceDict, predefined_split
 
 from .. import _options
 from .._compat import CallbackSupportMixin  # scikit-learn's, or a no-op one before 1.9
-from ..parallel import auto_device, fit_threads, forward_work, step_work
-from ._data import DeviceBatches, InMemoryDataset, is_dict_of_arrays, predict_batch_size
+from ..parallel import fit_threads, forward_work, resolve_device
+from ._checks import DIVERGENCE_FACTOR, SubclassOf, divergence_hint, explain_text, initial_loss
+from ._data import InMemoryDataset, is_dict_of_arrays
 from ._module import MLPModule
-
-_MAX_SEED = np.iinfo(np.int32).max
-
-
-def _first_seed(random_state):
-    """``check_random_state(random_state).randint(_MAX_SEED)``: the seed of a fit's seed generator.
-
-    For an int it is the same every time, and a RandomState costs ~0.1 ms to create (a
-    search's fits share their random_state): drawn once per int.
-    """
-    if isinstance(random_state, Integral):
-        return _first_seed_of_int(int(random_state))
-    return check_random_state(random_state).randint(_MAX_SEED)
-
-
-@functools.lru_cache(maxsize=256)
-def _first_seed_of_int(random_state):
-    return check_random_state(random_state).randint(_MAX_SEED)
-
-
-class SkorchMLP(NeuralNet):
-    """The skorch net inside an sknet estimator.
-
-    It differs from a plain :class:`skorch.NeuralNet` in four ways: batches are
-    sliced from tensors already on the device, the loss is weighted per sample
-    and carries an L1 penalty, shuffling is seeded, and ``train_epochs`` lets a
-    user's ``KeyboardInterrupt`` through (skorch's ``partial_fit`` swallows it,
-    which would leave a search running after the user asked it to stop).
-    """
-
-    def __init__(self, *args, l1=0.0, shuffle_seed=None, module_dtype=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.l1 = l1
-        self.shuffle_seed = shuffle_seed
-        self.module_dtype = module_dtype
-
-    def initialize_module(self):
-        super().initialize_module()
-        if self.module_dtype is not None:  # a user's module may not take a dtype: cast its floats
-            self.module_.to(self.module_dtype)
-        return self
-
-    def get_iterator(self, dataset, training=False):
-        if not isinstance(dataset, InMemoryDataset):
-            return super().get_iterator(dataset, training=training)
-        if training:
-            return DeviceBatches(dataset, self.batch_size, shuffle=True, seed=self.shuffle_seed)
-        return DeviceBatches(dataset, predict_batch_size(dataset, self.batch_size))
-
-    def infer(self, x, **fit_params):
-        out = super().infer(x, **fit_params)
-        # A single regression target returned flat, (n,) (``.squeeze(-1)``), is the column (n, 1)
-        # the targets are: left flat, the loss would broadcast it against them to (n, n).
-        # fit has checked that only a module of one output returns so (check_outputs).
-        return out.reshape(-1, 1) if torch.is_tensor(out) and out.dim() < 2 else out
-
-    def _set_training(self, training=True):
-        # skorch sets the mode before every batch; walking the module tree each
-        # time is a measurable share of a small MLP's step, so skip no-ops.
-        if self.module_.training != training or self.criterion_.training != training:
-            super()._set_training(training)
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        y, weight = y_true if isinstance(y_true, tuple) else (y_true, None)
-        # torch's fused mean reduction is ~20% faster than reducing per-sample
-        # losses ourselves, so only ask for those when samples are weighted.
-        self.criterion_.reduction = "mean" if weight is None else "none"
-        if weight is None:
-            loss = self.criterion_(y_pred, y)
-        else:
-            losses = self.criterion_(y_pred, y)
-            if losses.ndim > 1:  # several regression outputs: average them per sample
-                losses = losses.mean(dim=1)
-            loss = (losses * weight).sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
-        if training and self.l1:
-            loss = loss + self.l1 * sum(w.abs().sum() for w in penalized_weights(self.module_))
-        return loss
-
-    def train_epochs(self, dataset, epochs):
-        """Run ``epochs`` epochs on ``dataset`` from the current state."""
-        self.notify("on_train_begin", X=dataset, y=None)
-        try:
-            self.fit_loop(dataset, epochs=epochs)
-        except KeyboardInterrupt:
-            # skorch's EarlyStopping stops training by raising KeyboardInterrupt;
-            # anything else is the user's Ctrl-C and must reach them.
-            if not self._early_stopped():
-                raise
-        self.notify("on_train_end", X=dataset, y=None)
-        return self
-
-
-    def _early_stopped(self):
-        return any(getattr(cb, "stop_requested_", False)
-                   or (isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience)
-                   for _, cb in self.callbacks_)
-
-
-def penalized_weights(module):
-    """The weights L1 penalises: ``module.penalized_weights()``, else every parameter of 2+ dimensions.
-
-    Parameters of one dimension are biases and normalisation scales, which a
-    penalty would only pull towards an arbitrary point.
-    """
-    if hasattr(module, "penalized_weights"):
-        return module.penalized_weights()
-    return [p for p in module.parameters() if p.ndim >= 2]
-
-
-# A fit whose training loss ends this many times above the untrained network's has diverged
-# even when the loss stayed finite: lr=1e6 on iris ends near 5e5 from 1.1, a useless model.
-# Healthy training ends below where it began; three orders of magnitude leave room for noise.
-DIVERGENCE_FACTOR = 1000.0
-# The untrained network's loss is averaged over the first epoch's leading batches up to this
-# many rows, so that a first batch of one lucky sample (batch_size=1) does not set it.
-_INITIAL_LOSS_ROWS = 32
-
-
-def _initial_loss(history):
-    """The untrained network's training loss: the first epoch's leading batches, at least 32 rows."""
-    total = rows = 0.0
-    for batch in history[0, "batches"]:
-        if "train_loss" not in batch:  # a validation batch (early stopping)
-            continue
-        total += batch["train_loss"] * batch["train_batch_size"]
-        rows += batch["train_batch_size"]
-        if rows >= _INITIAL_LOSS_ROWS:
-            break
-    return total / rows
-
-
-def _divergence_hint(lr):
-    return f"Try a smaller lr (now {lr}), scaled inputs, or gradient-friendlier settings."
-
-
-class StopOnDivergence(Callback):
-    """Raise as soon as an epoch's training loss is NaN or infinite."""
-
-    def on_epoch_end(self, net, **kwargs):
-        loss = net.history[-1, "train_loss"]
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"Training diverged: the training loss is {loss} at epoch {len(net.history)}. "
-                + _divergence_hint(net.lr)
-            )
-
-
-class _OptimizerClass(HasMethods):
-    """Parameter constraint: a ``torch.optim.Optimizer`` subclass, named so in error messages.
-
-    scikit-learn's ``type`` constraint would accept any class and describe
-    itself as "an instance of 'type'".
-    """
-
-    def __init__(self):
-        super().__init__([])
-
-    def is_satisfied_by(self, val):
-        return isinstance(val, type) and issubclass(val, torch.optim.Optimizer)
-
-    def __str__(self):
-        return "a torch.optim.Optimizer subclass"
-
-
-@contextmanager
-def explain_text(estimator, X, y="no_validation"):
-    """Within the block, a failed string-to-float conversion says whether X or y holds text."""
-    try:
-        yield
-    except ValueError as exc:
-        if "could not convert string to float" not in str(exc):
-            raise
-        name = type(estimator).__name__
-        columns = _text_columns(X)
-        if columns or not _is_text(y):
-            where = f"column(s) {columns} of X hold" if columns else "X holds"
-            raise ValueError(
-                f"{name} needs numeric features, but {where} text ({exc}). Encode text and "
-                "categorical columns first, e.g. with OneHotEncoder or OrdinalEncoder in a "
-                "ColumnTransformer."
-            ) from exc
-        raise ValueError(
-            f"{name} needs numeric targets, but y holds text ({exc}). Class labels are for "
-            "MLPClassifier."
-        ) from exc
-
-
-def _is_text(y):
-    """Whether targets ``y`` (not "no_validation") fail to convert to numbers."""
-    if isinstance(y, str):
-        return False
-    try:
-        np.asarray(y, dtype=np.float64)
-    except (ValueError, TypeError):
-        return True
-    return False
-
-
-def _text_columns(X):
-    """Names (DataFrame) or indices (array) of the columns of X that do not convert to numbers."""
-    if sp.issparse(X):
-        return []
-    if hasattr(X, "columns") and hasattr(X, "iloc"):  # a DataFrame, without importing pandas
-        columns = [(name, X.iloc[:, j]) for j, name in enumerate(X.columns)]
-    else:
-        array = np.asarray(X, dtype=object)
-        if array.ndim != 2:
-            return []
-        columns = [(j, array[:, j]) for j in range(array.shape[1])]
-    bad = []
-    for name, column in columns:
-        try:
-            np.asarray(column, dtype=np.float64)
-        except (ValueError, TypeError):
-            bad.append(name.item() if isinstance(name, np.generic) else name)
-    return bad
-
-
-class ValidationScore(Callback):
-    """Record ``valid_score`` (accuracy or R^2, higher is better) each epoch."""
-
-    def __init__(self, score):
-        self.score = score
-
-    def on_epoch_begin(self, net, **kwargs):
-        self.y_true_, self.y_pred_ = [], []
-
-    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
-        if not training:
-            y = batch[1][0] if isinstance(batch[1], tuple) else batch[1]
-            self.y_true_.append(y)
-            self.y_pred_.append(y_pred)
-
-    def on_epoch_end(self, net, **kwargs):
-        if self.y_true_:
-            score = self.score(torch.cat(self.y_true_), torch.cat(self.y_pred_))
-            net.history.record("valid_score", float(score))
-
-
-class EpochTasks(Callback):
-    """Report each epoch to scikit-learn callbacks as a subtask of the fit task.
-
-    This is what lets ``sklearn.callback.ProgressBar`` on a search show the
-    epochs of each candidate's fit. A callback that asks to stop (its
-    ``on_fit_task_end`` returns True) ends training after that epoch.
-    """
-
-    def __init__(self, estimator, context):
-        self.estimator = estimator
-        self.context = context
-        self.stop_requested_ = False
-
-    def on_epoch_begin(self, net, **kwargs):
-        self.epoch_context_ = self.context.subcontext(task_name="epoch")
-        self.epoch_context_.call_on_fit_task_begin(estimator=self.estimator)
-
-    def on_epoch_end(self, net, **kwargs):
-        if self.epoch_context_.call_on_fit_task_end(estimator=self.estimator):
-            self.stop_requested_ = True
-            raise KeyboardInterrupt  # skorch's way to end fit_loop; train_epochs knows it is ours
-
-
-def resolve_device(device):
-    """Turn the ``device`` argument into a concrete torch device string."""
-    if device == "auto":
-        return auto_device()
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        parsed = None
-    if parsed is None or parsed.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(
-            f"The 'device' parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead."
-        )
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available; use 'auto' or 'cpu'.")
-    return str(parsed)
-
-
-_SEEDED = threading.RLock()  # held by the thread in a seeded block
-
-
-def _new_seeded_lock():
-    global _SEEDED
-    _SEEDED = threading.RLock()  # a forked child has no other thread that could release it
-
-
-os.register_at_fork(after_in_child=_new_seeded_lock)
-
-
-@contextmanager
-def seeded(seed, device, state=None):
-    """Seed torch's global generator of ``device`` for a block, restoring it afterwards.
-
-    Weight initialisation and dropout draw from the global generators; forking
-    keeps a fit reproducible without disturbing the caller's random state.
-    ``state`` (from :func:`generator_state`), when given, is set instead of
-    seeding: a fit's dropout draws go on from where its initialisation left the
-    generator. One thread at a time holds such a block: fits in threads
-    (joblib's threading backend) would otherwise draw from each other's seeds.
-    So a fit keeps only what draws from them in the block: initialisation, and
-    training with dropout.
-    """
-    device = torch.device(device)
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    with _SEEDED, torch.random.fork_rng(devices=cuda):
-        # Only the generators the fit uses (and fork_rng restores): torch.manual_seed would also
-        # reseed every other GPU for good, and costs more than a small fit's initialisation.
-        if not cuda:
-            if state is None:
-                torch.random.default_generator.manual_seed(seed)
-            else:
-                torch.random.default_generator.set_state(state)
-        else:
-            with torch.cuda.device(cuda[0]):
-                if state is None:
-                    torch.random.default_generator.manual_seed(seed)
-                    torch.cuda.manual_seed(seed)
-                else:
-                    torch.cuda.set_rng_state(state)
-        yield
-
-
-def generator_state(device):
-    """The state of torch's global generator that a fit on ``device`` draws from."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_rng_state(device.index or 0)
-    return torch.random.default_generator.get_state()
+from ._persist import save
+from ._seeding import MAX_SEED, first_seed, generator_state, seeded
+from ._skorch import EpochTasks, SkorchNet, StopOnDivergence, ValidationScore, silent
 
 
 @dataclass
@@ -396,19 +68,6 @@ class FitSetup:
 _PARAM_NAMES = {}  # estimator class -> the names of its __init__ parameters
 
 
-class _ModuleClass(HasMethods):
-    """Parameter constraint: a ``torch.nn.Module`` subclass (not an instance)."""
-
-    def __init__(self):
-        super().__init__([])
-
-    def is_satisfied_by(self, val):
-        return isinstance(val, type) and issubclass(val, torch.nn.Module)
-
-    def __str__(self):
-        return "a torch.nn.Module subclass (the class, not an instance)"
-
-
 # Constructor arguments of a user's module that the data decides, filled in when not set.
 DATA_ARGUMENTS = ("n_features", "input_shape", "n_outputs")
 
@@ -421,7 +80,8 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "optimizer": [StrOptions(set(_options.OPTIMIZERS)), _OptimizerClass()],
+        "optimizer": [StrOptions(set(_options.OPTIMIZERS)),
+                      SubclassOf(torch.optim.Optimizer, "a torch.optim.Optimizer subclass")],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "momentum": [None, Interval(Real, 0, 1, closed="both")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
@@ -739,8 +399,8 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         weight = self._sample_weight(data.y, data.sample_weight)
         self._check_arguments()
         self.device_ = resolve_device(self.device)
-        self._seed_rng = np.random.RandomState(_first_seed(self.random_state))
-        seed = int(self._seed_rng.randint(_MAX_SEED))
+        self._seed_rng = np.random.RandomState(first_seed(self.random_state))
+        seed = int(self._seed_rng.randint(MAX_SEED))
         train, valid = self._split_rows(data.y, seed)
         self._check_training_size(len(train))
         self.net_ = self._build_net(self._fitted_input_shape(), data.n_outputs,
@@ -758,7 +418,7 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         Run at fit on the first two training rows (three for two outputs, so that outputs
         transposed to ``(n_outputs, n_rows)`` cannot pass), before any training: a wrong
         shape would otherwise train silently on a broadcast loss, or fail later with torch's
-        words. A single target may come flat, ``(n_rows,)`` (see :meth:`SkorchMLP.infer`).
+        words. A single target may come flat, ``(n_rows,)`` (see :meth:`SkorchNet.infer`).
         """
         rows = train[:3 if n_outputs == 2 else 2]
         module = self.net_.module_
@@ -803,7 +463,7 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
             sample_weight = _check_sample_weight(sample_weight, X_valid, dtype=self._float_dtype(),
                                                  ensure_non_negative=True)
         weight = self._sample_weight(y_encoded, sample_weight)
-        seed = int(self._seed_rng.randint(_MAX_SEED))
+        seed = int(self._seed_rng.randint(MAX_SEED))
         train, valid = self._datasets(X_valid, y_encoded, weight, *self._split_rows(y_encoded, seed))
         self._check_training_size(len(train))
         self.net_.shuffle_seed = seed
@@ -890,7 +550,7 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         if params and not torch.stack([torch.isfinite(p).all() for p in params]).all():
             raise FloatingPointError(
                 f"Training diverged: the network's weights are NaN or infinite after epoch "
-                f"{len(self.net_.history)}. " + _divergence_hint(self.lr)
+                f"{len(self.net_.history)}. " + divergence_hint(self.lr)
             )
 
     def _check_loss_growth(self):
@@ -900,12 +560,12 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         best one under early stopping). See ``DIVERGENCE_FACTOR``.
         """
         history = self.net_.history
-        final, start = history[self._kept_epoch() - 1, "train_loss"], _initial_loss(history)
+        final, start = history[self._kept_epoch() - 1, "train_loss"], initial_loss(history)
         if final > DIVERGENCE_FACTOR * start:
             raise FloatingPointError(
                 f"Training diverged: the training loss is {final:.3g} after epoch {self._kept_epoch()}, "
                 f"over {DIVERGENCE_FACTOR:.0f} times the untrained network's {start:.3g}. "
-                + _divergence_hint(self.lr)
+                + divergence_hint(self.lr)
             )
 
     def _kept_epoch(self):
@@ -958,9 +618,9 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         optimizer = _options.optimizer_class(self.optimizer)
         optimizer_kwargs = _options.optimizer_kwargs(optimizer, self._momentum(), self.weight_decay)
         if optimizer_kwargs.get("weight_decay"):  # like scikit-learn's alpha: weights only
-            optimizer_kwargs["param_groups"] = [("*.bias", {"weight_decay": 0.0}),
-                                                ("*norm*", {"weight_decay": 0.0})]
-        return SkorchMLP(
+            optimizer_kwargs["param_groups"] = [(pattern, {"weight_decay": 0.0})
+                                                for pattern in _options.NO_DECAY_PATTERNS]
+        return SkorchNet(
             module=self._module_class(),
             **{f"module__{k}": v for k, v in self._module_kwargs(input_shape, n_outputs).items()},
             module_dtype=getattr(torch, self.dtype),
@@ -988,7 +648,7 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
             callbacks.append(("valid_score", ValidationScore(self._validation_score)))
             callbacks.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.patience, threshold=self.tol,
-                threshold_mode="abs", load_best=True, sink=_silent)))
+                threshold_mode="abs", load_best=True, sink=silent)))
         if self.lr_schedule is not None:
             policy, kwargs, step_every = _options.lr_scheduler(
                 self.lr_schedule, lr=self.lr, max_epochs=self.max_epochs,
@@ -1088,8 +748,6 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
             A parameter cannot be stored (e.g. skorch ``callbacks``): pickle
             such a model instead.
         """
-        from ._persist import save
-
         save(self, path)
 
     def __setstate__(self, state):
@@ -1139,73 +797,3 @@ def _shape_of(X):
         return None
 
 
-def _silent(*args, **kwargs):
-    """Sink for skorch messages we do not want printed."""
-
-
-class BaseMLP(BaseTorchNet):
-    """:class:`BaseTorchNet` with sknet's MLP module, built from flat hyperparameters; not for direct use."""
-
-    _parameter_constraints = {
-        **BaseTorchNet._parameter_constraints,
-        "n_layers": [Interval(Integral, 0, None, closed="left")],
-        "n_units": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": [None, "array-like"],
-        "activation": [StrOptions(set(_options.ACTIVATIONS))],
-        "weight_init": [StrOptions(set(_options.WEIGHT_INITS))],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "batch_norm": ["boolean"],
-    }
-
-    def _module_class(self):
-        return MLPModule
-
-    def _module_kwargs(self, input_shape, n_outputs):
-        return dict(n_features=input_shape[0], hidden_sizes=self._hidden_sizes(), n_outputs=n_outputs,
-                    activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm,
-                    weight_init=self.weight_init, dtype=getattr(torch, self.dtype))
-
-    def _X_options(self):
-        return dict(accept_sparse="csr", dtype=self._float_dtype())
-
-    def _check_input_shape(self, X, reset):
-        """validate_data's feature count check is the whole check for 2-D input."""
-
-    def _fitted_input_shape(self):
-        return (self.n_features_in_,)
-
-    def _takes_dict(self):
-        return False  # an MLP's X is one 2-D table
-
-    def _step_work(self, train):
-        return step_work(train.X.shape[1], self._hidden_sizes(), self.net_.module_.output.out_features,
-                         min(self.batch_size, len(train)))
-
-    def _draws_at_random(self):
-        return self.dropout > 0
-
-    def _hidden_sizes(self):
-        if self.hidden_layer_sizes is not None:
-            return tuple(int(s) for s in self.hidden_layer_sizes)
-        return (self.n_units,) * self.n_layers
-
-    def _check_arguments(self):
-        if self.hidden_layer_sizes is not None:
-            sizes = self.hidden_layer_sizes
-            if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
-                raise ValueError(
-                    "The 'hidden_layer_sizes' parameter must be None or a sequence of positive "
-                    f"integers. Got {sizes!r} instead."
-                )
-        if self.batch_norm and self.batch_size < 2:
-            raise ValueError(
-                "batch_norm=True needs batch_size >= 2: batch normalisation of a single sample is "
-                f"undefined. Got batch_size={self.batch_size}."
-            )
-        super()._check_arguments()
-
-    def _check_training_size(self, n_train):
-        """Batch normalisation needs two rows to normalise (torch fails obscurely with one)."""
-        if self.batch_norm and n_train < 2:
-            held_out = " after the early-stopping validation split" if self.early_stopping else ""
-            raise ValueError(f"batch_norm=True needs at least 2 training samples{held_out}. Got {n_train}.")

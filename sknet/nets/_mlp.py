@@ -4,10 +4,16 @@ Their flat hyperparameters (``n_layers``, ``n_units``, ``activation``...) build 
 targets, outputs and training are the Torch estimators'.
 """
 
-from sklearn.utils._param_validation import StrOptions
+from numbers import Integral, Real
+
+import torch
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .. import _options
-from ._base import BaseMLP
+from ..parallel import step_work
+from ._base import BaseTorchNet
+from ._module import MLPModule
+from ._persist import saveable
 from ._torch import (
     FITTED_ATTRIBUTES,
     TRAILING_PARAMETERS,
@@ -16,6 +22,75 @@ from ._torch import (
     TorchRegressor,
     docstring,
 )
+
+
+class BaseMLP(BaseTorchNet):
+    """:class:`BaseTorchNet` with sknet's MLP module, built from flat hyperparameters; not for direct use."""
+
+    _parameter_constraints = {
+        **BaseTorchNet._parameter_constraints,
+        "n_layers": [Interval(Integral, 0, None, closed="left")],
+        "n_units": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": [None, "array-like"],
+        "activation": [StrOptions(set(_options.ACTIVATIONS))],
+        "weight_init": [StrOptions(set(_options.WEIGHT_INITS))],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+    }
+
+    def _module_class(self):
+        return MLPModule
+
+    def _module_kwargs(self, input_shape, n_outputs):
+        return dict(n_features=input_shape[0], hidden_sizes=self._hidden_sizes(), n_outputs=n_outputs,
+                    activation=self.activation, dropout=self.dropout, batch_norm=self.batch_norm,
+                    weight_init=self.weight_init, dtype=getattr(torch, self.dtype))
+
+    def _X_options(self):
+        return dict(accept_sparse="csr", dtype=self._float_dtype())
+
+    def _check_input_shape(self, X, reset):
+        """validate_data's feature count check is the whole check for 2-D input."""
+
+    def _fitted_input_shape(self):
+        return (self.n_features_in_,)
+
+    def _takes_dict(self):
+        return False  # an MLP's X is one 2-D table
+
+    def _step_work(self, train):
+        return step_work(train.X.shape[1], self._hidden_sizes(), self.net_.module_.output.out_features,
+                         min(self.batch_size, len(train)))
+
+    def _draws_at_random(self):
+        return self.dropout > 0
+
+    def _hidden_sizes(self):
+        if self.hidden_layer_sizes is not None:
+            return tuple(int(s) for s in self.hidden_layer_sizes)
+        return (self.n_units,) * self.n_layers
+
+    def _check_arguments(self):
+        if self.hidden_layer_sizes is not None:
+            sizes = self.hidden_layer_sizes
+            if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
+                raise ValueError(
+                    "The 'hidden_layer_sizes' parameter must be None or a sequence of positive "
+                    f"integers. Got {sizes!r} instead."
+                )
+        if self.batch_norm and self.batch_size < 2:
+            raise ValueError(
+                "batch_norm=True needs batch_size >= 2: batch normalisation of a single sample is "
+                f"undefined. Got batch_size={self.batch_size}."
+            )
+        super()._check_arguments()
+
+    def _check_training_size(self, n_train):
+        """Batch normalisation needs two rows to normalise (torch fails obscurely with one)."""
+        if self.batch_norm and n_train < 2:
+            held_out = " after the early-stopping validation split" if self.early_stopping else ""
+            raise ValueError(f"batch_norm=True needs at least 2 training samples{held_out}. Got {n_train}.")
+
 
 _MLP_PARAMETERS = """
     n_layers : int, default=1
@@ -43,6 +118,7 @@ def _docstring(summary, specific_parameters, attributes, example):
     return docstring(summary, parameters, attributes, example)
 
 
+@saveable("classes_", "_multilabel")
 class MLPClassifier(BaseMLP, TorchClassifier):
     _parameter_constraints = {
         **BaseMLP._parameter_constraints,
@@ -107,6 +183,7 @@ MLPClassifier.__doc__ = _docstring(
 )
 
 
+@saveable("n_outputs_", "_y_ndim")
 class MLPRegressor(BaseMLP, TorchRegressor):
     _parameter_constraints = {
         **BaseMLP._parameter_constraints,

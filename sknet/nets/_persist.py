@@ -23,8 +23,8 @@ import warnings
 import numpy as np
 import torch
 
+from ..parallel import resolve_device
 from ._atomic import write_atomically
-from ._base import resolve_device
 
 _FORMAT = "sknet-model"
 _FORMAT_VERSION = 1
@@ -78,19 +78,29 @@ _FITTED_CHECKS = {
     "device_": (_device, "a torch device such as 'cpu' or 'cuda:0'"),
 }
 _FITTED = tuple(name for name in _FITTED_CHECKS if name not in ("steps_per_epoch", "device_"))
-_OWN_FITTED = {"MLPClassifier": {"classes_", "_multilabel"}, "MLPRegressor": {"n_outputs_", "_y_ndim"},
-               "TorchClassifier": {"classes_", "_multilabel", "_input_shape"},
-               "TorchRegressor": {"n_outputs_", "_y_ndim", "_input_shape"}}
+# The estimator classes save writes and load reads, by name: (the class, the fitted attributes of
+# _FITTED_CHECKS that are its own). Each class declares itself with @saveable where it is defined.
+_SAVEABLE = {}
 _OPTIONAL_FITTED = {"feature_names_in_", "validation_scores_", "validation_loss_curve_",
                     "best_validation_score_", "_multilabel"}  # files of sknet before multilabel lack it
 _ARRAY_KINDS = "biufUO"  # bool, integers, floats, text, objects (mixed labels): what fit stores
 
 
-def _estimator_classes():
-    from ._mlp import MLPClassifier, MLPRegressor
-    from ._torch import TorchClassifier, TorchRegressor
+def saveable(*own_fitted):
+    """Class decorator: ``save`` writes estimators of this class, and ``load`` reads them by its name.
 
-    return {cls.__name__: cls for cls in (MLPClassifier, MLPRegressor, TorchClassifier, TorchRegressor)}
+    ``own_fitted`` names the fitted attributes (of those ``load`` checks) that this
+    class has and the other saveable classes may not, e.g. ``classes_``.
+    """
+    unknown = set(own_fitted) - set(_FITTED_CHECKS)
+    if unknown:
+        raise ValueError(f"load has no check for the fitted attribute(s) {sorted(unknown)}")
+
+    def register(cls):
+        _SAVEABLE[cls.__name__] = (cls, frozenset(own_fitted))
+        return cls
+
+    return register
 
 
 def _valid_class_name(name):
@@ -508,10 +518,9 @@ def _check_header(payload, path):
     if unknown or missing:
         raise _invalid(path, f"{_differences('fields', unknown, missing)}; a model file has the fields "
                        f"{list(_FIELDS)}.")
-    classes = _estimator_classes()
-    if payload["estimator"] not in classes:
+    if payload["estimator"] not in _SAVEABLE:
         raise ValueError(f"Unknown estimator {payload['estimator']!r} in {path!s}.")
-    return classes[payload["estimator"]]
+    return _SAVEABLE[payload["estimator"]][0]
 
 
 def _decoded_field(payload, field, path):
@@ -555,8 +564,8 @@ def _estimator_from_params(cls, params, path, trusted):
 
 def _checked_fitted(estimator_name, fitted, path):
     """The fitted attributes of a payload, each name known and each value of its kind."""
-    own = _OWN_FITTED[estimator_name]
-    others = set().union(*(own for name, own in _OWN_FITTED.items() if name != estimator_name)) - own
+    own = _SAVEABLE[estimator_name][1]
+    others = set().union(*(theirs for name, (_, theirs) in _SAVEABLE.items() if name != estimator_name)) - own
     allowed = set(_FITTED_CHECKS) - others
     unknown = sorted(set(fitted) - allowed)
     if unknown:

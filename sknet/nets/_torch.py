@@ -16,8 +16,10 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
 from .. import _options
-from ._base import BaseTorchNet, _ModuleClass, explain_text
+from ._base import BaseTorchNet
+from ._checks import SubclassOf, explain_text
 from ._module import MLPModule
+from ._persist import saveable
 
 TRAINING_PARAMETERS = """
     optimizer : {"sgd", "adam", "adamw", "rmsprop", "adagrad"} or \
@@ -149,10 +151,11 @@ def _is_indicator_shaped(y):
     return len(shape) == 2 and shape[1] > 1
 
 
+@saveable("classes_", "_multilabel", "_input_shape")
 class TorchClassifier(ClassifierMixin, BaseTorchNet):
     _parameter_constraints = {
         **BaseTorchNet._parameter_constraints,
-        "module": [_ModuleClass()],
+        "module": [SubclassOf(torch.nn.Module, "a torch.nn.Module subclass (the class, not an instance)")],
         "class_weight": [None, StrOptions({"balanced"}), dict],
     }
 
@@ -367,10 +370,11 @@ TorchClassifier.__doc__ = docstring(
 )
 
 
+@saveable("n_outputs_", "_y_ndim", "_input_shape")
 class TorchRegressor(RegressorMixin, BaseTorchNet):
     _parameter_constraints = {
         **BaseTorchNet._parameter_constraints,
-        "module": [_ModuleClass()],
+        "module": [SubclassOf(torch.nn.Module, "a torch.nn.Module subclass (the class, not an instance)")],
         "loss": [StrOptions(set(_options.REGRESSION_LOSSES))],
     }
 

@@ -17,8 +17,8 @@ from sknet.engine._train import (
     _RowIndices,
     _take_rows,
 )
-from sknet.nets._base import _MAX_SEED, _first_seed
 from sknet.nets._data import DeviceBatches
+from sknet.nets._seeding import MAX_SEED, first_seed
 
 CLF = MLPClassifier(hidden_layer_sizes=(16, 8), batch_size=32, max_epochs=4, optimizer="sgd", momentum=0.9,
                     random_state=0, device="cpu")
@@ -132,18 +132,18 @@ def test_take_rows_takes_each_models_rows(rest):
 
 @pytest.mark.parametrize("random_state", [0, 7, np.int64(7), True])
 def test_first_seed_of_an_int_is_check_random_states_first_draw(random_state):
-    expected = check_random_state(random_state).randint(_MAX_SEED)
-    assert _first_seed(random_state) == expected and _first_seed(random_state) == expected
+    expected = check_random_state(random_state).randint(MAX_SEED)
+    assert first_seed(random_state) == expected and first_seed(random_state) == expected
 
 
 def test_first_seed_of_a_generator_draws_from_it():
     rng, twin = np.random.RandomState(3), np.random.RandomState(3)
-    assert [_first_seed(rng) for _ in range(3)] == [twin.randint(_MAX_SEED) for _ in range(3)]
+    assert [first_seed(rng) for _ in range(3)] == [twin.randint(MAX_SEED) for _ in range(3)]
     global_rng = check_random_state(None)
     state = global_rng.get_state()
-    expected = global_rng.randint(_MAX_SEED)
+    expected = global_rng.randint(MAX_SEED)
     global_rng.set_state(state)
-    assert _first_seed(None) == expected  # numpy's global generator, drawn from
+    assert first_seed(None) == expected  # numpy's global generator, drawn from
 
 
 def test_write_module_loads_the_models_state(clf_data):

@@ -7,6 +7,7 @@ from sklearn.base import clone
 from test_engine import CLF, REG, assert_matches_sequential, two_folds
 from torch import nn
 
+from sknet import _options
 from sknet.engine import _functional, _optim, predict_batched, train_batched
 from sknet.engine._functional import BatchedModule, vmap_refusal
 from sknet.engine._train import GroupTrainer
@@ -50,7 +51,7 @@ def test_weight_decay_spares_biases_as_the_estimators_param_groups_do():
     names_decays = dict(zip(model.names, model.parameters()[1], strict=True))
     assert names_decays == {"0.weight": True, "0.bias": False, "1.weight": True, "1.bias": False,
                             "2.weight": True, "2.bias": False}
-    assert not _functional.takes_weight_decay("hidden.norm0.weight")
+    assert not _options.takes_weight_decay("hidden.norm0.weight")
 
 
 def test_predictions_through_vmap_equal_each_nets_own(clf_data, monkeypatch):
@@ -125,7 +126,7 @@ def test_stacked_modules_train_as_their_own_torch_loops(module_class, optimizer)
         losses.append(loss)
     for k, module in enumerate(alone):
         named = list(module.named_parameters())
-        decayed = [_functional.takes_weight_decay(name) for name, _ in named]
+        decayed = [_options.takes_weight_decay(name) for name, _ in named]
         groups = [{"params": [p for (_, p), d in zip(named, decayed, strict=True) if d],
                    "weight_decay": 1e-2},
                   {"params": [p for (_, p), d in zip(named, decayed, strict=True) if not d]}]

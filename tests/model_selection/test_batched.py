@@ -98,7 +98,7 @@ def test_sequential_fits_in_threads_get_the_results_of_one_thread(clf_data, drop
 @pytest.fixture
 def sequential_fits(monkeypatch):
     """Counts the fits trained by ``BaseMLP._train_epochs``, sknet's sequential training loop."""
-    from sknet.nets._base import BaseMLP
+    from sknet.nets._mlp import BaseMLP
 
     calls, train = [], BaseMLP._train_epochs
     monkeypatch.setattr(BaseMLP, "_train_epochs",
@@ -353,7 +353,7 @@ def test_engine_argument_is_validated(clf_data):
 
 def test_each_folds_test_rows_go_through_its_models_in_one_batched_pass(clf_data, monkeypatch):
     from sknet.model_selection import _tasks
-    from sknet.nets._base import BaseMLP
+    from sknet.nets._mlp import BaseMLP
 
     X, y = clf_data
     passes, forwards = [], []

@@ -14,8 +14,8 @@ from sknet import MLPClassifier, MLPRegressor, TorchClassifier, TorchRegressor, 
 from sknet.engine._jobs import group_key, refusal
 from sknet.engine._loss import binary_cross_entropy
 from sknet.model_selection import GridSearchCV
-from sknet.nets._base import penalized_weights
 from sknet.nets._module import MLPModule
+from sknet.nets._skorch import penalized_weights
 
 # The MLPs' expected failures, for the same reason (tests/nets/test_estimator_checks.py): weighted and
 # repeated samples agree only to float32 rounding, below the check's rtol=1e-7.
