@@ -6,16 +6,41 @@ through :class:`CallbackSupportMixin`; on older scikit-learn, the mixin here giv
 a context that does nothing, so the same code runs and no callback is ever called.
 The ``caller`` and ``callback_ctx`` arguments of scikit-learn's ``_fit_and_score``
 are new in 1.9 too. ``torch.OutOfMemoryError`` is new in torch 2.5.
+
+It is also the one place where the searches take scikit-learn's private names (its
+per-fit function, its scorers, its validation helpers): they are what a drop-in search
+builds on, scikit-learn may change them in any release, and its own search tests, run
+against sknet's searches (``tests/model_selection/test_upstream.py``), guard them.
 """
 
 from contextlib import nullcontext
 from inspect import signature
 
 import torch
-from sklearn.model_selection._validation import _fit_and_score
+from sklearn.metrics._scorer import _MultimetricScorer
+from sklearn.model_selection._search import BaseSearchCV
+from sklearn.model_selection._search_successive_halving import (
+    HalvingGridSearchCV as SklearnHalvingGridSearchCV,
+)
+from sklearn.model_selection._search_successive_halving import (
+    HalvingRandomSearchCV as SklearnHalvingRandomSearchCV,
+)
+from sklearn.model_selection._validation import (
+    _fit_and_score,
+    _insert_error_scores,
+    _score,
+    _warn_or_raise_about_fit_failures,
+)
+from sklearn.utils.metadata_routing import _routing_enabled
+from sklearn.utils.metaestimators import _safe_split
+from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_features, _num_samples
 
 __all__ = ["CallbackSupportMixin", "NoCallbackContext", "NoCallbackSupportMixin", "OutOfMemoryError",
-           "fit_and_score_kwargs"]
+           "fit_and_score_kwargs",
+           # scikit-learn's private names:
+           "BaseSearchCV", "SklearnHalvingGridSearchCV", "SklearnHalvingRandomSearchCV", "_MultimetricScorer",
+           "_check_method_params", "_fit_and_score", "_insert_error_scores", "_is_arraylike", "_num_features",
+           "_num_samples", "_routing_enabled", "_safe_split", "_score", "_warn_or_raise_about_fit_failures"]
 
 
 class NoCallbackContext:

@@ -18,9 +18,11 @@ matplotlib is imported only when a figure is drawn, so ``import sknet.plot`` wor
 from numbers import Real
 
 import numpy as np
-from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
+
+from ._compat import BaseSearchCV
+from .model_selection._wrappers import final_net
 
 __all__ = ["plot_best_so_far", "plot_epoch_curves", "plot_generations", "plot_loss_curve",
            "plot_param_scores"]
@@ -38,9 +40,9 @@ def plot_loss_curve(estimator, *, ax=None):
 
     Parameters
     ----------
-    estimator : MLPClassifier, MLPRegressor or Pipeline
-        A fitted sknet net, or a fitted pipeline whose last step is one (as in
-        a search's ``best_estimator_``).
+    estimator : MLPClassifier, MLPRegressor, TorchClassifier, TorchRegressor or Pipeline
+        A fitted sknet net, or a fitted pipeline (or target transform) around
+        one, as a search's ``best_estimator_``.
     ax : matplotlib Axes, default=None
         Where to draw; a new figure when None.
 
@@ -438,14 +440,13 @@ def _integer_ticks(ax):
 
 
 def _net(estimator):
-    """The sknet net to plot: ``estimator`` itself, or the last step of a pipeline."""
-    from .nets._mlp import BaseMLP
-
-    net = estimator[-1] if isinstance(estimator, Pipeline) else estimator
-    if not isinstance(net, BaseMLP):
+    """The sknet net to plot: ``estimator`` itself, or the net inside its pipeline or target transform."""
+    net = final_net(estimator, fitted=True)
+    if net is None:
         raise TypeError(
-            "plot_loss_curve needs a fitted sknet MLPClassifier or MLPRegressor, or a Pipeline "
-            f"whose last step is one; got {_describe(estimator)}."
+            "plot_loss_curve needs a fitted sknet net (MLPClassifier, MLPRegressor, TorchClassifier or "
+            "TorchRegressor), or a Pipeline or TransformedTargetRegressor around one; got "
+            f"{_describe(estimator)}."
         )
     check_is_fitted(net)
     return net

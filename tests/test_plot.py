@@ -10,6 +10,7 @@ import pytest
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.compose import TransformedTargetRegressor  # noqa: E402
 from sklearn.exceptions import FitFailedWarning, NotFittedError  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import GridSearchCV as SklearnGridSearchCV  # noqa: E402
@@ -17,7 +18,7 @@ from sklearn.model_selection import RandomizedSearchCV as SklearnRandomizedSearc
 from sklearn.pipeline import Pipeline, make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from sknet import MLPClassifier  # noqa: E402
+from sknet import MLPClassifier, TorchRegressor  # noqa: E402
 from sknet.model_selection import (  # noqa: E402
     BayesSearchCV,
     GeneticSearchCV,
@@ -111,10 +112,19 @@ def test_loss_curve_of_a_pipeline_is_that_of_its_last_step_on_the_given_axes(sma
     np.testing.assert_allclose(line_labelled(ax, "training loss").get_ydata(), pipe[-1].loss_curve_)
 
 
+def test_loss_curve_of_a_torch_regressor_inside_a_target_transform(small):
+    X, y = small
+    model = TransformedTargetRegressor(TorchRegressor(max_epochs=4, random_state=0, device="cpu"),
+                                       transformer=StandardScaler()).fit(X, y.astype(float))
+    ax = plot_loss_curve(model)
+    np.testing.assert_allclose(line_labelled(ax, "training loss").get_ydata(), model.regressor_.loss_curve_)
+
+
 @pytest.mark.parametrize("estimator, error, match", [
     (net(), NotFittedError, "not fitted"),
     (make_pipeline(StandardScaler(), net()), NotFittedError, "not fitted"),
-    (LogisticRegression(), TypeError, "MLPClassifier or MLPRegressor.*got LogisticRegression"),
+    (LogisticRegression(), TypeError, "MLPClassifier, MLPRegressor, TorchClassifier or TorchRegressor.*got "
+                                      "LogisticRegression"),
     (make_pipeline(StandardScaler(), LogisticRegression()), TypeError,
      "Pipeline ending in LogisticRegression"),
 ])

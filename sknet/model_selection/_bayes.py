@@ -20,7 +20,8 @@ from skopt.space import Categorical, Space
 from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
-from ._search import PRUNE_DOC, BaseSearchCV, SearchMixin, evaluate_round, objective_key
+from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
+from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space, python_value
 
 __all__ = ["BayesSearchCV"]
@@ -78,20 +79,10 @@ class BayesSearchCV(SearchMixin, BaseSearchCV):
     cv, verbose, pre_dispatch, error_score, return_train_score
         As in scikit-learn, and so ``error_score=np.nan`` by default where
         scikit-optimize raises. ``verbose > 0`` also prints a line per round.
-    engine : {"auto", "batched", "sequential"}, default="auto"
-        How sknet nets are trained; see :class:`GridSearchCV`. Each round of
-        candidates trains as one batched group.
+    ENGINE_PARAMETER
     random_state : int, RandomState instance or None, default=None
         Seeds the optimizers, one seed drawn per subspace.
-    checkpoint : str, os.PathLike or None, default=None
-        A file in which each finished (candidate, fold) result is journaled the
-        moment it exists (SQLite), with each round's proposals and, for
-        ``random_state`` None or a ``RandomState``, the state it starts from.
-        Fitting the same search again with the same file replays the
-        strategy on the journaled results, fits only what is missing and gives
-        the ``cv_results_`` of an uninterrupted run, fit and score times
-        included; a file from another search is refused with a ValueError and
-        left as it is. See ``docs/checkpoint.md``.
+    CHECKPOINT_PARAMETER
     PRUNE_PARAMETER
     Attributes
     ----------
@@ -147,7 +138,8 @@ refit_time_, multimetric_
     True
     """
 
-    __doc__ = __doc__.replace("PRUNE_PARAMETER", PRUNE_DOC)
+    __doc__ = with_shared_parameters(__doc__, engine_doc("each round's candidates x folds"),
+                                     checkpoint_doc(ROUNDS_KEPT, ROUNDS_REPLAYED), prune=True)
 
     _parameter_constraints: dict = {
         **BaseSearchCV._parameter_constraints,

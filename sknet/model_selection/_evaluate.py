@@ -27,12 +27,18 @@ import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed, effective_n_jobs
 from sklearn.base import clone
-from sklearn.model_selection._validation import _insert_error_scores, _warn_or_raise_about_fit_failures
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
-from sklearn.utils.metadata_routing import _routing_enabled
-from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_features, _num_samples
 
+from .._compat import (
+    _check_method_params,
+    _insert_error_scores,
+    _is_arraylike,
+    _num_features,
+    _num_samples,
+    _routing_enabled,
+    _warn_or_raise_about_fit_failures,
+)
 from .._identity import random_state_from_json, random_state_to_json
 from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key, refusal
@@ -230,7 +236,7 @@ class RoundEvaluator:
                 pruned[i], epochs[i] = True, checkpoint
                 out[i * n_splits:(i + 1) * n_splits] = results
                 for s, (train, test) in enumerate(splits):
-                    _report(contexts[i * n_splits + s], self.search,
+                    _report_task(contexts[i * n_splits + s], self.search,
                             lambda train=train, test=test: split_fold(self.base, self.X, self.y, train, test))
         if alive:
             rest = [None] * (len(alive) * n_splits)
@@ -388,7 +394,7 @@ class RoundEvaluator:
     def _served(self, journal, first, i, split, params, fold, context):
         """A journaled result; its task still begins and ends for scikit-learn's callbacks."""
         train, test = fold
-        _report(context, self.search, lambda: split_fold(self.base, self.X, self.y, train, test))
+        _report_task(context, self.search, lambda: split_fold(self.base, self.X, self.y, train, test))
         return journal.get(first + i, split, params)
 
     # -- the refit --------------------------------------------------------------------------
@@ -426,7 +432,7 @@ class RoundEvaluator:
         return estimator
 
 
-def _report(context, search, fold):
+def _report_task(context, search, fold):
     """A (candidate, split) task begins and ends for scikit-learn's callbacks (if any): one whose
     result comes from elsewhere (the journal, a pruned stage). ``fold()`` gives its rows."""
     if context is not None:

@@ -3,6 +3,7 @@
 import numpy as np
 from sklearn.model_selection import GridSearchCV as _SklearnGridSearchCV
 
+from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
 from ._search import SearchMixin
 
 
@@ -23,20 +24,8 @@ class GridSearchCV(SearchMixin, _SklearnGridSearchCV):
         As in scikit-learn. With ``n_jobs > 1`` each worker process runs torch
         with ``cores // n_jobs`` threads, and sknet nets with ``device="auto"``
         share the visible GPUs round-robin.
-    engine : {"auto", "batched", "sequential"}, default="auto"
-        How sknet nets (or pipelines ending in one) are trained: "auto" and
-        "batched" train all candidates x folds together with
-        :mod:`sknet.engine` where it can (pipelines' preprocessing is fitted per
-        fold first) and the rest one by one; "batched" warns about the ones it
-        could not batch. "sequential" fits every job on its own, as
-        scikit-learn does. Other estimators are always fitted sequentially.
-    checkpoint : str, os.PathLike or None, default=None
-        A file in which each finished (candidate, fold) result is journaled the
-        moment it exists (SQLite). Fitting the same search again with the same
-        file skips what is there and gives the ``cv_results_`` of an
-        uninterrupted run, fit and score times included; a file from another
-        search is refused with a ValueError and left as it is. See
-        ``docs/checkpoint.md``.
+    ENGINE_PARAMETER
+    CHECKPOINT_PARAMETER
 
     Attributes
     ----------
@@ -62,6 +51,7 @@ class GridSearchCV(SearchMixin, _SklearnGridSearchCV):
     _parameter_constraints = {**_SklearnGridSearchCV._parameter_constraints,
                               **SearchMixin._search_constraints}
     _space_param = "param_grid"
+    __doc__ = with_shared_parameters(__doc__, engine_doc("all candidates x folds"), checkpoint_doc())
     _not_identity = (*SearchMixin._not_identity, "refit")
 
     def __init__(self, estimator, param_grid, *, scoring=None, n_jobs=None, refit=True, cv=None, verbose=0,

@@ -11,23 +11,16 @@ import numbers
 
 import numpy as np
 from sklearn.model_selection import ParameterSampler
-from sklearn.model_selection._search_successive_halving import HalvingGridSearchCV as _SklearnHalvingGrid
-from sklearn.model_selection._search_successive_halving import HalvingRandomSearchCV as _SklearnHalvingRandom
-from sklearn.utils.validation import _num_samples
 
+from .._compat import SklearnHalvingGridSearchCV, SklearnHalvingRandomSearchCV, _num_samples
+from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
 from ._search import SearchMixin
 from ._space import to_distributions
 
-_ENGINE_DOC = """engine : {"auto", "batched", "sequential"}, default="auto"
-        How sknet nets are trained: "auto" and "batched" train each rung's
-        candidates x folds together with :mod:`sknet.engine` where it can;
-        "sequential" fits every job on its own. As in :class:`GridSearchCV`.
-    checkpoint : str, os.PathLike or None, default=None
-        A file journaling each finished (candidate, fold) result of each rung;
-        fitting the same search again with it resumes where it stopped. With
-        ``resource="n_samples"`` (subsampled folds) or random candidates, the
-        search must have an int ``random_state``, from which both are drawn.
-        See ``docs/checkpoint.md``."""
+_ENGINE = engine_doc("each rung's candidates x folds")
+_CHECKPOINT = checkpoint_doc(", rung by rung", "resumes where it stopped", """With ``resource="n_samples"``
+    (subsampled folds) or random candidates, the search must have an int ``random_state``, from which
+    both are drawn.""")
 
 
 class _HalvingMixin(SearchMixin):
@@ -73,7 +66,7 @@ class _HalvingMixin(SearchMixin):
         return self
 
 
-class HalvingGridSearchCV(_HalvingMixin, _SklearnHalvingGrid):
+class HalvingGridSearchCV(_HalvingMixin, SklearnHalvingGridSearchCV):
     """Search over a grid with successive halving, each rung batched.
 
     A drop-in replacement for scikit-learn's ``HalvingGridSearchCV`` (no
@@ -100,7 +93,8 @@ class HalvingGridSearchCV(_HalvingMixin, _SklearnHalvingGrid):
     factor, resource, max_resources, min_resources, aggressive_elimination, cv, scoring, \
 refit, error_score, return_train_score, random_state, n_jobs, verbose
         As in scikit-learn.
-    ENGINE_AND_CHECKPOINT
+    ENGINE_PARAMETER
+    CHECKPOINT_PARAMETER
 
     Examples
     --------
@@ -115,9 +109,10 @@ refit, error_score, return_train_score, random_state, n_jobs, verbose
     ([5, 15], [3, 1])
     """
 
-    __doc__ = __doc__.replace("ENGINE_AND_CHECKPOINT", _ENGINE_DOC)
+    __doc__ = with_shared_parameters(__doc__, _ENGINE, _CHECKPOINT)
 
-    _parameter_constraints = {**_SklearnHalvingGrid._parameter_constraints, **SearchMixin._search_constraints}
+    _parameter_constraints = {**SklearnHalvingGridSearchCV._parameter_constraints,
+                              **SearchMixin._search_constraints}
     _space_param = "param_grid"
 
     def __init__(self, estimator, param_grid, *, factor=3, resource="n_samples", max_resources="auto",
@@ -133,7 +128,7 @@ refit, error_score, return_train_score, random_state, n_jobs, verbose
         self.checkpoint = checkpoint
 
 
-class HalvingRandomSearchCV(_HalvingMixin, _SklearnHalvingRandom):
+class HalvingRandomSearchCV(_HalvingMixin, SklearnHalvingRandomSearchCV):
     """Randomized search with successive halving, each rung batched.
 
     A drop-in replacement for scikit-learn's ``HalvingRandomSearchCV`` that,
@@ -150,7 +145,8 @@ class HalvingRandomSearchCV(_HalvingMixin, _SklearnHalvingRandom):
     n_candidates, factor, resource, max_resources, min_resources, aggressive_elimination, cv, \
 scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
         As in scikit-learn.
-    ENGINE_AND_CHECKPOINT
+    ENGINE_PARAMETER
+    CHECKPOINT_PARAMETER
 
     Examples
     --------
@@ -165,9 +161,9 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
     [4, 2, 1]
     """
 
-    __doc__ = __doc__.replace("ENGINE_AND_CHECKPOINT", _ENGINE_DOC)
+    __doc__ = with_shared_parameters(__doc__, _ENGINE, _CHECKPOINT)
 
-    _parameter_constraints = {**_SklearnHalvingRandom._parameter_constraints,
+    _parameter_constraints = {**SklearnHalvingRandomSearchCV._parameter_constraints,
                               **SearchMixin._search_constraints}
     _space_param = "param_distributions"
 

@@ -4,6 +4,7 @@ import numpy as np
 from sklearn.model_selection import ParameterSampler
 from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSearchCV
 
+from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
 from ._search import SearchMixin
 from ._space import to_distributions
 
@@ -29,16 +30,8 @@ class RandomizedSearchCV(SearchMixin, _SklearnRandomizedSearchCV):
     n_iter, scoring, n_jobs, refit, cv, verbose, pre_dispatch, random_state, error_score, \
 return_train_score
         As in scikit-learn.
-    engine : {"auto", "batched", "sequential"}, default="auto"
-        How sknet nets are trained; see :class:`GridSearchCV`.
-    checkpoint : str, os.PathLike or None, default=None
-        A file in which each finished (candidate, fold) result is journaled the
-        moment it exists (SQLite). Fitting the same search again with the same
-        file skips what is there and gives the ``cv_results_`` of an
-        uninterrupted run, fit and score times included; a file from another
-        search is refused with a ValueError and left as it is. See
-        ``docs/checkpoint.md``. With ``random_state``
-        None or a ``RandomState``, the state it starts from is journaled and reused.
+    ENGINE_PARAMETER
+    CHECKPOINT_PARAMETER
 
     Examples
     --------
@@ -57,6 +50,8 @@ return_train_score
     _parameter_constraints = {**_SklearnRandomizedSearchCV._parameter_constraints,
                               **SearchMixin._search_constraints}
     _space_param = "param_distributions"
+    __doc__ = with_shared_parameters(__doc__, engine_doc("all candidates x folds"), checkpoint_doc(
+        ", with the random state it starts from when ``random_state`` is None or a ``RandomState``"))
     _not_identity = (*SearchMixin._not_identity, "refit")
 
     def __init__(self, estimator, param_distributions, *, n_iter=10, scoring=None, n_jobs=None, refit=True,

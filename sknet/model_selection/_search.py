@@ -1,6 +1,6 @@
-"""What the four searches share: ``fit``, the engine, the checkpoint.
+"""What the sknet searches share: ``fit``, the engine, the checkpoint.
 
-All four are scikit-learn ``BaseSearchCV`` subclasses whose ``fit`` is
+Each is a scikit-learn ``BaseSearchCV`` subclass whose ``fit`` is
 :meth:`SearchMixin.fit`: scikit-learn's own steps (scorers, metadata routing,
 callbacks, the choice of the best candidate, the refit), with its
 ``evaluate_candidates`` replaced by a :class:`~._evaluate.RoundEvaluator`, which
@@ -25,14 +25,12 @@ import scipy.sparse as sp
 import sklearn
 from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
-from sklearn.metrics._scorer import _MultimetricScorer
 from sklearn.model_selection import check_cv
-from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import _check_method_params, indexable
+from sklearn.utils.validation import indexable
 from skorch.helper import SliceDict
 
-from .._compat import CallbackSupportMixin
+from .._compat import BaseSearchCV, CallbackSupportMixin, _check_method_params, _MultimetricScorer
 from .._identity import code_digest, data_digest, data_identity, describe, module_classes
 from ..checkpoint import CheckpointDamagedError, CheckpointPermissionError, Journal
 from ._evaluate import ENGINES, RoundEvaluator
@@ -47,21 +45,6 @@ __all__ = ["BaseSearchCV", "SearchMixin", "objective_key", "candidate_key", "lat
 # may be resumed with others. The engine is one: batched and sequential fits agree to
 # float rounding, as fits on two devices do.
 _HOW_NOT_WHAT = ("n_jobs", "verbose", "pre_dispatch", "engine", "checkpoint")
-
-
-# The ``prune`` parameter of the Bayes and genetic searches, as their docstrings describe it.
-PRUNE_DOC = """prune : list of int or None, default=None
-        Epoch checkpoints at which to stop unpromising candidates of an sknet
-        net (opt-in). At each checkpoint below its own ``max_epochs``, a
-        candidate is scored on every split; if its mean score there is below the
-        median of all finite scores this search has seen at that checkpoint, or a
-        fit of it failed there (diverged), it stops training, and its row in
-        ``cv_results_`` holds that partial score with ``pruned`` True and
-        ``epochs_trained`` the checkpoint. The others go on
-        from where they stopped. ``best_*`` is chosen among the candidates that
-        trained to the end (the partial score of a pruned one is not comparable);
-        the strategy is told a pruned candidate's partial score. With
-        ``checkpoint``, a round is journaled when it ends, its pruning with it."""
 
 
 class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_context before 1.9

@@ -23,10 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.model_selection._validation import _fit_and_score, _score
-from sklearn.utils.metaestimators import _safe_split
 
-from .._compat import fit_and_score_kwargs
+from .._compat import _fit_and_score, _safe_split, _score, fit_and_score_kwargs
 from ..engine import predict_batched, train_batched
 from ._wrappers import assemble, final_net, predictions_out
 
@@ -173,12 +171,12 @@ def _score_all(jobs, blocks, fitted, fit_time, scoring):
             if scoring.journal is not None:
                 scoring.journal.put(scoring.first + job.candidate, job.split, job.params, result)
             if scoring.verbose > 1:
-                _report(job, result, scoring)
+                _print_fit_line(job, result, scoring)
             results[job.index] = result
     return results, errors
 
 
-def _report(job, result, scoring):
+def _print_fit_line(job, result, scoring):
     """A finished batched fit's line, in the form of scikit-learn's ``[CV i/n] END ...``."""
     params = ", ".join(f"{k}={job.params[k]}" for k in sorted(job.params))
     scores = result["test_scores"]

@@ -20,19 +20,21 @@ from sklearn.utils import check_array
 from ..nets._base import BaseTorchNet
 
 
-def inner(estimator):
-    """The estimator a layer wraps: a pipeline's last step or a target transform's regressor; else None."""
+def inner(estimator, fitted=False):
+    """The estimator a layer wraps: a pipeline's last step or a target transform's regressor (its
+    fitted ``regressor_`` with ``fitted``, where it has one); else None."""
     if isinstance(estimator, Pipeline):
         return estimator.steps[-1][1]
     if isinstance(estimator, TransformedTargetRegressor):
-        return estimator.regressor
+        return getattr(estimator, "regressor_", estimator.regressor) if fitted else estimator.regressor
     return None
 
 
-def final_net(estimator):
-    """The sknet net a search would train inside ``estimator``; None if there is none."""
-    while inner(estimator) is not None:
-        estimator = inner(estimator)
+def final_net(estimator, fitted=False):
+    """The sknet net a search would train inside ``estimator`` (with ``fitted``: the one a fitted
+    ``estimator`` holds); None if there is none."""
+    while inner(estimator, fitted) is not None:
+        estimator = inner(estimator, fitted)
     return estimator if isinstance(estimator, BaseTorchNet) else None
 
 

@@ -46,6 +46,7 @@ def test_diverging_candidate_gets_error_score_and_the_search_goes_on(clf_data):
     search = GridSearchCV(net, {"lr": [1e-2, 1e12]}, cv=2)
     with pytest.warns(FitFailedWarning, match="diverged"):
         search.fit(X, y)
+    assert search.n_batched_fits_ == 4  # the diverging member fails alone in its batched group
     assert np.isnan(search.cv_results_["mean_test_score"][1])
     assert np.isfinite(search.cv_results_["mean_test_score"][0]) and search.best_params_ == {"lr": 1e-2}
     with pytest.raises(FloatingPointError, match="diverged"):

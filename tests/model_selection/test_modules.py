@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from shared_modules import BagOfEmbeddings
 from sklearn.datasets import load_digits
 from skorch.helper import SliceDict
 from torch import nn
@@ -24,18 +25,6 @@ class ConvNet(nn.Module):
 
     def forward(self, X):
         return self.head(nn.functional.max_pool2d(torch.relu(self.conv(X)), 2).flatten(1))
-
-
-class TokenBag(nn.Module):
-    """The mean embedding of a row's token ids, then a linear layer."""
-
-    def __init__(self, n_outputs, n_tokens=17, width=4):
-        super().__init__()
-        self.embedding = nn.Embedding(n_tokens, width)
-        self.head = nn.Linear(width, n_outputs)
-
-    def forward(self, X):
-        return self.head(self.embedding(X).mean(dim=1))
 
 
 class Branching(nn.Module):
@@ -73,7 +62,7 @@ def test_a_module_search_is_batched_and_equals_sequential_in_float64(case, image
     # float64: batched and sequential fits agree far below what could flip a prediction, on any CPU.
     X, y = images if case == "cnn" else tokens
     module, grid = ((ConvNet, {"lr": [1e-2, 3e-2], "module__channels": [2, 4]}) if case == "cnn" else
-                    (TokenBag, {"lr": [1e-2, 3e-2], "module__width": [3, 5]}))
+                    (BagOfEmbeddings, {"lr": [1e-2, 3e-2], "module__width": [3, 5]}))
     runs = _both(lambda engine: GridSearchCV(TorchClassifier(module, **NET), grid, cv=3, engine=engine), X, y)
     seq, bat = runs["sequential"], runs["batched"]
     assert bat.n_batched_fits_ == 4 * 3
@@ -111,7 +100,7 @@ SEARCHES = {
 def test_every_search_tunes_a_cnn_and_an_embedding_model_batched(search, case, images, tokens):
     X, y = images if case == "cnn" else tokens
     module, space = ((ConvNet, {"lr": [1e-2, 3e-2], "module__channels": [2, 4]}) if case == "cnn" else
-                     (TokenBag, {"lr": [1e-2, 3e-2], "module__width": [3, 5]}))
+                     (BagOfEmbeddings, {"lr": [1e-2, 3e-2], "module__width": [3, 5]}))
     net = TorchClassifier(module, **{**NET, "dtype": "float32"})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The objective has been evaluated at point")  # skopt repeats

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from shared_modules import BagOfEmbeddings
 from sklearn.base import clone
 from sklearn.datasets import load_digits, load_iris, make_multilabel_classification
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -36,19 +37,6 @@ class SmallCNN(nn.Module):
 
     def forward(self, X):
         return self.head(torch.relu(self.norm(self.conv(X))).flatten(1))
-
-
-class BagOfEmbeddings(nn.Module):
-    """The mean of the tokens' embeddings, then a linear layer: needs integer token ids."""
-
-    def __init__(self, n_outputs, vocabulary=20, width=8):
-        super().__init__()
-        self.embedding = nn.Embedding(vocabulary, width)
-        self.head = nn.Linear(width, n_outputs)
-
-    def forward(self, X):
-        assert X.dtype == torch.int64, X.dtype  # the ids reach the module as integers
-        return self.head(self.embedding(X).mean(dim=1))
 
 
 @parametrize_with_checks(
