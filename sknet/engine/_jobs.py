@@ -1,5 +1,10 @@
 """Which jobs the engine trains, which train together, and each job's setup.
 
+:func:`can_batch` (through :func:`refusal`) says whether the engine trains a job,
+:func:`group_jobs` (through :func:`group_key`) which jobs share a training loop, and
+:func:`prepare` (or :func:`resumed`, going on from a :class:`TrainingState`) sets
+each job up as a :class:`Job`, whatever the net's torch module.
+
 A job is ``(params, train_idx)``: the estimator ``clone(base).set_params(**params)``
 fitted on the rows ``train_idx``. It is set up by the estimator's own
 ``_validate_fit_data`` and ``_prepare_fit``, the first steps of its ``fit``, so
@@ -27,7 +32,7 @@ from ._loss import LOSSES
 class Job:
     """A job ready to train: its estimator (with an initialised ``net_``) and its rows."""
 
-    estimator: BaseMLP
+    estimator: BaseTorchNet
     seed: int
     rows: np.ndarray  # positions of its training rows in the engine's X
     y: np.ndarray  # encoded targets of those rows
@@ -169,7 +174,7 @@ def refusal(estimator, params, X=None):
     """Why the engine cannot train this job, or None when it can.
 
     The engine refuses, and the caller fits sequentially: estimators other
-    than sknet's MLPs, subclasses that override ``fit`` (the engine would
+    than sknet's nets, subclasses that override ``fit`` (the engine would
     not run theirs), parameters ``fit`` would reject, sparse ``X``, a dict of
     arrays as ``X`` (a module of several inputs), skorch
     or scikit-learn callbacks, ``warm_start``, an optimizer class other than
@@ -222,6 +227,32 @@ def _module_refusal(estimator, X):
     return vmap_refusal(module, example)
 
 
+def can_batch(estimator, params, X=None):
+    """Whether the batched engine can train ``clone(estimator).set_params(**params)``.
+
+    It cannot (and the caller should fit sequentially) for: estimators other
+    than sknet's nets, subclasses that override ``fit``, parameters ``fit``
+    would reject, sparse ``X``, a dict of arrays as ``X``, skorch or
+    scikit-learn callbacks, ``warm_start``, an optimizer class other than the
+    named ones, ``verbose``, a loss without a batched gradient, and, given
+    ``X``, a module that ``vmap`` cannot train (see :func:`vmap_refusal`).
+
+    Parameters
+    ----------
+    estimator : estimator
+        The unfitted base estimator.
+    params : dict
+        The job's parameters.
+    X : array-like or sparse matrix, default=None
+        The training data, when known.
+
+    Returns
+    -------
+    bool
+    """
+    return refusal(estimator, params, X) is None
+
+
 def group_key(estimator):
     """What must be equal for models to share a training loop.
 
@@ -248,6 +279,38 @@ def group_key(estimator):
         estimator.device,
         estimator.dtype,
     )
+
+
+def group_jobs(estimator, jobs):
+    """Group jobs that can train as one batched model.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier, MLPRegressor, TorchClassifier or TorchRegressor
+        The unfitted base estimator.
+    jobs : list of (dict, array-like)
+        ``(params, train_idx)`` pairs, each passing :func:`can_batch`.
+
+    Returns
+    -------
+    groups : list of list of int
+        Indices into ``jobs``, groups in order of first appearance. Jobs
+        differing in the estimator class, optimizer, batch size, loss, early
+        stopping, schedule, device or dtype fall in different groups, and so do
+        MLPs differing in depth, activation, dropout (on or off) or batch norm,
+        and other modules differing in class or ``module__`` arguments;
+        ``train_batched`` may split a group further when folds see different
+        numbers of classes. An MLP's layer widths may differ within a group:
+        models of equal widths share stacked tensors, and all share the
+        training loop.
+    """
+    groups = {}
+    for i, (params, _) in enumerate(jobs):
+        reason = refusal(estimator, params)
+        if reason is not None:
+            raise ValueError(f"Job {i} cannot be trained by the batched engine: {reason}.")
+        groups.setdefault(group_key(clone(estimator).set_params(**params)), []).append(i)
+    return list(groups.values())
 
 
 def prepare(base, params, rows, X, y, validated=None, sample_weight=None):

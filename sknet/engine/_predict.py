@@ -20,13 +20,13 @@ MAX_PASS_FLOATS = 2**23
 
 
 def predict_batched(estimators, X):
-    """Raw outputs of fitted sknet MLPs on the same rows.
+    """Raw outputs of fitted sknet nets (any torch module) on the same rows.
 
     Parameters
     ----------
-    estimators : list of MLPClassifier or MLPRegressor
+    estimators : list of MLPClassifier, MLPRegressor, TorchClassifier or TorchRegressor
         Fitted estimators, all on the same features and of one ``dtype``.
-    X : ndarray of shape (n_samples, n_features)
+    X : ndarray of shape (n_samples, n_features) or (n_samples, ...)
         The rows, validated by one of them (``_validate_input``): dense, of their dtype.
 
     Returns

@@ -16,10 +16,10 @@ import sknet
 from sknet import MLPClassifier, MLPRegressor
 from sknet._options import ACTIVATIONS
 from sknet.engine import can_batch, group_jobs, train_batched
+from sknet.engine._group import GroupTrainer
 from sknet.engine._jobs import prepare
 from sknet.engine._loss import LOSSES
 from sknet.engine._model import BatchedMLP
-from sknet.engine._train import GroupTrainer
 from sknet.nets._data import InMemoryDataset
 
 CLF = MLPClassifier(hidden_layer_sizes=(16, 8), batch_size=32, max_epochs=4, random_state=0, device="cpu")

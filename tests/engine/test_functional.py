@@ -10,7 +10,7 @@ from torch import nn
 from sknet import _options
 from sknet.engine import _functional, _optim, predict_batched, train_batched
 from sknet.engine._functional import BatchedModule, vmap_refusal
-from sknet.engine._train import GroupTrainer
+from sknet.engine._group import GroupTrainer
 
 
 @pytest.fixture
