@@ -8,7 +8,6 @@
 
 import inspect
 import math
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -16,18 +15,17 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_array
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, _check_y, check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
-from skorch.helper import SliceDict, predefined_split
+from skorch.helper import predefined_split
 
 from .. import _options
 from .._compat import CallbackSupportMixin  # scikit-learn's, or a no-op one before 1.9
 from ..parallel import fit_threads, forward_work, resolve_device
-from ._checks import DIVERGENCE_FACTOR, SubclassOf, divergence_hint, explain_text, initial_loss
-from ._data import InMemoryDataset, is_dict_of_arrays
-from ._module import MLPModule
+from ._checks import SubclassOf, TrainingChecks
+from ._data import InMemoryDataset
+from ._inputs import InputsMixin
 from ._persist import save
 from ._seeding import MAX_SEED, first_seed, generator_state, seeded
 from ._skorch import EpochTasks, SkorchNet, StopOnDivergence, ValidationScore, silent
@@ -72,7 +70,7 @@ _PARAM_NAMES = {}  # estimator class -> the names of its __init__ parameters
 DATA_ARGUMENTS = ("n_features", "input_shape", "n_outputs")
 
 
-class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
+class BaseTorchNet(InputsMixin, TrainingChecks, CallbackSupportMixin, BaseEstimator):
     """Shared machinery of the sknet estimators (any torch module); not for direct use.
 
     Subclasses with a ``module`` parameter take the module's constructor
@@ -216,92 +214,6 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         raise ValueError(f"{name}'s constructor needs the argument(s) {missing}, which are not set."
                          f"{data}{set_them}")
 
-    def _X_options(self):
-        """How ``validate_data`` checks X: any rank, and integer inputs (token ids) stay integer."""
-        return dict(accept_sparse="csr", allow_nd=True, dtype=[self._float_dtype(), np.int64, np.int32])
-
-    def _check_input_shape(self, X, reset):
-        """Remember (``reset``) or check the shape of a sample: ``X.shape[1:]``, each array's for a dict X."""
-        shape = _sample_shape(X)
-        if reset:
-            self._input_shape = shape
-            return
-        name, fitted = type(self).__name__, self._input_shape
-        if isinstance(shape, dict) != isinstance(fitted, dict):
-            got, was = (("a dict of arrays", "an array") if isinstance(shape, dict)
-                        else ("an array", "a dict of arrays"))
-            raise ValueError(f"X is {got}, but {name} was fitted on {was}"
-                             + (f" with keys {sorted(fitted)}." if isinstance(fitted, dict) else "."))
-        if isinstance(shape, dict):
-            self._check_dict_shapes(shape)
-        elif shape != fitted:
-            raise ValueError(f"X has samples of shape {shape}, but {name} was fitted on samples of "
-                             f"shape {fitted}.")
-
-    def _check_dict_shapes(self, shape):
-        """Check the keys and sample shapes of a dict X (``shape``, by key) against those fit saw."""
-        name, fitted = type(self).__name__, self._input_shape
-        if set(shape) != set(fitted):
-            raise ValueError(f"X has keys {sorted(shape)}, but {name} was fitted on keys {sorted(fitted)} "
-                             f"(missing: {sorted(set(fitted) - set(shape))}, unexpected: "
-                             f"{sorted(set(shape) - set(fitted))}).")
-        for key in fitted:
-            if shape[key] != fitted[key]:
-                raise ValueError(f"X[{key!r}] has samples of shape {shape[key]}, but {name} was fitted "
-                                 f"on samples of shape {fitted[key]} there.")
-
-    # -- a dict X: the arrays of a module of several inputs ---------------------
-    def _takes_dict(self):
-        """Whether X may be a dict of arrays, passed to ``forward`` as keyword arguments."""
-        return True
-
-    def _validate_X_y(self, X, y, *, reset, **y_options):
-        """X and y validated (``validate_data``), and the sample shape remembered or checked.
-
-        A dict X is validated array by array (:meth:`_validate_dict`), and y on
-        its own with ``y_options`` (``multi_output``, ``y_numeric``) as
-        ``validate_data`` would.
-        """
-        if not (self._takes_dict() and is_dict_of_arrays(X)):
-            with nullcontext() if reset else self._explain_sample_shape(X):
-                X, y = validate_data(self, X, y, reset=reset, **y_options, **self._X_options())
-            self._check_input_shape(X, reset)
-            return X, y
-        X = self._validate_dict(X, reset)
-        y = _check_y(y, estimator=self, **y_options)
-        if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} samples (rows of each array), but y has {len(y)}.")
-        return X, y
-
-    def _validate_dict(self, X, reset):
-        """A dict X as a :class:`skorch.helper.SliceDict` of arrays, each validated like an array X.
-
-        A SliceDict is a dict that indexes rows (``X[rows]``), which the
-        validation split, sample weights and scikit-learn's helpers need.
-        scikit-learn's feature counts and names are for one 2-D table: a dict
-        X sets neither ``n_features_in_`` nor ``feature_names_in_``.
-        """
-        if not X or not all(isinstance(key, str) for key in X):
-            raise ValueError("A dict X maps the names of the module's forward arguments to arrays: its keys "
-                             f"must be strings, and there must be at least one. Got keys {list(X)}.")
-        options = {**self._X_options(), "accept_sparse": False, "ensure_2d": False}
-        arrays = {key: check_array(value, input_name=f"X[{key!r}]", estimator=self, **options)
-                  for key, value in X.items()}
-        first, n_rows = next(iter(arrays)), len(next(iter(arrays.values())))
-        for key, array in arrays.items():
-            if len(array) != n_rows:
-                raise ValueError(f"X[{key!r}] has {len(array)} rows, but X[{first!r}] has {n_rows}: each "
-                                 "array of a dict X holds one row per sample.")
-        if reset:
-            for name in ("n_features_in_", "feature_names_in_"):  # those of an earlier fit on an array
-                self.__dict__.pop(name, None)
-        X = SliceDict(**arrays)
-        self._check_input_shape(X, reset)
-        return X
-
-    def _fitted_input_shape(self):
-        return self._input_shape
-
     def _step_work(self, train):
         """Multiply-adds of a training step's forward pass, for the thread count (counted on a row)."""
         X = train.X
@@ -412,44 +324,6 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
             self._check_outputs(data.X, train, data.n_outputs)  # its draws, if any, are undone
         return FitSetup(data.X, data.y, weight, data.n_outputs, seed, train, valid, rng_state)
 
-    def _check_outputs(self, X, train, n_outputs):
-        """Refuse a module whose outputs for a batch of ``X[train]`` are not ``(n_rows, n_outputs)``.
-
-        Run at fit on the first two training rows (three for two outputs, so that outputs
-        transposed to ``(n_outputs, n_rows)`` cannot pass), before any training: a wrong
-        shape would otherwise train silently on a broadcast loss, or fail later with torch's
-        words. A single target may come flat, ``(n_rows,)`` (see :meth:`SkorchNet.infer`).
-        """
-        rows = train[:3 if n_outputs == 2 else 2]
-        module = self.net_.module_
-        if type(module) is MLPModule:  # sknet's own: its output layer's width is its outputs'
-            shape, kind = (len(rows), module.output.out_features), "tensor"
-        else:
-            shape, kind = _output_shape(module, X, rows, self.device_, self._float_dtype())
-        expected = (len(rows), n_outputs)
-        flat = n_outputs == 1 and self._takes_flat_outputs()
-        flat_shapes = [(len(rows),)] + [()] * (len(rows) == 1)  # (n,), or a scalar for one row
-        if kind == "tensor" and (shape == expected or (flat and shape in flat_shapes)):
-            return
-        got = f"outputs of shape {shape}" if kind == "tensor" else f"a {kind}"
-        flat = f" (or {expected[:1]})" if flat else ""
-        raise ValueError(
-            f"{type(self).__name__}'s module {type(module).__name__} returns {got} for a batch of "
-            f"{len(rows)} row{'s' * (len(rows) > 1)}, but a tensor of shape {expected}{flat} is expected: "
-            f"{self._outputs_meaning(n_outputs)}.{self._n_outputs_hint(n_outputs)}"
-        )
-
-    def _n_outputs_hint(self, n_outputs):
-        """What the module's ``n_outputs`` argument has to do with a wrong output shape."""
-        built = self.net_.get_params_for("module").get("n_outputs")
-        if built is None:
-            return (f" sknet fills in n_outputs={n_outputs} when the module's constructor takes an "
-                    "n_outputs argument.")
-        if built != n_outputs:
-            return (f" It was built with n_outputs={built}, set as module__n_outputs; leave that unset "
-                    f"for sknet to fill in {n_outputs}.")
-        return f" It was built with n_outputs={n_outputs}: look at what its forward returns."
-
     def _train_setup(self, setup, epochs, X, y):
         """Run a prepared fit's training loop; ``X`` and ``y`` as the caller gave them (callbacks)."""
         train, valid = self._datasets(setup.X, setup.y, setup.weight, setup.train, setup.valid)
@@ -538,42 +412,6 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
             raise ValueError(f"{self.module.__name__} takes no argument(s) "
                              f"{[name[len('module__'):] for name in unknown]} (set as {unknown}); its "
                              f"constructor takes {list(accepted)}.")
-
-    def _check_weights_finite(self):
-        """Raise ``FloatingPointError`` when training left NaN or infinite weights.
-
-        The loss of an epoch is measured before its last steps, so a run can
-        end with a finite loss curve but broken weights (scikit-learn's MLP
-        checks its weights after training for the same reason).
-        """
-        params = list(self.net_.module_.parameters())
-        if params and not torch.stack([torch.isfinite(p).all() for p in params]).all():
-            raise FloatingPointError(
-                f"Training diverged: the network's weights are NaN or infinite after epoch "
-                f"{len(self.net_.history)}. " + divergence_hint(self.lr)
-            )
-
-    def _check_loss_growth(self):
-        """Raise ``FloatingPointError`` when training ended far above the untrained network's loss.
-
-        The loss compared is that of the epoch whose weights the model keeps (the
-        best one under early stopping). See ``DIVERGENCE_FACTOR``.
-        """
-        history = self.net_.history
-        final, start = history[self._kept_epoch() - 1, "train_loss"], initial_loss(history)
-        if final > DIVERGENCE_FACTOR * start:
-            raise FloatingPointError(
-                f"Training diverged: the training loss is {final:.3g} after epoch {self._kept_epoch()}, "
-                f"over {DIVERGENCE_FACTOR:.0f} times the untrained network's {start:.3g}. "
-                + divergence_hint(self.lr)
-            )
-
-    def _kept_epoch(self):
-        """The epoch (from 1) whose weights training leaves: the last, or the best under early stopping."""
-        history = self.net_.history
-        if self.early_stopping:
-            return int(np.argmin(history[:, "valid_loss"])) + 1
-        return len(history)
 
     def _split_rows(self, y, seed):
         """Positions of the rows trained on and of the early-stopping validation rows (or None)."""
@@ -677,32 +515,6 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
             out = self.net_.forward(dataset, training=False, device="cpu")
         return self._checked_outputs(out)
 
-    def _validate_input(self, X):
-        """``X`` validated for prediction: an array or CSR matrix of the network's dtype, or a SliceDict."""
-        with explain_text(self, X):
-            if self._takes_dict() and is_dict_of_arrays(X):
-                return self._validate_dict(X, reset=False)
-            with self._explain_sample_shape(X):
-                X = validate_data(self, X, reset=False, **self._X_options())
-        self._check_input_shape(X, reset=False)
-        return X
-
-    @contextmanager
-    def _explain_sample_shape(self, X):
-        """Within the block, scikit-learn's feature count error for X of another sample shape than
-        ``fit`` saw (flat rows for images: "X has 64 features, but ... expecting 1") says so.
-        Between two tables, and for a single 1-D sample, scikit-learn's message is the right one."""
-        try:
-            yield
-        except ValueError as exc:
-            fitted, shape = getattr(self, "_input_shape", None), _shape_of(X)
-            # Rows of samples (not one 1-D sample: scikit-learn says to reshape it), not two tables.
-            rows = isinstance(fitted, tuple) and shape is not None and len(shape) >= 2
-            if rows and shape[1:] != fitted and not (len(fitted) == 1 and len(shape) == 2):
-                raise ValueError(f"X has samples of shape {shape[1:]}, but {type(self).__name__} was "
-                                 f"fitted on samples of shape {fitted}.") from exc
-            raise
-
     def _checked_outputs(self, out):
         """Raw outputs (on the CPU) as float64, refusing NaN and infinite ones."""
         broken = ~torch.isfinite(out).reshape(len(out), -1).all(dim=1)
@@ -761,39 +573,5 @@ class BaseTorchNet(CallbackSupportMixin, BaseEstimator):
         tags.input_tags.sparse = True
         tags.non_deterministic = False
         return tags
-
-
-def _sample_shape(X):
-    """The shape of one sample of X: ``X.shape[1:]``, or for a dict X each array's, by key."""
-    if is_dict_of_arrays(X):
-        return {key: tuple(int(n) for n in value.shape[1:]) for key, value in X.items()}
-    return tuple(int(n) for n in X.shape[1:])
-
-
-def _output_shape(module, X, rows, device, dtype):
-    """The shape of ``module``'s output for ``X[rows]`` as training gets them, and ``"tensor"``; or
-    ``(None, the type's name)`` for an output that is not a tensor.
-
-    The module runs in evaluation mode (batch statistics are not updated, dropout is off),
-    without gradients.
-    """
-    batch, _ = InMemoryDataset(X[rows], device=device, dtype=dtype).batch(np.arange(len(rows)))
-    training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            out = module(**batch) if isinstance(batch, dict) else module(batch)
-    finally:
-        module.train(training)
-    return (tuple(out.shape), "tensor") if torch.is_tensor(out) else (None, type(out).__name__)
-
-
-def _shape_of(X):
-    """The shape of an array-like X as a tuple of ints, or None when it has none (ragged lists)."""
-    try:
-        shape = X.shape if hasattr(X, "shape") else np.shape(X)
-        return tuple(int(n) for n in shape)
-    except (TypeError, ValueError):
-        return None
 
 

@@ -5,19 +5,15 @@ strings: ``torch.load(weights_only=True)`` refuses anything else. A file may
 still have been edited by hand, so ``load`` checks every field against what
 ``save`` writes before it builds a network from it. A file names the class of a
 user's module; importing a Python module runs its code, so ``load`` imports one
-only when told to trust it (``trusted=``, as in skops).
+only when told to trust it (``trusted=``, as in skops; see ``_trust.py``).
 """
 
 import contextlib
-import dataclasses
 import errno
-import importlib
-import inspect
 import json
 import os
 import pickle
 import re
-import sys
 import warnings
 
 import numpy as np
@@ -25,6 +21,16 @@ import torch
 
 from ..parallel import resolve_device
 from ._atomic import write_atomically
+from ._trust import (
+    ModuleClassName,
+    cause,
+    checked_trusted,
+    import_path,
+    qualified_name,
+    resolve_module_class,
+    untrusted,
+    valid_class_name,
+)
 
 _FORMAT = "sknet-model"
 _FORMAT_VERSION = 1
@@ -103,70 +109,6 @@ def saveable(*own_fitted):
     return register
 
 
-def _valid_class_name(name):
-    """Whether ``name`` reads ``"package.module:Qualified.Name"``: identifiers, none of them a dunder.
-
-    Classes that ``save`` accepts are named so; a dunder (``__main__``, ``__globals__``)
-    could only lead a hand-made name to objects no model was saved with.
-    """
-    module_name, colon, qualname = name.partition(":")
-    parts = module_name.split(".") + qualname.split(".")
-    return colon == ":" and all(part.isidentifier() and not (part.startswith("__") and part.endswith("__"))
-                                for part in parts)
-
-
-def _class_name(module_class):
-    return f"{module_class.__module__}:{module_class.__qualname__}"
-
-
-def _find(name):
-    """The object ``name`` ("package.module:Qualified.Name") designates, importing its module if needed.
-
-    Only call it on a trusted name, or one whose module is imported already: importing runs code.
-    The names are looked up statically: a module's ``__getattr__`` (which may import submodules)
-    or a descriptor never runs.
-    """
-    module_name, _, qualname = name.partition(":")
-    found = sys.modules.get(module_name)
-    if found is None:
-        found = importlib.import_module(module_name)
-    where = module_name
-    for part in qualname.split("."):
-        try:
-            found = inspect.getattr_static(found, part)
-        except AttributeError:
-            raise AttributeError(f"{where!r} has no attribute {part!r}") from None
-        where = f"{where}{'.' if ':' in where else ':'}{part}"
-    return found
-
-
-@dataclasses.dataclass(frozen=True)
-class _ModuleClassName:
-    """A module class as a model file names it, not yet looked up: reading a file imports nothing."""
-
-    name: str
-
-    def imported(self):
-        """Whether the Python module that defines the class is imported already."""
-        return sys.modules.get(self.name.partition(":")[0]) is not None
-
-
-def _import_path(module_class):
-    """``"package.module:Qualified.Name"`` of a module class that ``load`` can find again, else ValueError."""
-    name = _class_name(module_class)
-    try:  # only an imported module can hold this very class: _find imports nothing here
-        found = _find(name) if _valid_class_name(name) and _ModuleClassName(name).imported() else None
-    except Exception:  # e.g. AttributeError: a class no longer where it was defined
-        found = None
-    if found is not module_class:
-        raise ValueError(
-            f"Cannot save module={module_class.__qualname__} (from {module_class.__module__}): save() "
-            "stores the module class by its import path, so the class must be importable. Define it at "
-            "the top level of a module (not in __main__, a notebook or a function), or pickle the model."
-        )
-    return name
-
-
 def _encode(value, name):
     """Turn a parameter or attribute into JSON-able data, tagging what JSON lacks."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -185,7 +127,7 @@ def _encode(value, name):
         if getattr(torch.optim, value.__name__, None) is value:
             return {"__optimizer__": value.__name__}
     if name == "module" and isinstance(value, type) and issubclass(value, torch.nn.Module):
-        return {"__module_class__": _import_path(value)}
+        return {"__module_class__": import_path(value)}
     if isinstance(value, np.random.RandomState) and name == "random_state":
         return None  # only matters for refitting; documented in save()
     raise TypeError(
@@ -220,9 +162,9 @@ def _decode_param(name, value):
     class_name = value["__module_class__"]
     if set(value) != {"__module_class__"} or not isinstance(class_name, str):
         raise ValueError(f"Unexpected entry {value!r} in the model file.")
-    if not _valid_class_name(class_name):
+    if not valid_class_name(class_name):
         raise ValueError(f"the module class {class_name!r} is not named 'package.module:Qualified.Name'")
-    return _ModuleClassName(class_name)
+    return ModuleClassName(class_name)
 
 
 def _decode_array(items, dtype):
@@ -330,14 +272,15 @@ def load(path, *, trusted=None):
     A model of your own module class loads once you have imported that
     class's module, or with ``trusted=["your.module:YourNet"]``.
     """
-    trusted = _checked_trusted(trusted)
+    trusted = checked_trusted(trusted)
     payload = _read_payload(path)
     cls = _check_header(payload, path)
     params = _decoded_field(payload, "params", path)
     named = params.get("module")
     estimator = _estimator_from_params(cls, params, path, trusted)
     # Errors name the class as the file does, which an alias in the code may not.
-    class_name = named.name if isinstance(named, _ModuleClassName) else _class_name(estimator._module_class())
+    class_name = (named.name if isinstance(named, ModuleClassName)
+                  else qualified_name(estimator._module_class()))
     fitted = _checked_fitted(payload["estimator"], _decoded_field(payload, "fitted", path), path)
     device = fitted.pop("device_")
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -402,53 +345,7 @@ def get_untrusted_types(path):
     """
     payload = _read_payload(path)
     _check_header(payload, path)
-    return _untrusted(_decoded_field(payload, "params", path))
-
-
-def _untrusted(params):
-    """The sorted names of the module classes in decoded ``params`` whose modules are not imported."""
-    return sorted(value.name for value in params.values()
-                  if isinstance(value, _ModuleClassName) and not value.imported())
-
-
-def _checked_trusted(trusted):
-    """``trusted`` as a set of class names, after checking it is None or a list of such names."""
-    if trusted is None:
-        return frozenset()
-    if not (isinstance(trusted, (list, tuple)) and all(isinstance(name, str) for name in trusted)):
-        raise TypeError("The 'trusted' parameter of sknet.load must be None or a list of str such as "
-                        f"['package.module:Class']. Got {trusted!r:.200} instead.")
-    malformed = [name for name in trusted if not _valid_class_name(name)]
-    if malformed:
-        raise ValueError("The 'trusted' parameter of sknet.load names classes as 'package.module:Class', "
-                         f"as sknet.get_untrusted_types lists them. Got {malformed!r:.200} in it.")
-    return frozenset(trusted)
-
-
-def _module_class(name, estimator_name, path, trusted):
-    """The torch module class ``name`` (a ``_ModuleClassName``) designates, if imported or trusted."""
-    module_name = name.name.partition(":")[0]
-    if not name.imported() and name.name not in trusted:
-        raise ValueError(
-            f"{path!s} names the module class {name.name!r}, whose module {module_name!r} is not imported: "
-            "loading would import it, which runs its code, and sknet.load imports only what it is told to "
-            f"trust. If that code is what you expect, load with sknet.load({os.fspath(path)!r}, "
-            f"trusted={[name.name]!r}), or run 'import {module_name}' before loading.")
-    try:
-        found = _find(name.name)
-    except Exception as exc:  # whatever its import raises: the file is valid, the code is missing
-        raise ValueError(
-            f"{path!s} holds a {estimator_name} whose module class {name.name!r} it was saved with cannot "
-            f"be imported ({_cause(exc)}): install or restore the code that defines it, or save the model "
-            "again from where that code is.") from exc
-    if not (isinstance(found, type) and issubclass(found, torch.nn.Module)):
-        kind = "" if isinstance(found, type) else f" (it is a {type(found).__name__})"
-        raise _invalid(path, f"its module class {name.name!r} is not a torch.nn.Module subclass{kind}.")
-    return found
-
-
-def _cause(exc):
-    return f"{type(exc).__name__}: {str(exc).rstrip('.')}"
+    return untrusted(_decoded_field(payload, "params", path))
 
 
 @contextlib.contextmanager
@@ -459,7 +356,7 @@ def _building(estimator, class_name, path):
     except Exception as exc:  # the module's own code raises what it likes
         raise ValueError(
             f"{path!s} holds a {type(estimator).__name__} whose module class {class_name!r} cannot be "
-            f"built with the arguments it was saved with ({_cause(exc)}). If the class has "
+            f"built with the arguments it was saved with ({cause(exc)}). If the class has "
             "changed since the model was saved, restore the code it was saved with, or fit and save the "
             "model again.") from exc
 
@@ -545,10 +442,10 @@ def _estimator_from_params(cls, params, path, trusted):
     if unknown:
         raise _invalid(path, f"{cls.__name__} has no parameter(s) {unknown}.")
     named = params.get("module")
-    if isinstance(named, _ModuleClassName):  # only once the names are known good
-        params["module"] = _module_class(named, cls.__name__, path, trusted)
+    if isinstance(named, ModuleClassName):  # only once the names are known good
+        params["module"] = resolve_module_class(named, cls.__name__, path, trusted)
     estimator = cls(**params)
-    if isinstance(named, _ModuleClassName):
+    if isinstance(named, ModuleClassName):
         with _building(estimator, named.name, path):  # the file is valid: the class lost an argument
             estimator._check_module_params()
     try:
@@ -644,7 +541,7 @@ def _expected_state_dict(estimator, class_name, path, trusted):
         raise ValueError(
             f"{path!s} holds a {type(estimator).__name__} whose module class {class_name!r} cannot be "
             "built on torch's meta device, where load checks the file's sizes without allocating memory "
-            f"({_cause(on_meta)}). Built for real, it allocates what the file's arguments ask for before "
+            f"({cause(on_meta)}). Built for real, it allocates what the file's arguments ask for before "
             f"they can be checked: if you trust the file, load it with sknet.load({os.fspath(path)!r}, "
             f"trusted=[{class_name!r}]).") from on_meta
     with _building(estimator, class_name, path), torch.device("cpu"):
