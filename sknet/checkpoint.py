@@ -42,119 +42,38 @@ The file holds four tables:
     fit, exactly as scikit-learn's ``_fit_and_score`` returned them.
 """
 
-import functools
 import json
 import os
 import sqlite3
 import stat
-import struct
 import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ._identity import canonical, describe, differences, explain, plain, random_state_from_json
+from ._identity import canonical, describe, differences, explain, plain
+from ._journal_format import (
+    APPLICATION_ID,
+    COLUMNS,
+    FORMAT,
+    FORMAT_VERSION,
+    JSON_CELLS,
+    JSON_COLUMNS,
+    RESULT_COLUMNS,
+    SCHEMA,
+    SQL_KINDS,
+    cell_kind,
+    is_blank,
+    not_ours,
+    schema_columns,
+)
 
 __all__ = ["CheckpointDamagedError", "CheckpointPermissionError", "Journal"]
 
-FORMAT_VERSION = 2
-FORMAT = f"sknet-checkpoint/{FORMAT_VERSION}"
-# sknet's mark in the SQLite header of every checkpoint, where any program can read it without
-# SQLite: PRAGMA application_id (bytes 68-71) and PRAGMA user_version, the format (bytes 60-63).
-APPLICATION_ID = int.from_bytes(b"sknt", "big")  # 0x736b6e74
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # Seconds a writer waits for another's transaction before giving up. Transactions
 # are a single row, so only a stuck process can hold the lock anywhere near this.
 BUSY_TIMEOUT = 300.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS header (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS rounds (
-    round INTEGER PRIMARY KEY, first INTEGER NOT NULL, candidates TEXT NOT NULL, extra TEXT);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS results (
-    candidate INTEGER NOT NULL,
-    split INTEGER NOT NULL,
-    params TEXT NOT NULL,
-    fit_error TEXT,
-    test_scores TEXT,
-    train_scores TEXT,
-    n_test_samples INTEGER,
-    fit_time REAL,
-    score_time REAL,
-    extra TEXT,
-    written REAL NOT NULL,
-    pid INTEGER NOT NULL,
-    PRIMARY KEY (candidate, split));
-"""
-# In the order scikit-learn's _fit_and_score builds its result dict.
-_COLUMNS = ("fit_error", "test_scores", "train_scores", "n_test_samples", "fit_time", "score_time")
-_JSON_COLUMNS = ("test_scores", "train_scores")
-_RESULT_COLUMNS = ("candidate", "split", "params", *_COLUMNS, "extra", "written", "pid")  # as in _SCHEMA
-# The JSON cells a search reads back, checked when it opens the journal: table -> (the columns that
-# name a row, its JSON columns).
-_JSON_CELLS = {
-    "rounds": (("round",), ("candidates", "extra")),
-    "state": (("key",), ("value",)),
-    "results": (("candidate", "split"), ("params", *_JSON_COLUMNS, "extra")),
-}
-
-
-# The SQLite types the results' plain columns may hold (typeof), and in words.
-_SQL_KINDS = {"fit_error": ({"text", "null"}, "text or null"),
-              "n_test_samples": ({"integer", "null"}, "an integer or null"),
-              "fit_time": ({"real", "integer", "null"}, "a number or null"),
-              "score_time": ({"real", "integer", "null"}, "a number or null")}
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _is_score(value):
-    """A score as scikit-learn's ``_fit_and_score`` gives it: a number, or one per metric."""
-    return _is_number(value) or (isinstance(value, dict) and all(map(_is_number, value.values())))
-
-
-def _is_random_state(value):
-    try:
-        random_state_from_json(value)
-    except Exception:
-        return False
-    return True
-
-
-def _any(value):
-    return True
-
-
-# What a JSON cell holds, by (table, column): a check and its words for the error message.
-_CELL_KINDS = {
-    ("results", "params"): (lambda v: isinstance(v, dict), "an object of parameters"),
-    ("results", "test_scores"): (_is_score, "a score: a number or an object of numbers"),
-    ("results", "train_scores"): (lambda v: v is None or _is_score(v),  # null: not asked for
-                                  "a score: a number, an object of numbers, or null"),
-    ("results", "extra"): (lambda v: v is None or isinstance(v, dict), "an object or null"),
-    ("rounds", "candidates"): (lambda v: isinstance(v, list) and all(isinstance(c, dict) for c in v),
-                               "a list of objects of parameters"),
-    ("rounds", "extra"): (lambda v: v is None or isinstance(v, dict), "an object or null"),
-}
-
-
-def _cell_kind(table, column, row):
-    """What the cell of ``table``, ``column`` in ``row`` must hold (``_CELL_KINDS``; state by its key)."""
-    if table != "state":
-        return _CELL_KINDS.get((table, column), (_any, "JSON"))
-    key = str(row.get("key"))
-    if key == "random_state":
-        return _is_random_state, "a random state (numpy's, as a list of 5 values)"
-    if key == "finished":
-        return (lambda v: v is True), "true"
-    if key.startswith("pruning of round "):
-        return (lambda v: isinstance(v, dict) and {"pruned", "epochs_trained", "partial"} <= set(v),
-                "an object of pruned, epochs_trained and partial")
-    return _any, "JSON"
 
 
 class CheckpointPermissionError(PermissionError):
@@ -329,7 +248,7 @@ class Journal:
                 f"Cannot read checkpoint {self.path!r}: {exc.strerror.lower()}.") from exc
         if not head:
             return self._no_stale_log("it is empty")
-        why = _not_ours(head)
+        why = not_ours(head)
         if why:
             raise ValueError(self._foreign(why))
         return False
@@ -370,7 +289,7 @@ class Journal:
                 conn.execute("BEGIN IMMEDIATE")  # two processes creating the file: one waits, then reads
                 try:
                     mark = conn.execute("PRAGMA application_id").fetchone()[0]
-                    if mark == 0 and _is_blank(conn):  # new or empty when sniffed, and still
+                    if mark == 0 and is_blank(conn):  # new or empty when sniffed, and still
                         self._create(conn, parts, info)
                         stored = {}
                     elif mark != APPLICATION_ID:
@@ -397,7 +316,7 @@ class Journal:
         # main file's header page, where _sniff reads it, from the moment the file has content.
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
-        for statement in filter(str.strip, _SCHEMA.split(";")):
+        for statement in filter(str.strip, SCHEMA.split(";")):
             conn.execute(statement)
         rows = {"format": FORMAT, **{f"identity.{k}": v for k, v in parts.items()},
                 **{f"info.{k}": str(v) for k, v in (info or {}).items()}}
@@ -439,7 +358,7 @@ class Journal:
 
     def _check_tables(self, conn):
         """Raise CheckpointDamagedError if a table or column of the schema is missing (a hand edit)."""
-        for table, want in _schema_columns().items():
+        for table, want in schema_columns().items():
             have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             if not have:
                 raise CheckpointDamagedError(self._damaged(f"its {table} table is missing"))
@@ -450,14 +369,14 @@ class Journal:
     def _check_cells(self):
         """Read back every cell a search reads back, so that a damaged one is refused before any fit."""
         with self._connect() as conn:
-            for table, (keys, columns) in _JSON_CELLS.items():
+            for table, (keys, columns) in JSON_CELLS.items():
                 for row in conn.execute(f"SELECT {', '.join((*keys, *columns))} FROM {table}"):
                     where = dict(zip(keys, row, strict=False))
                     for column, text in zip(columns, row[len(keys):], strict=True):
                         self._cell(text, table, column, where, at_open=True)
-            kinds = ", ".join(f"typeof({column})" for column in _SQL_KINDS)
+            kinds = ", ".join(f"typeof({column})" for column in SQL_KINDS)
             for candidate, split, *types in conn.execute(f"SELECT candidate, split, {kinds} FROM results"):
-                for (column, (allowed, words)), kind in zip(_SQL_KINDS.items(), types, strict=True):
+                for (column, (allowed, words)), kind in zip(SQL_KINDS.items(), types, strict=True):
                     if kind not in allowed:
                         raise CheckpointDamagedError(self._damaged(
                             f"in its results table, the {column} column of the row of candidate {candidate}, "
@@ -473,7 +392,7 @@ class Journal:
             raise CheckpointDamagedError(self._damaged(
                 f"in its {table} table, the {column} column of the row of {name} is not valid JSON "
                 f"({_short_text(text)}: {exc})", at_open)) from exc
-        check, words = _cell_kind(table, column, row)
+        check, words = cell_kind(table, column, row)
         if not check(value):
             raise CheckpointDamagedError(self._damaged(
                 f"in its {table} table, the {column} column of the row of {name} holds "
@@ -585,7 +504,7 @@ class Journal:
         Raises RuntimeError if the journal has that position for other parameters.
         """
         with self._connect() as conn:
-            row = conn.execute(f"SELECT params, {', '.join(_COLUMNS)}, extra FROM results "
+            row = conn.execute(f"SELECT params, {', '.join(COLUMNS)}, extra FROM results "
                                "WHERE candidate = ? AND split = ?", (candidate, split)).fetchone()
         if row is None:
             return None
@@ -594,8 +513,8 @@ class Journal:
         if row[0] != canonical(describe(params)):
             raise RuntimeError(f"Checkpoint {self.path!r} holds candidate {candidate} with parameters "
                                f"{row[0]}, not {canonical(describe(params))}; the search did not replay.")
-        result = dict(zip(_COLUMNS, row[1:-1], strict=True))
-        for column in _JSON_COLUMNS:
+        result = dict(zip(COLUMNS, row[1:-1], strict=True))
+        for column in JSON_COLUMNS:
             result[column] = self._cell(result[column], "results", column, where, at_open=False)
         if result["train_scores"] is None:
             del result["train_scores"]  # asked for only with return_train_score
@@ -608,9 +527,9 @@ class Journal:
         A result already there (another process of the same search got there
         first) is kept: both came from the same fit.
         """
-        values = [_ordered(result[c]) if c in _JSON_COLUMNS and c in result else _plain_scalar(result.get(c))
-                  for c in _COLUMNS]
-        extra = {k: v for k, v in result.items() if k not in _COLUMNS}
+        values = [_ordered(result[c]) if c in JSON_COLUMNS and c in result else _plain_scalar(result.get(c))
+                  for c in COLUMNS]
+        extra = {k: v for k, v in result.items() if k not in COLUMNS}
         with self._connect(write=True) as conn:
             conn.execute("INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (candidate, split, canonical(describe(params)), *values,
@@ -630,47 +549,15 @@ class Journal:
         """Every journaled result as a dict, in (candidate, split) order; params and scores decoded."""
         with self._connect() as conn:
             # Columns by name: one dropped by hand is then SQLite's "no such column", not a KeyError.
-            columns = ", ".join(_RESULT_COLUMNS)
+            columns = ", ".join(RESULT_COLUMNS)
             cursor = conn.execute(f"SELECT {columns} FROM results ORDER BY candidate, split")
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor]
         for row in rows:
             where = {"candidate": row["candidate"], "split": row["split"]}
-            for column in ("params", "extra", *_JSON_COLUMNS):
+            for column in ("params", "extra", *JSON_COLUMNS):
                 row[column] = self._cell(row[column], "results", column, where, at_open=False)
         return rows
-
-
-def _not_ours(head):
-    """Why the first 100 bytes of a file are not an sknet checkpoint's, or None if they are."""
-    if len(head) < 100 or not head.startswith(_SQLITE_MAGIC):
-        return "it is not an SQLite database"
-    version, application_id = struct.unpack(">i4xI", head[60:72])  # big-endian, as SQLite writes them
-    if application_id == 0:
-        return ("it is an SQLite database without sknet's mark (PRAGMA application_id): another "
-                "program's, or a checkpoint of sknet's first format, which cannot be resumed")
-    if application_id != APPLICATION_ID:
-        return f"it is another program's SQLite database (PRAGMA application_id {application_id:#010x})"
-    if version != FORMAT_VERSION:
-        return (f"it is a checkpoint of format {version}, and this version of sknet reads format "
-                f"{FORMAT_VERSION} only")
-    return None
-
-
-@functools.cache
-def _schema_columns():
-    """``{table: [column, ...]}`` of _SCHEMA, as SQLite reads it."""
-    with closing(sqlite3.connect(":memory:")) as reference:
-        reference.executescript(_SCHEMA)
-        tables = reference.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        return {table: [row[1] for row in reference.execute(f"PRAGMA table_info({table})")]
-                for (table,) in tables}
-
-
-def _is_blank(conn):
-    """Whether a database holds nothing at all: no schema object, no header field set."""
-    return (conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
-            and conn.execute("PRAGMA user_version").fetchone()[0] == 0)
 
 
 def _use_wal(conn):
