@@ -3,8 +3,11 @@
 The batched model does the arithmetic; each job's skorch net keeps the records. Each function
 stands for steps of skorch's ``NeuralNet.partial_fit``, ``fit_loop`` and ``run_single_epoch``:
 
-- :func:`_allow_schedule_steps`: before ``notify("on_train_begin")``, the mark torch's optimizer
-  leaves when it steps (the engine steps for it), so that schedules step without a warning;
+- :func:`begin_training`, :func:`begin_epoch`, :func:`end_batch` and :func:`end_training`: the
+  notifications of ``partial_fit``, ``fit_loop`` and ``run_single_epoch``; before
+  ``on_train_begin``, :func:`_allow_schedule_steps` leaves the mark torch's optimizer leaves
+  when it steps (the engine steps for it), so that schedules step without a warning;
+- :func:`record_validation`: a validation epoch's batches and scores;
 - :func:`_steps_every_batch`: whether a callback acts at ``notify("on_batch_end")`` (a batch
   schedule), so that the loop must notify each batch;
 - :func:`_close_epoch`: the end of ``run_single_epoch`` (``history.record_batch`` of each
@@ -25,6 +28,40 @@ from skorch import NeuralNet
 from skorch.callbacks import EpochTimer, PassthroughScoring
 
 from ..nets._skorch import StopOnDivergence
+
+
+def begin_training(net):
+    """``partial_fit``'s ``notify("on_train_begin")``, once torch's optimizer may step (see
+    :func:`_allow_schedule_steps`)."""
+    _allow_schedule_steps(net)
+    net.notify("on_train_begin", X=None, y=None)
+
+
+def begin_epoch(net):
+    """``fit_loop``'s ``notify("on_epoch_begin")``."""
+    net.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
+
+
+def end_batch(net):
+    """``run_single_epoch``'s new batch record and ``notify("on_batch_end")`` of a training batch
+    (for a schedule that steps every batch; the loss is recorded with the epoch)."""
+    net.history.new_batch()
+    net.notify("on_batch_end", batch=None, training=True)
+
+
+def record_validation(net, losses, sizes, score):
+    """The validation part of ``run_single_epoch``: each batch's ``valid_loss`` and
+    ``valid_batch_size``, ``valid_batch_count``, and sknet's ``valid_score``."""
+    batches = list.__getitem__(net.history, -1)["batches"]
+    batches.extend({"valid_loss": float(loss), "valid_batch_size": size}
+                   for loss, size in zip(losses, sizes, strict=False))
+    net.history.record("valid_batch_count", len(sizes))
+    net.history.record("valid_score", float(score))
+
+
+def end_training(net):
+    """``partial_fit``'s ``notify("on_train_end")`` (early stopping restores its best weights here)."""
+    net.notify("on_train_end", X=None, y=None)
 
 
 def _allow_schedule_steps(net):

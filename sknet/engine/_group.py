@@ -17,15 +17,20 @@ import time
 import numpy as np
 import torch
 
+from ..nets import finish_fit
 from ..nets._data import DeviceBatches, predict_batch_size
 from . import _functional, _optim
 from ._bookkeeping import (
-    _allow_schedule_steps,
     _close_epoch,
     _mean_losses,
     _plain_callbacks,
     _steps_every_batch,
     _write_plain_epoch,
+    begin_epoch,
+    begin_training,
+    end_batch,
+    end_training,
+    record_validation,
 )
 from ._functional import BatchedModule
 from ._jobs import TrainingState, continuation_refusal, optimizer_name
@@ -88,20 +93,19 @@ class GroupTrainer:
         self.nets = [job.estimator.net_ for job in jobs]
         self.X = X
         device = X.device
-        base = jobs[0].estimator
+        base = jobs[0].spec  # what the group's jobs share: their loop (see group_key)
         self.model = self._batched_model()
         params, decays = self.model.parameters()
         # The dtype of losses, weights and masks: the parameters' (X may hold integer token ids).
         like = X if X.is_floating_point() else params[0]
         optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
-        momentum = np.array([job.estimator._momentum() for job in self.jobs])  # None: the optimizer's own
-        self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), momentum,
+        self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"),
                                    self.model.spans())
-        self.loss = LOSSES[base._criterion()]
+        self.loss = LOSSES[base.loss]
         self.l1 = self._hyper("l1")
         self.l1_column = torch.as_tensor(self.l1, dtype=like.dtype, device=device).view(-1, 1, 1)
         self.lr = self._hyper("lr")
-        self.max_epochs = np.array([job.estimator.max_epochs for job in jobs])
+        self.max_epochs = np.array([job.spec.max_epochs for job in jobs])
         self.errors = [None] * len(jobs)
         self.stopped = np.zeros(len(jobs), dtype=bool)  # by early stopping
         self.batch_schedule = base.lr_schedule is not None and _steps_every_batch(self.nets[0])
@@ -138,19 +142,19 @@ class GroupTrainer:
         if not _functional.has_hand_written_backward(self.jobs[0].estimator):
             return BatchedModule(modules, seed=self.jobs[0].seed)
         dropout = self._hyper("dropout")
-        return BatchedMLP(modules, self.jobs[0].estimator.activation, dropout,
+        return BatchedMLP(modules, self.jobs[0].spec.activation, dropout,
                           [_generator_after_init(job) for job in self.jobs] if dropout.any() else None)
 
     def _hyper(self, name):
-        return np.array([getattr(job.estimator, name) for job in self.jobs], dtype=np.float64)
+        """Each job's ``name`` (a float of its :class:`~sknet.nets.TrainingSpec`), as a column."""
+        return np.array([getattr(job.spec, name) for job in self.jobs], dtype=np.float64)
 
     def run(self):
         """Train all epochs; return the fitted estimators (or their errors), in the jobs' order."""
         for k, net in enumerate(self.nets):
             # A resumed net's callbacks go on as they were: a fit begins its training once.
             for other in [net] * (not self.resumed[k]) + [shadow.net for shadow in self.shadows[k]]:
-                _allow_schedule_steps(other)
-                other.notify("on_train_begin", X=None, y=None)
+                begin_training(other)
             self.lr[k] = net.optimizer_.param_groups[0]["lr"]  # a schedule may start elsewhere (onecycle)
         results = [None] * len(self.jobs)
         self.index = np.arange(len(self.jobs))  # each model's position in ``jobs``
@@ -210,7 +214,7 @@ class GroupTrainer:
         if not self.plain:
             for k, net in enumerate(self.nets):
                 for other in [net, *(shadow.net for shadow in self.shadows[k])]:
-                    other.notify("on_epoch_begin", dataset_train=None, dataset_valid=None)
+                    begin_epoch(other)
         # Each model's shuffled rows and batch sizes: the very batches of its sequential fit.
         orders, stops = zip(*(batches.shuffled_order() for batches in self.batches), strict=True)
         layout = self._layout([_batch_sizes(ends) for ends in stops])
@@ -223,8 +227,7 @@ class GroupTrainer:
             losses.append(self._step(rows, y, coef, real, active, counts))
             if self.batch_schedule:
                 for k in np.flatnonzero(active):
-                    self.nets[k].history.new_batch()
-                    self.nets[k].notify("on_batch_end", batch=None, training=True)
+                    end_batch(self.nets[k])
                     self.lr[k] = self.nets[k].optimizer_.param_groups[0]["lr"]
         losses = torch.stack(losses, dim=1).cpu().numpy() if losses else np.zeros((len(self.jobs), 0))
         if self.plain:
@@ -262,12 +265,8 @@ class GroupTrainer:
         net, n = self.nets[k], self.n_valid[k]
         losses, outputs = validation
         sizes = [min(self.valid_batch_size, n - start) for start in range(0, n, self.valid_batch_size)]
-        batches = list.__getitem__(net.history, -1)["batches"]
-        batches.extend({"valid_loss": float(loss), "valid_batch_size": size}
-                       for loss, size in zip(losses[k], sizes, strict=False))
-        net.history.record("valid_batch_count", len(sizes))
-        score = self.jobs[k].estimator._validation_score(self.valid[1][k, :n], outputs[k, :n])
-        net.history.record("valid_score", float(score))
+        score = self.jobs[k].spec.validation_score(self.valid[1][k, :n], outputs[k, :n])
+        record_validation(net, losses[k], sizes, score)
         # EarlyStopping copies the module's weights when the epoch is the best so far.
         self.model.write_module(k, net.module_)
         return losses[k, :len(sizes)], sizes
@@ -319,7 +318,7 @@ class GroupTrainer:
             self.errors[k] = _close_epoch(net, losses, sizes, extra, self._record_validation,
                                           opened=self.batch_schedule)
         except KeyboardInterrupt:  # skorch's EarlyStopping ends training this way
-            if not net._early_stopped():
+            if not net.early_stopped():
                 raise
             self.stopped[k] = True
         self.lr[k] = net.optimizer_.param_groups[0]["lr"]
@@ -354,16 +353,12 @@ class GroupTrainer:
         net = estimator.net_
         self.model.write_module(k, net.module_)
         self._write_optimizer_state(k, net)
-        net.notify("on_train_end", X=None, y=None)  # early stopping restores the best weights here
+        end_training(net)  # early stopping restores the best weights here
         try:
             # The plain callbacks leave the module as written: its check would find what ``finite`` says.
-            if not (finite and self.plain):
-                estimator._check_weights_finite()
-            estimator._check_loss_growth()
+            return finish_fit(estimator, weights_checked=finite and self.plain)
         except FloatingPointError as exc:
             return exc
-        estimator._store_fitted_attributes()
-        return estimator
 
     def _keep_state(self, k, fitted, key):
         """With ``keep_states``, the :class:`TrainingState` of ``fitted`` (model ``k``'s, or one of
@@ -406,7 +401,7 @@ class _Shadow:
 
     def __init__(self, position, job, callbacks):
         self.position, self.job, self.callbacks = position, job, callbacks
-        self.net, self.max_epochs = job.estimator.net_, job.estimator.max_epochs
+        self.net, self.max_epochs = job.estimator.net_, job.spec.max_epochs
         self.error = None
 
 

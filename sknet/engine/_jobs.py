@@ -6,9 +6,11 @@
 each job up as a :class:`Job`, whatever the net's torch module.
 
 A job is ``(params, train_idx)``: the estimator ``clone(base).set_params(**params)``
-fitted on the rows ``train_idx``. It is set up by the estimator's own
-``_validate_fit_data`` and ``_prepare_fit``, the first steps of its ``fit``, so
-that the batched model starts from exactly the state a sequential ``fit`` would.
+fitted on the rows ``train_idx``. It is set up through the estimator's contract
+(:func:`~sknet.nets.validate_fit_data` and :func:`~sknet.nets.begin_fit`, the first
+steps of its ``fit``), so that the batched model starts from exactly the state a
+sequential ``fit`` would, and the engine reads its parameters from its
+:class:`~sknet.nets.TrainingSpec`.
 """
 
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from sklearn.base import clone
 from sklearn.utils import _safe_indexing, check_array
 
 from .. import _options
+from ..nets import TrainingSpec, begin_fit, build_module, check_params, loss_weights, training_spec
+from ..nets import validate_fit_data as _validate_fit_data
 from ..nets._base import BaseTorchNet
 from ..nets._data import is_dict_of_arrays
 from ..nets._mlp import BaseMLP
@@ -33,6 +37,7 @@ class Job:
     """A job ready to train: its estimator (with an initialised ``net_``) and its rows."""
 
     estimator: BaseTorchNet
+    spec: TrainingSpec  # its parameters, as the engine reads them
     seed: int
     rows: np.ndarray  # positions of its training rows in the engine's X
     y: np.ndarray  # encoded targets of those rows
@@ -157,9 +162,8 @@ def resumed(base, params, rows, X, y, state, validated=None, sample_weight=None)
     data = _validated(wanted, rows, X, y, {} if validated is None else validated, sample_weight)
     estimator.max_epochs = estimator.net_.max_epochs = wanted.max_epochs
     # Without early stopping every row trains: the rows, targets and weights of a fresh setup.
-    return Job(estimator, int(estimator.net_.shuffle_seed), rows, data.y,
-               estimator._sample_weight(data.y, data.sample_weight), data.n_outputs, None,
-               state.dropout_state, state.shuffle_state)
+    return Job(estimator, training_spec(estimator), int(estimator.net_.shuffle_seed), rows, data.y,
+               loss_weights(estimator, data), data.n_outputs, None, state.dropout_state, state.shuffle_state)
 
 
 def optimizer_name(optimizer):
@@ -192,16 +196,16 @@ def refusal(estimator, params, X=None):
         return "X is a dict of arrays"
     try:
         est = clone(estimator).set_params(**params)
-        est._validate_params()
-        est._check_arguments()
+        check_params(est)
     except (ValueError, TypeError) as exc:
         return f"invalid parameters ({exc})"
+    spec = training_spec(est)
     unsupported = {
-        "callbacks are set": bool(est.callbacks) or bool(getattr(est, "_skl_callbacks", None)),
-        "warm_start=True": est.warm_start,
-        f"optimizer={est.optimizer!r} is not a named optimizer": optimizer_name(est.optimizer) is None,
-        "verbose > 0": bool(est.verbose),
-        f"its loss {est._criterion().__name__} has no batched gradient": est._criterion() not in LOSSES,
+        "callbacks are set": spec.has_callbacks,
+        "warm_start=True": spec.warm_start,
+        f"optimizer={spec.optimizer!r} is not a named optimizer": optimizer_name(spec.optimizer) is None,
+        "verbose > 0": bool(spec.verbose),
+        f"its loss {spec.loss.__name__} has no batched gradient": spec.loss not in LOSSES,
     }
     reasons = [reason for reason, refused in unsupported.items() if refused]
     if reasons:
@@ -215,15 +219,14 @@ def _module_refusal(estimator, X):
     The module is built as the estimator's fit would build it (``n_outputs`` is
     unknown here: 2 stands in) and probed on two rows of ``X``.
     """
+    float_dtype = training_spec(estimator).float_dtype
     rows = check_array(_safe_indexing(X, np.arange(min(2, _n_samples(X)))), allow_nd=True,
-                       dtype=[estimator._float_dtype(), np.int64, np.int32])
+                       dtype=[float_dtype, np.int64, np.int32])
     try:
-        module = estimator._module_class()(**estimator._module_kwargs(rows.shape[1:], 2))
+        module = build_module(estimator, rows.shape[1:], 2)
     except Exception as exc:  # its own fit fails the same way, and says so
         return f"its module cannot be built ({exc!r})"
-    float_dtype = getattr(torch, estimator.dtype)
-    module = module.to(float_dtype)  # as the net casts a module that takes no dtype argument
-    example = torch.as_tensor(rows if rows.dtype.kind in "iu" else rows.astype(estimator._float_dtype()))
+    example = torch.as_tensor(rows if rows.dtype.kind in "iu" else rows.astype(float_dtype))
     return vmap_refusal(module, example)
 
 
@@ -253,32 +256,18 @@ def can_batch(estimator, params, X=None):
     return refusal(estimator, params, X) is None
 
 
-def group_key(estimator):
-    """What must be equal for models to share a training loop.
+def group_key(spec):
+    """What must be equal for models to share a training loop, of a :class:`~sknet.nets.TrainingSpec`.
 
     The rest is per model: lr, momentum, weight decay, l1, dropout rate, weight
     init, random state, class weights, max_epochs, and the layers' widths
     (models of equal widths share tensors within the loop).
     """
-    if not isinstance(estimator, BaseMLP):  # any module: equal module arguments give equal shapes
-        module_args = tuple(sorted((name, repr(value)) for name, value in estimator._module_params().items()))
-        return (type(estimator), estimator.module, module_args, optimizer_name(estimator.optimizer),
-                estimator.batch_size, getattr(estimator, "loss", None), estimator.early_stopping,
-                estimator.lr_schedule, estimator.device, estimator.dtype)
-    return (
-        type(estimator),
-        len(estimator._hidden_sizes()),
-        estimator.activation,
-        estimator.dropout > 0,
-        estimator.batch_norm,
-        optimizer_name(estimator.optimizer),
-        estimator.batch_size,
-        getattr(estimator, "loss", None),
-        estimator.early_stopping,
-        estimator.lr_schedule,
-        estimator.device,
-        estimator.dtype,
-    )
+    shared = (spec.estimator, optimizer_name(spec.optimizer), spec.batch_size, spec.loss, spec.early_stopping,
+              spec.lr_schedule, spec.device, spec.dtype)
+    if spec.hidden_sizes is None:  # any module: equal module arguments give equal shapes
+        return (*shared, spec.module, spec.module_args)
+    return (*shared, len(spec.hidden_sizes), spec.activation, spec.dropout > 0, spec.batch_norm)
 
 
 def group_jobs(estimator, jobs):
@@ -309,7 +298,7 @@ def group_jobs(estimator, jobs):
         reason = refusal(estimator, params)
         if reason is not None:
             raise ValueError(f"Job {i} cannot be trained by the batched engine: {reason}.")
-        groups.setdefault(group_key(clone(estimator).set_params(**params)), []).append(i)
+        groups.setdefault(group_key(training_spec(clone(estimator).set_params(**params))), []).append(i)
     return list(groups.values())
 
 
@@ -323,12 +312,11 @@ def prepare(base, params, rows, X, y, validated=None, sample_weight=None):
     """
     est = clone(base).set_params(**params)
     rows = np.asarray(rows)
-    setup = est._prepare_fit(_validated(est, rows, X, y, {} if validated is None else validated,
-                                        sample_weight))
+    setup = begin_fit(est, _validated(est, rows, X, y, {} if validated is None else validated, sample_weight))
     parts = [(rows[part], setup.y[part], None if setup.weight is None else setup.weight[part])
              for part in (setup.train, setup.valid) if part is not None]
-    return Job(est, setup.seed, *parts[0], setup.n_outputs, parts[1] if len(parts) > 1 else None,
-               setup.rng_state)
+    return Job(est, training_spec(est), setup.seed, *parts[0], setup.n_outputs,
+               parts[1] if len(parts) > 1 else None, setup.rng_state)
 
 
 def _validated(est, rows, X, y, validated, sample_weight):
@@ -336,7 +324,7 @@ def _validated(est, rows, X, y, validated, sample_weight):
     key = (type(est), est.dtype, rows.tobytes())
     if key not in validated:
         weight = None if sample_weight is None else _safe_indexing(sample_weight, rows)
-        validated[key] = est._validate_fit_data(_safe_indexing(X, rows), _safe_indexing(y, rows), weight)
+        validated[key] = _validate_fit_data(est, _safe_indexing(X, rows), _safe_indexing(y, rows), weight)
     return validated[key]
 
 

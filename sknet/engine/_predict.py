@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from ..nets import training_spec
 from ._functional import BatchedModule, has_hand_written_backward, tensor_layout
 from ._model import BatchedMLP
 
@@ -27,7 +28,7 @@ def predict_batched(estimators, X):
     estimators : list of MLPClassifier, MLPRegressor, TorchClassifier or TorchRegressor
         Fitted estimators, all on the same features and of one ``dtype``.
     X : ndarray of shape (n_samples, n_features) or (n_samples, ...)
-        The rows, validated by one of them (``_validate_input``): dense, of their dtype.
+        The rows, validated by one of them (:func:`sknet.nets.validate_input`): dense, of their dtype.
 
     Returns
     -------
@@ -40,9 +41,10 @@ def predict_batched(estimators, X):
     >>> from sklearn.datasets import load_iris
     >>> from sknet import MLPClassifier
     >>> from sknet.engine import predict_batched
+    >>> from sknet.nets import validate_input
     >>> X, y = load_iris(return_X_y=True)
     >>> nets = [MLPClassifier(n_units=u, max_epochs=5, random_state=0).fit(X, y) for u in (8, 16)]
-    >>> outputs = predict_batched(nets, nets[0]._validate_input(X))
+    >>> outputs = predict_batched(nets, validate_input(nets[0], X))
     >>> [tuple(out.shape) for out in outputs]
     [(150, 3), (150, 3)]
     """
@@ -53,7 +55,7 @@ def predict_batched(estimators, X):
     for members in groups.values():
         hand_written = has_hand_written_backward(estimators[members[0]])
         if hand_written:
-            members.sort(key=lambda i: estimators[i]._hidden_sizes())  # equal widths side by side: blocks
+            members.sort(key=lambda i: training_spec(estimators[i]).hidden_sizes)  # equal widths: blocks
         forward = _forward if hand_written else _forward_modules
         for i, out in zip(members, forward([estimators[i] for i in members], X), strict=True):
             outputs[i] = out
@@ -66,8 +68,9 @@ def _architecture(estimator):
     module = estimator.net_.module_
     if not has_hand_written_backward(estimator):
         return (type(module), tensor_layout(module), estimator.device_)
-    return (len(estimator._hidden_sizes()), estimator.activation, estimator.batch_norm,
-            module.output.out_features, estimator.device_, estimator.dtype)
+    spec = training_spec(estimator)
+    return (len(spec.hidden_sizes), spec.activation, spec.batch_norm, module.output.out_features,
+            estimator.device_, spec.dtype)
 
 
 def _forward(estimators, X):
@@ -75,7 +78,7 @@ def _forward(estimators, X):
     model = BatchedMLP([est.net_.module_ for est in estimators], first.activation,
                        np.zeros(len(estimators)))
     X = torch.as_tensor(np.asarray(X), device=first.device_)
-    widest = max([X.shape[1], *(max(est._hidden_sizes(), default=0) for est in estimators)])
+    widest = max([X.shape[1], *(max(training_spec(est).hidden_sizes, default=0) for est in estimators)])
     step = max(1, MAX_PASS_FLOATS // (len(estimators) * widest))
     parts = []
     with torch.no_grad():

@@ -116,19 +116,19 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
     for i, job in prepared.items():
         if i in following:
             continue
-        key = (group_key(job.estimator), job.n_outputs, job.estimator.device_,
+        key = (group_key(job.spec), job.n_outputs, job.estimator.device_,
                None if _hand_written(job) else tensor_layout(job.estimator.net_.module_))
         groups.setdefault(key, []).append(i)
     for members in groups.values():  # models of equal widths side by side: one block each
         if _hand_written(prepared[members[0]]):
-            members.sort(key=lambda i: prepared[i].estimator._hidden_sizes())
+            members.sort(key=lambda i: prepared[i].spec.hidden_sizes)
     tensors = {}  # X moved to each device, in each dtype, once
     for members in groups.values():
         first = prepared[members[0]].estimator
         hand_written = _hand_written(prepared[members[0]])
         where = (first.device_, first.dtype, hand_written)
         if where not in tensors:
-            X_all = _engine_input(X, first, hand_written)
+            X_all = _engine_input(X, prepared[members[0]].spec.float_dtype, hand_written)
             if not X_all.flags.writeable:  # joblib's read-only memmaps: torch wants memory it may write
                 X_all = X_all.copy()
             tensors[where] = torch.as_tensor(X_all, device=first.device_)
@@ -157,19 +157,19 @@ def _followers(prepared, jobs, rows):
             same.setdefault((same_but_epochs(jobs[i][0]), rows[i].tobytes()), []).append(i)
     followers = {}
     for members in same.values():
-        *shorter, leader = sorted(members, key=lambda i: prepared[i].estimator.max_epochs)
+        *shorter, leader = sorted(members, key=lambda i: prepared[i].spec.max_epochs)
         if shorter:
             followers[leader] = shorter
     return followers
 
 
-def _engine_input(X, estimator, hand_written):
-    """``X`` as a numpy array for the engine: an MLP's 2-D floats of its dtype; for other modules
-    rows of any shape, integers (token ids) kept as integers and other values in its float dtype."""
+def _engine_input(X, float_dtype, hand_written):
+    """``X`` as a numpy array for the engine: an MLP's 2-D floats of ``float_dtype``; for other
+    modules rows of any shape, integers (token ids) kept as integers and other values in ``float_dtype``."""
     if hand_written:
-        return check_array(X, dtype=estimator._float_dtype())
+        return check_array(X, dtype=float_dtype)
     integer = np.issubdtype(np.asarray(X[:0]).dtype, np.integer)
-    return check_array(X, dtype=None if integer else estimator._float_dtype(), allow_nd=True)
+    return check_array(X, dtype=None if integer else float_dtype, allow_nd=True)
 
 
 def _hand_written(job):
@@ -187,10 +187,10 @@ def _chunk_work(jobs, X):
     Modules other than the MLP share their tensors' layout within a group, so the first is
     counted for all, on one row (torch's flop counter runs a forward).
     """
-    rows = [min(job.estimator.batch_size, len(job.rows)) for job in jobs]
+    rows = [min(job.spec.batch_size, len(job.rows)) for job in jobs]
     if not _hand_written(jobs[0]):
         return forward_work(jobs[0].estimator.net_.module_, X[jobs[0].rows[:1]]) * sum(rows)
-    return sum(step_work(X.shape[1], job.estimator._hidden_sizes(), job.n_outputs, n)
+    return sum(step_work(X.shape[1], job.spec.hidden_sizes, job.n_outputs, n)
                for job, n in zip(jobs, rows, strict=True))
 
 
@@ -219,27 +219,27 @@ def _chunks_that_fit(members, prepared, n_features, device):
 
 def _estimated_bytes(job, n_features):
     """Memory one model of a group needs while it trains, roughly (float32, int64 indices)."""
-    est = job.estimator
+    spec = job.spec
     if not _hand_written(job):  # parameters, gradients, optimizer state, scratch; activations unknown
-        floats = 5 * _n_parameters(job) + 4 * (est.batch_size + 1) * n_features
-        return est._float_dtype().itemsize * floats + 8 * 8 * len(job.rows)
-    hidden = list(est._hidden_sizes())
+        floats = 5 * _n_parameters(job) + 4 * (spec.batch_size + 1) * n_features
+        return spec.float_dtype.itemsize * floats + 8 * 8 * len(job.rows)
+    hidden = list(spec.hidden_sizes)
     widths = [n_features, *hidden, job.n_outputs]
     n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=False))
     # Parameters, gradients, two optimizer buffers and a scratch copy.
     floats = 5 * n_params
     # One step: the gathered inputs, (z, a, dropout scale, normalised z) per hidden layer,
     # outputs and gradients.
-    rows = est.batch_size + 1
-    floats += rows * (n_features + (3 + est.batch_norm) * sum(hidden) + 3 * job.n_outputs)
+    rows = spec.batch_size + 1
+    floats += rows * (n_features + (3 + spec.batch_norm) * sum(hidden) + 3 * job.n_outputs)
     n_rows = len(job.rows)
     if job.valid is not None:  # the validation pass: prediction-sized batches, and all outputs
         n_valid = len(job.valid[0])
-        valid_rows = min(n_valid, predict_batch_size(_RowIndices(0), est.batch_size))
+        valid_rows = min(n_valid, predict_batch_size(_RowIndices(0), spec.batch_size))
         floats += valid_rows * (n_features + 2 * sum(hidden)) + 2 * n_valid * job.n_outputs
         n_rows += n_valid
     # Row indices, targets, weights, and an epoch's batch layout (indices, mask, targets, coefficients).
-    return est._float_dtype().itemsize * floats + 8 * 8 * n_rows
+    return spec.float_dtype.itemsize * floats + 8 * 8 * n_rows
 
 
 def _free_memory(device):

@@ -42,6 +42,7 @@ from .._compat import (
 from .._identity import random_state_from_json, random_state_to_json
 from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key, refusal
+from ..nets import replay_fit_callbacks, training_spec
 from ..nets._mlp import BaseMLP
 from ..parallel import resolve_device
 from ._tasks import Block, EngineJob, Scoring, fit_and_score, split_fold, train_and_score
@@ -386,7 +387,8 @@ class RoundEvaluator:
             groups = {}
             for job in part:
                 n_features = _num_features(blocks[job.block].X_fit)
-                groups.setdefault((n_features, group_key(final_net(job.estimator))), []).append(job)
+                key = (n_features, group_key(training_spec(final_net(job.estimator))))
+                groups.setdefault(key, []).append(job)
             for (n_features, _), group in groups.items():
                 tasks += _shares(group, n_workers, n_features)
         return tasks
@@ -428,7 +430,7 @@ class RoundEvaluator:
             raise fitted  # what the net's own fit raises
         net.__dict__.update(fitted.__dict__)
         if getattr(self.search, "_skl_callbacks", None):
-            net._replay_fit_callbacks(X_net, y)
+            replay_fit_callbacks(net, X_net, y)
         return estimator
 
 
@@ -550,7 +552,7 @@ def _shares(group, n_parts, n_features):
     by_width = {}
     for job in group:
         net = final_net(job.estimator)
-        by_width.setdefault(net._hidden_sizes() if isinstance(net, BaseMLP) else (), []).append(job)
+        by_width.setdefault(training_spec(net).hidden_sizes or (), []).append(job)
     tasks = [[] for _ in range(min(n_parts, len(by_width)))]
     work = np.zeros(len(tasks))
     for widths, jobs in sorted(by_width.items(), key=lambda item: -_cost(n_features, item[0]) * len(item[1])):

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from .._compat import _fit_and_score, _safe_split, _score, fit_and_score_kwargs
 from ..engine import predict_batched, train_batched
+from ..nets import replay_fit_callbacks, respond, validate_input
 from ._wrappers import assemble, final_net, predictions_out
 
 
@@ -195,7 +196,7 @@ def _outputs(nets, X):
     if not nets:
         return []
     try:
-        X = nets[0]._validate_input(X)
+        X = validate_input(nets[0], X)
         if sp.issparse(X):
             return [None] * len(nets)
         return predict_batched(nets, X)
@@ -223,7 +224,7 @@ def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
     if scoring.replay_epochs and job.context is not None:
         with job.context.propagate_callback_context(net):
             job.context.call_on_fit_task_begin(estimator=scoring.caller, X=block.X_train, y=block.y_train)
-            net._replay_fit_callbacks(block.X_fit, block.y_fit)
+            replay_fit_callbacks(net, block.X_fit, block.y_fit)
     start = time.perf_counter()
     view = fitted_view(estimator, net, block.X_test, outputs, block.layers)
     result = {"fit_error": None,
@@ -266,13 +267,13 @@ def fitted_view(estimator, net, X, outputs, layers=()):
 def _responder(name, method, net, X_seen, outputs, layers):
     # Named as the method it stands for: scikit-learn reads the response method's __name__.
     @functools.wraps(method)
-    def respond(X, *args, **kwargs):
+    def answer(X, *args, **kwargs):
         if X is X_seen and not args and not kwargs:
-            answer = net._respond(name, net._checked_outputs(outputs))
-            return predictions_out(layers, answer, X) if name == "predict" else answer
+            response = respond(net, name, outputs)
+            return predictions_out(layers, response, X) if name == "predict" else response
         return method(X, *args, **kwargs)
 
-    return respond
+    return answer
 
 
 def _scorer(method, net, view, X_seen):

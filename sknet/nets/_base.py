@@ -33,7 +33,7 @@ from ._skorch import EpochTasks, SkorchNet, StopOnDivergence, ValidationScore, s
 
 @dataclass
 class FitData:
-    """Training data validated by one estimator class (:meth:`BaseMLP._validate_fit_data`).
+    """Training data validated by one estimator class (:func:`sknet.nets.validate_fit_data`).
 
     It depends on the data, the class and ``dtype`` only, so fits of many
     parameter settings on the same rows may share it.
@@ -48,7 +48,7 @@ class FitData:
 
 @dataclass
 class FitSetup:
-    """A fresh fit set up to its training loop (:meth:`BaseMLP._prepare_fit`).
+    """A fresh fit set up to its training loop (:func:`sknet.nets.begin_fit`).
 
     The estimator's ``net_`` is built and initialised; this is what it trains on.
     """

@@ -76,13 +76,14 @@ class SkorchNet(NeuralNet):
         except KeyboardInterrupt:
             # skorch's EarlyStopping stops training by raising KeyboardInterrupt;
             # anything else is the user's Ctrl-C and must reach them.
-            if not self._early_stopped():
+            if not self.early_stopped():
                 raise
         self.notify("on_train_end", X=dataset, y=None)
         return self
 
 
-    def _early_stopped(self):
+    def early_stopped(self):
+        """Whether training stopped early: skorch's early stopping, or a scikit-learn callback's request."""
         return any(getattr(cb, "stop_requested_", False)
                    or (isinstance(cb, EarlyStopping) and getattr(cb, "misses_", 0) >= cb.patience)
                    for _, cb in self.callbacks_)

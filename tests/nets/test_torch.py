@@ -15,6 +15,7 @@ from sknet import MLPClassifier, MLPRegressor, TorchClassifier, TorchRegressor, 
 from sknet.engine._jobs import group_key, refusal
 from sknet.engine._loss import binary_cross_entropy
 from sknet.model_selection import GridSearchCV
+from sknet.nets import training_spec
 from sknet.nets._module import MLPModule
 from sknet.nets._skorch import penalized_weights
 
@@ -374,7 +375,10 @@ def test_the_engine_takes_torch_estimators_and_groups_them_by_module_and_argumen
     assert refusal(TorchClassifier(SmallCNN), {}) is None  # without X, the module is not probed
     assert "updates its buffers" in refusal(TorchClassifier(SmallCNN), {}, X)  # batch norm's statistics
     assert refusal(TorchRegressor(), {}, X.reshape(len(X), -1)) is None
-    assert group_key(TorchClassifier(SmallCNN)) != group_key(TorchRegressor())
-    assert group_key(TorchClassifier(SmallCNN, lr=0.1)) == group_key(TorchClassifier(SmallCNN))
-    assert group_key(TorchClassifier(SmallCNN, module__channels=2)) != group_key(TorchClassifier(SmallCNN))
+    def key(estimator):
+        return group_key(training_spec(estimator))
+
+    assert key(TorchClassifier(SmallCNN)) != key(TorchRegressor())
+    assert key(TorchClassifier(SmallCNN, lr=0.1)) == key(TorchClassifier(SmallCNN))
+    assert key(TorchClassifier(SmallCNN, module__channels=2)) != key(TorchClassifier(SmallCNN))
     assert refusal(MLPClassifier(), {}) is None
