@@ -13,8 +13,10 @@ builds on, scikit-learn may change them in any release, and its own search tests
 against sknet's searches (``tests/model_selection/test_upstream.py``), guard them.
 """
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from inspect import signature
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 from sklearn.metrics._scorer import _MultimetricScorer
@@ -35,12 +37,20 @@ from sklearn.utils.metadata_routing import _routing_enabled
 from sklearn.utils.metaestimators import _safe_split
 from sklearn.utils.validation import _check_method_params, _is_arraylike, _num_features, _num_samples
 
+if TYPE_CHECKING:  # scikit-learn's decorator of fit, typed: the methods it wraps keep their signatures
+    _Method = TypeVar("_Method", bound=Callable[..., Any])
+
+    def _fit_context(*, prefer_skip_nested_validation: bool) -> Callable[[_Method], _Method]: ...
+else:
+    from sklearn.base import _fit_context
+
 __all__ = ["CallbackSupportMixin", "NoCallbackContext", "NoCallbackSupportMixin", "OutOfMemoryError",
            "fit_and_score_kwargs",
            # scikit-learn's private names:
            "BaseSearchCV", "SklearnHalvingGridSearchCV", "SklearnHalvingRandomSearchCV", "_MultimetricScorer",
-           "_check_method_params", "_fit_and_score", "_insert_error_scores", "_is_arraylike", "_num_features",
-           "_num_samples", "_routing_enabled", "_safe_split", "_score", "_warn_or_raise_about_fit_failures"]
+           "_check_method_params", "_fit_and_score", "_fit_context", "_insert_error_scores", "_is_arraylike",
+           "_num_features", "_num_samples", "_routing_enabled", "_safe_split", "_score",
+           "_warn_or_raise_about_fit_failures"]
 
 
 class NoCallbackContext:

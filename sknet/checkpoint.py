@@ -47,8 +47,10 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,11 +129,11 @@ class Journal:
     (0, 0, {'C': 0.1})
     """
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self._read_only = False  # set by open() for a finished checkpoint this process cannot write
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Journal({self.path!r})"
 
     def _raw(self):
@@ -175,7 +177,7 @@ class Journal:
 
     # -- the search's side: create or check, rounds, random state ---------------------------
 
-    def open(self, identity, info=None):
+    def open(self, identity: Mapping[str, Any], info: Mapping[str, str] | None = None) -> "Journal":
         """Create the journal, or check that the existing one belongs to ``identity``.
 
         A file is taken as a checkpoint only if it is new, empty (0 bytes), or an
@@ -409,12 +411,12 @@ class Journal:
         return (f"{self.path!r} is not an sknet search checkpoint: {why}. It is left as it is; "
                 "pass another checkpoint path.")
 
-    def finished(self):
+    def finished(self) -> bool:
         """Whether the search ran to its end (see :meth:`finish`)."""
         with self._connect() as conn:
             return conn.execute("SELECT 1 FROM state WHERE key = 'finished'").fetchone() is not None
 
-    def finish(self):
+    def finish(self) -> None:
         """Record that the search's strategy ran to its end.
 
         A finished checkpoint is complete: fitting the search again serves every
@@ -425,7 +427,8 @@ class Journal:
             with self._connect(write=True) as conn:
                 conn.execute("INSERT OR IGNORE INTO state VALUES ('finished', 'true')")
 
-    def begin_round(self, index, first, candidates, extra=None):
+    def begin_round(self, index: int, first: int, candidates: Sequence[Mapping[str, Any]],
+                    extra: Mapping[str, Any] | None = None) -> set[tuple[int, int]]:
         """Record round ``index`` (or check it against the record); return its finished fits.
 
         Parameters
@@ -471,7 +474,7 @@ class Journal:
             )
         return {(candidate - first, split) for candidate, split in done}
 
-    def state(self, key, value):
+    def state(self, key: str, value: Any) -> Any:
         """The stored ``state[key]``; stores ``value`` (JSON-able) first if there is none."""
         with self._connect(write=True) as conn:
             row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
@@ -480,25 +483,25 @@ class Journal:
                 return value
         return self._cell(row[0], "state", "value", {"key": key}, at_open=False)
 
-    def peek(self, key):
+    def peek(self, key: str) -> Any:
         """The stored ``state[key]``, or None if there is none (nothing is written)."""
         with self._connect() as conn:
             row = conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         return None if row is None else self._cell(row[0], "state", "value", {"key": key}, at_open=False)
 
-    def count(self, first=0, stop=None):
+    def count(self, first: int = 0, stop: int | None = None) -> int:
         """Finished fits of the candidates at positions ``first`` to ``stop`` (excluded)."""
         stop = 2**62 if stop is None else stop
         with self._connect() as conn:
             return conn.execute("SELECT COUNT(*) FROM results WHERE candidate >= ? AND candidate < ?",
                                 (first, stop)).fetchone()[0]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.count()
 
     # -- the workers' side: one result ------------------------------------------------------
 
-    def get(self, candidate, split, params):
+    def get(self, candidate: int, split: int, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The journaled result of fitting ``params`` on ``split``, or None if not there yet.
 
         Raises RuntimeError if the journal has that position for other parameters.
@@ -521,7 +524,7 @@ class Journal:
         result.update(self._cell(row[-1], "results", "extra", where, at_open=False) or {})
         return result
 
-    def put(self, candidate, split, params, result):
+    def put(self, candidate: int, split: int, params: Mapping[str, Any], result: Mapping[str, Any]) -> None:
         """Journal one result of scikit-learn's ``_fit_and_score``, in a transaction of its own.
 
         A result already there (another process of the same search got there
@@ -537,7 +540,7 @@ class Journal:
 
     # -- reading it back --------------------------------------------------------------------
 
-    def header(self):
+    def header(self) -> dict[str, Any]:
         """The header: ``format``, the identity parts (decoded) and ``info.*`` rows."""
         with self._connect() as conn:
             rows = dict(conn.execute("SELECT key, value FROM header"))
@@ -545,7 +548,7 @@ class Journal:
                 else self._cell(value, "header", "value", {"key": key}, at_open=False)
                 for key, value in rows.items()}
 
-    def results(self):
+    def results(self) -> list[dict[str, Any]]:
         """Every journaled result as a dict, in (candidate, split) order; params and scores decoded."""
         with self._connect() as conn:
             # Columns by name: one dropped by hand is then SQLite's "no such column", not a KeyError.

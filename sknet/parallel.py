@@ -20,12 +20,13 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import torch
 
 
-def resolve_device(device):
+def resolve_device(device: str) -> str:
     """Turn the ``device`` argument into a concrete torch device string."""
     if device == "auto":
         return auto_device()
@@ -42,7 +43,7 @@ def resolve_device(device):
     return str(parsed)
 
 
-def auto_device():
+def auto_device() -> str:
     """The device ``device="auto"`` means in the current process.
 
     The CPU without CUDA; ``"cuda"`` (the current GPU) in the main process and
@@ -83,7 +84,7 @@ AUTO_THREADS_ENV = "SKNET_AUTO_THREADS"
 _SAMPLES, _SAMPLE_GAP = 3, 1e-3  # snapshots of the run queue (seconds apart)
 
 
-def step_work(n_features, hidden_sizes, n_outputs, batch_rows):
+def step_work(n_features: int, hidden_sizes: Sequence[int], n_outputs: int, batch_rows: int) -> int:
     """Multiply-adds of the forward pass of one training step of one MLP.
 
     Parameters
@@ -111,7 +112,7 @@ def step_work(n_features, hidden_sizes, n_outputs, batch_rows):
     return batch_rows * sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=False))
 
 
-def forward_work(module, rows):
+def forward_work(module: torch.nn.Module, rows: torch.Tensor | Mapping[str, torch.Tensor]) -> float:
     """Multiply-adds of a forward pass of any ``module``, per row of ``rows``.
 
     Counted by torch's ``FlopCounterMode`` (matrix products and convolutions, which
@@ -153,7 +154,7 @@ def forward_work(module, rows):
         module.train(training)
 
 
-def fit_thread_count(work):
+def fit_thread_count(work: float) -> int:
     """The torch thread count :func:`fit_threads` would set for training of ``work``.
 
     One thread per ``WORK_PER_THREAD`` (2**23) of ``work``, and never more than
@@ -193,7 +194,7 @@ def fit_thread_count(work):
 
 
 @contextmanager
-def fit_threads(work, device="cpu"):
+def fit_threads(work: float, device: str | torch.device = "cpu") -> Iterator[int]:
     """Train within the block on the thread count chosen for ``work``; restore the count after.
 
     The count is :func:`fit_thread_count`'s: it only ever lowers torch's
@@ -235,7 +236,7 @@ def fit_threads(work, device="cpu"):
 
 
 @contextmanager
-def torch_threads(n):
+def torch_threads(n: int | None) -> Iterator[int]:
     """Run a block with torch's intra-op thread count set to ``n``, restored after it.
 
     The count changes at once (the next operation runs on ``n`` threads) and

@@ -15,7 +15,10 @@ Each function draws on the matplotlib ``Axes`` it is given (a new figure when
 matplotlib is imported only when a figure is drawn, so ``import sknet.plot`` works without it.
 """
 
+from __future__ import annotations
+
 from numbers import Real
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
@@ -24,13 +27,19 @@ from sklearn.utils.validation import check_is_fitted
 from ._compat import BaseSearchCV
 from .model_selection._wrappers import final_net
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from sklearn.base import BaseEstimator
+
+    from .model_selection import GeneticSearchCV
+
 __all__ = ["plot_best_so_far", "plot_epoch_curves", "plot_generations", "plot_loss_curve",
            "plot_param_scores"]
 
 _LOG_SPAN = 100.0  # positive values spanning more than two decades get a log axis
 
 
-def plot_loss_curve(estimator, *, ax=None):
+def plot_loss_curve(estimator: BaseEstimator, *, ax: Axes | None = None) -> Axes:
     """Plot the loss of a fitted sknet net at each epoch.
 
     The training loss (``loss_curve_``) is always drawn; with
@@ -92,7 +101,8 @@ def plot_loss_curve(estimator, *, ax=None):
     return ax
 
 
-def plot_param_scores(search, param, *, metric=None, ax=None):
+def plot_param_scores(search: BaseSearchCV, param: str, *, metric: str | None = None,
+                      ax: Axes | None = None) -> Axes:
     """Plot a search's mean test score against one hyperparameter.
 
     Each candidate of ``cv_results_`` that sets ``param`` is a point at its
@@ -184,7 +194,8 @@ def plot_param_scores(search, param, *, metric=None, ax=None):
     return ax
 
 
-def plot_epoch_curves(search, *, param="max_epochs", metric=None, ax=None):
+def plot_epoch_curves(search: BaseSearchCV, *, param: str = "max_epochs", metric: str | None = None,
+                      ax: Axes | None = None) -> Axes:
     """Plot a search's mean test score against the epochs trained, one line per setting of the rest.
 
     The candidates of ``cv_results_`` are grouped by their other
@@ -244,7 +255,8 @@ def plot_epoch_curves(search, *, param="max_epochs", metric=None, ax=None):
     name = _param_name(results, param)
     means = np.asarray(results[f"mean_test_{metric}"], dtype=float)
     stds = np.asarray(results[f"std_test_{metric}"], dtype=float)
-    curves = {}  # the other hyperparameters' setting -> {epochs: candidate}, the last candidate winning
+    # the other hyperparameters' setting -> {epochs: candidate}, the last candidate winning
+    curves: dict[str, dict[Any, int]] = {}
     for i, params in enumerate(results["params"]):
         if name in params:
             rest = ", ".join(f"{key.rsplit('__', 1)[-1]}={_category(value)}"
@@ -269,7 +281,8 @@ def plot_epoch_curves(search, *, param="max_epochs", metric=None, ax=None):
     return ax
 
 
-def plot_best_so_far(search, *, metric=None, label=None, ax=None):
+def plot_best_so_far(search: BaseSearchCV, *, metric: str | None = None, label: str | None = None,
+                     ax: Axes | None = None) -> Axes:
     """Plot the best mean test score of a search against the candidates evaluated.
 
     The candidates are taken in the order of the rows of ``cv_results_``,
@@ -341,7 +354,7 @@ def plot_best_so_far(search, *, metric=None, label=None, ax=None):
     return ax
 
 
-def plot_generations(search, *, ax=None):
+def plot_generations(search: GeneticSearchCV, *, ax: Axes | None = None) -> Axes:
     """Plot the fitness of each generation of a fitted genetic search.
 
     From the search's ``history_``: the best score of each generation's
@@ -427,7 +440,7 @@ def _pyplot():
     return plt
 
 
-def _axes(plt, ax):
+def _axes(plt: Any, ax: Axes | None) -> Axes:
     if ax is None:
         _, ax = plt.subplots()
     return ax

@@ -210,7 +210,7 @@ class _rng_from:
         return False
 
 
-def vmap_refusal(module, example_input):
+def vmap_refusal(module: torch.nn.Module, example_input: torch.Tensor) -> str | None:
     """Why ``module`` cannot be trained as a ``BatchedModule`` (vmap), or None when it can.
 
     Two copies of the module (on its device) run a vmapped forward and backward on

@@ -13,7 +13,11 @@ sequential ``fit`` would, and the engine reads its parameters from its
 :class:`~sknet.nets.TrainingSpec`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
@@ -31,6 +35,9 @@ from ..nets._mlp import BaseMLP
 from ._functional import vmap_refusal
 from ._loss import LOSSES
 
+if TYPE_CHECKING:
+    from .._typing import Features, Jobs
+
 
 @dataclass
 class Job:
@@ -43,7 +50,8 @@ class Job:
     y: np.ndarray  # encoded targets of those rows
     weight: np.ndarray | None  # per-row loss weights (sample and class weights), or None
     n_outputs: int
-    valid: tuple | None = None  # (rows, y, weight) of the early-stopping validation part
+    # (rows, y, weight) of the early-stopping validation part:
+    valid: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
     rng_state: torch.Tensor | None = None  # its generator after initialisation (dropout draws go on from it)
     shuffle_state: torch.Tensor | None = None  # resumed: its shuffling generator (else seeded afresh)
 
@@ -87,7 +95,7 @@ class TrainingState:
     dropout_state: torch.Tensor | None = None
 
     @property
-    def epochs(self):
+    def epochs(self) -> int:
         """Epochs trained so far."""
         return len(self.estimator.net_.history)
 
@@ -97,7 +105,7 @@ class TrainingState:
 _EPOCH_FREE_SCHEDULES = (None, "exponential", "plateau")
 
 
-def continuation_refusal(estimator):
+def continuation_refusal(estimator: object) -> str | None:
     """Why training ``estimator`` for fewer epochs does not give the start of a longer fit, or None.
 
     Where it does, a fit for ``max_epochs=n`` is the first ``n`` epochs of any
@@ -230,7 +238,7 @@ def _module_refusal(estimator, X):
     return vmap_refusal(module, example)
 
 
-def can_batch(estimator, params, X=None):
+def can_batch(estimator: object, params: Mapping[str, Any], X: Features | None = None) -> bool:
     """Whether the batched engine can train ``clone(estimator).set_params(**params)``.
 
     It cannot (and the caller should fit sequentially) for: estimators other
@@ -270,7 +278,7 @@ def group_key(spec):
     return (*shared, len(spec.hidden_sizes), spec.activation, spec.dropout > 0, spec.batch_norm)
 
 
-def group_jobs(estimator, jobs):
+def group_jobs(estimator: BaseTorchNet, jobs: Jobs) -> list[list[int]]:
     """Group jobs that can train as one batched model.
 
     Parameters
@@ -293,7 +301,7 @@ def group_jobs(estimator, jobs):
         models of equal widths share stacked tensors, and all share the
         training loop.
     """
-    groups = {}
+    groups: dict[tuple[Any, ...], list[int]] = {}
     for i, (params, _) in enumerate(jobs):
         reason = refusal(estimator, params)
         if reason is not None:

@@ -34,9 +34,9 @@ class BatchedOptimizer:
         The models each tensor stacks (``slice(start, start + K_i)``); all K when None.
     """
 
-    state_names = ()
+    state_names: tuple[str, ...] = ()
     counts_steps = False  # whether torch keeps a "step" count in each parameter's state
-    momentum_states = ()  # state torch keeps only for a momentum other than 0
+    momentum_states: tuple[str, ...] = ()  # state torch keeps only for a momentum other than 0
 
     def __init__(self, params, decays, weight_decay, momentum, spans=None):
         self.params = params
@@ -414,7 +414,7 @@ OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "ada
 for _name, _fused, _kernel in [("sgd", FusedSGD, "_fused_sgd_"), ("adam", FusedAdam, "_fused_adam_"),
                                ("adamw", FusedAdamW, "_fused_adamw_"),
                                ("adagrad", FusedAdagrad, "_fused_adagrad_")]:
-    if torch.__version__ >= (2, 4) and hasattr(torch, _kernel):
+    if torch.__version__ >= "2.4" and hasattr(torch, _kernel):
         OPTIMIZERS[_name] = _fused
 
 

@@ -7,7 +7,11 @@ batch normalisation from the running statistics), or any other module as a
 :class:`BatchedModule` (vmap), all the models of one architecture share each operation.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,11 +20,16 @@ from ..nets import training_spec
 from ._functional import BatchedModule, has_hand_written_backward, tensor_layout
 from ._model import BatchedMLP
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from ..nets._base import BaseTorchNet
+
 # Floats of one layer's activations for all the models of a pass: rows are cut to stay under it.
 MAX_PASS_FLOATS = 2**23
 
 
-def predict_batched(estimators, X):
+def predict_batched(estimators: Sequence[BaseTorchNet], X: ArrayLike) -> list[torch.Tensor]:
     """Raw outputs of fitted sknet nets (any torch module) on the same rows.
 
     Parameters
@@ -48,14 +57,14 @@ def predict_batched(estimators, X):
     >>> [tuple(out.shape) for out in outputs]
     [(150, 3), (150, 3)]
     """
-    outputs = [None] * len(estimators)
-    groups = {}
+    outputs: list[Any] = [None] * len(estimators)  # each estimator's filled in below
+    groups: dict[tuple[object, ...], list[int]] = {}
     for i, est in enumerate(estimators):
         groups.setdefault(_architecture(est), []).append(i)
     for members in groups.values():
         hand_written = has_hand_written_backward(estimators[members[0]])
-        if hand_written:
-            members.sort(key=lambda i: training_spec(estimators[i]).hidden_sizes)  # equal widths: blocks
+        if hand_written:  # equal widths: blocks
+            members.sort(key=lambda i: training_spec(estimators[i]).hidden_sizes or ())
         forward = _forward if hand_written else _forward_modules
         for i, out in zip(members, forward([estimators[i] for i in members], X), strict=True):
             outputs[i] = out

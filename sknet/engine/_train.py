@@ -8,8 +8,12 @@ under the thread count its work calls for; a chunk that runs out of memory anywa
 and trained again from fresh nets.
 """
 
+from __future__ import annotations
+
 import math
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
 import numpy as np
 import torch
@@ -22,6 +26,8 @@ from . import _functional
 from ._functional import tensor_layout
 from ._group import GroupTrainer, _RowIndices
 from ._jobs import (
+    Job,
+    TrainingState,
     _n_samples,
     continuation_refusal,
     group_key,
@@ -31,8 +37,33 @@ from ._jobs import (
     same_but_epochs,
 )
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, keep_states=False):
+    from .._typing import Jobs
+    from ..nets._base import BaseTorchNet, FitData
+
+Net = TypeVar("Net", bound="BaseTorchNet")
+Fitted: TypeAlias = "list[Net | Exception]"  # each job's fitted estimator, or the error its fit raised
+States: TypeAlias = "list[TrainingState | None]"
+Starts: TypeAlias = "Sequence[TrainingState | None] | None"
+
+
+@overload
+def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
+                  sample_weight: ArrayLike | None = ..., *, starts: Starts = ...,
+                  keep_states: Literal[False] = ...) -> Fitted[Net]: ...
+@overload
+def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
+                  sample_weight: ArrayLike | None = ..., *, starts: Starts = ...,
+                  keep_states: Literal[True]) -> tuple[Fitted[Net], States]: ...
+@overload
+def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
+                  sample_weight: ArrayLike | None = ..., *, starts: Starts = ...,
+                  keep_states: bool = ...) -> Fitted[Net] | tuple[Fitted[Net], States]: ...
+def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
+                  sample_weight: ArrayLike | None = None, *, starts: Starts = None,
+                  keep_states: bool = False) -> Fitted[Net] | tuple[Fitted[Net], States]:
     """Train many jobs of one sknet net (any torch module) as a few batched models.
 
     Jobs that differ only in ``max_epochs`` (and whose shorter fits are the start
@@ -86,15 +117,18 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
     """
     reasons = {}  # a candidate's jobs on its folds share their parameters' values: checked once
     for i, (params, _) in enumerate(jobs):
-        key = tuple((name, id(value)) for name, value in params.items())  # the jobs hold the values
+        # the jobs hold the values:
+        key: tuple[object, ...] = tuple((name, id(value)) for name, value in params.items())
         if key not in reasons:
             reasons[key] = refusal(estimator, params, X)
         if reasons[key] is not None:
             raise ValueError(f"Job {i} cannot be trained by the batched engine: {reasons[key]}.")
-    fitted, states = [None] * len(jobs), [None] * len(jobs)
+    fitted: list[Any] = [None] * len(jobs)  # each job's entry is filled in below
+    states: States = [None] * len(jobs)
     starts = [None] * len(jobs) if starts is None else list(starts)
     rows = [np.arange(_n_samples(X))[train_idx] for _, train_idx in jobs]
-    prepared, validated = {}, {}
+    prepared: dict[int, Job] = {}
+    validated: dict[tuple[Any, ...], FitData] = {}
     taken = set()  # the states a job goes on from: each trains on in place, so for one job only
 
     def prepare_job(i, fresh=False):
@@ -112,7 +146,7 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
             fitted[i] = exc
     followers = _followers(prepared, jobs, rows)
     following = {i for group in followers.values() for i in group}
-    groups = {}
+    groups: dict[tuple[object, ...], list[int]] = {}
     for i, job in prepared.items():
         if i in following:
             continue
@@ -121,7 +155,7 @@ def train_batched(estimator, jobs, X, y, sample_weight=None, *, starts=None, kee
         groups.setdefault(key, []).append(i)
     for members in groups.values():  # models of equal widths side by side: one block each
         if _hand_written(prepared[members[0]]):
-            members.sort(key=lambda i: prepared[i].spec.hidden_sizes)
+            members.sort(key=lambda i: prepared[i].spec.hidden_sizes or ())
     tensors = {}  # X moved to each device, in each dtype, once
     for members in groups.values():
         first = prepared[members[0]].estimator

@@ -6,9 +6,13 @@ round, and the optimizer is told minus the objective. The public API is that of
 scikit-optimize's ``BayesSearchCV``; the machinery is the one every sknet search shares.
 """
 
+from __future__ import annotations
+
 import copy
+from collections.abc import Callable, Mapping, Sequence
 from math import ceil
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 from scipy.stats import rankdata
@@ -24,7 +28,17 @@ from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, wit
 from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space, python_value
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from sklearn.base import BaseEstimator
+    from typing_extensions import Self
+
+    from .._typing import CVParam, ErrorScore, Features, FilePath, RefitParam, ScoringParam, Seed
+
 __all__ = ["BayesSearchCV"]
+
+# A space (parameter names mapped to dimensions), or a list of spaces, each alone or with its own n_iter.
+SearchSpaces: TypeAlias = "Mapping[str, Any] | Sequence[Mapping[str, Any] | tuple[Mapping[str, Any], int]]"
 
 # What skopt is told for a failed candidate when no candidate has scored yet: its
 # surrogates cannot take inf, and nothing else says how bad "failed" is.
@@ -155,25 +169,25 @@ refit_time_, multimetric_
 
     def __init__(
         self,
-        estimator,
-        search_spaces,
+        estimator: BaseEstimator,
+        search_spaces: SearchSpaces,
         *,
-        optimizer_kwargs=None,
-        n_iter=50,
-        scoring=None,
-        n_jobs=None,
-        n_points=1,
-        refit=True,
-        cv=None,
-        verbose=0,
-        pre_dispatch="2*n_jobs",
-        random_state=None,
-        error_score=np.nan,
-        return_train_score=False,
-        engine="auto",
-        checkpoint=None,
-        prune=None,
-    ):
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_iter: int = 50,
+        scoring: ScoringParam = None,
+        n_jobs: int | None = None,
+        n_points: int = 1,
+        refit: RefitParam = True,
+        cv: CVParam = None,
+        verbose: int = 0,
+        pre_dispatch: int | str = "2*n_jobs",
+        random_state: Seed = None,
+        error_score: ErrorScore = np.nan,
+        return_train_score: bool = False,
+        engine: str = "auto",
+        checkpoint: FilePath | None = None,
+        prune: Sequence[int] | None = None,
+    ) -> None:
         super().__init__(
             estimator=estimator,
             scoring=scoring,
@@ -210,7 +224,9 @@ refit_time_, multimetric_
         """Candidates a full search evaluates: the sum of ``n_iter`` over the subspaces."""
         return sum(n_iter for _, n_iter in _subspaces(self.search_spaces, self.n_iter))
 
-    def fit(self, X, y=None, *, groups=None, callback=None, **fit_params):
+    def fit(self, X: Features, y: ArrayLike | None = None, *, groups: ArrayLike | None = None,
+            callback: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+            **fit_params: Any) -> Self:
         """Run the search: cross-validate each proposed candidate, then refit the best.
 
         Parameters

@@ -10,8 +10,12 @@ range), so crossover and mutation step evenly whatever the prior; categorical
 genes are swapped or resampled as whole values.
 """
 
+from __future__ import annotations
+
 import time
+from collections.abc import Sequence
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -21,6 +25,11 @@ from skopt.space import Categorical
 from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
 from ._search import BaseSearchCV, SearchMixin, candidate_key, evaluate_round, objective_key
 from ._space import check_space, python_value
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
+    from .._typing import CVParam, ErrorScore, FilePath, ParamSpace, RefitParam, ScoringParam, Seed
 
 __all__ = ["GeneticSearchCV"]
 
@@ -146,29 +155,29 @@ refit_time_, multimetric_
 
     def __init__(
         self,
-        estimator,
-        param_distributions,
+        estimator: BaseEstimator,
+        param_distributions: ParamSpace,
         *,
-        population_size=20,
-        generations=10,
-        crossover_prob=0.8,
-        mutation_prob=0.2,
-        tournament_size=3,
-        elitism=1,
-        patience=None,
-        scoring=None,
-        n_jobs=None,
-        refit=True,
-        cv=None,
-        verbose=0,
-        pre_dispatch="2*n_jobs",
-        random_state=None,
-        error_score=np.nan,
-        return_train_score=False,
-        engine="auto",
-        checkpoint=None,
-        prune=None,
-    ):
+        population_size: int = 20,
+        generations: int = 10,
+        crossover_prob: float = 0.8,
+        mutation_prob: float = 0.2,
+        tournament_size: int = 3,
+        elitism: int = 1,
+        patience: int | None = None,
+        scoring: ScoringParam = None,
+        n_jobs: int | None = None,
+        refit: RefitParam = True,
+        cv: CVParam = None,
+        verbose: int = 0,
+        pre_dispatch: int | str = "2*n_jobs",
+        random_state: Seed = None,
+        error_score: ErrorScore = np.nan,
+        return_train_score: bool = False,
+        engine: str = "auto",
+        checkpoint: FilePath | None = None,
+        prune: Sequence[int] | None = None,
+    ) -> None:
         super().__init__(
             estimator=estimator,
             scoring=scoring,

@@ -1,10 +1,19 @@
 """Exhaustive search over a grid."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.model_selection import GridSearchCV as _SklearnGridSearchCV
 
 from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
 from ._search import SearchMixin
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
+    from .._typing import CVParam, ErrorScore, FilePath, ParamSpace, RefitParam, ScoringParam
 
 
 class GridSearchCV(SearchMixin, _SklearnGridSearchCV):
@@ -54,9 +63,11 @@ class GridSearchCV(SearchMixin, _SklearnGridSearchCV):
     __doc__ = with_shared_parameters(__doc__, engine_doc("all candidates x folds"), checkpoint_doc())
     _not_identity = (*SearchMixin._not_identity, "refit")
 
-    def __init__(self, estimator, param_grid, *, scoring=None, n_jobs=None, refit=True, cv=None, verbose=0,
-                 pre_dispatch="2*n_jobs", error_score=np.nan, return_train_score=False, engine="auto",
-                 checkpoint=None):
+    def __init__(self, estimator: BaseEstimator, param_grid: ParamSpace, *, scoring: ScoringParam = None,
+                 n_jobs: int | None = None, refit: RefitParam = True, cv: CVParam = None, verbose: int = 0,
+                 pre_dispatch: int | str = "2*n_jobs", error_score: ErrorScore = np.nan,
+                 return_train_score: bool = False, engine: str = "auto",
+                 checkpoint: FilePath | None = None) -> None:
         super().__init__(estimator, param_grid, scoring=scoring, n_jobs=n_jobs, refit=refit, cv=cv,
                          verbose=verbose, pre_dispatch=pre_dispatch, error_score=error_score,
                          return_train_score=return_train_score)

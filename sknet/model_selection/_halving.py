@@ -7,7 +7,10 @@ candidates × folds the batched engine trains together. With an epochs resource 
 evaluator keeps each rung's training states, and a survivor goes on from its own.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.model_selection import ParameterSampler
@@ -16,6 +19,13 @@ from .._compat import SklearnHalvingGridSearchCV, SklearnHalvingRandomSearchCV, 
 from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
 from ._search import SearchMixin
 from ._space import to_distributions
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from sklearn.base import BaseEstimator
+    from typing_extensions import Self
+
+    from .._typing import CVParam, ErrorScore, Features, FilePath, ParamSpace, RefitParam, ScoringParam, Seed
 
 _ENGINE = engine_doc("each rung's candidates x folds")
 _CHECKPOINT = checkpoint_doc(", rung by rung", "resumes where it stopped", """With ``resource="n_samples"``
@@ -32,7 +42,7 @@ class _HalvingMixin(SearchMixin):
         """The parameter whose survivors go on training from the previous rung (None: restart)."""
         return None if self.resource == "n_samples" else self.resource
 
-    def fit(self, X, y=None, **params):
+    def fit(self, X: Features, y: ArrayLike | None = None, **params: Any) -> Self:
         """Run successive halving: each rung cross-validated as one round, then refit the best.
 
         Parameters
@@ -115,10 +125,12 @@ refit, error_score, return_train_score, random_state, n_jobs, verbose
                               **SearchMixin._search_constraints}
     _space_param = "param_grid"
 
-    def __init__(self, estimator, param_grid, *, factor=3, resource="n_samples", max_resources="auto",
-                 min_resources="exhaust", aggressive_elimination=False, cv=5, scoring=None, refit=True,
-                 error_score=np.nan, return_train_score=True, random_state=None, n_jobs=None, verbose=0,
-                 engine="auto", checkpoint=None):
+    def __init__(self, estimator: BaseEstimator, param_grid: ParamSpace, *, factor: float = 3,
+                 resource: str = "n_samples", max_resources: int | str = "auto",
+                 min_resources: int | str = "exhaust", aggressive_elimination: bool = False, cv: CVParam = 5,
+                 scoring: ScoringParam = None, refit: RefitParam = True, error_score: ErrorScore = np.nan,
+                 return_train_score: bool = True, random_state: Seed = None, n_jobs: int | None = None,
+                 verbose: int = 0, engine: str = "auto", checkpoint: FilePath | None = None) -> None:
         super().__init__(estimator, param_grid, factor=factor, resource=resource, max_resources=max_resources,
                          min_resources=min_resources, aggressive_elimination=aggressive_elimination, cv=cv,
                          scoring=scoring, refit=refit, error_score=error_score,
@@ -167,11 +179,13 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
                               **SearchMixin._search_constraints}
     _space_param = "param_distributions"
 
-    def __init__(self, estimator, param_distributions, *, n_candidates="exhaust", factor=3,
-                 resource="n_samples", max_resources="auto", min_resources="smallest",
-                 aggressive_elimination=False, cv=5, scoring=None, refit=True, error_score=np.nan,
-                 return_train_score=True, random_state=None, n_jobs=None, verbose=0, engine="auto",
-                 checkpoint=None):
+    def __init__(self, estimator: BaseEstimator, param_distributions: ParamSpace, *,
+                 n_candidates: int | str = "exhaust", factor: float = 3, resource: str = "n_samples",
+                 max_resources: int | str = "auto", min_resources: int | str = "smallest",
+                 aggressive_elimination: bool = False, cv: CVParam = 5, scoring: ScoringParam = None,
+                 refit: RefitParam = True, error_score: ErrorScore = np.nan, return_train_score: bool = True,
+                 random_state: Seed = None, n_jobs: int | None = None, verbose: int = 0, engine: str = "auto",
+                 checkpoint: FilePath | None = None) -> None:
         super().__init__(estimator, param_distributions, n_candidates=n_candidates, factor=factor,
                          resource=resource, max_resources=max_resources, min_resources=min_resources,
                          aggressive_elimination=aggressive_elimination, cv=cv, scoring=scoring, refit=refit,

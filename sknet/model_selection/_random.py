@@ -1,5 +1,9 @@
 """Random search over distributions, lists, ranges and skopt dimensions."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sklearn.model_selection import ParameterSampler
 from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSearchCV
@@ -7,6 +11,11 @@ from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSear
 from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
 from ._search import SearchMixin
 from ._space import to_distributions
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
+    from .._typing import CVParam, ErrorScore, FilePath, ParamSpace, RefitParam, ScoringParam, Seed
 
 
 class RandomizedSearchCV(SearchMixin, _SklearnRandomizedSearchCV):
@@ -54,9 +63,12 @@ return_train_score
         ", with the random state it starts from when ``random_state`` is None or a ``RandomState``"))
     _not_identity = (*SearchMixin._not_identity, "refit")
 
-    def __init__(self, estimator, param_distributions, *, n_iter=10, scoring=None, n_jobs=None, refit=True,
-                 cv=None, verbose=0, pre_dispatch="2*n_jobs", random_state=None, error_score=np.nan,
-                 return_train_score=False, engine="auto", checkpoint=None):
+    def __init__(self, estimator: BaseEstimator, param_distributions: ParamSpace, *, n_iter: int = 10,
+                 scoring: ScoringParam = None, n_jobs: int | None = None, refit: RefitParam = True,
+                 cv: CVParam = None, verbose: int = 0, pre_dispatch: int | str = "2*n_jobs",
+                 random_state: Seed = None, error_score: ErrorScore = np.nan,
+                 return_train_score: bool = False, engine: str = "auto",
+                 checkpoint: FilePath | None = None) -> None:
         super().__init__(estimator, param_distributions, n_iter=n_iter, scoring=scoring, n_jobs=n_jobs,
                          refit=refit, cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
                          random_state=random_state, error_score=error_score,

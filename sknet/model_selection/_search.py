@@ -12,6 +12,8 @@ ours; scikit-learn's own search test suite, run against our classes
 (``tests/model_selection/test_upstream.py``), guards that they do what its do.
 """
 
+from __future__ import annotations
+
 import numbers
 import os
 import platform
@@ -19,24 +21,37 @@ import time
 import warnings
 from contextlib import nullcontext
 from inspect import signature
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from sklearn.base import _fit_context, clone, is_classifier
+from sklearn.base import clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import check_cv
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import indexable
 from skorch.helper import SliceDict
 
-from .._compat import BaseSearchCV, CallbackSupportMixin, _check_method_params, _MultimetricScorer
+from .._compat import (
+    BaseSearchCV,
+    CallbackSupportMixin,
+    _check_method_params,
+    _fit_context,
+    _MultimetricScorer,
+)
 from .._identity import code_digest, data_digest, data_identity, describe, module_classes
 from ..checkpoint import CheckpointDamagedError, CheckpointPermissionError, Journal
 from ._evaluate import ENGINES, RoundEvaluator
 from ._space import python_value
 from ._tasks import heap_frozen
 from ._wrappers import epochs_param
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from .._typing import Features
 
 __all__ = ["BaseSearchCV", "SearchMixin", "objective_key", "candidate_key", "latest_scores",
            "evaluate_round"]
@@ -57,11 +72,12 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
     """
 
     _search_constraints = {"engine": [StrOptions(set(ENGINES))], "checkpoint": [str, os.PathLike, None]}
-    _space_param = None
-    _not_identity = _HOW_NOT_WHAT  # grid and random add refit, which only acts after the search
+    _space_param: str | None = None
+    # Grid and random add refit, which only acts after the search:
+    _not_identity: tuple[str, ...] = _HOW_NOT_WHAT
 
     @_fit_context(prefer_skip_nested_validation=False)  # the estimator is validated by its own fit
-    def fit(self, X, y=None, **params):
+    def fit(self, X: Features, y: ArrayLike | None = None, **params: Any) -> Self:
         """Run the search: cross-validate the candidates, then refit the best one.
 
         Parameters

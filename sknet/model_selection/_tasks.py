@@ -12,14 +12,18 @@ and scikit-learn's scorers are applied to each job through a :func:`fitted_view`
 that answers ``predict`` and ``predict_proba`` on those rows from the outputs in hand.
 """
 
+from __future__ import annotations
+
 import copy
 import functools
 import gc
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +32,10 @@ from .._compat import _fit_and_score, _safe_split, _score, fit_and_score_kwargs
 from ..engine import predict_batched, train_batched
 from ..nets import replay_fit_callbacks, respond, validate_input
 from ._wrappers import assemble, final_net, predictions_out
+
+if TYPE_CHECKING:
+    from ..checkpoint import Journal
+    from ..engine import TrainingState
 
 
 @dataclass
@@ -42,9 +50,9 @@ class Block:
     y_fit: object  # ... and their targets: y_train through a fitted target transform (or y_train)
     X_predict: object  # X_test through the fitted preprocessing (or X_test)
     weight: object  # the net's sample weights of the training rows, or None
-    layers: list  # the fitted layers around the nets, outermost first (see _wrappers.fit_layers)
-    score_params: dict  # the scorer's parameters of the test rows
-    score_params_train: dict  # ... and of the training rows
+    layers: list[Any]  # the fitted layers around the nets, outermost first (see _wrappers.fit_layers)
+    score_params: dict[str, Any]  # the scorer's parameters of the test rows
+    score_params_train: dict[str, Any]  # ... and of the training rows
 
 
 @dataclass
@@ -54,21 +62,21 @@ class EngineJob:
     index: int  # position in the round's results: candidate * n_splits + split
     candidate: int
     split: int
-    params: dict  # the candidate's parameters
+    params: dict[str, Any]  # the candidate's parameters
     estimator: object  # the candidate's estimator: an sknet net, or a pipeline ending in one
     block: int  # the Block it trains and is scored on
     context: object = None  # its scikit-learn callback context, or None
-    start: object = None  # the TrainingState of the same job for fewer epochs, to continue from
+    start: TrainingState | None = None  # the TrainingState of the same job for fewer epochs, to continue from
 
 
 @dataclass
 class Scoring:
     """What every task of a round needs to score and journal its jobs."""
 
-    scorer: object
-    error_score: object
+    scorer: Callable[..., Any]  # scikit-learn's scorer (a _MultimetricScorer for several metrics)
+    error_score: float | str  # a number, or "raise"
     return_train_score: bool
-    journal: object  # the checkpoint's Journal, or None
+    journal: Journal | None  # the checkpoint's Journal, or None
     first: int  # the position of the round's first candidate in the whole search
     caller: object = None  # the search, for scikit-learn's callbacks
     replay_epochs: bool = False  # the search has scikit-learn callbacks: report each job's epochs
@@ -80,11 +88,11 @@ class Scoring:
 class TaskResult:
     """What a task hands back: ``{index: result}``, and the engine's share of it."""
 
-    results: dict
+    results: dict[int, dict[str, Any]]  # _fit_and_score's result dict of each job, by its index
     seconds: float = 0.0  # spent training in the engine
     n_batched: int = 0  # jobs the engine trained
     engine_error: BaseException | None = None  # the engine failed; the jobs were fitted one by one
-    states: dict = field(default_factory=dict)  # {index: TrainingState} when asked to keep them
+    states: dict[int, TrainingState] = field(default_factory=dict)  # by index, when asked to keep them
 
 
 def fit_and_score(index, candidate, split, journal, first, **kwargs):

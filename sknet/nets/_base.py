@@ -6,14 +6,17 @@
 :class:`~sknet.nets._module.MLPModule`, built from flat hyperparameters.
 """
 
+from __future__ import annotations
+
 import inspect
 import math
 from dataclasses import dataclass
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
@@ -21,7 +24,10 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.helper import predefined_split
 
 from .. import _options
-from .._compat import CallbackSupportMixin  # scikit-learn's, or a no-op one before 1.9
+from .._compat import (
+    CallbackSupportMixin,  # scikit-learn's, or a no-op one before 1.9
+    _fit_context,
+)
 from ..parallel import fit_threads, forward_work, resolve_device
 from ._checks import SubclassOf, TrainingChecks
 from ._data import InMemoryDataset
@@ -29,6 +35,12 @@ from ._inputs import InputsMixin
 from ._persist import save
 from ._seeding import MAX_SEED, first_seed, generator_state, seeded
 from ._skorch import EpochTasks, SkorchNet, StopOnDivergence, ValidationScore, silent
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+    from typing_extensions import Self
+
+    from .._typing import Features, FilePath
 
 
 @dataclass
@@ -43,7 +55,7 @@ class FitData:
     y: np.ndarray  # encoded targets (class indices, or float targets of shape (n, n_outputs))
     sample_weight: np.ndarray | None
     n_outputs: int
-    attributes: dict  # the fitted attributes validation sets (n_features_in_, classes_, ...)
+    attributes: dict[str, Any]  # the fitted attributes validation sets (n_features_in_, classes_, ...)
 
 
 @dataclass
@@ -63,7 +75,7 @@ class FitSetup:
     rng_state: torch.Tensor | None  # the generator after initialisation (dropout draws go on from it)
 
 
-_PARAM_NAMES = {}  # estimator class -> the names of its __init__ parameters
+_PARAM_NAMES: dict[type, tuple[str, ...]] = {}  # estimator class -> the names of its __init__ parameters
 
 
 # Constructor arguments of a user's module that the data decides, filled in when not set.
@@ -110,7 +122,7 @@ class BaseTorchNet(InputsMixin, TrainingChecks, CallbackSupportMixin, BaseEstima
     def _takes_module(self):
         return "module" in self._get_param_names()
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Get the parameters of this estimator, ``module__<name>`` ones included.
 
         Parameters
@@ -128,7 +140,7 @@ class BaseTorchNet(InputsMixin, TrainingChecks, CallbackSupportMixin, BaseEstima
         params.update(self._module_params())
         return params
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         """Set the parameters of this estimator, ``module__<name>`` ones included.
 
         Parameters
@@ -262,7 +274,7 @@ class BaseTorchNet(InputsMixin, TrainingChecks, CallbackSupportMixin, BaseEstima
 
     # -- fitting ---------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: Features, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Train the network on ``(X, y)``.
 
         Parameters
@@ -531,7 +543,7 @@ class BaseTorchNet(InputsMixin, TrainingChecks, CallbackSupportMixin, BaseEstima
         """What ``method`` (``"predict"``, ``"predict_proba"``) returns for these raw outputs."""
         raise NotImplementedError
 
-    def save(self, path):
+    def save(self, path: FilePath) -> None:
         """Store the fitted model in a file that loads without unpickling anything.
 
         Weights go through ``torch.save`` (read back with

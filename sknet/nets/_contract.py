@@ -35,18 +35,30 @@ Examples
 (3, 150)
 """
 
-from collections.abc import Callable
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 
-from ._base import FitData, FitSetup
+from ._base import BaseTorchNet, FitData, FitSetup
 from ._mlp import BaseMLP
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+    from scipy.sparse import spmatrix
+    from skorch.helper import SliceDict
+
+    from .._typing import Features, OptimizerParam
 
 __all__ = ["FitData", "FitSetup", "TrainingSpec", "begin_fit", "build_module", "check_params", "finish_fit",
            "loss_weights", "replay_fit_callbacks", "respond", "training_spec", "validate_fit_data",
            "validate_input"]
+
+Net = TypeVar("Net", bound=BaseTorchNet)
 
 
 @dataclass(frozen=True)
@@ -58,33 +70,35 @@ class TrainingSpec:
     ``l1``, ``dropout``, ``max_epochs``, the widths) are per model.
     """
 
-    estimator: type  # the estimator's class
-    hidden_sizes: tuple | None  # sknet's MLP: its hidden layers' widths; None for any other module
+    estimator: type[BaseTorchNet]  # the estimator's class
+    hidden_sizes: tuple[int, ...] | None  # sknet's MLP: its hidden layers' widths; None for any other module
     activation: str | None  # sknet's MLP: its activation
     dropout: float  # sknet's MLP: its dropout rate (0 for another module: its own business)
     batch_norm: bool
-    module: type  # the torch module class
-    module_args: tuple  # the module__<name> arguments, as sorted (name, repr(value)) pairs
-    optimizer: object  # a name ("adam") or a torch.optim.Optimizer subclass
+    module: type[torch.nn.Module]  # the torch module class
+    # the module__<name> arguments, as sorted (name, repr(value)) pairs:
+    module_args: tuple[tuple[str, str], ...]
+    optimizer: OptimizerParam  # a name ("adam") or a torch.optim.Optimizer subclass
     lr: float
     momentum: float  # the optimizer's effective momentum (momentum=None resolved)
     weight_decay: float
     l1: float
     batch_size: int
     max_epochs: int
-    loss: type  # the per-sample loss module class
+    loss: type[torch.nn.Module]  # the per-sample loss module class
     early_stopping: bool
     lr_schedule: str | None
     device: str  # as given ("auto", "cpu", "cuda:0")
     dtype: str  # "float32" or "float64"
-    float_dtype: np.dtype
-    validation_score: Callable  # score(y_true, raw outputs), higher is better: early stopping's record
+    float_dtype: np.dtype[Any]
+    # score(y_true, raw outputs), higher is better: early stopping's record
+    validation_score: Callable[[torch.Tensor, torch.Tensor], float]
     has_callbacks: bool  # skorch callbacks, or scikit-learn callbacks set on it
     warm_start: bool
     verbose: int
 
 
-def training_spec(estimator):
+def training_spec(estimator: BaseTorchNet) -> TrainingSpec:
     """The :class:`TrainingSpec` of an sknet estimator (fitted or not; its parameters only).
 
     Parameters
@@ -138,7 +152,7 @@ def training_spec(estimator):
     )
 
 
-def check_params(estimator):
+def check_params(estimator: BaseTorchNet) -> None:
     """Check the estimator's parameters as its ``fit`` checks them; raise what ``fit`` would raise.
 
     Raises
@@ -161,7 +175,8 @@ a float in the range (0.0, inf). Got -1 instead.
     estimator._check_arguments()
 
 
-def validate_fit_data(estimator, X, y, sample_weight=None):
+def validate_fit_data(estimator: BaseTorchNet, X: Features, y: ArrayLike,
+                      sample_weight: ArrayLike | None = None) -> FitData:
     """``X``, ``y`` and ``sample_weight`` validated as the estimator's ``fit`` validates them.
 
     Returns
@@ -173,7 +188,7 @@ def validate_fit_data(estimator, X, y, sample_weight=None):
     return estimator._validate_fit_data(X, y, sample_weight)
 
 
-def begin_fit(estimator, data):
+def begin_fit(estimator: BaseTorchNet, data: FitData) -> FitSetup:
     """Set ``estimator`` up as its ``fit`` would, up to the training loop.
 
     Sets the attributes validation gave, checks the arguments and the module's
@@ -193,12 +208,12 @@ def begin_fit(estimator, data):
     return estimator._prepare_fit(data)
 
 
-def loss_weights(estimator, data):
+def loss_weights(estimator: BaseTorchNet, data: FitData) -> NDArray[Any] | None:
     """Each row's weight in the loss (sample and class weights), or None for equal weights."""
     return estimator._sample_weight(data.y, data.sample_weight)
 
 
-def finish_fit(estimator, *, weights_checked=False):
+def finish_fit(estimator: Net, *, weights_checked: bool = False) -> Net:
     """What ``fit`` does after training: the divergence checks, then the fitted attributes.
 
     Parameters
@@ -239,7 +254,8 @@ def finish_fit(estimator, *, weights_checked=False):
     return estimator
 
 
-def build_module(estimator, input_shape, n_outputs):
+def build_module(estimator: BaseTorchNet, input_shape: tuple[int, ...] | Mapping[str, tuple[int, ...]],
+                 n_outputs: int) -> torch.nn.Module:
     """The torch module ``fit`` would build for samples of ``input_shape`` and ``n_outputs``
     outputs, in the estimator's dtype (initialised by torch's defaults, not seeded).
 
@@ -254,13 +270,13 @@ def build_module(estimator, input_shape, n_outputs):
     return module.to(getattr(torch, estimator.dtype))
 
 
-def validate_input(estimator, X):
+def validate_input(estimator: BaseTorchNet, X: Features) -> NDArray[Any] | spmatrix | SliceDict:
     """``X`` validated as the fitted estimator's ``predict`` validates it (an array, a CSR
     matrix or a SliceDict, of its dtype); raises what ``predict`` would raise."""
     return estimator._validate_input(X)
 
 
-def respond(estimator, method, outputs):
+def respond(estimator: BaseTorchNet, method: str, outputs: torch.Tensor) -> NDArray[Any]:
     """What ``estimator.method`` (``"predict"`` or ``"predict_proba"``) returns for its raw
     network ``outputs`` (a tensor on the CPU); raises ``FloatingPointError`` for non-finite ones,
     as ``predict`` does.
@@ -281,7 +297,7 @@ def respond(estimator, method, outputs):
     return estimator._respond(method, estimator._checked_outputs(outputs))
 
 
-def replay_fit_callbacks(estimator, X, y):
+def replay_fit_callbacks(estimator: BaseTorchNet, X: Features, y: ArrayLike) -> None:
     """Report a fit that ran in the engine to scikit-learn's callbacks, epoch by epoch."""
     estimator._replay_fit_callbacks(X, y)
 

@@ -4,7 +4,11 @@ Their flat hyperparameters (``n_layers``, ``n_units``, ``activation``...) build 
 targets, outputs and training are the Torch estimators'.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from numbers import Integral, Real
+from typing import TYPE_CHECKING
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -22,6 +26,9 @@ from ._torch import (
     TorchRegressor,
     docstring,
 )
+
+if TYPE_CHECKING:
+    from .._typing import Callbacks, ClassWeight, OptimizerParam, Seed
 
 
 class BaseMLP(BaseTorchNet):
@@ -125,12 +132,16 @@ class MLPClassifier(BaseMLP, TorchClassifier):
         "class_weight": [None, StrOptions({"balanced"}), dict],
     }
 
-    def __init__(self, *, n_layers=1, n_units=100, hidden_layer_sizes=None, activation="relu",
-                 weight_init="default", dropout=0.0, batch_norm=False, optimizer="adam", lr=1e-3,
-                 momentum=None, weight_decay=0.0, l1=0.0, batch_size=128, max_epochs=100,
-                 lr_schedule=None, early_stopping=False, validation_fraction=0.1, patience=10,
-                 tol=1e-4, class_weight=None, device="auto", dtype="float32", random_state=None,
-                 verbose=0, warm_start=False, callbacks=None):
+    def __init__(self, *, n_layers: int = 1, n_units: int = 100,
+                 hidden_layer_sizes: Sequence[int] | None = None, activation: str = "relu",
+                 weight_init: str = "default", dropout: float = 0.0, batch_norm: bool = False,
+                 optimizer: OptimizerParam = "adam", lr: float = 1e-3, momentum: float | None = None,
+                 weight_decay: float = 0.0, l1: float = 0.0, batch_size: int = 128, max_epochs: int = 100,
+                 lr_schedule: str | None = None, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, patience: int = 10, tol: float = 1e-4,
+                 class_weight: ClassWeight = None, device: str = "auto", dtype: str = "float32",
+                 random_state: Seed = None, verbose: int = 0, warm_start: bool = False,
+                 callbacks: Callbacks = None) -> None:
         self.n_layers = n_layers
         self.n_units = n_units
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -190,12 +201,16 @@ class MLPRegressor(BaseMLP, TorchRegressor):
         "loss": [StrOptions(set(_options.REGRESSION_LOSSES))],
     }
 
-    def __init__(self, *, n_layers=1, n_units=100, hidden_layer_sizes=None, activation="relu",
-                 weight_init="default", dropout=0.0, batch_norm=False, optimizer="adam", lr=1e-3,
-                 momentum=None, weight_decay=0.0, l1=0.0, batch_size=128, max_epochs=100,
-                 lr_schedule=None, early_stopping=False, validation_fraction=0.1, patience=10,
-                 tol=1e-4, loss="mse", device="auto", dtype="float32", random_state=None,
-                 verbose=0, warm_start=False, callbacks=None):
+    def __init__(self, *, n_layers: int = 1, n_units: int = 100,
+                 hidden_layer_sizes: Sequence[int] | None = None, activation: str = "relu",
+                 weight_init: str = "default", dropout: float = 0.0, batch_norm: bool = False,
+                 optimizer: OptimizerParam = "adam", lr: float = 1e-3, momentum: float | None = None,
+                 weight_decay: float = 0.0, l1: float = 0.0, batch_size: int = 128, max_epochs: int = 100,
+                 lr_schedule: str | None = None, early_stopping: bool = False,
+                 validation_fraction: float = 0.1, patience: int = 10, tol: float = 1e-4,
+                 loss: str = "mse", device: str = "auto", dtype: str = "float32",
+                 random_state: Seed = None, verbose: int = 0, warm_start: bool = False,
+                 callbacks: Callbacks = None) -> None:
         self.n_layers = n_layers
         self.n_units = n_units
         self.hidden_layer_sizes = hidden_layer_sizes

@@ -8,6 +8,8 @@ user's module; importing a Python module runs its code, so ``load`` imports one
 only when told to trust it (``trusted=``, as in skops; see ``_trust.py``).
 """
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import json
@@ -15,6 +17,8 @@ import os
 import pickle
 import re
 import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +35,11 @@ from ._trust import (
     untrusted,
     valid_class_name,
 )
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
+    from .._typing import FilePath
 
 _FORMAT = "sknet-model"
 _FORMAT_VERSION = 1
@@ -86,7 +95,7 @@ _FITTED_CHECKS = {
 _FITTED = tuple(name for name in _FITTED_CHECKS if name not in ("steps_per_epoch", "device_"))
 # The estimator classes save writes and load reads, by name: (the class, the fitted attributes of
 # _FITTED_CHECKS that are its own). Each class declares itself with @saveable where it is defined.
-_SAVEABLE = {}
+_SAVEABLE: dict[str, tuple[type, frozenset[str]]] = {}
 _OPTIONAL_FITTED = {"feature_names_in_", "validation_scores_", "validation_loss_curve_",
                     "best_validation_score_", "_multilabel"}  # files of sknet before multilabel lack it
 _ARRAY_KINDS = "biufUO"  # bool, integers, floats, text, objects (mixed labels): what fit stores
@@ -178,8 +187,8 @@ def _decode_array(items, dtype):
     return np.array(items, dtype=dtype)
 
 
-def save(estimator, path):
-    """Write a fitted sknet estimator to ``path`` (see ``BaseMLP.save``)."""
+def save(estimator: BaseEstimator, path: FilePath) -> None:
+    """Write a fitted sknet estimator to ``path`` (see the estimators' ``save``)."""
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(estimator)
@@ -206,7 +215,7 @@ def _steps_per_epoch(estimator):
     return estimator._loaded_steps_per_epoch  # a loaded model has no history
 
 
-def load(path, *, trusted=None):
+def load(path: FilePath, *, trusted: Sequence[str] | None = None) -> BaseEstimator:
     """Load a model written by ``save``, without unpickling any object.
 
     A file names the class of its network's module (``"package.module:Class"``,
@@ -302,7 +311,7 @@ def load(path, *, trusted=None):
     return estimator
 
 
-def get_untrusted_types(path):
+def get_untrusted_types(path: FilePath) -> list[str]:
     """The module classes a model file names that :func:`load` would not import unless trusted.
 
     A class counts as untrusted when the Python module defining it is not

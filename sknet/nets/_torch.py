@@ -4,10 +4,14 @@ They hold what a classifier and a regressor do with targets and outputs; the
 MLPs are these estimators with sknet's MLP module (see ``_mlp.py``).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_array
@@ -16,10 +20,17 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 
 from .. import _options
+from .._compat import _fit_context
 from ._base import BaseTorchNet
 from ._checks import SubclassOf, explain_text
 from ._module import MLPModule
 from ._persist import saveable
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
+    from typing_extensions import Self
+
+    from .._typing import Callbacks, ClassWeight, Features, OptimizerParam, Seed
 
 TRAINING_PARAMETERS = """
     optimizer : {"sgd", "adam", "adamw", "rmsprop", "adagrad"} or \
@@ -159,11 +170,13 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
         "class_weight": [None, StrOptions({"balanced"}), dict],
     }
 
-    def __init__(self, module=MLPModule, *, optimizer="adam", lr=1e-3, momentum=None, weight_decay=0.0,
-                 l1=0.0, batch_size=128, max_epochs=100, lr_schedule=None, early_stopping=False,
-                 validation_fraction=0.1, patience=10, tol=1e-4, class_weight=None, device="auto",
-                 dtype="float32", random_state=None, verbose=0, warm_start=False, callbacks=None,
-                 **module_params):
+    def __init__(self, module: type[torch.nn.Module] = MLPModule, *, optimizer: OptimizerParam = "adam",
+                 lr: float = 1e-3, momentum: float | None = None, weight_decay: float = 0.0, l1: float = 0.0,
+                 batch_size: int = 128, max_epochs: int = 100, lr_schedule: str | None = None,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, patience: int = 10,
+                 tol: float = 1e-4, class_weight: ClassWeight = None, device: str = "auto",
+                 dtype: str = "float32", random_state: Seed = None, verbose: int = 0,
+                 warm_start: bool = False, callbacks: Callbacks = None, **module_params: Any) -> None:
         self.module = module
         self.optimizer = optimizer
         self.lr = lr
@@ -254,7 +267,8 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
         return accuracy_score(y_true.cpu().numpy(), y_pred.argmax(dim=1).cpu().numpy())
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, classes=None, sample_weight=None):
+    def partial_fit(self, X: Features, y: ArrayLike, classes: ArrayLike | None = None,
+                    sample_weight: ArrayLike | None = None) -> Self:
         """Train for one epoch on ``(X, y)``, starting from the current weights.
 
         Parameters
@@ -286,7 +300,7 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
             return self._train_setup(setup, 1, X, y)
         return self._train_more(X, y, sample_weight, epochs=1)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Features) -> NDArray[Any]:
         """Probability of each class (of each label, for multilabel targets).
 
         Parameters
@@ -303,7 +317,7 @@ class TorchClassifier(ClassifierMixin, BaseTorchNet):
         """
         return self._respond("predict_proba", self._forward(X))
 
-    def predict(self, X):
+    def predict(self, X: Features) -> NDArray[Any]:
         """Most probable class of each sample (each label above probability 0.5, for multilabel).
 
         Parameters
@@ -378,11 +392,13 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
         "loss": [StrOptions(set(_options.REGRESSION_LOSSES))],
     }
 
-    def __init__(self, module=MLPModule, *, optimizer="adam", lr=1e-3, momentum=None, weight_decay=0.0,
-                 l1=0.0, batch_size=128, max_epochs=100, lr_schedule=None, early_stopping=False,
-                 validation_fraction=0.1, patience=10, tol=1e-4, loss="mse", device="auto",
-                 dtype="float32", random_state=None, verbose=0, warm_start=False, callbacks=None,
-                 **module_params):
+    def __init__(self, module: type[torch.nn.Module] = MLPModule, *, optimizer: OptimizerParam = "adam",
+                 lr: float = 1e-3, momentum: float | None = None, weight_decay: float = 0.0, l1: float = 0.0,
+                 batch_size: int = 128, max_epochs: int = 100, lr_schedule: str | None = None,
+                 early_stopping: bool = False, validation_fraction: float = 0.1, patience: int = 10,
+                 tol: float = 1e-4, loss: str = "mse", device: str = "auto", dtype: str = "float32",
+                 random_state: Seed = None, verbose: int = 0, warm_start: bool = False,
+                 callbacks: Callbacks = None, **module_params: Any) -> None:
         self.module = module
         self.optimizer = optimizer
         self.lr = lr
@@ -431,7 +447,7 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
         return r2_score(y_true.cpu().numpy(), y_pred.cpu().numpy())
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: Features, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Train for one epoch on ``(X, y)``, starting from the current weights.
 
         Parameters
@@ -453,7 +469,7 @@ class TorchRegressor(RegressorMixin, BaseTorchNet):
             return self._train_setup(self._prepare_fit(self._validate_fit_data(X, y, sample_weight)), 1, X, y)
         return self._train_more(X, y, sample_weight, epochs=1)
 
-    def predict(self, X):
+    def predict(self, X: Features) -> NDArray[Any]:
         """Predicted targets.
 
         Parameters
