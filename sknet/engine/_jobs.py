@@ -228,7 +228,7 @@ def _module_refusal(estimator, X):
     unknown here: 2 stands in) and probed on two rows of ``X``.
     """
     float_dtype = training_spec(estimator).float_dtype
-    rows = check_array(_safe_indexing(X, np.arange(min(2, _n_samples(X)))), allow_nd=True,
+    rows = check_array(_safe_indexing(X, np.arange(min(2, n_rows(X)))), allow_nd=True,
                        dtype=[float_dtype, np.int64, np.int32])
     try:
         module = build_module(estimator, rows.shape[1:], 2)
@@ -336,5 +336,7 @@ def _validated(est, rows, X, y, validated, sample_weight):
     return validated[key]
 
 
-def _n_samples(X):
+def n_rows(X):
+    """The number of rows (samples) of data of any kind: an array, a sparse matrix, a DataFrame, a
+    SliceDict (its ``shape``), a list."""
     return X.shape[0] if hasattr(X, "shape") else len(X)

@@ -28,9 +28,9 @@ from ._group import GroupTrainer, _RowIndices
 from ._jobs import (
     Job,
     TrainingState,
-    _n_samples,
     continuation_refusal,
     group_key,
+    n_rows,
     prepare,
     refusal,
     resumed,
@@ -126,7 +126,7 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
     fitted: list[Any] = [None] * len(jobs)  # each job's entry is filled in below
     states: States = [None] * len(jobs)
     starts = [None] * len(jobs) if starts is None else list(starts)
-    rows = [np.arange(_n_samples(X))[train_idx] for _, train_idx in jobs]
+    rows = [np.arange(n_rows(X))[train_idx] for _, train_idx in jobs]
     prepared: dict[int, Job] = {}
     validated: dict[tuple[Any, ...], FitData] = {}
     taken = set()  # the states a job goes on from: each trains on in place, so for one job only
@@ -266,14 +266,14 @@ def _estimated_bytes(job, n_features):
     # outputs and gradients.
     rows = spec.batch_size + 1
     floats += rows * (n_features + (3 + spec.batch_norm) * sum(hidden) + 3 * job.n_outputs)
-    n_rows = len(job.rows)
+    job_rows = len(job.rows)
     if job.valid is not None:  # the validation pass: prediction-sized batches, and all outputs
         n_valid = len(job.valid[0])
         valid_rows = min(n_valid, predict_batch_size(_RowIndices(0), spec.batch_size))
         floats += valid_rows * (n_features + 2 * sum(hidden)) + 2 * n_valid * job.n_outputs
-        n_rows += n_valid
+        job_rows += n_valid
     # Row indices, targets, weights, and an epoch's batch layout (indices, mask, targets, coefficients).
-    return spec.float_dtype.itemsize * floats + 8 * 8 * n_rows
+    return spec.float_dtype.itemsize * floats + 8 * 8 * job_rows
 
 
 def _free_memory(device):

@@ -30,6 +30,7 @@ import scipy.sparse as sp
 
 from .._compat import _fit_and_score, _safe_split, _score, fit_and_score_kwargs
 from ..engine import predict_batched, train_batched
+from ..engine._jobs import n_rows
 from ..nets import replay_fit_callbacks, respond, validate_input
 from ._wrappers import assemble, final_net, predictions_out
 
@@ -221,7 +222,7 @@ def _failed(error, block, fit_time, scoring):
     result = {"fit_error": "".join(traceback.format_exception(error)), "test_scores": scores}
     if scoring.return_train_score:
         result["train_scores"] = copy.copy(scores)
-    return {**result, "n_test_samples": _num_rows(block.X_test), "fit_time": fit_time, "score_time": 0.0}
+    return {**result, "n_test_samples": n_rows(block.X_test), "fit_time": fit_time, "score_time": 0.0}
 
 
 def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
@@ -245,7 +246,7 @@ def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
                                         block.score_params_train, scoring.error_score)
     if scoring.replay_epochs and job.context is not None:
         job.context.call_on_fit_task_end(estimator=scoring.caller, X=block.X_train, y=block.y_train)
-    return {**result, "n_test_samples": _num_rows(block.X_test), "fit_time": fit_time,
+    return {**result, "n_test_samples": n_rows(block.X_test), "fit_time": fit_time,
             "score_time": score_time}
 
 
@@ -309,13 +310,10 @@ def stack_training_sets(blocks):
     y_all = np.concatenate([np.asarray(block.y_fit) for block in blocks])
     weights = [block.weight for block in blocks]
     weight_all = None if weights[0] is None else np.concatenate([np.asarray(w) for w in weights])
-    offsets = np.cumsum([0] + [_num_rows(X) for X in Xs])
+    offsets = np.cumsum([0] + [n_rows(X) for X in Xs])
     rows = [np.arange(offsets[i], offsets[i + 1]) for i in range(len(blocks))]
     return X_all, y_all, weight_all, rows
 
-
-def _num_rows(X):
-    return X.shape[0] if hasattr(X, "shape") else len(X)
 
 
 def split_fold(estimator, X, y, train, test):
