@@ -78,9 +78,6 @@ class FitSetup:
 _PARAM_NAMES: dict[type, tuple[str, ...]] = {}  # estimator class -> the names of its __init__ parameters
 
 
-# Constructor arguments of a user's module that the data decides, filled in when not set.
-DATA_ARGUMENTS = ("n_features", "input_shape", "n_outputs")
-
 
 class BaseTorchNet(InputsMixin, TrainingChecks, CallbackSupportMixin, BaseEstimator):
     """Shared machinery of the sknet estimators (any torch module); not for direct use.
