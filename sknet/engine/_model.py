@@ -1,4 +1,4 @@
-"""K MLPs of one depth as one batched model, with a hand-written backward pass.
+"""K MLPs as one batched model, with a hand-written backward pass.
 
 An MLP's gradients are a few batched matrix products, so the engine computes
 them itself instead of recording an autograd graph at every step: with many
@@ -35,14 +35,20 @@ _ACTIVATION_GRADS = {
 
 
 class BatchedMLP:
-    """K MLPs of one depth as one model, with a hand-written backward pass.
+    """K MLPs as one model, with a hand-written backward pass.
 
-    Models whose layers have the same widths form a block, whose weights are
-    stacked ``(K_b, in, out)`` and biases ``(K_b, 1, out)``. Each block runs its
-    own matrix products, batch norm and dropout draws; the activations and their
-    gradients run once over all models, on buffers holding the blocks end to end
-    (as do the loss and, with the fused Adam kernel, the optimizer step outside):
-    with many small models, each operation's fixed cost is what counts.
+    The models may differ in depth, in their layers' widths and in their
+    activation. Models of one depth whose layers are padded to the same widths
+    form a block, whose weights are stacked ``(K_b, in, out)`` and biases
+    ``(K_b, 1, out)``: a narrower model's extra units have zero weights in and
+    out, get zero gradients and stay zero under every optimizer, so each model
+    computes what its own fit computes. Each block runs its own matrix products,
+    batch norm and dropout draws; at hidden layer ``i`` the activations and their
+    gradients run over the blocks deeper than ``i`` at once, on a buffer holding
+    them end to end (one pass per activation when models differ there), as do the
+    loss and the optimizer step outside: with many small models, each operation's
+    fixed cost is what counts. Each block's output layer reads its own last
+    hidden layer.
 
     Built from K initialised ``MLPModule`` instances (so each model starts
     from exactly the weights its sequential fit would), and written back into
@@ -51,36 +57,42 @@ class BatchedMLP:
     Parameters
     ----------
     modules : list of MLPModule
-        Modules of the same depth (all with batch normalisation, or none). Those
-        of equal widths should be adjacent: each run of them is one block.
-    activation : str
-        A key of ``sknet._options.ACTIVATIONS``.
+        Modules all with batch normalisation, or all without. Adjacent models of
+        equal padded widths (``widths``) form a block.
+    activation : str or list of str
+        Keys of ``sknet._options.ACTIVATIONS``: one for all models, or each model's.
     dropout : ndarray of shape (K,)
-        Dropout rate of each model (all zero, or all positive).
+        Dropout rate of each model (0 for a model without dropout: it draws nothing).
     generators : list of torch.Generator, default=None
         Each model's generator of dropout masks (on its device); needed with dropout.
         On the CPU a model draws its masks from it as its ``Dropout`` layers would
         draw them from torch's global generator in its own fit: one draw per hidden
-        layer and step, over its real rows only. In the state that generator has after
-        the net's initialisation, a model's masks are those of its sequential fit.
-        (On a GPU each block draws from its first model's generator.)
+        layer and step, over its real rows and units only. In the state that generator
+        has after the net's initialisation, a model's masks are those of its sequential
+        fit. (On a GPU each block draws from its first model's generator.)
+    widths : list of tuple of int, default=None
+        The hidden widths each model is padded to (each at least its own); its own
+        widths when None.
     """
 
-    def __init__(self, modules, activation, dropout, generators=None):
-        self.names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.Linear)]
-        self.norm_names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.BatchNorm1d)]
-        shapes = [[p.shape for p in module.parameters()] for module in modules]
-        starts = [k for k in range(len(modules)) if k == 0 or shapes[k] != shapes[k - 1]]
+    def __init__(self, modules, activation, dropout, generators=None, widths=None):
+        activations = [activation] * len(modules) if isinstance(activation, str) else list(activation)
+        padded = [tuple(_hidden_widths(m)) for m in modules] if widths is None else [tuple(w) for w in widths]
+        starts = [k for k in range(len(modules)) if k == 0 or padded[k] != padded[k - 1]]
         generators = generators or []
-        self.blocks = [_Block(modules[start:stop], start, generators[start:stop])
+        self.blocks = [_Block(modules[start:stop], start, generators[start:stop], padded[start],
+                              activations[start:stop])
                        for start, stop in zip(starts, [*starts[1:], len(modules)], strict=True)]
-        self.activation = ACTIVATIONS[activation]()
-        self.activation_grad = _ACTIVATION_GRADS[type(self.activation)]
-        self.relu = type(self.activation) is nn.ReLU
+        self.depth = max(block.depth for block in self.blocks)
+        kinds = {ACTIVATIONS[name] for name in activations}
+        # One activation for all: one pass over each layer's buffer (ReLU's in place).
+        self.activation = ACTIVATIONS[activations[0]]() if len(kinds) == 1 else None
+        self.relu = kinds == {nn.ReLU}
+        self.norm = bool(self.blocks[0].norms)
         weight = self.blocks[0].weights[0]  # every buffer and column takes the parameters' dtype
         self.keep_host = (1 - np.asarray(dropout, dtype=np.float64)).tolist()  # as torch computes 1 - p
         self.keep = torch.as_tensor(self.keep_host, dtype=weight.dtype, device=weight.device).view(-1, 1, 1)
-        self.dropout = bool((dropout > 0).any())
+        self.dropout = bool((np.asarray(dropout) > 0).any())
         self._saved = None
         self._buffers = {}
 
@@ -111,109 +123,152 @@ class BatchedMLP:
         model are real, the first ones (as ``rows`` does; all when None).
         """
         saved = []
-        inputs = self._by_block(X)
-        for i in range(len(self.names) - 1):
-            shapes = [(*h.shape[:2], block.weights[i].shape[2])
-                      for block, h in zip(self.blocks, inputs, strict=True)]
+        hidden = self._by_block(X)  # each block's input to its next layer
+        block_rows = None if rows is None or not self.norm else self._by_block(rows)
+        for i in range(self.depth):
+            live = [b for b, block in enumerate(self.blocks) if block.depth > i]
+            inputs = [hidden[b] for b in live]
+            shapes = [(*h.shape[:2], self.blocks[b].weights[i].shape[2]) for b, h in zip(live, inputs, strict=True)]
             flat, parts = self._flat(f"z{i}", shapes, training, X)
-            zs = [torch.baddbmm(block.biases[i], h, block.weights[i], out=part)
-                  for block, h, part in zip(self.blocks, inputs, parts, strict=True)]
-            if self.norm_names:
-                block_rows = [None] * len(zs) if rows is None else self._by_block(rows)
-                zs = [block.norms[i].forward(z, training, part_rows)
-                      for block, z, part_rows in zip(self.blocks, zs, block_rows, strict=True)]
+            zs = [torch.baddbmm(self.blocks[b].biases[i], h, self.blocks[b].weights[i], out=part)
+                  for b, h, part in zip(live, inputs, parts, strict=True)]
+            if self.norm:
+                zs = [self.blocks[b].norms[i].forward(z, training, None if block_rows is None else block_rows[b])
+                      for b, z in zip(live, zs, strict=True)]
                 if flat is not None:
                     for part, z in zip(parts, zs, strict=True):
                         part.copy_(z)
             if flat is None:  # autograd records this pass (the tests' reference)
                 flat = torch.cat([z.reshape(-1) for z in zs])
                 parts = _split(flat, shapes)
-            # ReLU's backward needs only its output, so it may overwrite z (saving an allocation).
-            a = flat.relu_() if self.relu else self.activation(flat)
-            scales = [None] * len(self.blocks)
-            outputs = parts if a is flat else _split(a, shapes)
+            a, outputs = self._activate(i, live, flat, parts, shapes, training)
+            scales = [None] * len(live)
             if training and self.dropout:
-                scales = self._dropout_scales(i, shapes, counts)
-                outputs = [part * scale for part, scale in zip(outputs, scales, strict=True)]
-            saved.append((inputs, flat, a, scales, shapes))
-            inputs = outputs
-        self._saved = (saved, inputs) if training else None
+                scales = self._dropout_scales(i, live, shapes, counts)
+                outputs = [out if scale is None else out * scale
+                           for out, scale in zip(outputs, scales, strict=True)]
+            saved.append((live, inputs, flat, a, scales, shapes))
+            for b, out in zip(live, outputs, strict=True):
+                hidden[b] = out
+        self._saved = (saved, hidden) if training else None
         # Written with the outputs axis outermost in memory: the loss reduces over it, which
         # is several times faster along an outer axis than along a short inner one on CPU.
         shape = (len(X), self.blocks[0].weights[-1].shape[2], X.shape[1])
         out_t = self._flat("out", [shape], training, X)[1][0]
-        outs = [None] * len(inputs) if out_t is None else self._by_block(out_t)
+        outs = [None] * len(hidden) if out_t is None else self._by_block(out_t)
         parts = [torch.baddbmm(block.biases[-1].transpose(1, 2), block.weights[-1].transpose(1, 2),
                                h.transpose(1, 2), out=out)
-                 for block, h, out in zip(self.blocks, inputs, outs, strict=True)]
+                 for block, h, out in zip(self.blocks, hidden, outs, strict=True)]
         return (out_t if out_t is not None else torch.cat(parts)).transpose(1, 2)
 
-    def backward(self, grad_out):
+    def _activate(self, i, live, flat, parts, shapes, training):
+        """Hidden layer ``i``'s activations of the blocks ``live`` (their pre-activations ``flat``,
+        viewed as ``parts``): the flat activations, and each block's (padded units at 0)."""
+        if self.activation is not None:
+            # ReLU's backward needs only its output, so it may overwrite z (saving an allocation).
+            a = flat.relu_() if self.relu else self.activation(flat)
+            outputs = parts if a is flat else _split(a, shapes)
+        else:
+            a = self._flat(f"a{i}", shapes, training, flat)[0]
+            if a is None:  # autograd records: the activations out of place
+                a = torch.cat([self.blocks[b].activate(part).reshape(-1) for b, part in zip(live, parts, strict=True)])
+            else:
+                for b, part, out in zip(live, parts, _split(a, shapes), strict=True):
+                    self.blocks[b].activate(part, out)
+            outputs = _split(a, shapes)
+        # Padded units are 0 already where the activation of 0 is 0; elsewhere masked (out of place:
+        # the activation's backward reads its output).
+        return a, [out if self.blocks[b].unit_masks[i] is None else out * self.blocks[b].unit_masks[i]
+                   for b, out in zip(live, outputs, strict=True)]
+
+    def backward(self, grad_out, accumulate=False):
         """Gradients of the loss for every tensor of :meth:`parameters`, in its order.
 
-        They are written into the same tensors (``grads``) at every call.
+        They are written into the same tensors (``grads``) at every call, or added
+        to what they hold with ``accumulate`` (a model's batch cut into several steps).
 
         Parameters
         ----------
         grad_out : torch.Tensor of shape (K, n, n_outputs)
             Gradient of the loss with respect to the last :meth:`forward`'s output
             (which must have run with ``training=True``).
+        accumulate : bool, default=False
+            Add the gradients to ``grads`` instead of overwriting them.
         """
-        saved, inputs = self._saved
-        n_layers = len(self.names)
-        grads = self._by_block(grad_out)
-        for i in reversed(range(n_layers)):
-            for block, h, grad in zip(self.blocks, inputs, grads, strict=True):
-                torch.bmm(h.transpose(1, 2), grad, out=block.grads[i])
-                torch.sum(grad, dim=1, keepdim=True, out=block.grads[n_layers + i])
-            if i == 0:
-                break
-            inputs, z, a, scales, shapes = saved[i - 1]
+        saved, hidden = self._saved
+        ups = self._by_block(grad_out)  # each block's gradient of the layer above the current one
+        for block, h, up in zip(self.blocks, hidden, ups, strict=True):
+            block.add_grads(block.depth, h, up, accumulate)
+        for i in reversed(range(self.depth)):
+            live, inputs, z, a, scales, shapes = saved[i]
             flat, parts = self._flat(f"grad{i}", shapes, True, z)
-            for block, grad, part, scale in zip(self.blocks, grads, parts, scales, strict=True):
-                torch.bmm(grad, block.weights[i].transpose(1, 2), out=part)
+            for b, part, scale in zip(live, parts, scales, strict=True):
+                torch.bmm(ups[b], self.blocks[b].weights[i + 1].transpose(1, 2), out=part)
                 if scale is not None:
                     part.mul_(scale)
-            grad = self.activation_grad(flat, z, a)
-            grads = parts if grad is flat else _split(grad, shapes)
-            if self.norm_names:
-                grads = [block.norms[i - 1].backward(grad, *block.grads[2 * n_layers + 2 * (i - 1):][:2])
-                         for block, grad in zip(self.blocks, grads, strict=True)]
+            grads = self._activation_grads(live, flat, parts, z, a, shapes)
+            for b, h, grad in zip(live, inputs, grads, strict=True):
+                block = self.blocks[b]
+                if self.norm:
+                    grad = block.norms[i].backward(grad, *block.grads[2 * (block.depth + 1) + 2 * i:][:2])
+                block.add_grads(i, h, grad, accumulate)
+                ups[b] = grad
         self._saved = None
         return self.grads
 
-    def _dropout_scales(self, layer, shapes, counts):
-        """Each block's dropout scales (``shapes``) at hidden layer ``layer``: ``mask / keep``.
+    def _activation_grads(self, live, flat, parts, z, a, shapes):
+        """The gradients ``parts`` (of the activations ``a``, pre-activations ``z``) through the
+        activations: each block's gradient of its pre-activations."""
+        if self.activation is not None:
+            grad = _ACTIVATION_GRADS[type(self.activation)](flat, z, a)
+            return parts if grad is flat else _split(grad, shapes)
+        for b, part, z_part, a_part in zip(live, parts, _split(z, shapes), _split(a, shapes), strict=True):
+            self.blocks[b].activation_grad(part, z_part, a_part)
+        return parts
 
-        Each model draws the mask of its real rows as its ``Dropout`` layers
-        (``sknet.nets._module.Dropout``) do in its fit, from its own generator: uniforms
-        of the parameters' dtype, kept below ``keep``, through one model-sized buffer
-        compared while it is in cache. The scale ``1 / keep`` is rounded in the
-        parameters' dtype, as the fit's; a model without rows draws nothing, and padding
-        rows get 0.
+    def zero_grads(self, stepped):
+        """Zero the gradients of the models ``stepped`` (a ``(K,)`` bool array): where the next
+        batch's first step starts adding them up."""
+        for block in self.blocks:
+            for run in _runs(np.flatnonzero(stepped[block.span])):
+                torch._foreach_zero_([grad[run] for grad in block.grads])
+
+    def _dropout_scales(self, layer, live, shapes, counts):
+        """Each live block's dropout scales (``shapes``) at hidden layer ``layer``: ``mask / keep``.
+
+        Each model draws the mask of its real rows and units as its ``Dropout``
+        layers (``sknet.nets._module.Dropout``) do in its fit, from its own generator:
+        uniforms of the parameters' dtype, kept below ``keep``, through one model-sized
+        buffer compared while it is in cache. The scale ``1 / keep`` is rounded in the
+        parameters' dtype, as the fit's; a model without rows or without dropout draws
+        nothing, and padding rows and units get 0 (1 without dropout).
 
         On a GPU a draw per model would cost a kernel launch each: there each block
         draws all its masks at once, from its first model's generator (reproducible,
         but not the sequential fits' masks).
         """
         scales = self._buffer(f"dropout{layer}", shapes)[1]
+        blocks = [self.blocks[b] for b in live]
         if scales[0].device.type != "cpu":
-            for block, scale in zip(self.blocks, scales, strict=True):
+            for block, scale in zip(blocks, scales, strict=True):
                 draw = torch.rand(scale.shape, generator=block.generators[0], device=scale.device,
                                   dtype=scale.dtype)
                 torch.div(draw < self.keep[block.span], self.keep[block.span], out=scale)
             return scales
         draws = self._buffer("draws", [(max(math.prod(shape[1:]) for shape in shapes),)])[0]
-        for block, scale in zip(self.blocks, scales, strict=True):
-            rows, units = scale.shape[1:]
+        for block, scale in zip(blocks, scales, strict=True):
+            rows = scale.shape[1]
             for j, generator in enumerate(block.generators):
                 k = block.span.start + j
+                if self.keep_host[k] == 1:
+                    scale[j].fill_(1)
+                    continue
                 n = rows if counts is None else counts[k]
+                units = block.widths[j][layer + 1]
+                scale[j].zero_()
                 if n:
                     uniforms = draws[:n * units].uniform_(generator=generator).view(n, units)
-                    torch.lt(uniforms, self.keep_host[k], out=scale[j, :n])
-                if n < rows:
-                    scale[j, n:].zero_()
+                    scale[j, :n, :units] = uniforms < self.keep_host[k]
             scale.div_(self.keep[block.span])
         return scales
 
@@ -253,6 +308,7 @@ class BatchedMLP:
                 blocks.append(block)
                 start += len(local)
         self.blocks = blocks
+        self.depth = max(block.depth for block in self.blocks)
         self.keep = self.keep[index]
         self.keep_host = [self.keep_host[k] for k in host.tolist()]
 
@@ -269,39 +325,31 @@ class BatchedMLP:
     def unstack(self, k, tensors):
         """Model ``k``'s slices of ``tensors`` (laid out as :meth:`parameters`), under
         ``MLPModule``'s parameter names and in its parameters' shapes."""
-        block, j = self._locate(k)
-        start = sum(len(other.grads) for other in self.blocks[:self.blocks.index(block)])
-        names = self._names()
-        return {name: tensor[j].T.contiguous() if i < len(self.names) else tensor[j, 0].clone()
-                for i, (name, tensor) in enumerate(zip(names, tensors[start:], strict=False))}
+        block, j, start = self._locate(k)
+        return {name: _as_module(block.real(j, i, tensor), i < block.depth + 1).clone(
+                    memory_format=torch.contiguous_format)
+                for i, (name, tensor) in enumerate(zip(block.parameter_names(), tensors[start:], strict=False))}
 
     def restack(self, k, named, tensors):
         """Write ``named`` (tensors under ``MLPModule``'s parameter names, in their shapes) into
         model ``k``'s slices of ``tensors`` (laid out as :meth:`parameters`): :meth:`unstack` undone."""
-        block, j = self._locate(k)
-        start = sum(len(other.grads) for other in self.blocks[:self.blocks.index(block)])
+        block, j, start = self._locate(k)
         with torch.no_grad():
-            for i, (name, tensor) in enumerate(zip(self._names(), tensors[start:], strict=False)):
+            for i, (name, tensor) in enumerate(zip(block.parameter_names(), tensors[start:], strict=False)):
                 if name in named:
-                    (tensor[j] if i < len(self.names) else tensor[j, 0]).copy_(
-                        named[name].T if i < len(self.names) else named[name])
+                    block.real(j, i, tensor).copy_(_as_module(named[name], i < block.depth + 1))
 
     def generator(self, k):
         """Model ``k``'s dropout generator, or None without dropout."""
-        block, j = self._locate(k)
+        block, j, _ = self._locate(k)
         return block.generators[j] if block.generators else None
-
-    def _names(self):
-        """The parameter names of :meth:`unstack`'s layout: weights, biases, then batch norms'."""
-        return ([f"{name}.weight" for name in self.names] + [f"{name}.bias" for name in self.names]
-                + [f"{name}.{part}" for name in self.norm_names for part in ("weight", "bias")])
 
     def state_dict(self, k):
         """Weights (and batch-norm statistics) of model ``k`` under ``MLPModule``'s names."""
         state = self.unstack(k, self.parameters()[0])
-        block, j = self._locate(k)
-        for name, norm in zip(self.norm_names, block.norms, strict=True):
-            state.update({f"{name}.{key}": value for key, value in norm.buffers(j).items()})
+        block, j, _ = self._locate(k)
+        for name, norm, units in zip(block.norm_names, block.norms, block.widths[j][1:], strict=False):
+            state.update({f"{name}.{key}": value for key, value in norm.buffers(j, units).items()})
         return state
 
     def write_module(self, k, module):
@@ -310,13 +358,13 @@ class BatchedMLP:
         What ``module.load_state_dict(self.state_dict(k))`` does, copying each tensor
         once (straight from its stacked slice) instead of twice.
         """
-        block, j = self._locate(k)
+        block, j, _ = self._locate(k)
         tensors = module.state_dict(keep_vars=True)
-        names = self._names()
-        sources = [(name, stacked[j].T if i < len(self.names) else stacked[j, 0])
-                   for i, (name, stacked) in enumerate(zip(names, block.parameters()[0], strict=True))]
-        for name, norm in zip(self.norm_names, block.norms, strict=True):
-            sources += [(f"{name}.{key}", value) for key, value in norm.buffers(j, copy=False).items()]
+        sources = [(name, _as_module(block.real(j, i, stacked), i < block.depth + 1))
+                   for i, (name, stacked) in enumerate(zip(block.parameter_names(), block.parameters()[0],
+                                                           strict=True))]
+        for name, norm, units in zip(block.norm_names, block.norms, block.widths[j][1:], strict=False):
+            sources += [(f"{name}.{key}", value) for key, value in norm.buffers(j, units, copy=False).items()]
         if sorted(tensors) != sorted(name for name, _ in sources):
             raise KeyError(f"The module's tensors {sorted(tensors)} are not the model's.")
         with torch.no_grad():
@@ -334,23 +382,54 @@ class BatchedMLP:
         return [tensor] if len(self.blocks) == 1 else [tensor[block.span] for block in self.blocks]
 
     def _locate(self, k):
-        """The block holding model ``k``, and its position there."""
-        block = next(block for block in self.blocks if block.span.start <= k < block.span.stop)
-        return block, k - block.span.start
+        """The block holding model ``k``, its position there, and where its tensors start in
+        :meth:`parameters`."""
+        start = 0
+        for block in self.blocks:
+            if block.span.start <= k < block.span.stop:
+                return block, k - block.span.start, start
+            start += len(block.grads)
+        raise IndexError(k)
 
 
 class _Block:
-    """Models of identical shapes, stacked: the models ``span`` of a ``BatchedMLP``."""
+    """Models of one depth and padded widths, stacked: the models ``span`` of a ``BatchedMLP``.
 
-    def __init__(self, modules, start, generators=()):
+    ``widths[j]`` are model ``j``'s own widths (features, hidden layers, outputs);
+    ``padded`` the block's. ``runs`` are the runs of models of one activation.
+    """
+
+    def __init__(self, modules, start, generators, hidden, activations):
         layers = [[m for m in module.modules() if isinstance(m, nn.Linear)] for module in modules]
+        self.names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.Linear)]
+        self.norm_names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.BatchNorm1d)]
+        self.depth = len(hidden)
+        self.widths = [[lay[0].in_features, *(linear.out_features for linear in lay)] for lay in layers]
+        self.padded = [self.widths[0][0], *hidden, self.widths[0][-1]]
+        pairs = list(zip(self.padded[:-1], self.padded[1:], strict=True))
         # nn.Linear computes x @ W.T: store W.T so that baddbmm needs no transpose.
-        self.weights = [_stack([lay[i].weight.T for lay in layers]) for i in range(len(layers[0]))]
-        self.biases = [_stack([lay[i].bias[None] for lay in layers]) for i in range(len(layers[0]))]
+        self.weights = [_stack([lay[i].weight.T for lay in layers], pairs[i]) for i in range(len(pairs))]
+        self.biases = [_stack([lay[i].bias[None] for lay in layers], (1, pairs[i][1])) for i in range(len(pairs))]
         norms = [[m for m in module.modules() if isinstance(m, nn.BatchNorm1d)] for module in modules]
-        self.norms = [_StackedNorm([norm[i] for norm in norms]) for i in range(len(norms[0]))]
+        self.norms = [_StackedNorm([norm[i] for norm in norms], hidden[i]) for i in range(len(norms[0]))]
         self.span = slice(start, start + len(modules))
         self.generators = list(generators)  # of each model's dropout masks (none without dropout)
+        self.activations = list(activations)
+        self._set_models()
+
+    def _set_models(self):
+        """What follows from the models held: activation runs, unit masks, gradient tensors."""
+        kinds = [ACTIVATIONS[name] for name in self.activations]
+        self.runs = [(kind, slice(int(run[0]), int(run[-1]) + 1)) for kind, run in _kind_runs(kinds)]
+        self.instances = {kind: kind() for kind in set(kinds)}
+        weight = self.weights[0]
+        # A padded unit's pre-activation is 0; where its activation is not, it is masked to 0.
+        nonzero = any(kind().forward(torch.zeros(1)).item() != 0 for kind in set(kinds))
+        self.unit_masks = [None if not nonzero or all(w[i + 1] == self.padded[i + 1] for w in self.widths) else
+                           (torch.arange(self.padded[i + 1], device=weight.device)
+                            < torch.as_tensor([w[i + 1] for w in self.widths], device=weight.device)[:, None]
+                            ).to(weight.dtype)[:, None, :]
+                           for i in range(self.depth)]
         # Gradients are written into the same tensors at every step (optimizers may keep views).
         self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
 
@@ -359,14 +438,84 @@ class _Block:
         return (self.weights + self.biases + affine,
                 [True] * len(self.weights) + [False] * (len(self.biases) + len(affine)))
 
+    def parameter_names(self):
+        """The names of :meth:`parameters` in ``MLPModule``: weights, biases, then batch norms'."""
+        return ([f"{name}.weight" for name in self.names] + [f"{name}.bias" for name in self.names]
+                + [f"{name}.{part}" for name in self.norm_names for part in ("weight", "bias")])
+
+    def real(self, j, i, tensor):
+        """Model ``j``'s own part (without padding) of ``tensor``, the ``i``-th of :meth:`parameters`
+        (or a tensor laid out as it): a view, weights ``(in, out)``, the others ``(units,)``."""
+        widths, n_linear = self.widths[j], self.depth + 1
+        if i < n_linear:
+            return tensor[j, :widths[i], :widths[i + 1]]
+        layer = i - n_linear if i < 2 * n_linear else (i - 2 * n_linear) // 2
+        return tensor[j, 0, :widths[layer + 1]]
+
+    def add_grads(self, i, h, grad, accumulate):
+        """Linear layer ``i``'s gradients from its inputs ``h`` and its outputs' gradient ``grad``."""
+        weight, bias = self.grads[i], self.grads[self.depth + 1 + i]
+        if accumulate:
+            torch.baddbmm(weight, h.transpose(1, 2), grad, out=weight)
+            bias.add_(grad.sum(dim=1, keepdim=True))
+        else:
+            torch.bmm(h.transpose(1, 2), grad, out=weight)
+            torch.sum(grad, dim=1, keepdim=True, out=bias)
+
+    def activate(self, z, out=None):
+        """Each run's activation of ``z`` (the block's ``(K_b, n, units)``), into ``out``."""
+        if out is None:
+            return torch.cat([self.instances[kind](z[run]) for kind, run in self.runs])
+        for kind, run in self.runs:
+            out[run].copy_(self.instances[kind](z[run]))
+        return out
+
+    def activation_grad(self, grad, z, a):
+        """Each run's activation gradient, into ``grad``."""
+        for kind, run in self.runs:
+            result = _ACTIVATION_GRADS[kind](grad[run], z[run], a[run])
+            if result.data_ptr() != grad[run].data_ptr():
+                grad[run].copy_(result)
+
     def keep_models(self, index, start):
         self.weights = [w[index] for w in self.weights]
         self.biases = [b[index] for b in self.biases]
-        self.generators = [self.generators[j] for j in index.tolist()] if self.generators else []
+        host = index.tolist()
+        self.generators = [self.generators[j] for j in host] if self.generators else []
+        self.widths = [self.widths[j] for j in host]
+        self.activations = [self.activations[j] for j in host]
         for norm in self.norms:
             norm.keep_models(index)
         self.span = slice(start, start + len(index))
-        self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
+        self._set_models()
+
+
+def _hidden_widths(module):
+    return [m.out_features for m in module.modules() if isinstance(m, nn.Linear)][:-1]
+
+
+def _kind_runs(kinds):
+    """``(kind, positions)`` for each run of equal consecutive ``kinds``."""
+    runs = []
+    for j, kind in enumerate(kinds):
+        if runs and runs[-1][0] is kind:
+            runs[-1][1].append(j)
+        else:
+            runs.append((kind, [j]))
+    return runs
+
+
+def _runs(positions):
+    """Slices of the runs of consecutive integers in ``positions`` (ascending)."""
+    if not len(positions):
+        return []
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    return [slice(int(run[0]), int(run[-1]) + 1) for run in np.split(positions, breaks)]
+
+
+def _as_module(tensor, weight):
+    """A stacked slice in the module's layout: a weight's ``(in, out)`` transposed."""
+    return tensor.T if weight else tensor
 
 
 def _split(flat, shapes):
@@ -379,24 +528,30 @@ def _split(flat, shapes):
     return parts
 
 
-def _stack(tensors):
-    return torch.stack([t.detach() for t in tensors]).contiguous()
+def _stack(tensors, shape):
+    """``tensors`` stacked along a new first axis, each padded with zeros to ``shape``."""
+    first = tensors[0]
+    stacked = first.new_zeros((len(tensors), *shape))
+    with torch.no_grad():
+        for k, tensor in enumerate(tensors):
+            stacked[(k, *(slice(size) for size in tensor.shape))] = tensor
+    return stacked
 
 
 class _StackedNorm:
-    """K ``nn.BatchNorm1d`` layers of one width: per-model affine parameters and running statistics.
+    """K ``nn.BatchNorm1d`` layers of one (padded) width: per-model affine parameters and running statistics.
 
     In training each model normalises with the mean and biased variance of the
     real rows of its own batch and moves its running statistics as torch does
     (momentum 0.1, unbiased variance); otherwise it uses those statistics.
     """
 
-    def __init__(self, norms):
+    def __init__(self, norms, units):
         self.eps, self.momentum = norms[0].eps, norms[0].momentum
-        self.weight = _stack([n.weight[None] for n in norms])  # (K, 1, units)
-        self.bias = _stack([n.bias[None] for n in norms])
-        self.running_mean = _stack([n.running_mean[None] for n in norms])
-        self.running_var = _stack([n.running_var[None] for n in norms])
+        # (K, 1, units), padded units at 0: their inputs are 0, and so are their outputs.
+        self.weight, self.bias, self.running_mean, self.running_var = (
+            _stack([getattr(n, name)[None] for n in norms], (1, units))
+            for name in ("weight", "bias", "running_mean", "running_var"))
         self.n_batches = torch.as_tensor([int(n.num_batches_tracked) for n in norms],
                                          device=self.weight.device)
         self._saved = None
@@ -440,8 +595,9 @@ class _StackedNorm:
             setattr(self, name, getattr(self, name)[index])
         self.n_batches = self.n_batches[index]
 
-    def buffers(self, k, copy=True):
-        """Model ``k``'s running statistics under ``nn.BatchNorm1d``'s names (views unless ``copy``)."""
-        views = {"running_mean": self.running_mean[k, 0], "running_var": self.running_var[k, 0],
+    def buffers(self, k, units, copy=True):
+        """Model ``k``'s running statistics (of its ``units`` real units) under ``nn.BatchNorm1d``'s
+        names (views unless ``copy``)."""
+        views = {"running_mean": self.running_mean[k, 0, :units], "running_var": self.running_var[k, 0, :units],
                  "num_batches_tracked": self.n_batches[k]}
         return {name: view.clone() for name, view in views.items()} if copy else views

@@ -407,7 +407,7 @@ def test_each_model_drops_units_at_its_own_rate_in_its_block(clf_data):
 
     def dropped():
         model.forward(torch.randn(len(model.keep), 500, X.shape[1]), training=True)
-        scales = model._saved[0][0][3]  # the first layer's dropout scales, block by block
+        scales = model._saved[0][0][4]  # the first layer's dropout scales, block by block
         return [rate for scale in scales for rate in (scale == 0).float().mean(dim=(1, 2)).tolist()]
 
     np.testing.assert_allclose(dropped(), [0.1, 0.5, 0.8], atol=0.02)
