@@ -14,6 +14,7 @@ the module sees a view of it in its own shape.
 
 import copy
 
+import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -74,7 +75,7 @@ class BatchedModule:
         self.template = copy.deepcopy(modules[0]).to("meta")  # its code only; tensors come stacked
         device = self.params[0].device
         self.generator = torch.Generator(device=device).manual_seed(int(seed))
-        self.grads = [torch.empty_like(p) for p in self.params]
+        self.grads = [torch.zeros_like(p) for p in self.params]  # zero: a batch of several steps adds to them
         self._out = None
 
     def _call(self, params, buffers, x):
@@ -109,20 +110,29 @@ class BatchedModule:
             self._out = batched(self._views(), self.buffers, X)
         return _columns(self._out.detach(), X)  # the losses compute their own gradient: no graph through them
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, accumulate=False):
         """Gradients of the loss for every tensor of :meth:`parameters`, in its order.
 
-        Written into the same tensors (``grads``) at every call: the optimizers may keep views.
+        Written into the same tensors (``grads``) at every call (the optimizers may keep
+        views), or added to them with ``accumulate``.
 
         Parameters
         ----------
         grad_out : torch.Tensor of shape (K, n, n_outputs)
             Gradient of the loss with respect to the last training :meth:`forward`'s output.
+        accumulate : bool, default=False
+            Add the gradients to ``grads`` instead of overwriting them.
         """
         grads = torch.autograd.grad(self._out, self.params, grad_out.reshape(self._out.shape))
         self._out = None
-        torch._foreach_copy_(self.grads, list(grads))
+        (torch._foreach_add_ if accumulate else torch._foreach_copy_)(self.grads, list(grads))
         return self.grads
+
+    def zero_grads(self, stepped):
+        """Zero the gradients of the models ``stepped`` (a ``(K,)`` bool array)."""
+        index = torch.as_tensor(np.flatnonzero(stepped), device=self.grads[0].device)
+        for grad in self.grads:
+            grad.index_fill_(0, index, 0)
 
     def l1_norms(self):
         """Sum of the absolute penalised weights of each model, shape ``(K,)``."""
@@ -142,7 +152,7 @@ class BatchedModule:
         with torch.no_grad():
             self.params = [p[index].requires_grad_() for p in self.params]
             self.buffers = {name: b[index] for name, b in self.buffers.items()}
-        self.grads = [torch.empty_like(p) for p in self.params]
+        self.grads = [torch.zeros_like(p) for p in self.params]  # zero: a batch of several steps adds to them
 
     def unstack(self, k, tensors):
         """Model ``k``'s slices of ``tensors`` (laid out as :meth:`parameters`), by parameter name,

@@ -76,6 +76,15 @@ class GroupTrainer:
         state.
     keep_states : bool, default=False
         Keep each continuable job's :class:`~sknet.engine.TrainingState` in ``states``.
+    widths : list of tuple of int, default=None
+        The hidden widths each MLP is padded to in the batched model (see
+        :func:`~._widths.padded_widths`); its own when None. Models of equal padded
+        widths (and depth) should be adjacent.
+
+    Models with batches of different sizes step together in steps of the smallest
+    size (the tick): a larger batch is cut into several steps whose gradients add
+    up, and the model's optimizer steps at its batch's last one, so that it
+    computes what its fit computes on the whole batch.
 
     Attributes
     ----------
@@ -88,8 +97,9 @@ class GroupTrainer:
     state and history of the epochs it trained, and training goes on from there.
     """
 
-    def __init__(self, jobs, X, shadows=None, keep_states=False):
+    def __init__(self, jobs, X, shadows=None, keep_states=False, widths=None):
         self.jobs = jobs
+        self.widths = widths
         self.nets = [job.estimator.net_ for job in jobs]
         self.X = X
         device = X.device
@@ -118,8 +128,9 @@ class GroupTrainer:
             self.n_valid = np.array([len(job.valid[0]) for job in jobs])
             self.valid_batch_size = predict_batch_size(_RowIndices(0), base.batch_size)
             self.valid = _pad_rows([job.valid for job in jobs], like)
-        self.batches = [DeviceBatches(_RowIndices(len(job.rows)), base.batch_size, shuffle=True,
+        self.batches = [DeviceBatches(_RowIndices(len(job.rows)), job.spec.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
+        self.batch_sizes = np.array([job.spec.batch_size for job in jobs])
         self.resumed = np.array([job.shuffle_state is not None for job in jobs])
         for k in np.flatnonzero(self.resumed):
             self.batches[k].generator.set_state(jobs[k].shuffle_state)
@@ -142,8 +153,9 @@ class GroupTrainer:
         if not _functional.has_hand_written_backward(self.jobs[0].estimator):
             return BatchedModule(modules, seed=self.jobs[0].seed)
         dropout = self._hyper("dropout")
-        return BatchedMLP(modules, self.jobs[0].spec.activation, dropout,
-                          [_generator_after_init(job) for job in self.jobs] if dropout.any() else None)
+        return BatchedMLP(modules, [job.spec.activation for job in self.jobs], dropout,
+                          [_generator_after_init(job) for job in self.jobs] if dropout.any() else None,
+                          self.widths)
 
     def _hyper(self, name):
         """Each job's ``name`` (a float of its :class:`~sknet.nets.TrainingSpec`), as a column."""
@@ -200,7 +212,7 @@ class GroupTrainer:
         self.jobs, self.nets, self.batches, self.errors, self.callbacks, self.shadows = (
             [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors,
                                                    self.callbacks, self.shadows))
-        for name in ("l1", "lr", "max_epochs", "stopped", "index", "epochs", "resumed") + (
+        for name in ("l1", "lr", "max_epochs", "stopped", "index", "epochs", "resumed", "batch_sizes") + (
                 ("n_valid",) * self.early_stopping):
             setattr(self, name, getattr(self, name)[keep])
         self.l1_column = self.l1_column[rows]
@@ -221,15 +233,16 @@ class GroupTrainer:
         sizes, n_batches = layout.sizes, layout.n_batches
         # Each step's slices, taken at once (a slice per step and tensor costs a call each).
         steps = zip(*(tensor.unbind(1) for tensor in self._epoch_data(orders, layout)), layout.active,
-                    layout.counts, strict=True)
+                    layout.counts, layout.l1_scales, strict=True)
         losses = []
-        for rows, y, coef, real, active, counts in steps:
-            losses.append(self._step(rows, y, coef, real, active, counts))
+        for rows, y, coef, real, active, counts, l1_scale in steps:
+            losses.append(self._step(rows, y, coef, real, active, counts, l1_scale))
             if self.batch_schedule:
                 for k in np.flatnonzero(active):
                     end_batch(self.nets[k])
                     self.lr[k] = self.nets[k].optimizer_.param_groups[0]["lr"]
         losses = torch.stack(losses, dim=1).cpu().numpy() if losses else np.zeros((len(self.jobs), 0))
+        losses = layout.batch_losses(losses)
         if self.plain:
             self._end_plain_epoch(losses, layout, started)
             return
@@ -275,7 +288,8 @@ class GroupTrainer:
         """The :class:`_Layout` of the models' batch ``sizes``: the same at every epoch, so kept."""
         key = tuple(size.tobytes() for size in sizes)
         if self._layouts[0] != key:
-            self._layouts = (key, _Layout(sizes, self.like, weighted=self.weighted))
+            self._layouts = (key, _Layout(sizes, self.like, weighted=self.weighted,
+                                                  batch_sizes=self.batch_sizes))
         return self._layouts[1]
 
     def _epoch_data(self, orders, layout):
@@ -294,21 +308,28 @@ class GroupTrainer:
         if not self.weighted:
             return rows, y, layout.coef, layout.mask
         weight = _take_rows(self.weight, flat).view(n_models, steps, width) * layout.mask
-        return rows, y, _coefficients(weight), layout.mask
+        return rows, y, _coefficients(weight, layout.batch_index), layout.mask
 
-    def _step(self, rows, y, coef, real, active, counts):
-        """One optimizer step of every active model on its own batch; return each model's loss.
+    def _step(self, rows, y, coef, real, active, counts, l1_scale):
+        """One step of every model on its own batch (or part of it); return each model's loss there.
 
-        A model without a batch (``active`` False) has coefficients 0 and is not updated.
-        ``counts`` holds each model's number of rows in its batch.
+        The models ``active`` end a batch at this step: the optimizer updates them. A
+        model without rows here has coefficients 0 and is not updated. ``counts`` holds
+        each model's number of rows in this step. In a group whose batches take several
+        steps, gradients add up until their batch's last step, which alone adds the l1
+        penalty (``l1_scale`` is 1 there, 0 elsewhere; None when every batch is one step).
         """
         out = self.model.forward(_gather(self.X, rows, self.inputs), training=True, rows=real, counts=counts)
         loss, grad_out = self.loss(out, y, coef)
-        grads = self.model.backward(grad_out)
+        chunked = l1_scale is not None
+        grads = self.model.backward(grad_out, accumulate=chunked)
         if self.l1.any():
-            loss = loss + self.l1_column.view(-1) * self.model.l1_norms()
-            self.model.add_l1_grads(self.l1_column)
+            l1 = self.l1_column if not chunked else self.l1_column * l1_scale
+            loss = loss + l1.view(-1) * self.model.l1_norms()
+            self.model.add_l1_grads(l1)
         self.optimizer.step(grads, self.lr, active)
+        if chunked:
+            self.model.zero_grads(active)
         return loss
 
     def _end_epoch(self, k, losses, sizes, validation):
@@ -459,12 +480,14 @@ def _batch_sizes(ends):
 
 
 class _Layout:
-    """Where each model's rows sit in an epoch's ``(K, steps, width)`` padded batches.
+    """Where each model's rows sit in an epoch's ``(K, steps, width)`` padded steps.
 
     It depends only on the models' batch sizes, the same at every epoch: the
     padding mask, the rows per step (and without weights, the loss coefficients)
-    are computed once. Row j of a model's batch s sits at ``(s, j)``; the rest pads
-    shorter batches.
+    are computed once. Each step holds ``width`` rows (the ``tick``): a model's batch
+    of up to that many rows is one step, a larger one several consecutive steps
+    (its first ``tick`` rows, the next...), the last of which ``active`` marks.
+    The rest pads shorter steps.
 
     Parameters
     ----------
@@ -474,25 +497,61 @@ class _Layout:
         The device of the tensors, and the dtype of the mask and coefficients.
     weighted : bool
         Whether rows have weights of their own (else each weighs 1).
+    batch_sizes : ndarray, default=None
+        Each model's ``batch_size``. The tick is the largest batch of the models of
+        the smallest ``batch_size`` (a batch of one row folds into the one before):
+        theirs are one step each. When None, every batch is one step.
     """
 
-    def __init__(self, sizes, like, weighted):
+    def __init__(self, sizes, like, weighted, batch_sizes=None):
         self.sizes = sizes
         self.size_lists = [size.tolist() for size in sizes]
         self.n_batches = np.array([len(size) for size in sizes])
-        self.width = max(int(size.max()) for size in sizes)
-        counts = np.zeros((len(sizes), self.n_batches.max()), dtype=np.int64)  # real rows per model and step
+        smallest = None if batch_sizes is None else batch_sizes == batch_sizes.min()
+        self.width = max(int(size.max()) for k, size in enumerate(sizes) if smallest is None or smallest[k])
+        parts = [-(-size // self.width) for size in sizes]  # steps of each batch
+        self.chunked = any((part > 1).any() for part in parts)
+        n_steps = max(int(part.sum()) for part in parts)
+        counts = np.zeros((len(sizes), n_steps), dtype=np.int64)  # real rows per model and step
+        batch_rows = np.zeros((len(sizes), n_steps), dtype=np.int64)  # rows of the step's batch
+        batch_index = np.zeros((len(sizes), n_steps), dtype=np.int64)  # which batch it is
+        ends = np.zeros((len(sizes), n_steps), dtype=bool)
         same = {}  # models with the same batch sizes share where their rows go
-        for k, size in enumerate(sizes):
-            counts[k, :len(size)] = size
-            same.setdefault(size.tobytes(), _positions(size, self.width))
+        self.starts = []  # each model's first step of each batch
+        for k, (size, part) in enumerate(zip(sizes, parts, strict=True)):
+            steps = np.minimum(size.repeat(part) - self.width * _within(part), self.width)
+            counts[k, :len(steps)] = steps
+            batch_rows[k, :len(steps)] = size.repeat(part)
+            batch_index[k, :len(steps)] = np.arange(len(size)).repeat(part)
+            ends[k, np.cumsum(part) - 1] = True
+            self.starts.append(np.cumsum(part) - part)
+            same.setdefault(size.tobytes(), _positions(steps, self.width))
         self.positions = [same[size.tobytes()] for size in sizes]
         self.counts = counts.T.tolist()
-        self.active = [step < self.n_batches for step in range(len(self.counts))]  # models with a batch
+        self.active = list(ends.T)  # models whose batch ends at each step: they step
         self.device = like.device
         self.mask = (torch.as_tensor(counts, device=like.device)[:, :, None]
                      > torch.arange(self.width, device=like.device)).to(like.dtype)
-        self.coef = None if weighted else _coefficients(self.mask)
+        self.batch_index = torch.as_tensor(batch_index, device=like.device) if self.chunked else None
+        self.l1_scales = (list(torch.as_tensor(ends.T, dtype=like.dtype, device=like.device)[:, :, None, None])
+                          if self.chunked else [None] * n_steps)
+        if weighted:
+            self.coef = None
+        elif self.chunked:  # each row weighs 1 / its whole batch's rows
+            self.coef = self.mask / torch.as_tensor(np.maximum(batch_rows, 1), dtype=like.dtype,
+                                                    device=like.device)[:, :, None]
+        else:
+            self.coef = _coefficients(self.mask)
+
+    def batch_losses(self, losses):
+        """Each model's loss per batch ``(K, batches)`` of its loss per step ``(K, steps)``: the
+        sum of its batch's steps (each weighted by the whole batch)."""
+        if not self.chunked:
+            return losses
+        out = np.zeros((len(losses), self.n_batches.max()))
+        for k, starts in enumerate(self.starts):
+            out[k, :len(starts)] = np.add.reduceat(losses[k], starts)
+        return out
 
     def local(self, orders):
         """The models' shuffled ``orders`` (positions in their rows) laid out in their batches."""
@@ -501,6 +560,11 @@ class _Layout:
         for k, (order, position) in enumerate(zip(orders, self.positions, strict=True)):
             local[k, slice(len(order)) if position is None else position] = order.numpy()
         return torch.as_tensor(local, device=self.device).view(len(orders), n_steps, self.width)
+
+
+def _within(part):
+    """Each step's position within its batch, for batches of ``part`` steps each."""
+    return np.arange(int(part.sum())) - (np.cumsum(part) - part).repeat(part)
 
 
 def _positions(size, width):
@@ -512,9 +576,16 @@ def _positions(size, width):
     return np.arange(size.sum()) + np.repeat(np.arange(len(size)) * width - starts, size)
 
 
-def _coefficients(weight):
-    """Each row's weight over its batch's total weight (``(K, steps, width)``; 0 on padding)."""
-    return weight / weight.sum(dim=2, keepdim=True).clamp_min(torch.finfo(weight.dtype).tiny)
+def _coefficients(weight, batch_index=None):
+    """Each row's weight over its batch's total weight (``(K, steps, width)``; 0 on padding).
+
+    With ``batch_index`` (``(K, steps)``: the batch each step belongs to), a batch spans
+    several steps: its total is over all of them.
+    """
+    total = weight.sum(dim=2)
+    if batch_index is not None:
+        total = torch.zeros_like(total).scatter_add_(1, batch_index, total).gather(1, batch_index)
+    return weight / total.unsqueeze(2).clamp_min(torch.finfo(weight.dtype).tiny)
 
 
 def _generator_after_init(job):

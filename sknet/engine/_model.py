@@ -95,6 +95,7 @@ class BatchedMLP:
         self.dropout = bool((np.asarray(dropout) > 0).any())
         self._saved = None
         self._buffers = {}
+        self._zero_views = {}
 
     @property
     def grads(self):
@@ -228,10 +229,13 @@ class BatchedMLP:
 
     def zero_grads(self, stepped):
         """Zero the gradients of the models ``stepped`` (a ``(K,)`` bool array): where the next
-        batch's first step starts adding them up."""
-        for block in self.blocks:
-            for run in _runs(np.flatnonzero(stepped[block.span])):
-                torch._foreach_zero_([grad[run] for grad in block.grads])
+        batch's first step starts adding them up. One call; the views of each pattern are kept
+        (models of a few batch sizes step in a few patterns, the same every epoch)."""
+        key = stepped.tobytes()
+        if key not in self._zero_views:
+            self._zero_views[key] = [grad[run] for block in self.blocks
+                                     for run in _runs(np.flatnonzero(stepped[block.span])) for grad in block.grads]
+        torch._foreach_zero_(self._zero_views[key])
 
     def _dropout_scales(self, layer, live, shapes, counts):
         """Each live block's dropout scales (``shapes``) at hidden layer ``layer``: ``mask / keep``.
@@ -298,7 +302,7 @@ class BatchedMLP:
 
     def keep_models(self, index):
         """Keep only the models ``index`` (ascending positions, a tensor), in that order."""
-        self._buffers = {}
+        self._buffers, self._zero_views = {}, {}
         host = index.cpu().numpy()
         blocks, start = [], 0
         for block in self.blocks:
@@ -430,8 +434,9 @@ class _Block:
                             < torch.as_tensor([w[i + 1] for w in self.widths], device=weight.device)[:, None]
                             ).to(weight.dtype)[:, None, :]
                            for i in range(self.depth)]
-        # Gradients are written into the same tensors at every step (optimizers may keep views).
-        self.grads = [torch.empty_like(p) for p in self.parameters()[0]]
+        # Gradients are written into the same tensors at every step (optimizers may keep views),
+        # or added to them over a batch of several steps: zero at first.
+        self.grads = [torch.zeros_like(p) for p in self.parameters()[0]]
 
     def parameters(self):
         affine = [t for norm in self.norms for t in (norm.weight, norm.bias)]

@@ -196,7 +196,9 @@ class _GroupKernel(BatchedOptimizer):
         values = [self.weight_decay_host if decay else np.zeros(len(self.steps)), *values]
         key = (params is None, active.tobytes(), *(np.asarray(v).tobytes() for v in values))
         if key not in self._plans:
-            if len(self._plans) > 8:  # a schedule moves the rates: keep the recent plans only
+            # A schedule moves the rates: keep the recent plans only. (Models of several batch
+            # sizes step in a few patterns that repeat every epoch: each keeps its plan.)
+            if len(self._plans) > 64:
                 self._plans.clear()
             groups = {}
             for k in np.flatnonzero(active):
@@ -305,7 +307,7 @@ class FusedAdam(_GroupKernel, Adam):
     def step(self, grads, lr, active):
         self.steps += active
         # Models at different step counts have different bias corrections: different calls.
-        calls = self._calls(grads, active, [lr, self.steps - self.steps.max()])
+        calls = self._calls(grads, active, [lr, _step_classes(self.steps)])
         if calls is None:
             return self._scaled_step(grads, lr, active)
         beta1, beta2 = self.betas
@@ -327,16 +329,18 @@ class FusedAdam(_GroupKernel, Adam):
             self._lr_parts = (None, None)
         with torch.no_grad():
             if self.weight_decay_host.any():
+                # Active models only: another's gradient may still be adding up over its batch's steps.
+                decay = self.column(np.where(active, self.weight_decay_host, 0.0))
                 for param, grad, decays, span in zip(self.params, grads, self.decays, self.spans,
                                                      strict=True):
                     if decays and self.decoupled:  # AdamW: param *= 1 - lr * weight_decay, active models
                         param.mul_(self.column(np.where(active, 1 - lr * self.weight_decay_host, 1.0))[span])
                     elif decays:
-                        grad.add_(param * self.weight_decay[span])
+                        grad.add_(param * decay[span])
             torch._foreach_zero_(self.scratch)
             beta1, beta2 = self.betas
             for (scratch, grads_, exp_avgs, exp_avg_sqs), count, first, _ in self._calls(
-                    grads, active, [self.steps - self.steps.max()], params=self.scratch, decay=False,
+                    grads, active, [_step_classes(self.steps)], params=self.scratch, decay=False,
                     limit=False):
                 count.fill_(float(self.steps[first]))
                 torch._fused_adam_(scratch, grads_, exp_avgs, exp_avg_sqs, [], [count] * len(scratch),
@@ -416,6 +420,14 @@ for _name, _fused, _kernel in [("sgd", FusedSGD, "_fused_sgd_"), ("adam", FusedA
                                ("adagrad", FusedAdagrad, "_fused_adagrad_")]:
     if torch.__version__ >= "2.4" and hasattr(torch, _kernel):
         OPTIMIZERS[_name] = _fused
+
+
+def _step_classes(steps):
+    """Labels of the models' step counts that equal models share, numbered by first appearance:
+    what splits them into kernel calls (a call takes one count), and the same from step to step
+    while the models that step together keep doing so (as a plan of calls is kept)."""
+    _, first, labels = np.unique(steps, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[labels]
 
 
 def _column(values, like):

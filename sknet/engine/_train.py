@@ -25,6 +25,7 @@ from ..parallel import fit_threads, forward_work, step_work
 from . import _functional
 from ._functional import tensor_layout
 from ._group import GroupTrainer, _RowIndices
+from ._widths import padded_widths, padding_waste
 from ._jobs import (
     Job,
     TrainingState,
@@ -52,18 +53,18 @@ Starts: TypeAlias = "Sequence[TrainingState | None] | None"
 @overload
 def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
                   sample_weight: ArrayLike | None = ..., *, starts: Starts = ...,
-                  keep_states: Literal[False] = ...) -> Fitted[Net]: ...
+                  keep_states: Literal[False] = ..., verbose: int = ...) -> Fitted[Net]: ...
 @overload
 def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
                   sample_weight: ArrayLike | None = ..., *, starts: Starts = ...,
-                  keep_states: Literal[True]) -> tuple[Fitted[Net], States]: ...
+                  keep_states: Literal[True], verbose: int = ...) -> tuple[Fitted[Net], States]: ...
 @overload
 def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
                   sample_weight: ArrayLike | None = ..., *, starts: Starts = ...,
-                  keep_states: bool = ...) -> Fitted[Net] | tuple[Fitted[Net], States]: ...
+                  keep_states: bool = ..., verbose: int = ...) -> Fitted[Net] | tuple[Fitted[Net], States]: ...
 def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
                   sample_weight: ArrayLike | None = None, *, starts: Starts = None,
-                  keep_states: bool = False) -> Fitted[Net] | tuple[Fitted[Net], States]:
+                  keep_states: bool = False, verbose: int = 0) -> Fitted[Net] | tuple[Fitted[Net], States]:
     """Train many jobs of one sknet net (any torch module) as a few batched models.
 
     Jobs that differ only in ``max_epochs`` (and whose shorter fits are the start
@@ -92,6 +93,9 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
         already goes on from.
     keep_states : bool, default=False
         Also return each job's :class:`~sknet.engine.TrainingState`, for ``starts``.
+    verbose : int, default=0
+        Above 1, print one line per group as it starts: its models, rows and blocks,
+        and what its models share (why two groups did not merge).
 
     Returns
     -------
@@ -153,9 +157,6 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
         key = (group_key(job.spec), job.n_outputs, job.estimator.device_,
                None if _hand_written(job) else tensor_layout(job.estimator.net_.module_))
         groups.setdefault(key, []).append(i)
-    for members in groups.values():  # models of equal widths side by side: one block each
-        if _hand_written(prepared[members[0]]):
-            members.sort(key=lambda i: prepared[i].spec.hidden_sizes or ())
     tensors = {}  # X moved to each device, in each dtype, once
     for members in groups.values():
         first = prepared[members[0]].estimator
@@ -168,11 +169,15 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
             tensors[where] = torch.as_tensor(X_all, device=first.device_)
         X_tensor = tensors[where]
         n_features = math.prod(X_tensor.shape[1:])  # per row, whatever its shape
-        for chunk in _chunks_that_fit(members, prepared, n_features, first.device_):
+        widths = _plan_blocks(members, prepared, n_features) if hand_written else None
+        if verbose > 1:
+            print(_describe_group(members, prepared, widths, n_features))
+        for chunk in _chunks_that_fit(members, prepared, n_features, first.device_, widths):
             # Each batched operation spans all the chunk's models: their work decides the threads.
-            work = _chunk_work([prepared[i] for i in chunk], X_tensor)
+            work = _chunk_work([prepared[i] for i in chunk], X_tensor,
+                               None if widths is None else [widths[i] for i in chunk])
             with fit_threads(work, first.device_):
-                results = _train_group(chunk, prepared, X_tensor, prepare_job, followers, keep_states)
+                results = _train_group(chunk, prepared, X_tensor, prepare_job, followers, keep_states, widths)
             for i, (result, state) in results.items():
                 fitted[i], states[i] = result, state
     return (fitted, states) if keep_states else fitted
@@ -215,17 +220,58 @@ def _n_parameters(job):
     return sum(p.numel() for p in job.estimator.net_.module_.parameters())
 
 
-def _chunk_work(jobs, X):
+def _chunk_work(jobs, X, widths=None):
     """Forward multiply-adds of one training step of all the jobs (what their thread count follows).
 
     Modules other than the MLP share their tensors' layout within a group, so the first is
-    counted for all, on one row (torch's flop counter runs a forward).
+    counted for all, on one row (torch's flop counter runs a forward). MLPs count their
+    padded ``widths`` (each job's hidden widths; their own when None) and the rows of a step.
     """
-    rows = [min(job.spec.batch_size, len(job.rows)) for job in jobs]
+    tick = min(job.spec.batch_size for job in jobs)
+    rows = [min(tick, len(job.rows)) for job in jobs]
     if not _hand_written(jobs[0]):
         return forward_work(jobs[0].estimator.net_.module_, X[jobs[0].rows[:1]]) * sum(rows)
-    return sum(step_work(X.shape[1], job.spec.hidden_sizes, job.n_outputs, n)
-               for job, n in zip(jobs, rows, strict=True))
+    hidden = [job.spec.hidden_sizes for job in jobs] if widths is None else widths
+    return sum(step_work(X.shape[1], h, job.n_outputs, n) for job, h, n in zip(jobs, hidden, rows, strict=True))
+
+
+def _plan_blocks(members, prepared, n_features):
+    """Order a group of MLP jobs into blocks, in place; return each job's padded widths (by job).
+
+    Models are padded by the cost model of :func:`~._widths.padded_widths` and sorted by
+    depth and padded widths (a block each), then by activation (a run each) and batch size.
+    """
+    jobs = [prepared[i] for i in members]
+    tick = min(job.spec.batch_size for job in jobs)
+    padded = padded_widths([job.spec.hidden_sizes for job in jobs], n_features, jobs[0].n_outputs, tick,
+                           jobs[0].estimator.device_)
+    widths = dict(zip(members, padded, strict=True))
+    order = sorted(range(len(members)), key=lambda k: (len(padded[k]), padded[k], jobs[k].spec.activation,
+                                                       jobs[k].spec.batch_size, k))
+    members[:] = [members[k] for k in order]
+    return widths
+
+
+def _describe_group(members, prepared, widths, n_features):
+    """One line on a group as it starts: its models, rows, blocks, and what they share."""
+    jobs = [prepared[i] for i in members]
+    spec = jobs[0].spec
+    shared = (f"estimator={spec.estimator.__name__}, optimizer={spec.optimizer!r}, loss={spec.loss.__name__}, "
+              f"early_stopping={spec.early_stopping}, lr_schedule={spec.lr_schedule!r}, "
+              f"device={spec.device!r}, dtype={spec.dtype!r}")
+    if spec.hidden_sizes is None:
+        shared += f", batch_size={spec.batch_size}, module={spec.module!r}"
+        blocks = ""
+    else:
+        padded = [widths[i] for i in members]
+        waste = padding_waste([job.spec.hidden_sizes for job in jobs], padded, n_features, jobs[0].n_outputs)
+        shared += f", batch_norm={spec.batch_norm}, dropout={spec.dropout > 0}"
+        sizes = sorted({job.spec.batch_size for job in jobs})
+        blocks = (f"; {len(set(padded))} blocks (depths {sorted({len(p) for p in padded})}, padding adds "
+                  f"{waste:.0%} of the products), batch sizes {sizes}, activations "
+                  f"{sorted({job.spec.activation for job in jobs})}")
+    rows = sum(len(job.rows) for job in jobs)
+    return f"[sknet.engine] group of {len(jobs)} models, {rows} training rows{blocks}; shared: {shared}"
 
 
 # Share of the free memory a group may plan to use: the rest is headroom for what the
@@ -233,16 +279,16 @@ def _chunk_work(jobs, X):
 MEMORY_SHARE = 0.5
 
 
-def _chunks_that_fit(members, prepared, n_features, device):
+def _chunks_that_fit(members, prepared, n_features, device, widths=None):
     """Split a group into consecutive chunks whose estimated training memory fits the device.
 
-    Each model counts for its own widths (a group may hold several); a model
+    Each model counts for its own padded widths (``widths``, by job; its own when None); a model
     that alone exceeds the budget is a chunk of its own.
     """
     budget = MEMORY_SHARE * _free_memory(device)
     chunks, used = [[]], 0.0
     for i in members:
-        size = _estimated_bytes(prepared[i], n_features)
+        size = _estimated_bytes(prepared[i], n_features, None if widths is None else widths[i])
         if chunks[-1] and used + size > budget:
             chunks.append([])
             used = 0.0
@@ -251,13 +297,14 @@ def _chunks_that_fit(members, prepared, n_features, device):
     return chunks
 
 
-def _estimated_bytes(job, n_features):
-    """Memory one model of a group needs while it trains, roughly (float32, int64 indices)."""
+def _estimated_bytes(job, n_features, hidden=None):
+    """Memory one model of a group needs while it trains, roughly (float32, int64 indices), with its
+    hidden layers padded to ``hidden`` (its own widths when None)."""
     spec = job.spec
     if not _hand_written(job):  # parameters, gradients, optimizer state, scratch; activations unknown
         floats = 5 * _n_parameters(job) + 4 * (spec.batch_size + 1) * n_features
         return spec.float_dtype.itemsize * floats + 8 * 8 * len(job.rows)
-    hidden = list(spec.hidden_sizes)
+    hidden = list(spec.hidden_sizes if hidden is None else hidden)
     widths = [n_features, *hidden, job.n_outputs]
     n_params = sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=False))
     # Parameters, gradients, two optimizer buffers and a scratch copy.
@@ -287,7 +334,7 @@ def _free_memory(device):
         return float("inf")
 
 
-def _train_group(members, prepared, X, prepare_again, followers, keep_states):
+def _train_group(members, prepared, X, prepare_again, followers, keep_states, widths=None):
     """Train one group (and the jobs that follow its members); ``{job: (result, state)}``.
 
     When it runs out of memory anyway, its halves train one after the other.
@@ -296,8 +343,9 @@ def _train_group(members, prepared, X, prepare_again, followers, keep_states):
     """
     shadows = [followers.get(i, []) for i in members]
     try:
-        trainer = GroupTrainer([prepared[i] for i in members], X, [[prepared[f] for f in group]
-                                                                  for group in shadows], keep_states)
+        jobs = [prepared[i] for i in members]
+        trainer = GroupTrainer(jobs, X, [[prepared[f] for f in group] for group in shadows], keep_states,
+                               None if widths is None else [widths[i] for i in members])
         results = trainer.run()
     except OutOfMemoryError:
         if len(members) == 1:
@@ -314,5 +362,5 @@ def _train_group(members, prepared, X, prepare_again, followers, keep_states):
     for i in members + [f for group in shadows for f in group]:
         prepared[i] = prepare_again(i, fresh=True)
     half = len(members) // 2
-    return {**_train_group(members[:half], prepared, X, prepare_again, followers, keep_states),
-            **_train_group(members[half:], prepared, X, prepare_again, followers, keep_states)}
+    return {**_train_group(members[:half], prepared, X, prepare_again, followers, keep_states, widths),
+            **_train_group(members[half:], prepared, X, prepare_again, followers, keep_states, widths)}

@@ -546,14 +546,16 @@ def test_dropout_trains_reproducibly(clf_data):
 
 
 # -- grouping and refusals -------------------------------------------------------------------
-def test_group_jobs_splits_on_depth_not_on_widths_or_per_model_hyperparameters():
+def test_group_jobs_splits_on_the_loop_not_on_depth_width_activation_batch_size_or_hyperparameters():
     rows = np.arange(10)
     jobs = [(dict(lr=1e-3), rows), (dict(lr=1e-2, weight_decay=1e-3, l1=1e-4, momentum=0.5), rows),
             (dict(hidden_layer_sizes=(32,)), rows), (dict(optimizer="sgd"), rows),
             (dict(max_epochs=9, random_state=1), rows), (dict(dropout=0.2), rows),
             (dict(dropout=0.4), rows), (dict(batch_size=16), rows), (dict(optimizer=torch.optim.SGD), rows),
-            (dict(hidden_layer_sizes=(32, 4)), rows)]
-    assert group_jobs(CLF, jobs) == [[0, 1, 4, 9], [2], [3, 8], [5, 6], [7]]
+            (dict(hidden_layer_sizes=(32, 4, 4), activation="tanh"), rows),
+            (dict(dropout=0.2, batch_size=16), rows), (dict(batch_norm=True), rows),
+            (dict(batch_norm=True, batch_size=16), rows), (dict(n_layers=0), rows)]
+    assert group_jobs(CLF, jobs) == [[0, 1, 2, 4, 7, 9, 13], [3, 8], [5, 6], [10], [11], [12]]
 
 
 class Noop(Callback):

@@ -267,29 +267,29 @@ def test_with_a_checkpoint_the_engine_trains_a_round_slice_by_slice(clf_data, tm
     X, y = clf_data
     calls, fail = engine_calls
     path = tmp_path / "search.db"
-    # A slice is two candidates x two folds, in two groups (1 and 2 hidden layers): one call each.
-    fail[0] = (3, Interrupt())  # killed while training the second slice
+    # A slice is two candidates x two folds, one group (1 and 2 hidden layers train together): one call.
+    fail[0] = (2, Interrupt())  # killed while training the second slice
     with pytest.raises(Interrupt):
         SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
-    assert calls == [2, 2, 2] and len(Journal(path)) == 4  # the first slice was scored and journaled
+    assert calls == [4, 4] and len(Journal(path)) == 4  # the first slice was scored and journaled
 
     calls.clear()
     fail[0] = None
     resumed = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
-    assert calls == [2, 2, 1] and resumed.n_batched_fits_ == 4  # the last call is the refit, alone
+    assert calls == [4, 1] and resumed.n_batched_fits_ == 4  # the last call is the refit, alone
     reference = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched").fit(X, y)
-    assert calls == [2, 2, 1, 4, 4, 1]  # without a checkpoint, one call per group of the round at once
+    assert calls == [4, 1, 8, 1]  # without a checkpoint, the round's one group at once
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
 
 
 def test_a_task_the_engine_fails_on_is_fitted_sequentially(clf_data, tmp_path, engine_calls):
     X, y = clf_data
     calls, fail = engine_calls
-    fail[0] = (3, RuntimeError("engine bug"))  # the first group of the second slice
+    fail[0] = (2, RuntimeError("engine bug"))  # the group of the second slice
     path = tmp_path / "search.db"
-    with pytest.warns(UserWarning, match=r"engine failed on 2 fits.*engine bug"):
+    with pytest.warns(UserWarning, match=r"engine failed on 4 fits.*engine bug"):
         search = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="batched", checkpoint=path).fit(X, y)
-    assert calls == [2, 2, 2, 2, 1] and search.n_batched_fits_ == 6  # 1: the refit, alone
+    assert calls == [4, 4, 1] and search.n_batched_fits_ == 4  # 1: the refit, alone
     assert len(Journal(path)) == 8 and not any(row["fit_error"] for row in Journal(path).results())
     reference = SEARCHES["grid"](MLPClassifier(**NET), cv=2, engine="sequential").fit(X, y)
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],

@@ -1,0 +1,90 @@
+"""How far the engine pads an MLP's hidden layers: the widths that make a group's blocks.
+
+Models of one depth whose layers are padded to the same widths share a block of stacked
+tensors: one product per layer and step for all of them (see :class:`~._model.BatchedMLP`).
+Each block costs a fixed time per layer and step besides its arithmetic (the calls of its
+products, bias sums and slices), so a block per distinct width wastes time on a continuous
+width range, and one block padded to the widest wastes arithmetic on a wide one.
+:func:`padded_widths` merges blocks while the arithmetic the padding adds costs less than the
+fixed costs it saves.
+
+The fixed cost is counted in the floating-point operations the device does in that time,
+measured on the engine's own step (``benchmarks/bench_search.py --part space`` prints both
+sides): on a 2-core CPU about 23 us per block and layer, at about 140 GFLOP/s, some 3 MFLOP;
+on a GPU a launch costs about as long while the arithmetic runs a hundred times faster.
+"""
+
+# Floating-point operations a block's fixed costs per layer and step are worth, per device type.
+FIXED_FLOPS = {"cpu": 3e6, "cuda": 3e8}
+
+
+def padded_widths(hidden, n_features, n_outputs, rows, device="cpu"):
+    """The hidden widths each model is padded to, so that models of equal padded widths share a block.
+
+    Models of one depth are sorted by their widths; neighbouring blocks merge (padded
+    layer by layer to the wider of the two) while that lowers the modelled time of a
+    step: each block's arithmetic (``rows`` rows, forward and backward passes) plus a
+    fixed cost per layer (:data:`FIXED_FLOPS`). Deterministic: the same models give
+    the same widths.
+
+    Parameters
+    ----------
+    hidden : list of tuple of int
+        Each model's hidden widths (any depths).
+    n_features, n_outputs : int
+        The widths of the input and output layers, shared by all models.
+    rows : int
+        Rows per step.
+    device : str or torch.device, default="cpu"
+        Where the models train (the fixed cost differs).
+
+    Returns
+    -------
+    padded : list of tuple of int
+        For each model, widths at least its own.
+
+    Examples
+    --------
+    >>> from sknet.engine._widths import padded_widths
+    >>> hidden = [(60,)] * 20 + [(64,)] * 20 + [(250,)] * 20 + [(64, 64)]
+    >>> sorted(set(padded_widths(hidden, 64, 10, 32)))
+    [(64,), (64, 64), (250,)]
+    """
+    fixed = FIXED_FLOPS.get(str(device).split(":")[0], FIXED_FLOPS["cuda"])
+
+    def cost(widths, n_models):
+        sizes = [n_features, *widths, n_outputs]
+        products = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+        return 6 * rows * n_models * products + fixed * (len(widths) + 1)
+
+    padded = {}
+    for depth in sorted({len(h) for h in hidden}):
+        counts = {}
+        for h in hidden:
+            if len(h) == depth:
+                counts[tuple(h)] = counts.get(tuple(h), 0) + 1
+        # Blocks as [padded widths, members' widths, number of models], neighbours by width.
+        blocks = [[widths, [widths], n] for widths, n in sorted(counts.items())]
+        while len(blocks) > 1:
+            gains = []
+            for left, right in zip(blocks[:-1], blocks[1:], strict=False):
+                merged = tuple(map(max, left[0], right[0]))
+                gains.append(cost(left[0], left[2]) + cost(right[0], right[2]) - cost(merged, left[2] + right[2]))
+            best = max(range(len(gains)), key=gains.__getitem__)
+            if gains[best] <= 0:
+                break
+            left, right = blocks[best], blocks.pop(best + 1)
+            blocks[best] = [tuple(map(max, left[0], right[0])), left[1] + right[1], left[2] + right[2]]
+        for widths, members, _ in blocks:
+            padded.update(dict.fromkeys(members, widths))
+    return [padded[tuple(h)] for h in hidden]
+
+
+def padding_waste(hidden, padded, n_features, n_outputs):
+    """The share of a step's products that padding adds: 0 without padding."""
+    def products(widths):
+        sizes = [n_features, *widths, n_outputs]
+        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+
+    own = sum(products(h) for h in hidden)
+    return sum(products(p) for p in padded) / own - 1 if own else 0.0

@@ -1,0 +1,160 @@
+"""Mixed groups: models of different depths, widths, activations and batch sizes train as one
+batched model, and each equals its own sequential fit."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from sknet import MLPClassifier, MLPRegressor
+from sknet.engine import _widths, group_jobs, train_batched
+from sknet.engine._group import GroupTrainer
+from sknet.engine._widths import padded_widths
+
+from test_engine import assert_matches_sequential, assert_same_optimizer_state, two_folds
+
+CLF = MLPClassifier(hidden_layer_sizes=(16, 8), batch_size=32, max_epochs=3, random_state=0, device="cpu")
+
+# Each difference a search space can draw, as the values two or more candidates take.
+DIFFERENCES = {
+    "depth": [dict(hidden_layer_sizes=(16, 8)), dict(hidden_layer_sizes=(12,)), dict(n_layers=0),
+              dict(hidden_layer_sizes=(6, 9, 7))],
+    "width": [dict(n_units=16), dict(n_units=5), dict(n_units=11)],
+    "activation": [dict(activation="relu"), dict(activation="tanh"), dict(activation="sigmoid")],
+    "batch_size": [dict(batch_size=32), dict(batch_size=64), dict(batch_size=50)],
+    "l1": [dict(l1=0.0), dict(l1=1e-3)],
+}
+PAIRS = list(itertools.combinations(DIFFERENCES, 2))
+
+
+@pytest.fixture(params=["own widths", "padded to the widest"])
+def padding(request, monkeypatch):
+    """Blocks as the models' own widths make them (no fixed cost: nothing merges), or all models of
+    a depth in one block padded to its widest (a huge fixed cost: everything merges)."""
+    fixed = 0.0 if request.param == "own widths" else 1e18
+    monkeypatch.setattr(_widths, "FIXED_FLOPS", {"cpu": fixed, "cuda": fixed})
+    return request.param
+
+
+def blocks_built(monkeypatch):
+    """The number of blocks of each GroupTrainer's model, as they are built."""
+    built = []
+    init = GroupTrainer.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        built.append(len(self.model.blocks))
+
+    monkeypatch.setattr(GroupTrainer, "__init__", spy)
+    return built
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids="+".join)
+def test_every_pair_of_differences_trains_in_one_group_as_the_sequential_fits(clf_data, pair, padding,
+                                                                              monkeypatch):
+    X, y = clf_data
+    built = blocks_built(monkeypatch)
+    options = [{**a, **b} for a, b in itertools.product(*(DIFFERENCES[name] for name in pair))]
+    jobs = [({**option, "lr": 10 ** -(1 + k % 3), "weight_decay": 1e-3 * (k % 2)}, rows)
+            for k, option in enumerate(options) for rows in two_folds(len(X))]
+    assert len(group_jobs(CLF, jobs)) == 1
+    assert_matches_sequential(CLF, jobs, X, y)
+    depths = {len(clone(CLF).set_params(**params)._hidden_sizes()) for params, _ in jobs}
+    if padding == "padded to the widest":  # one block per depth
+        assert set(built) == {len(depths)}
+    else:
+        assert max(built) >= len(depths)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("many_rates", [False, True], ids=["fused", "scaled"])
+def test_batches_of_several_steps_add_their_gradients_as_one_batch(clf_data, optimizer, many_rates,
+                                                                   monkeypatch):
+    # Batch sizes 16, 40 and 64 step in ticks of 16 (40 as 16 + 16 + 8), with sample weights, weight
+    # decay, l1 and momentum per model, and the optimizer state each leaves.
+    from sknet.engine import _optim
+
+    if many_rates:  # the fused optimizers' step for models in many groups
+        monkeypatch.setattr(_optim._GroupKernel, "max_calls", 0)
+    X, y = clf_data
+    weight = np.random.RandomState(0).uniform(0.5, 2.0, len(X))
+    hyper = [dict(batch_size=16, lr=1e-2, weight_decay=1e-3, momentum=0.9),
+             dict(batch_size=40, lr=3e-3, weight_decay=0.0, l1=1e-3, momentum=0.5),
+             dict(batch_size=64, lr=3e-2, weight_decay=1e-2, momentum=0.0, n_units=9, n_layers=1)]
+    jobs = [({"optimizer": optimizer, **h}, rows) for h in hyper for rows in two_folds(len(X))]
+    pairs = assert_matches_sequential(CLF, jobs, X, y, sample_weight=weight)
+    for batched, alone in pairs:
+        assert_same_optimizer_state(batched, alone)
+
+
+def test_a_mixed_regressor_group_matches_its_sequential_fits(reg_data):
+    X, y = reg_data
+    base = MLPRegressor(batch_size=32, max_epochs=3, random_state=0, device="cpu")
+    jobs = [(dict(hidden_layer_sizes=h, activation=a, batch_size=b, loss=loss), rows)
+            for h, a, b in [((16, 8), "elu", 32), ((7,), "gelu", 64), ((), "relu", 48)]
+            for loss in ("mse", "huber") for rows in two_folds(len(X))]
+    assert len(group_jobs(base, jobs)) == 2  # one per loss
+    assert_matches_sequential(base, jobs, X, y, output="predict")
+
+
+def test_a_mixed_group_continues_from_its_states_as_a_longer_fit(clf_data):
+    X, y = clf_data
+    jobs = [(dict(hidden_layer_sizes=h, batch_size=b, max_epochs=2), rows)
+            for h, b in [((16, 8), 32), ((5,), 64)] for rows in two_folds(len(X))]
+    base = clone(CLF).set_params(dtype="float64")
+    _, states = train_batched(base, jobs, X, y, keep_states=True)
+    longer = [({**params, "max_epochs": 4}, rows) for params, rows in jobs]
+    continued = train_batched(base, longer, X, y, starts=states)
+    fresh = train_batched(base, longer, X, y)
+    for a, b in zip(continued, fresh, strict=True):
+        np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=0, atol=1e-12)
+
+
+def test_padded_units_stay_zero_and_models_keep_their_own_shapes(clf_data, monkeypatch):
+    X, y = clf_data
+    monkeypatch.setattr(_widths, "FIXED_FLOPS", {"cpu": 1e18, "cuda": 1e18})
+    models = []
+    init = GroupTrainer.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        models.append(self.model)
+
+    monkeypatch.setattr(GroupTrainer, "__init__", spy)
+    jobs = [(dict(hidden_layer_sizes=h, activation="sigmoid", lr=0.1), np.arange(150))
+            for h in [(16, 8), (4, 12), (9, 3)]]
+    fitted = train_batched(CLF, jobs, X, y)
+    [model] = models
+    [block] = model.blocks
+    assert block.padded == [X.shape[1], 16, 12, 3]
+    for j, (params, _) in enumerate(jobs):
+        a, b = params["hidden_layer_sizes"]
+        assert torch.count_nonzero(block.weights[0][j, :, a:]) == 0
+        assert torch.count_nonzero(block.weights[1][j, a:, :]) == 0
+        assert torch.count_nonzero(block.weights[1][j, :, b:]) == 0
+        assert torch.count_nonzero(block.weights[2][j, b:, :]) == 0
+        assert fitted[j].net_.module_.hidden.linear1.weight.shape == (b, a)
+
+
+def test_widths_cost_model_merges_blocks_only_where_the_padding_costs_less():
+    hidden = [(16,)] * 30 + [(17,)] * 30 + [(256,)] * 30 + [(250,)] * 30 + [(64, 64)] * 3
+    padded = padded_widths(hidden, 64, 10, 32)
+    assert sorted(set(padded)) == [(17,), (64, 64), (256,)]
+    assert all(p >= h for p, h in zip(padded, hidden, strict=True))  # never narrower
+    # Without fixed costs nothing merges; on a GPU (a launch worth many products) all of a depth merge.
+    assert padded_widths(hidden, 64, 10, 32, device="cuda") == [(256,)] * 120 + [(64, 64)] * 3
+
+
+def test_verbose_prints_one_line_per_group_with_what_it_shares(clf_data, capsys):
+    X, y = clf_data
+    jobs = [(dict(hidden_layer_sizes=h, batch_size=b, optimizer=o), np.arange(100))
+            for h, b, o in [((16, 8), 32, "adam"), ((5,), 64, "adam"), ((5,), 64, "sgd")]]
+    train_batched(CLF, jobs, X, y, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert "group of 2 models" in lines[0] and "optimizer='adam'" in lines[0] and "[32, 64]" in lines[0]
+    assert "group of 1 models" in lines[1] and "optimizer='sgd'" in lines[1]
+    train_batched(CLF, jobs, X, y, verbose=1)
+    assert capsys.readouterr().out == ""
