@@ -93,13 +93,13 @@ class BatchedModule:
         return {name: p.view(len(p), *shape) for name, p, shape in zip(self.names, self.params, self.shapes,
                                                                          strict=True)}
 
-    def forward(self, X, training=False, rows=None, counts=None):
+    def forward(self, X, training=False, rows=None, counts=None, batches=None):
         """Outputs ``(K, n, n_outputs)`` of inputs ``(K, n, ...)``, model k on ``X[k]``.
 
         With ``training=True`` the modules run in training mode (dropout on, buffers
         updated) and autograd records the pass for :meth:`backward`. ``rows`` and
         ``counts`` (the real rows of each batch) are not needed: padding rows weigh 0
-        in the loss.
+        in the loss; nor are ``batches`` (vmap draws its own dropout masks).
         """
         self.template.train(training)
         batched = vmap(self._call, randomness="different")

@@ -233,10 +233,10 @@ class GroupTrainer:
         sizes, n_batches = layout.sizes, layout.n_batches
         # Each step's slices, taken at once (a slice per step and tensor costs a call each).
         steps = zip(*(tensor.unbind(1) for tensor in self._epoch_data(orders, layout)), layout.active,
-                    layout.counts, layout.l1_scales, strict=True)
+                    layout.counts, layout.l1_scales, layout.batches, strict=True)
         losses = []
-        for rows, y, coef, real, active, counts, l1_scale in steps:
-            losses.append(self._step(rows, y, coef, real, active, counts, l1_scale))
+        for rows, y, coef, real, active, counts, l1_scale, batches in steps:
+            losses.append(self._step(rows, y, coef, real, active, counts, l1_scale, batches))
             if self.batch_schedule:
                 for k in np.flatnonzero(active):
                     end_batch(self.nets[k])
@@ -310,16 +310,18 @@ class GroupTrainer:
         weight = _take_rows(self.weight, flat).view(n_models, steps, width) * layout.mask
         return rows, y, _coefficients(weight, layout.batch_index), layout.mask
 
-    def _step(self, rows, y, coef, real, active, counts, l1_scale):
+    def _step(self, rows, y, coef, real, active, counts, l1_scale, batches=None):
         """One step of every model on its own batch (or part of it); return each model's loss there.
 
         The models ``active`` end a batch at this step: the optimizer updates them. A
         model without rows here has coefficients 0 and is not updated. ``counts`` holds
         each model's number of rows in this step. In a group whose batches take several
         steps, gradients add up until their batch's last step, which alone adds the l1
-        penalty (``l1_scale`` is 1 there, 0 elsewhere; None when every batch is one step).
+        penalty (``l1_scale`` is 1 there, 0 elsewhere; None when every batch is one step), and
+        ``batches`` holds each model's offset of the step's rows in its batch and the batch's rows.
         """
-        out = self.model.forward(_gather(self.X, rows, self.inputs), training=True, rows=real, counts=counts)
+        out = self.model.forward(_gather(self.X, rows, self.inputs), training=True, rows=real, counts=counts,
+                                 batches=batches)
         loss, grad_out = self.loss(out, y, coef)
         chunked = l1_scale is not None
         grads = self.model.backward(grad_out, accumulate=chunked)
@@ -535,6 +537,11 @@ class _Layout:
         self.batch_index = torch.as_tensor(batch_index, device=like.device) if self.chunked else None
         self.l1_scales = (list(torch.as_tensor(ends.T, dtype=like.dtype, device=like.device)[:, :, None, None])
                           if self.chunked else [None] * n_steps)
+        offsets = np.zeros((len(sizes), n_steps), dtype=np.int64)
+        for k, part in enumerate(parts):
+            offsets[k, :int(part.sum())] = self.width * _within(part)
+        self.batches = (list(zip(offsets.T.tolist(), batch_rows.T.tolist(), strict=True)) if self.chunked
+                        else [None] * n_steps)
         if weighted:
             self.coef = None
         elif self.chunked:  # each row weighs 1 / its whole batch's rows
@@ -599,4 +606,6 @@ def _generator_after_init(job):
     device = torch.device(job.estimator.device_)
     if device.type != "cpu":
         return torch.Generator(device=device).manual_seed(job.seed)
+    if job.rng_state is None:  # a model without dropout: it never draws
+        return torch.Generator()
     return torch.Generator().set_state(job.rng_state)

@@ -271,20 +271,20 @@ def group_key(spec):
     schedule, the device and the dtype; for modules other than sknet's MLP, the
     batch size, the module's class and its ``module__`` arguments (equal arguments
     give equal shapes). sknet's MLPs also share whether they normalise batches;
-    their depths, widths, activations and batch sizes may differ (models of one depth
-    and padded widths share tensors within the loop, and a larger batch is several
-    steps of the smallest), except that the batch size is shared with batch
-    normalisation (its statistics are the whole batch's), dropout (masks drawn
-    per batch) or early stopping (its validation batches follow the batch size).
-    The rest is per model: lr, momentum, weight decay, l1, dropout rate, weight
-    init, random state, class weights and max_epochs.
+    their depths, widths, activations, dropout and batch sizes may differ (models of
+    one depth and padded widths share tensors within the loop, and a larger batch is
+    several steps of the smallest), except that the batch size is shared with batch
+    normalisation (its statistics are the whole batch's) or early stopping (its
+    validation batches follow the batch size). The rest is per model: lr, momentum,
+    weight decay, l1, dropout rate, weight init, random state, class weights and
+    max_epochs.
     """
     shared = (spec.estimator, optimizer_name(spec.optimizer), spec.loss, spec.early_stopping,
               spec.lr_schedule, spec.device, spec.dtype)
     if spec.hidden_sizes is None:  # any module: equal module arguments give equal shapes
         return (*shared, spec.batch_size, spec.module, spec.module_args)
-    whole_batches = spec.batch_norm or spec.dropout > 0 or spec.early_stopping
-    return (*shared, spec.batch_norm, spec.dropout > 0, spec.batch_size if whole_batches else None)
+    whole_batches = spec.batch_norm or spec.early_stopping
+    return (*shared, spec.batch_norm, spec.batch_size if whole_batches else None)
 
 
 def group_jobs(estimator: BaseTorchNet, jobs: Jobs) -> list[list[int]]:
@@ -303,11 +303,11 @@ def group_jobs(estimator: BaseTorchNet, jobs: Jobs) -> list[list[int]]:
         Indices into ``jobs``, groups in order of first appearance. Jobs
         differing in what :func:`group_key` names fall in different groups:
         the estimator class, optimizer, loss, early stopping, schedule, device
-        or dtype; MLPs differing in batch norm or dropout (on or off), or in
-        batch size with either or with early stopping; other modules differing
-        in batch size, class or ``module__`` arguments. ``train_batched`` may
-        split a group further when folds see different numbers of classes. MLPs
-        of different depths, widths, activations and batch sizes share a group.
+        or dtype; MLPs differing in batch norm, or in batch size with batch norm
+        or early stopping; other modules differing in batch size, class or
+        ``module__`` arguments. ``train_batched`` may split a group further when
+        folds see different numbers of classes. MLPs of different depths, widths,
+        activations, dropout and batch sizes share a group.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, (params, _) in enumerate(jobs):

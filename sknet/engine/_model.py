@@ -96,6 +96,7 @@ class BatchedMLP:
         self._saved = None
         self._buffers = {}
         self._zero_views = {}
+        self._masks = {}  # each model's dropout masks of its batch of several steps
 
     @property
     def grads(self):
@@ -114,7 +115,7 @@ class BatchedMLP:
         """The models (a ``slice`` of the K) that each tensor of :meth:`parameters` stacks."""
         return [block.span for block in self.blocks for _ in block.parameters()[0]]
 
-    def forward(self, X, training=False, rows=None, counts=None):
+    def forward(self, X, training=False, rows=None, counts=None, batches=None):
         """Outputs ``(K, n, n_outputs)`` of inputs ``(K, n, n_features)``.
 
         With ``training=True`` dropout is applied, batch normalisation uses (and
@@ -122,6 +123,9 @@ class BatchedMLP:
         mask; all rows when None), and what :meth:`backward` needs is kept.
         ``counts`` (host integers, one per model) says how many rows of each
         model are real, the first ones (as ``rows`` does; all when None).
+        ``batches`` (host integers ``(offsets, sizes)``, one of each per model; None
+        when each step is a whole batch) says where a step's rows start in their
+        batch, and how many rows the batch has: dropout masks are drawn per batch.
         """
         saved = []
         hidden = self._by_block(X)  # each block's input to its next layer
@@ -145,7 +149,7 @@ class BatchedMLP:
             a, outputs = self._activate(i, live, flat, parts, shapes, training)
             scales = [None] * len(live)
             if training and self.dropout:
-                scales = self._dropout_scales(i, live, shapes, counts)
+                scales = self._dropout_scales(i, live, shapes, counts, batches)
                 outputs = [out if scale is None else out * scale
                            for out, scale in zip(outputs, scales, strict=True)]
             saved.append((live, inputs, flat, a, scales, shapes))
@@ -237,7 +241,7 @@ class BatchedMLP:
                                      for run in _runs(np.flatnonzero(stepped[block.span])) for grad in block.grads]
         torch._foreach_zero_(self._zero_views[key])
 
-    def _dropout_scales(self, layer, live, shapes, counts):
+    def _dropout_scales(self, layer, live, shapes, counts, batches=None):
         """Each live block's dropout scales (``shapes``) at hidden layer ``layer``: ``mask / keep``.
 
         Each model draws the mask of its real rows and units as its ``Dropout``
@@ -245,7 +249,9 @@ class BatchedMLP:
         uniforms of the parameters' dtype, kept below ``keep``, through one model-sized
         buffer compared while it is in cache. The scale ``1 / keep`` is rounded in the
         parameters' dtype, as the fit's; a model without rows or without dropout draws
-        nothing, and padding rows and units get 0 (1 without dropout).
+        nothing, and padding rows and units get 0 (1 without dropout). A batch of several
+        steps (``batches``) draws all its layers' masks at its first step, in the order
+        its fit draws them, and each step takes its rows of them.
 
         On a GPU a draw per model would cost a kernel launch each: there each block
         draws all its masks at once, from its first model's generator (reproducible,
@@ -270,11 +276,22 @@ class BatchedMLP:
                 n = rows if counts is None else counts[k]
                 units = block.widths[j][layer + 1]
                 scale[j].zero_()
-                if n:
+                if n and (batches is None or batches[1][k] == n):
                     uniforms = draws[:n * units].uniform_(generator=generator).view(n, units)
                     scale[j, :n, :units] = uniforms < self.keep_host[k]
+                elif n:
+                    offset = batches[0][k]
+                    if layer == 0 and offset == 0:
+                        self._masks[k] = self._batch_masks(block, j, batches[1][k], generator, self.keep_host[k])
+                    scale[j, :n, :units] = self._masks[k][layer][offset:offset + n]
             scale.div_(self.keep[block.span])
         return scales
+
+    def _batch_masks(self, block, j, n, generator, keep):
+        """Model ``j`` of ``block``'s dropout masks of every hidden layer for a batch of ``n`` rows."""
+        weight = block.weights[0]
+        return [torch.empty(n * units, dtype=weight.dtype).uniform_(generator=generator).view(n, units) < keep
+                for units in block.widths[j][1:-1]]
 
     def _buffer(self, name, shapes, dtype=None):
         """A flat tensor reused from step to step, and its views in ``shapes`` (see :meth:`_flat`);
@@ -302,7 +319,7 @@ class BatchedMLP:
 
     def keep_models(self, index):
         """Keep only the models ``index`` (ascending positions, a tensor), in that order."""
-        self._buffers, self._zero_views = {}, {}
+        self._buffers, self._zero_views, self._masks = {}, {}, {}
         host = index.cpu().numpy()
         blocks, start = [], 0
         for block in self.blocks:

@@ -85,7 +85,7 @@ class BatchedOptimizer:
         values = np.asarray(values, dtype=np.float64)
         key = values.tobytes()
         if key not in self._columns:
-            if len(self._columns) > 8:  # a schedule moves the rates: keep the recent ones only
+            if len(self._columns) > 64:  # a schedule moves the rates: keep the recent ones only
                 self._columns.clear()
             self._columns[key] = _column(values, self.params[0])
         return self._columns[key]
@@ -299,17 +299,20 @@ class FusedAdam(_GroupKernel, Adam):
     def __init__(self, params, decays, weight_decay, momentum, spans=None):
         super().__init__(params, decays, weight_decay, momentum, spans)
         self.scratch = None
+        self._parts = {}
 
     def keep_models(self, index, params, spans):
         super().keep_models(index, params, spans)
         self.scratch = None
+        self._parts = {}
 
     def step(self, grads, lr, active):
         self.steps += active
         # Models at different step counts have different bias corrections: different calls.
-        calls = self._calls(grads, active, [lr, _step_classes(self.steps)])
+        classes = _step_classes(self.steps)
+        calls = self._calls(grads, active, [lr, classes])
         if calls is None:
-            return self._scaled_step(grads, lr, active)
+            return self._scaled_step(grads, lr, active, classes)
         beta1, beta2 = self.betas
         kernel = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
         with torch.no_grad():
@@ -319,37 +322,72 @@ class FusedAdam(_GroupKernel, Adam):
                        beta1=beta1, beta2=beta2, weight_decay=decay, eps=self.eps, amsgrad=False,
                        maximize=False)
 
-    def _scaled_step(self, grads, lr, active):
+    def _scaled_step(self, grads, lr, active, classes):
         """The step of models in many groups: the kernel (one call per step count) with
         ``lr=1`` and no decay on a zeroed scratch copy of the parameters, which leaves there
         each model's step for a unit rate, then scaled by each model's rate; decay applied
-        around it with the models' own values, as torch orders it."""
+        around it with the models' own values, as torch orders it. Only the active models'
+        slices are touched, each operation one call over all of them."""
         if self.scratch is None:
             self.scratch = [torch.zeros_like(p) for p in self.params]
-            self._lr_parts = (None, None)
+        parts = self._active_parts(active, grads)
         with torch.no_grad():
             if self.weight_decay_host.any():
-                # Active models only: another's gradient may still be adding up over its batch's steps.
-                decay = self.column(np.where(active, self.weight_decay_host, 0.0))
-                for param, grad, decays, span in zip(self.params, grads, self.decays, self.spans,
-                                                     strict=True):
-                    if decays and self.decoupled:  # AdamW: param *= 1 - lr * weight_decay, active models
-                        param.mul_(self.column(np.where(active, 1 - lr * self.weight_decay_host, 1.0))[span])
-                    elif decays:
-                        grad.add_(param * decay[span])
-            torch._foreach_zero_(self.scratch)
+                if self.decoupled:  # AdamW: param *= 1 - lr * weight_decay
+                    factors = self.column(1 - lr * self.weight_decay_host)
+                    torch._foreach_mul_(parts["decayed params"], parts.slices(factors, decayed=True))
+                else:
+                    torch._foreach_addcmul_(parts["decayed grads"], parts["decayed params"],
+                                            parts.slices(self.weight_decay, decayed=True))
+            torch._foreach_zero_(parts["scratch"])
             beta1, beta2 = self.betas
             for (scratch, grads_, exp_avgs, exp_avg_sqs), count, first, _ in self._calls(
-                    grads, active, [_step_classes(self.steps)], params=self.scratch, decay=False,
-                    limit=False):
+                    grads, active, [classes], params=self.scratch, decay=False, limit=False):
                 count.fill_(float(self.steps[first]))
                 torch._fused_adam_(scratch, grads_, exp_avgs, exp_avg_sqs, [], [count] * len(scratch),
                                    lr=1.0, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
                                    amsgrad=False, maximize=False)
-            column = self.column(lr)  # models that did not step have a zero step here
-            if self._lr_parts[0] is not column:
-                self._lr_parts = (column, [column[span] for span in self.spans])
-            torch._foreach_addcmul_(self.params, self.scratch, self._lr_parts[1])
+            torch._foreach_addcmul_(parts["params"], parts["scratch"], parts.slices(self.column(lr)))
+
+    def _active_parts(self, active, grads):
+        """The :class:`_Parts` of the ``active`` models, kept per pattern of active models."""
+        key = active.tobytes()
+        if key not in self._parts:
+            if len(self._parts) > 64:
+                self._parts.clear()
+            self._parts[key] = _Parts(self, active, grads)
+        return self._parts[key]
+
+
+class _Parts(dict):
+    """Views of the slices of some models (runs of consecutive ones) in each stacked tensor of an
+    optimizer: ``"params"``, ``"scratch"``, and ``"decayed params"`` and ``"decayed grads"`` (of the
+    tensors that take weight decay); :meth:`slices` takes the same slices of a per-model column."""
+
+    def __init__(self, optimizer, active, grads):
+        super().__init__()
+        self.where = []  # (tensor, run of its models), for each view
+        for i, span in enumerate(optimizer.spans):
+            inside = np.flatnonzero(active[span])
+            breaks = np.flatnonzero(np.diff(inside) != 1) + 1
+            self.where += [(i, slice(int(run[0]), int(run[-1]) + 1)) for run in np.split(inside, breaks) if len(run)]
+        self.spans, self.decays = optimizer.spans, optimizer.decays
+        self["params"] = [optimizer.params[i][run] for i, run in self.where]
+        self["scratch"] = [optimizer.scratch[i][run] for i, run in self.where]
+        self["decayed params"] = [optimizer.params[i][run] for i, run in self.where if self.decays[i]]
+        self["decayed grads"] = [grads[i][run] for i, run in self.where if self.decays[i]]
+        self._slices = {}
+
+    def slices(self, column, decayed=False):
+        """The views' slices of ``column`` (a ``(K, 1, 1)`` tensor), of the decayed tensors only
+        with ``decayed``; kept while the column is the same tensor."""
+        key = (id(column), decayed)
+        if key not in self._slices or self._slices[key][0] is not column:
+            if len(self._slices) > 8:
+                self._slices.clear()
+            self._slices[key] = (column, [column[self.spans[i]][run] for i, run in self.where
+                                          if not decayed or self.decays[i]])
+        return self._slices[key][1]
 
 
 class AdamW(Adam):

@@ -15,7 +15,7 @@ on a GPU a launch costs about as long while the arithmetic runs a hundred times 
 """
 
 # Floating-point operations a block's fixed costs per layer and step are worth, per device type.
-FIXED_FLOPS = {"cpu": 3e6, "cuda": 3e8}
+FIXED_FLOPS = {"cpu": 1e7, "cuda": 3e8}
 
 
 def padded_widths(hidden, n_features, n_outputs, rows, device="cpu"):

@@ -25,6 +25,7 @@ DIFFERENCES = {
     "activation": [dict(activation="relu"), dict(activation="tanh"), dict(activation="sigmoid")],
     "batch_size": [dict(batch_size=32), dict(batch_size=64), dict(batch_size=50)],
     "l1": [dict(l1=0.0), dict(l1=1e-3)],
+    "dropout": [dict(dropout=0.0), dict(dropout=0.3)],
 }
 PAIRS = list(itertools.combinations(DIFFERENCES, 2))
 
