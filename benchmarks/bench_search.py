@@ -35,28 +35,62 @@ Grid, random, Bayesian and genetic search over the same space (log-uniform lr, u
 layers, activation) with the same number of evaluations (``--budget`` candidates, 3-fold CV),
 each with ``--seeds`` seeds: mean and best of the best CV accuracy found, evaluations, seconds.
 
+Part 3 -- a random space, the same candidates for every contender
+-----------------------------------------------------------------
+``--candidates`` points (48) drawn by scikit-learn's ``ParameterSampler`` (``random_state=0``) from
+a realistic space: log-uniform lr in [1e-4, 1e-1] and weight decay in [1e-6, 1e-2], 16 to 256
+units, 1 to 3 layers, batch size 32, 64 or 128 (Adam, no early stopping), 3-fold CV, on digits
+(``--space-epochs`` epochs, 30) and on ``make_classification`` (20000 rows, 40 features, 5
+classes, standardised; ``--big-epochs`` epochs, 5); ``--datasets`` picks them. Searched by:
+
+1. sknet ``GridSearchCV`` with the batched engine, over a list of single-point grids (exactly the
+   sampled points); 2. the same search by the library at ``--baseline-rev`` (the grouping before
+   mixed depths, widths and batch sizes shared a loop), extracted with ``git archive`` into a
+   temporary folder and run there in a fresh process; 3. the same with ``engine="sequential"``;
+4. scikit-learn's ``GridSearchCV`` over its ``MLPClassifier``, ``n_jobs=2``; 5. over skorch's
+   ``NeuralNetClassifier`` (a ReLU MLP of the candidate's depth; slow). ``--only`` filters them
+   as in part 1. Each runs once untimed on 300 rows, 1 epoch, 2 candidates first.
+
+Printed: seconds, the ratio to the batched search, best CV accuracy, the engine's groups (how many
+it built, models per group: mean (min-max), the refit included) and model-epochs per second
+(candidates x 3 folds x epochs / seconds); the batched search's GFLOP/s in its training loops as a
+share of the float32 matmul ceiling; its speed-up over scikit-learn's MLP and the previous grouping.
+Then the genetic (population ``max(4, n // 4)``) and Bayesian (8 points per step) searches over the
+same space with the same budget, each by the current library and by ``--baseline-rev``: seconds,
+the ratio to the current library, evaluations, best CV accuracy, groups and models per group
+(``--only`` filters the baseline's runs).
+
 How to run
 ----------
 From the repository root::
 
-    python benchmarks/bench_search.py                  # both parts
+    python benchmarks/bench_search.py                  # parts 1 and 2
+    python benchmarks/bench_search.py --part space     # part 3, both datasets
+    python benchmarks/bench_search.py --part space --datasets digits --only sklearn previous
+        # part 3 without skorch and the sequential engine (the slow ones)
     python benchmarks/bench_search.py --part grid --epochs 20
     python benchmarks/bench_search.py --part grid --device cuda --lrs 64 --only skorch
         # on a GPU: 64 lr x 4 widths, 1280 models in one group, against scikit-learn + skorch there
 """
 
 import argparse
+import json
 import os
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
+from scipy import stats
+from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV as SklearnGridSearchCV
-from sklearn.model_selection import ParameterGrid
+from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.neural_network import MLPClassifier as SklearnMLPClassifier
 from skopt.space import Categorical, Integer, Real
 from skorch import NeuralNetClassifier
@@ -285,9 +319,304 @@ def run_strategies(X, y, epochs, budget, seeds):
     print()
 
 
+# Part 3: a realistic random space, the same sampled candidates for every contender.
+RANDOM_SPACE = {"lr": stats.loguniform(1e-4, 1e-1), "n_units": stats.randint(16, 257),
+                "n_layers": stats.randint(1, 4), "weight_decay": stats.loguniform(1e-6, 1e-2),
+                "batch_size": [32, 64, 128]}
+# The same space for the genetic and Bayesian searches, which take skopt dimensions only.
+RANDOM_SKOPT_SPACE = {"lr": Real(1e-4, 1e-1, prior="log-uniform"), "n_units": Integer(16, 256),
+                      "n_layers": Integer(1, 3), "weight_decay": Real(1e-6, 1e-2, prior="log-uniform"),
+                      "batch_size": Categorical([32, 64, 128])}
+SPACE_BATCHED = "sknet batched"
+SPACE_PREVIOUS = "sknet batched, previous grouping"
+SPACE_SEQUENTIAL = "sknet sequential"
+SPACE_SKLEARN = "sklearn MLP n_jobs=2"
+SPACE_SKORCH = "skorch"
+# name -> search kind (see space_search) and whether it runs by the baseline revision
+SPACE_CONTENDERS = {SPACE_BATCHED: ("batched", False), SPACE_PREVIOUS: ("batched", True),
+                    SPACE_SEQUENTIAL: ("sequential", False), SPACE_SKLEARN: ("sklearn", False),
+                    SPACE_SKORCH: ("skorch", False)}
+SPACE_STRATEGIES = {"sknet GeneticSearchCV": ("genetic", False),
+                    "sknet GeneticSearchCV, previous grouping": ("genetic", True),
+                    "sknet BayesSearchCV": ("bayes", False),
+                    "sknet BayesSearchCV, previous grouping": ("bayes", True)}
+SPACE_DATASETS = ("digits", "classification")
+SPACE_FOLDS = 3
+
+
+def load_space_data(name):
+    if name == "digits":
+        return load_data()
+    X, y = make_classification(20000, 40, n_informative=20, n_classes=5, random_state=0)
+    return ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32), y.astype(np.int64)
+
+
+def sample_candidates(n):
+    """``n`` points of the space, as plain Python numbers (they travel as JSON too)."""
+    return [{name: python_value(value) for name, value in point.items()}
+            for point in ParameterSampler(RANDOM_SPACE, n, random_state=0)]
+
+
+def python_value(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class SkorchDeepMLP(nn.Module):
+    def __init__(self, n_features=64, n_classes=10, n_units=32, n_layers=1):
+        super().__init__()
+        widths = [n_features] + [n_units] * n_layers
+        layers = [m for a, b in zip(widths, widths[1:], strict=False) for m in (nn.Linear(a, b), nn.ReLU())]
+        self.layers = nn.Sequential(*layers, nn.Linear(widths[-1], n_classes))
+
+    def forward(self, X):
+        return self.layers(X)
+
+
+def space_search(kind, candidates, epochs, n_features, n_classes):
+    """One search of the candidates (``batched``, ``sequential``, ``sklearn``, ``skorch``: exactly
+    those points, as a list of single-point grids) or of the space with their number of evaluations
+    (``genetic``, ``bayes``)."""
+    n = len(candidates)
+    net = MLPClassifier(max_epochs=epochs, random_state=0, device="cpu")
+    if kind in ("batched", "sequential"):
+        grids = [{name: [value] for name, value in point.items()} for point in candidates]
+        engine = {"engine": "sequential"} if kind == "sequential" else {}
+        return ms.GridSearchCV(net, grids, cv=SPACE_FOLDS, **engine)
+    if kind == "sklearn":
+        grids = [{"hidden_layer_sizes": [(p["n_units"],) * p["n_layers"]], "learning_rate_init": [p["lr"]],
+                  "alpha": [p["weight_decay"]], "batch_size": [p["batch_size"]]} for p in candidates]
+        sklearn_net = SklearnMLPClassifier(max_iter=epochs, n_iter_no_change=10**6, random_state=0)
+        return SklearnGridSearchCV(sklearn_net, grids, cv=SPACE_FOLDS, n_jobs=2)
+    if kind == "skorch":
+        grids = [{"lr": [p["lr"]], "optimizer__weight_decay": [p["weight_decay"]],
+                  "batch_size": [p["batch_size"]], "module__n_units": [p["n_units"]],
+                  "module__n_layers": [p["n_layers"]]} for p in candidates]
+        skorch_net = NeuralNetClassifier(SkorchDeepMLP, module__n_features=n_features,
+                                         module__n_classes=n_classes, criterion=nn.CrossEntropyLoss,
+                                         optimizer=torch.optim.Adam,
+                                         max_epochs=epochs, train_split=None, iterator_train__shuffle=True,
+                                         device="cpu", verbose=0)
+        return SklearnGridSearchCV(skorch_net, grids, cv=SPACE_FOLDS)
+    if kind == "genetic":
+        population = max(4, n // 4)
+        return ms.GeneticSearchCV(net, RANDOM_SKOPT_SPACE, population_size=population,
+                                  generations=max(1, n // population), cv=SPACE_FOLDS, random_state=0)
+    if kind == "bayes":
+        return ms.BayesSearchCV(net, RANDOM_SKOPT_SPACE, n_iter=n, n_points=min(8, n), cv=SPACE_FOLDS,
+                                random_state=0)
+    raise ValueError(f"unknown search {kind!r}")
+
+
+class GroupCounter:
+    """Models in each group the engine builds (``GroupTrainer.__init__``), in this process."""
+
+    def __init__(self):
+        from sknet.engine import _group
+
+        self.sizes, self.cls, self.init = [], _group.GroupTrainer, _group.GroupTrainer.__init__
+
+    def __enter__(self):
+        init, sizes = self.init, self.sizes
+
+        def counted(trainer, jobs, *args, **kwargs):
+            sizes.append(len(jobs))
+            return init(trainer, jobs, *args, **kwargs)
+
+        self.cls.__init__ = counted
+        return self
+
+    def __exit__(self, *exc):
+        self.cls.__init__ = self.init
+
+
+def warm_up_search(kind, X, y):
+    """One small untimed run (300 rows, 1 epoch, 2 candidates): one-time costs out of the timing."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        space_search(kind, sample_candidates(2), 1, X.shape[1], len(np.unique(y))).fit(X[:300], y[:300])
+
+
+def timed_search(kind, X, y, candidates, epochs):
+    """Run one search; its seconds, seconds in training loops, best score and params, evaluations
+    and the size of each group the engine built."""
+    search = space_search(kind, candidates, epochs, X.shape[1], len(np.unique(y)))
+    start = time.perf_counter()
+    with warnings.catch_warnings(), TrainingTimer() as timer, GroupCounter() as groups:
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+    return {"seconds": time.perf_counter() - start, "training": timer.seconds,
+            "best": float(search.best_score_), "params": search.best_params_,
+            "evals": len(search.cv_results_["params"]), "groups": groups.sizes}
+
+
+def run_spec(spec):
+    """The baseline's runner calls this (with its own sknet): warm up, then time one search."""
+    import sknet
+
+    X, y = load_space_data(spec["dataset"])
+    warm_up_search(spec["kind"], X, y)
+    result = timed_search(spec["kind"], X, y, spec["candidates"], spec["epochs"])
+    return {**result, "params": {k: python_value(v) for k, v in result["params"].items()},
+            "sknet": sknet.__file__}
+
+
+SPACE_RUNNER = """import json, sys
+import space_bench
+with open(sys.argv[1]) as f:
+    spec = json.load(f)
+print(json.dumps(space_bench.run_spec(spec)))
+"""
+
+
+class Baseline:
+    """The library at ``rev``, extracted once into a temporary folder; each search runs there in a
+    fresh process (``cwd`` and ``PYTHONPATH`` that folder, so its sknet is the one imported)."""
+
+    def __init__(self, rev):
+        self.rev, self.folder, self.skipped, self.tmp = rev, None, None, None
+
+    def _extract(self):
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        if shutil.which("git") is None:
+            return "git not found"
+        check = subprocess.run(["git", "-C", root, "rev-parse", "--verify", "--quiet",
+                                f"{self.rev}^{{commit}}"], capture_output=True, text=True)
+        if check.returncode != 0:
+            return f"revision {self.rev!r} not found in {root}"
+        self.tmp = tempfile.TemporaryDirectory(prefix="sknet-baseline-")
+        archive = subprocess.run(["git", "-C", root, "archive", self.rev], capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", self.tmp.name], input=archive, check=True)
+        shutil.copy(os.path.abspath(__file__), os.path.join(self.tmp.name, "space_bench.py"))
+        with open(os.path.join(self.tmp.name, "run_space.py"), "w") as f:
+            f.write(SPACE_RUNNER)
+        self.folder = self.tmp.name
+        return None
+
+    def run(self, kind, dataset, candidates, epochs):
+        """The result of ``run_spec``, or None (then ``skipped`` says why)."""
+        if self.folder is None and self.skipped is None:
+            self.skipped = self._extract()
+        if self.skipped:
+            return None
+        spec = os.path.join(self.folder, "spec.json")
+        with open(spec, "w") as f:
+            json.dump({"kind": kind, "dataset": dataset, "candidates": candidates, "epochs": epochs}, f)
+        done = subprocess.run([sys.executable, "run_space.py", spec], cwd=self.folder, capture_output=True,
+                              text=True, env={**os.environ, "PYTHONPATH": self.folder})
+        lines = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not lines:
+            error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"  {kind} at {self.rev} failed: {error}")
+            return None
+        return json.loads(lines[-1])
+
+    def close(self):
+        if self.tmp is not None:
+            self.tmp.cleanup()
+
+
+def mlp_flops(n_features, n_units, n_layers, n_classes):
+    """Training FLOPs per row and epoch of one MLP, counted as ``training_flops`` counts them:
+    6ab per layer of ``a x b`` weights (forward, weights' and input's gradients), 4ab at the first."""
+    widths = [n_features] + [n_units] * n_layers + [n_classes]
+    return sum((4 if i == 0 else 6) * a * b for i, (a, b) in enumerate(zip(widths, widths[1:], strict=False)))
+
+
+def candidates_flops(candidates, n_rows, n_features, n_classes, epochs, n_splits=SPACE_FOLDS, refit=None):
+    """Floating-point operations of every fit of the candidates (and the refit) over each fold's
+    training rows."""
+    def per_row(p):
+        return mlp_flops(n_features, p["n_units"], p["n_layers"], n_classes)
+
+    n_train = n_rows * (n_splits - 1) / n_splits
+    flops = sum(per_row(p) for p in candidates) * n_train * epochs * n_splits
+    return flops + (0 if refit is None else per_row(refit) * n_rows * epochs)
+
+
+def _groups_text(sizes):
+    if not sizes:
+        return "-", "-"
+    return str(len(sizes)), f"{statistics.mean(sizes):.1f} ({min(sizes)}-{max(sizes)})"
+
+
+def _space_runs(table, dataset, X, y, candidates, epochs, baseline, only, always):
+    """Run the table's contenders (``always``, and the others ``only`` lets through) in order."""
+    rows = {}
+    chosen = {name: spec for name, spec in table.items()
+              if name in always or not only or any(part in name for part in only)}
+    if "sklearn" in {kind for kind, _ in chosen.values()}:
+        warm_up_workers()
+    for kind in dict.fromkeys(kind for kind, previous in chosen.values() if not previous):
+        warm_up_search(kind, X, y)
+    for name, (kind, previous) in chosen.items():
+        time.sleep(0.5)  # let the previous contender's idle threads go quiet
+        if previous:
+            result = baseline.run(kind, dataset, candidates, epochs)
+            if result is None:
+                print(f"  {name}: skipped ({baseline.skipped or 'the run failed'})")
+                continue
+            print(f"  {name}: sknet imported from {result['sknet']}")
+        else:
+            result = timed_search(kind, X, y, candidates, epochs)
+        rows[name] = result
+    return rows
+
+
+def run_space(datasets, epochs_of, n_candidates, only, rev):
+    """Part 3; ``epochs_of``: dataset name -> epochs."""
+    candidates = sample_candidates(n_candidates)
+    ceiling = matmul_gflops()
+    baseline = Baseline(rev)
+    print(f"Part 3: {n_candidates} candidates sampled from a random space (lr, units, layers, weight decay, "
+          f"batch size), {SPACE_FOLDS}-fold CV, Adam; previous grouping: sknet at {rev}; "
+          f"2048x2048 float32 matmul: {ceiling:.1f} GFLOP/s, {os.cpu_count()} CPU cores")
+    try:
+        for dataset in datasets:
+            X, y = load_space_data(dataset)
+            run_space_dataset(dataset, X, y, candidates, epochs_of[dataset], only, baseline, ceiling)
+    finally:
+        baseline.close()
+
+
+def run_space_dataset(dataset, X, y, candidates, epochs, only, baseline, ceiling):
+    n_classes = len(np.unique(y))
+    print(f"{dataset} {X.shape}, {n_classes} classes, {epochs} epochs")
+    rows = _space_runs(SPACE_CONTENDERS, dataset, X, y, candidates, epochs, baseline, only, {SPACE_BATCHED})
+    base = rows[SPACE_BATCHED]["seconds"]
+    model_epochs = len(candidates) * SPACE_FOLDS * epochs
+    print(f"{'search':<34}{'seconds':>9}{'vs batched':>12}{'best CV acc':>13}{'groups':>8}"
+          f"{'models/group':>17}{'epochs/s':>10}")
+    for name, r in rows.items():
+        groups, per_group = _groups_text(r["groups"])
+        print(f"{name:<34}{r['seconds']:>9.2f}{r['seconds'] / base:>11.1f}x{r['best']:>13.4f}{groups:>8}"
+              f"{per_group:>17}{model_epochs / r['seconds']:>10.1f}")
+    batched = rows[SPACE_BATCHED]
+    flops = candidates_flops(candidates, len(X), X.shape[1], n_classes, epochs, refit=batched["params"])
+    achieved = flops / batched["training"] / 1e9
+    print(f"sknet batched: {batched['training']:.2f} s in training loops, {achieved:.1f} GFLOP/s, "
+          f"{achieved / ceiling:.1%} of the matmul ceiling")
+    ratios = [f"{rows[name]['seconds'] / base:.1f}x over {label}"
+              for name, label in [(SPACE_SKLEARN, "scikit-learn's MLP with n_jobs=2"),
+                                  (SPACE_PREVIOUS, "the previous grouping")] if name in rows]
+    if ratios:
+        print("speed-up of the batched search: " + ", ".join(ratios))
+    strategies_rows = _space_runs(SPACE_STRATEGIES, dataset, X, y, candidates, epochs, baseline, only,
+                                  {name for name, (_, previous) in SPACE_STRATEGIES.items() if not previous})
+    print(f"{'strategy':<42}{'seconds':>9}{'vs current':>12}{'evals':>7}{'best CV acc':>13}{'groups':>8}"
+          f"{'models/group':>17}")
+    for name, r in strategies_rows.items():
+        current = strategies_rows[name.split(",")[0]]["seconds"]
+        groups, per_group = _groups_text(r["groups"])
+        print(f"{name:<42}{r['seconds']:>9.2f}{r['seconds'] / current:>11.1f}x{r['evals']:>7}"
+              f"{r['best']:>13.4f}{groups:>8}{per_group:>17}")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--part", choices=["grid", "strategies", "all"], default="all")
+    parser.add_argument("--part", choices=["grid", "strategies", "space", "all"], default="all",
+                        help="all: parts 1 and 2; space: part 3 alone")
     parser.add_argument("--case", choices=sorted(CASES), default="adam",
                         help="the grid's optimizer, batch size and learning rates (part 1)")
     parser.add_argument("--epochs", type=int, default=20)
@@ -295,16 +624,27 @@ def main():
     parser.add_argument("--lrs", type=int, default=4,
                         help="learning rates in the grid: 20 x this many models in its group (part 1)")
     parser.add_argument("--only", nargs="*", metavar="NAME",
-                        help="run only the contenders whose names contain one of these (part 1), "
+                        help="run only the contenders whose names contain one of these (parts 1 and 3), "
                              "e.g. --only skorch 'n_jobs=2'; the batched search always runs")
     parser.add_argument("--budget", type=int, default=24, help="candidates per strategy (part 2)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per strategy (part 2)")
+    parser.add_argument("--candidates", type=int, default=48,
+                        help="candidates sampled from the space (part 3)")
+    parser.add_argument("--datasets", nargs="+", choices=SPACE_DATASETS, default=list(SPACE_DATASETS),
+                        help="datasets of part 3")
+    parser.add_argument("--space-epochs", type=int, default=30, help="epochs on digits (part 3)")
+    parser.add_argument("--big-epochs", type=int, default=5, help="epochs on the 20000-row dataset (part 3)")
+    parser.add_argument("--baseline-rev", default="15e3ad4",
+                        help="git revision whose library runs the 'previous grouping' searches (part 3)")
     args = parser.parse_args()
     X, y = load_data()
     if args.part in ("grid", "all"):
         run_grid(X, y, args.epochs, grid_lrs(args.lrs, args.case), args.device, args.only, args.case)
     if args.part in ("strategies", "all"):
         run_strategies(X, y, args.epochs, args.budget, args.seeds)
+    if args.part == "space":
+        run_space(args.datasets, {"digits": args.space_epochs, "classification": args.big_epochs},
+                  args.candidates, args.only, args.baseline_rev)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}")
 
 
