@@ -78,7 +78,7 @@ class GroupTrainer:
         Keep each continuable job's :class:`~sknet.engine.TrainingState` in ``states``.
     widths : list of tuple of int, default=None
         The hidden widths each MLP is padded to in the batched model (see
-        :func:`~._widths.padded_widths`); its own when None. Models of equal padded
+        :func:`~._costs.padded_widths`); its own when None. Models of equal padded
         widths (and depth) should be adjacent.
 
     Models with batches of different sizes step together in steps of the smallest

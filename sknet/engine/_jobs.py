@@ -32,6 +32,7 @@ from ..nets import validate_fit_data as _validate_fit_data
 from ..nets._base import BaseTorchNet
 from ..nets._data import is_dict_of_arrays
 from ..nets._mlp import BaseMLP
+from ._costs import shares_ticks
 from ._functional import vmap_refusal
 from ._loss import LOSSES
 
@@ -274,8 +275,9 @@ def group_key(spec):
     their depths, widths, activations, dropout and batch sizes may differ (models of
     one depth and padded widths share tensors within the loop, and a larger batch is
     several steps of the smallest), except that the batch size is shared with batch
-    normalisation (its statistics are the whole batch's) or early stopping (its
-    validation batches follow the batch size). The rest is per model: lr, momentum,
+    normalisation (its statistics are the whole batch's), early stopping (its
+    validation batches follow the batch size), and on a CPU, where separate loops
+    measured faster (see :mod:`._costs`). The rest is per model: lr, momentum,
     weight decay, l1, dropout rate, weight init, random state, class weights and
     max_epochs.
     """
@@ -283,7 +285,7 @@ def group_key(spec):
               spec.lr_schedule, spec.device, spec.dtype)
     if spec.hidden_sizes is None:  # any module: equal module arguments give equal shapes
         return (*shared, spec.batch_size, spec.module, spec.module_args)
-    whole_batches = spec.batch_norm or spec.early_stopping
+    whole_batches = spec.batch_norm or spec.early_stopping or not shares_ticks(spec.device)
     return (*shared, spec.batch_norm, spec.batch_size if whole_batches else None)
 
 
@@ -303,8 +305,8 @@ def group_jobs(estimator: BaseTorchNet, jobs: Jobs) -> list[list[int]]:
         Indices into ``jobs``, groups in order of first appearance. Jobs
         differing in what :func:`group_key` names fall in different groups:
         the estimator class, optimizer, loss, early stopping, schedule, device
-        or dtype; MLPs differing in batch norm, or in batch size with batch norm
-        or early stopping; other modules differing in batch size, class or
+        or dtype; MLPs differing in batch norm, or in batch size on a CPU or
+        with batch norm or early stopping; other modules differing in batch size, class or
         ``module__`` arguments. ``train_batched`` may split a group further when
         folds see different numbers of classes. MLPs of different depths, widths,
         activations, dropout and batch sizes share a group.

@@ -25,7 +25,7 @@ from ..parallel import fit_threads, forward_work, step_work
 from . import _functional
 from ._functional import tensor_layout
 from ._group import GroupTrainer, _RowIndices
-from ._widths import padded_widths, padding_waste
+from ._costs import padded_widths, padding_waste
 from ._jobs import (
     Job,
     TrainingState,
@@ -238,7 +238,7 @@ def _chunk_work(jobs, X, widths=None):
 def _plan_blocks(members, prepared, n_features):
     """Order a group of MLP jobs into blocks, in place; return each job's padded widths (by job).
 
-    Models are padded by the cost model of :func:`~._widths.padded_widths` and sorted by
+    Models are padded by the cost model of :func:`~._costs.padded_widths` and sorted by
     depth and padded widths (a block each), then by activation (a run each) and batch size.
     """
     jobs = [prepared[i] for i in members]

@@ -116,7 +116,7 @@ def train_and_score(jobs, blocks, scoring, fallback, keep_states=False):
     with heap_frozen():
         start = time.perf_counter()
         try:
-            fitted, states = _train(jobs, blocks, keep_states)
+            fitted, states = _train(jobs, blocks, keep_states, scoring.verbose)
         except Exception as exc:
             return _fit_each(jobs, scoring, fallback, exc)
         seconds = time.perf_counter() - start
@@ -127,9 +127,9 @@ def train_and_score(jobs, blocks, scoring, fallback, keep_states=False):
         return TaskResult(results, seconds, len(jobs), states=kept)
 
 
-def _train(jobs, blocks, keep_states):
+def _train(jobs, blocks, keep_states, verbose=0):
     """The jobs' fitted nets (or the exceptions their fits raise) and, with ``keep_states``, their
-    training states (else Nones), in order."""
+    training states (else Nones), in order; above 1, ``verbose`` prints each group as it starts."""
     used = sorted({job.block for job in jobs})
     X_all, y_all, weight_all, rows = stack_training_sets([blocks[b] for b in used])
     row_of = dict(zip(used, rows, strict=True))
@@ -137,7 +137,7 @@ def _train(jobs, blocks, keep_states):
     trained = train_batched(nets[0], [(net.get_params(deep=False), row_of[job.block])
                                       for net, job in zip(nets, jobs, strict=True)],
                             X_all, y_all, weight_all, starts=[job.start for job in jobs],
-                            keep_states=keep_states)
+                            keep_states=keep_states, verbose=verbose)
     return trained if keep_states else (trained, [None] * len(jobs))
 
 

@@ -9,9 +9,9 @@ import torch
 from sklearn.base import clone
 
 from sknet import MLPClassifier, MLPRegressor
-from sknet.engine import _widths, group_jobs, train_batched
+from sknet.engine import _costs, group_jobs, train_batched
 from sknet.engine._group import GroupTrainer
-from sknet.engine._widths import padded_widths
+from sknet.engine._costs import padded_widths
 
 from test_engine import assert_matches_sequential, assert_same_optimizer_state, two_folds
 
@@ -30,12 +30,18 @@ DIFFERENCES = {
 PAIRS = list(itertools.combinations(DIFFERENCES, 2))
 
 
+@pytest.fixture(autouse=True)
+def ticks_across_batch_sizes(monkeypatch):
+    """Batch sizes share a group on the CPU too (as on a GPU): the arithmetic under test."""
+    monkeypatch.setattr(_costs, "TICKS_ACROSS_BATCH_SIZES", {"cpu": True, "cuda": True})
+
+
 @pytest.fixture(params=["own widths", "padded to the widest"])
 def padding(request, monkeypatch):
     """Blocks as the models' own widths make them (no fixed cost: nothing merges), or all models of
     a depth in one block padded to its widest (a huge fixed cost: everything merges)."""
     fixed = 0.0 if request.param == "own widths" else 1e18
-    monkeypatch.setattr(_widths, "FIXED_FLOPS", {"cpu": fixed, "cuda": fixed})
+    monkeypatch.setattr(_costs, "FIXED_FLOPS", {"cpu": fixed, "cuda": fixed})
     return request.param
 
 
@@ -115,7 +121,7 @@ def test_a_mixed_group_continues_from_its_states_as_a_longer_fit(clf_data):
 
 def test_padded_units_stay_zero_and_models_keep_their_own_shapes(clf_data, monkeypatch):
     X, y = clf_data
-    monkeypatch.setattr(_widths, "FIXED_FLOPS", {"cpu": 1e18, "cuda": 1e18})
+    monkeypatch.setattr(_costs, "FIXED_FLOPS", {"cpu": 1e18, "cuda": 1e18})
     models = []
     init = GroupTrainer.__init__
 
@@ -148,6 +154,16 @@ def test_widths_cost_model_merges_blocks_only_where_the_padding_costs_less():
     assert padded_widths(hidden, 64, 10, 32, device="cuda") == [(256,)] * 120 + [(64, 64)] * 3
 
 
+def test_on_a_cpu_batch_sizes_train_in_groups_of_their_own_by_default(clf_data, monkeypatch):
+    monkeypatch.undo()  # the library's own policy
+    X, y = clf_data
+    jobs = [(dict(hidden_layer_sizes=h, batch_size=b), rows) for h, b in [((16, 8), 32), ((5,), 64), ((7,), 32)]
+            for rows in two_folds(len(X))]
+    assert group_jobs(CLF, jobs) == [[0, 1, 4, 5], [2, 3]]
+    monkeypatch.setattr(_costs, "TICKS_ACROSS_BATCH_SIZES", {"cpu": True, "cuda": True})
+    assert group_jobs(CLF, jobs) == [[0, 1, 2, 3, 4, 5]]
+
+
 def test_verbose_prints_one_line_per_group_with_what_it_shares(clf_data, capsys):
     X, y = clf_data
     jobs = [(dict(hidden_layer_sizes=h, batch_size=b, optimizer=o), np.arange(100))
@@ -159,3 +175,13 @@ def test_verbose_prints_one_line_per_group_with_what_it_shares(clf_data, capsys)
     assert "group of 1 models" in lines[1] and "optimizer='sgd'" in lines[1]
     train_batched(CLF, jobs, X, y, verbose=1)
     assert capsys.readouterr().out == ""
+
+
+def test_a_search_with_verbose_2_prints_its_groups(clf_data, capsys):
+    from sknet.model_selection import GridSearchCV
+
+    X, y = clf_data
+    grid = {"hidden_layer_sizes": [(16,), (16, 8)], "activation": ["relu", "tanh"]}
+    GridSearchCV(clone(CLF).set_params(max_epochs=1), grid, cv=2, verbose=2).fit(X, y)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[sknet.engine]")]
+    assert lines[0].startswith("[sknet.engine] group of 8 models") and "depths [1, 2]" in lines[0]

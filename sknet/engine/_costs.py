@@ -1,5 +1,6 @@
-"""How far the engine pads an MLP's hidden layers: the widths that make a group's blocks.
+"""What the engine's plan weighs: which widths share a block, and whether batch sizes share ticks.
 
+**Widths.**
 Models of one depth whose layers are padded to the same widths share a block of stacked
 tensors: one product per layer and step for all of them (see :class:`~._model.BatchedMLP`).
 Each block costs a fixed time per layer and step besides its arithmetic (the calls of its
@@ -8,14 +9,35 @@ width range, and one block padded to the widest wastes arithmetic on a wide one.
 :func:`padded_widths` merges blocks while the arithmetic the padding adds costs less than the
 fixed costs it saves.
 
-The fixed cost is counted in the floating-point operations the device does in that time,
-measured on the engine's own step (``benchmarks/bench_search.py --part space`` prints both
-sides): on a 2-core CPU about 23 us per block and layer, at about 140 GFLOP/s, some 3 MFLOP;
-on a GPU a launch costs about as long while the arithmetic runs a hundred times faster.
+The fixed cost is counted in the floating-point operations the device does in that time: on
+a 2-core CPU a forward and backward pass measured about 23 us per block and layer, at about
+140 GFLOP/s, some 3 MFLOP; with the optimizer's and the loop's share, an end-to-end sweep
+of 1e6 to 3e7 on ``benchmarks/bench_search.py --part space`` found 1e7 as good as any. On
+a GPU a launch costs about as long while the arithmetic runs a hundred times faster.
+
+**Batch sizes.** Models of different batch sizes can step together in ticks of the smallest
+(:class:`~._group.GroupTrainer`): one group, one loop, but a larger batch's products run on
+a fraction of its rows each, and its gradients make a pass through memory at every tick. On a
+2-core CPU that costs more than separate loops: 48 random candidates on digits trained in
+20.8 s as one group against 16.3 s as one group per batch size (``--part space`` of
+``benchmarks/bench_search.py``). On a GPU, where a group of a dozen models leaves the device
+idle between launches, one group is what the hardware is for.
 """
+
+from ..parallel import resolve_device
 
 # Floating-point operations a block's fixed costs per layer and step are worth, per device type.
 FIXED_FLOPS = {"cpu": 1e7, "cuda": 3e8}
+
+# Whether models of different batch sizes share a group (stepping in ticks of the smallest), per
+# device type.
+TICKS_ACROSS_BATCH_SIZES = {"cpu": False, "cuda": True}
+
+
+def shares_ticks(device):
+    """Whether MLPs of different batch sizes train in one group on ``device`` (as given: "auto" too)."""
+    kind = str(resolve_device(device)).split(":")[0]
+    return TICKS_ACROSS_BATCH_SIZES.get(kind, True)
 
 
 def padded_widths(hidden, n_features, n_outputs, rows, device="cpu"):
@@ -45,12 +67,12 @@ def padded_widths(hidden, n_features, n_outputs, rows, device="cpu"):
 
     Examples
     --------
-    >>> from sknet.engine._widths import padded_widths
+    >>> from sknet.engine._costs import padded_widths
     >>> hidden = [(60,)] * 20 + [(64,)] * 20 + [(250,)] * 20 + [(64, 64)]
     >>> sorted(set(padded_widths(hidden, 64, 10, 32)))
     [(64,), (64, 64), (250,)]
     """
-    fixed = FIXED_FLOPS.get(str(device).split(":")[0], FIXED_FLOPS["cuda"])
+    fixed = FIXED_FLOPS.get(str(device).split(":")[0], FIXED_FLOPS["cuda"])  # other accelerators: as CUDA
 
     def cost(widths, n_models):
         sizes = [n_features, *widths, n_outputs]
