@@ -201,3 +201,35 @@ def test_busy_elsewhere_reads_the_run_queue_less_this_process(monkeypatch):
 def test_own_running_counts_the_caller():
     assert parallel._own_running() >= 1
     assert parallel._busy_elsewhere() >= 0
+
+
+@pytest.mark.parametrize("on_before", [False, True])
+def test_flush_denormals_flushes_within_its_block_and_restores_the_setting_after(on_before):
+    from sknet.parallel import _flushing_denormals, flush_denormals
+
+    torch.set_flush_denormal(on_before)
+    try:
+        with flush_denormals() as flushing:
+            if flushing:  # x86 with SSE3, or AArch64: a denormal comes out zero
+                assert (torch.tensor([1e-39]) * 1.0).item() == 0.0
+        assert _flushing_denormals() == on_before
+        with flush_denormals("meta") as flushing:  # other devices: nothing changes
+            assert not flushing and _flushing_denormals() == on_before
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_the_engine_trains_with_denormals_flushed(monkeypatch):
+    from sknet import MLPClassifier
+    from sknet.engine import _group, train_batched
+    from sknet.parallel import _flushing_denormals
+
+    supported = torch.set_flush_denormal(True)  # whether this CPU can flush
+    torch.set_flush_denormal(False)
+    seen = []
+    run = _group.GroupTrainer.run
+    monkeypatch.setattr(_group.GroupTrainer, "run",
+                        lambda self: seen.append(_flushing_denormals()) or run(self))
+    X, y = np.random.RandomState(0).rand(40, 3), np.arange(40) % 2
+    train_batched(MLPClassifier(max_epochs=1, device="cpu"), [({}, np.arange(40))], X, y)
+    assert seen == [supported] and not _flushing_denormals()

@@ -91,7 +91,8 @@ def padded_widths(hidden, n_features, n_outputs, rows, device="cpu"):
             gains = []
             for left, right in zip(blocks[:-1], blocks[1:], strict=False):
                 merged = tuple(map(max, left[0], right[0]))
-                gains.append(cost(left[0], left[2]) + cost(right[0], right[2]) - cost(merged, left[2] + right[2]))
+                apart = cost(left[0], left[2]) + cost(right[0], right[2])
+                gains.append(apart - cost(merged, left[2] + right[2]))
             best = max(range(len(gains)), key=gains.__getitem__)
             if gains[best] <= 0:
                 break

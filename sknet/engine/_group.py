@@ -535,8 +535,8 @@ class _Layout:
         self.mask = (torch.as_tensor(counts, device=like.device)[:, :, None]
                      > torch.arange(self.width, device=like.device)).to(like.dtype)
         self.batch_index = torch.as_tensor(batch_index, device=like.device) if self.chunked else None
-        self.l1_scales = (list(torch.as_tensor(ends.T, dtype=like.dtype, device=like.device)[:, :, None, None])
-                          if self.chunked else [None] * n_steps)
+        ends_t = torch.as_tensor(ends.T, dtype=like.dtype, device=like.device)
+        self.l1_scales = list(ends_t[:, :, None, None]) if self.chunked else [None] * n_steps
         offsets = np.zeros((len(sizes), n_steps), dtype=np.int64)
         for k, part in enumerate(parts):
             offsets[k, :int(part.sum())] = self.width * _within(part)

@@ -133,12 +133,14 @@ class BatchedMLP:
         for i in range(self.depth):
             live = [b for b, block in enumerate(self.blocks) if block.depth > i]
             inputs = [hidden[b] for b in live]
-            shapes = [(*h.shape[:2], self.blocks[b].weights[i].shape[2]) for b, h in zip(live, inputs, strict=True)]
+            shapes = [(*h.shape[:2], self.blocks[b].weights[i].shape[2])
+                      for b, h in zip(live, inputs, strict=True)]
             flat, parts = self._flat(f"z{i}", shapes, training, X)
             zs = [torch.baddbmm(self.blocks[b].biases[i], h, self.blocks[b].weights[i], out=part)
                   for b, h, part in zip(live, inputs, parts, strict=True)]
             if self.norm:
-                zs = [self.blocks[b].norms[i].forward(z, training, None if block_rows is None else block_rows[b])
+                zs = [self.blocks[b].norms[i].forward(
+                          z, training, None if block_rows is None else block_rows[b])
                       for b, z in zip(live, zs, strict=True)]
                 if flat is not None:
                     for part, z in zip(parts, zs, strict=True):
@@ -176,7 +178,8 @@ class BatchedMLP:
         else:
             a = self._flat(f"a{i}", shapes, training, flat)[0]
             if a is None:  # autograd records: the activations out of place
-                a = torch.cat([self.blocks[b].activate(part).reshape(-1) for b, part in zip(live, parts, strict=True)])
+                a = torch.cat([self.blocks[b].activate(part).reshape(-1)
+                               for b, part in zip(live, parts, strict=True)])
             else:
                 for b, part, out in zip(live, parts, _split(a, shapes), strict=True):
                     self.blocks[b].activate(part, out)
@@ -238,7 +241,8 @@ class BatchedMLP:
         key = stepped.tobytes()
         if key not in self._zero_views:
             self._zero_views[key] = [grad[run] for block in self.blocks
-                                     for run in _runs(np.flatnonzero(stepped[block.span])) for grad in block.grads]
+                                     for run in _runs(np.flatnonzero(stepped[block.span]))
+                                     for grad in block.grads]
         torch._foreach_zero_(self._zero_views[key])
 
     def _dropout_scales(self, layer, live, shapes, counts, batches=None):
@@ -282,7 +286,8 @@ class BatchedMLP:
                 elif n:
                     offset = batches[0][k]
                     if layer == 0 and offset == 0:
-                        self._masks[k] = self._batch_masks(block, j, batches[1][k], generator, self.keep_host[k])
+                        self._masks[k] = self._batch_masks(block, j, batches[1][k], generator,
+                                                           self.keep_host[k])
                     scale[j, :n, :units] = self._masks[k][layer][offset:offset + n]
             scale.div_(self.keep[block.span])
         return scales
@@ -347,9 +352,10 @@ class BatchedMLP:
         """Model ``k``'s slices of ``tensors`` (laid out as :meth:`parameters`), under
         ``MLPModule``'s parameter names and in its parameters' shapes."""
         block, j, start = self._locate(k)
+        names = block.parameter_names()
         return {name: _as_module(block.real(j, i, tensor), i < block.depth + 1).clone(
                     memory_format=torch.contiguous_format)
-                for i, (name, tensor) in enumerate(zip(block.parameter_names(), tensors[start:], strict=False))}
+                for i, (name, tensor) in enumerate(zip(names, tensors[start:], strict=False))}
 
     def restack(self, k, named, tensors):
         """Write ``named`` (tensors under ``MLPModule``'s parameter names, in their shapes) into
@@ -430,7 +436,8 @@ class _Block:
         pairs = list(zip(self.padded[:-1], self.padded[1:], strict=True))
         # nn.Linear computes x @ W.T: store W.T so that baddbmm needs no transpose.
         self.weights = [_stack([lay[i].weight.T for lay in layers], pairs[i]) for i in range(len(pairs))]
-        self.biases = [_stack([lay[i].bias[None] for lay in layers], (1, pairs[i][1])) for i in range(len(pairs))]
+        self.biases = [_stack([lay[i].bias[None] for lay in layers], (1, pairs[i][1]))
+                       for i in range(len(pairs))]
         norms = [[m for m in module.modules() if isinstance(m, nn.BatchNorm1d)] for module in modules]
         self.norms = [_StackedNorm([norm[i] for norm in norms], hidden[i]) for i in range(len(norms[0]))]
         self.span = slice(start, start + len(modules))
@@ -446,14 +453,19 @@ class _Block:
         weight = self.weights[0]
         # A padded unit's pre-activation is 0; where its activation is not, it is masked to 0.
         nonzero = any(kind().forward(torch.zeros(1)).item() != 0 for kind in set(kinds))
-        self.unit_masks = [None if not nonzero or all(w[i + 1] == self.padded[i + 1] for w in self.widths) else
-                           (torch.arange(self.padded[i + 1], device=weight.device)
-                            < torch.as_tensor([w[i + 1] for w in self.widths], device=weight.device)[:, None]
-                            ).to(weight.dtype)[:, None, :]
-                           for i in range(self.depth)]
+        self.unit_masks = [self._unit_mask(i + 1, weight) if nonzero else None for i in range(self.depth)]
         # Gradients are written into the same tensors at every step (optimizers may keep views),
         # or added to them over a batch of several steps: zero at first.
         self.grads = [torch.zeros_like(p) for p in self.parameters()[0]]
+
+    def _unit_mask(self, layer, like):
+        """``(K_b, 1, units)``: 1 on each model's own units of layer ``layer`` (its widths' index),
+        0 on its padding; None where no model is padded there."""
+        own = torch.as_tensor([w[layer] for w in self.widths], device=like.device)
+        if bool((own == self.padded[layer]).all()):
+            return None
+        units = torch.arange(self.padded[layer], device=like.device)
+        return (units < own[:, None]).to(like.dtype)[:, None, :]
 
     def parameters(self):
         affine = [t for norm in self.norms for t in (norm.weight, norm.bias)]
@@ -556,7 +568,7 @@ def _stack(tensors, shape):
     stacked = first.new_zeros((len(tensors), *shape))
     with torch.no_grad():
         for k, tensor in enumerate(tensors):
-            stacked[(k, *(slice(size) for size in tensor.shape))] = tensor
+            stacked[(k,) + tuple(slice(size) for size in tensor.shape)] = tensor
     return stacked
 
 
@@ -620,6 +632,7 @@ class _StackedNorm:
     def buffers(self, k, units, copy=True):
         """Model ``k``'s running statistics (of its ``units`` real units) under ``nn.BatchNorm1d``'s
         names (views unless ``copy``)."""
-        views = {"running_mean": self.running_mean[k, 0, :units], "running_var": self.running_var[k, 0, :units],
+        views = {"running_mean": self.running_mean[k, 0, :units],
+                 "running_var": self.running_var[k, 0, :units],
                  "num_batches_tracked": self.n_batches[k]}
         return {name: view.clone() for name, view in views.items()} if copy else views

@@ -370,7 +370,8 @@ class _Parts(dict):
         for i, span in enumerate(optimizer.spans):
             inside = np.flatnonzero(active[span])
             breaks = np.flatnonzero(np.diff(inside) != 1) + 1
-            self.where += [(i, slice(int(run[0]), int(run[-1]) + 1)) for run in np.split(inside, breaks) if len(run)]
+            self.where += [(i, slice(int(run[0]), int(run[-1]) + 1))
+                           for run in np.split(inside, breaks) if len(run)]
         self.spans, self.decays = optimizer.spans, optimizer.decays
         self["params"] = [optimizer.params[i][run] for i, run in self.where]
         self["scratch"] = [optimizer.scratch[i][run] for i, run in self.where]

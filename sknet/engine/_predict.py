@@ -63,28 +63,36 @@ def predict_batched(estimators: Sequence[BaseTorchNet], X: ArrayLike) -> list[to
         groups.setdefault(_architecture(est), []).append(i)
     for members in groups.values():
         hand_written = has_hand_written_backward(estimators[members[0]])
-        if hand_written:  # equal widths: blocks
-            members.sort(key=lambda i: training_spec(estimators[i]).hidden_sizes or ())
+        if hand_written:  # equal depths and widths: blocks; equal activations: runs
+            members.sort(key=lambda i: _block_order(estimators[i]))
         forward = _forward if hand_written else _forward_modules
         for i, out in zip(members, forward([estimators[i] for i in members], X), strict=True):
             outputs[i] = out
     return outputs
 
 
+def _block_order(estimator):
+    """An MLP's place in a batched pass: by depth and widths (blocks), then activation (runs)."""
+    spec = training_spec(estimator)
+    hidden = spec.hidden_sizes or ()
+    return len(hidden), hidden, spec.activation
+
+
 def _architecture(estimator):
-    """What models must share to be stacked: all but the layers' widths (and the rates of dropout);
-    for modules other than sknet's MLP, their class and their tensors' names, shapes and dtypes."""
+    """What models must share to be stacked: all but their depths, widths and activations (and the
+    rates of dropout); for modules other than sknet's MLP, their class and their tensors' names,
+    shapes and dtypes."""
     module = estimator.net_.module_
     if not has_hand_written_backward(estimator):
         return (type(module), tensor_layout(module), estimator.device_)
     spec = training_spec(estimator)
-    return (len(spec.hidden_sizes), spec.activation, spec.batch_norm, module.output.out_features,
-            estimator.device_, spec.dtype)
+    return (spec.batch_norm, module.output.out_features, estimator.device_, spec.dtype)
 
 
 def _forward(estimators, X):
     first = estimators[0]
-    model = BatchedMLP([est.net_.module_ for est in estimators], first.activation,
+    model = BatchedMLP([est.net_.module_ for est in estimators],
+                       [training_spec(est).activation for est in estimators],
                        np.zeros(len(estimators)))
     X = torch.as_tensor(np.asarray(X), device=first.device_)
     widest = max([X.shape[1], *(max(training_spec(est).hidden_sizes, default=0) for est in estimators)])

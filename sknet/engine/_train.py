@@ -21,11 +21,11 @@ from sklearn.utils import check_array
 
 from .._compat import OutOfMemoryError
 from ..nets._data import predict_batch_size
-from ..parallel import fit_threads, forward_work, step_work
+from ..parallel import fit_threads, flush_denormals, forward_work, step_work
 from . import _functional
+from ._costs import padded_widths, padding_waste
 from ._functional import tensor_layout
 from ._group import GroupTrainer, _RowIndices
-from ._costs import padded_widths, padding_waste
 from ._jobs import (
     Job,
     TrainingState,
@@ -61,7 +61,8 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
 @overload
 def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
                   sample_weight: ArrayLike | None = ..., *, starts: Starts = ...,
-                  keep_states: bool = ..., verbose: int = ...) -> Fitted[Net] | tuple[Fitted[Net], States]: ...
+                  keep_states: bool = ...,
+                  verbose: int = ...) -> Fitted[Net] | tuple[Fitted[Net], States]: ...
 def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
                   sample_weight: ArrayLike | None = None, *, starts: Starts = None,
                   keep_states: bool = False, verbose: int = 0) -> Fitted[Net] | tuple[Fitted[Net], States]:
@@ -176,7 +177,7 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
             # Each batched operation spans all the chunk's models: their work decides the threads.
             work = _chunk_work([prepared[i] for i in chunk], X_tensor,
                                None if widths is None else [widths[i] for i in chunk])
-            with fit_threads(work, first.device_):
+            with fit_threads(work, first.device_), flush_denormals(first.device_):
                 results = _train_group(chunk, prepared, X_tensor, prepare_job, followers, keep_states, widths)
             for i, (result, state) in results.items():
                 fitted[i], states[i] = result, state
@@ -232,7 +233,8 @@ def _chunk_work(jobs, X, widths=None):
     if not _hand_written(jobs[0]):
         return forward_work(jobs[0].estimator.net_.module_, X[jobs[0].rows[:1]]) * sum(rows)
     hidden = [job.spec.hidden_sizes for job in jobs] if widths is None else widths
-    return sum(step_work(X.shape[1], h, job.n_outputs, n) for job, h, n in zip(jobs, hidden, rows, strict=True))
+    return sum(step_work(X.shape[1], h, job.n_outputs, n)
+               for job, h, n in zip(jobs, hidden, rows, strict=True))
 
 
 def _plan_blocks(members, prepared, n_features):
@@ -256,7 +258,8 @@ def _describe_group(members, prepared, widths, n_features):
     """One line on a group as it starts: its models, rows, blocks, and what they share."""
     jobs = [prepared[i] for i in members]
     spec = jobs[0].spec
-    shared = (f"estimator={spec.estimator.__name__}, optimizer={spec.optimizer!r}, loss={spec.loss.__name__}, "
+    shared = (f"estimator={spec.estimator.__name__}, optimizer={spec.optimizer!r}, "
+              f"loss={spec.loss.__name__}, "
               f"early_stopping={spec.early_stopping}, lr_schedule={spec.lr_schedule!r}, "
               f"device={spec.device!r}, dtype={spec.dtype!r}")
     if spec.hidden_sizes is None:

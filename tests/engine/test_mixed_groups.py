@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from test_engine import assert_matches_sequential, assert_same_optimizer_state, two_folds
 
 from sknet import MLPClassifier, MLPRegressor
 from sknet.engine import _costs, group_jobs, train_batched
-from sknet.engine._group import GroupTrainer
 from sknet.engine._costs import padded_widths
-
-from test_engine import assert_matches_sequential, assert_same_optimizer_state, two_folds
+from sknet.engine._group import GroupTrainer
 
 CLF = MLPClassifier(hidden_layer_sizes=(16, 8), batch_size=32, max_epochs=3, random_state=0, device="cpu")
 
@@ -157,8 +156,8 @@ def test_widths_cost_model_merges_blocks_only_where_the_padding_costs_less():
 def test_on_a_cpu_batch_sizes_train_in_groups_of_their_own_by_default(clf_data, monkeypatch):
     monkeypatch.undo()  # the library's own policy
     X, y = clf_data
-    jobs = [(dict(hidden_layer_sizes=h, batch_size=b), rows) for h, b in [((16, 8), 32), ((5,), 64), ((7,), 32)]
-            for rows in two_folds(len(X))]
+    jobs = [(dict(hidden_layer_sizes=h, batch_size=b), rows)
+            for h, b in [((16, 8), 32), ((5,), 64), ((7,), 32)] for rows in two_folds(len(X))]
     assert group_jobs(CLF, jobs) == [[0, 1, 4, 5], [2, 3]]
     monkeypatch.setattr(_costs, "TICKS_ACROSS_BATCH_SIZES", {"cpu": True, "cuda": True})
     assert group_jobs(CLF, jobs) == [[0, 1, 2, 3, 4, 5]]
@@ -185,3 +184,44 @@ def test_a_search_with_verbose_2_prints_its_groups(clf_data, capsys):
     GridSearchCV(clone(CLF).set_params(max_epochs=1), grid, cv=2, verbose=2).fit(X, y)
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("[sknet.engine]")]
     assert lines[0].startswith("[sknet.engine] group of 8 models") and "depths [1, 2]" in lines[0]
+
+
+def test_nets_of_different_depths_and_activations_predict_in_one_pass(clf_data, monkeypatch):
+    from sknet.engine import _predict, predict_batched
+    from sknet.nets import validate_input
+
+    X, y = clf_data
+    nets = [clone(CLF).set_params(hidden_layer_sizes=h, activation=a, dtype="float64").fit(X, y)
+            for h, a in [((16, 8), "relu"), ((5,), "sigmoid"), ((), "relu"), ((9, 9, 4), "tanh"),
+                         ((5,), "relu")]]
+    passes = []
+    forward = _predict._forward
+    monkeypatch.setattr(_predict, "_forward", lambda estimators, X: passes.append(len(estimators))
+                        or forward(estimators, X))
+    outputs = predict_batched(nets, validate_input(nets[0], X))
+    assert passes == [5]
+    for net, out in zip(nets, outputs, strict=True):
+        np.testing.assert_allclose(out.numpy(), net.net_.forward(X).numpy(), rtol=0, atol=1e-12)
+
+
+def test_the_memory_estimate_counts_each_model_at_its_padded_widths(monkeypatch):
+    from sklearn.datasets import load_iris
+
+    from sknet.engine import _train
+
+    X, y = load_iris(return_X_y=True)
+    jobs = [({"n_units": units, "lr": 1e-3 * (1 + i)}, np.arange(150)) for i, units in enumerate((4, 512, 4))]
+    base = MLPClassifier(max_epochs=1, random_state=0, device="cpu")
+    small, large = (_train._estimated_bytes(_train.prepare(base, *jobs[i], X, y), X.shape[1]) for i in (0, 1))
+    room = (2 * small + 1.5 * large) / _train.MEMORY_SHARE  # the two small models and one large one
+    monkeypatch.setattr(_train, "_free_memory", lambda device: room)
+    sizes = []
+    init = GroupTrainer.__init__
+    monkeypatch.setattr(GroupTrainer, "__init__", lambda self, jobs, *rest: sizes.append(len(jobs))
+                        or init(self, jobs, *rest))
+    # Own widths: the small ones fit beside the large one.
+    monkeypatch.setattr(_costs, "FIXED_FLOPS", {"cpu": 0.0, "cuda": 0.0})
+    train_batched(base, jobs, X, y)
+    monkeypatch.setattr(_costs, "FIXED_FLOPS", {"cpu": 1e18, "cuda": 1e18})  # all padded to 512: one each
+    train_batched(base, jobs, X, y)
+    assert sizes == [3, 1, 1, 1]
