@@ -303,7 +303,7 @@ def group_jobs(estimator: BaseTorchNet, jobs: Jobs) -> list[list[int]]:
     -------
     groups : list of list of int
         Indices into ``jobs``, groups in order of first appearance. Jobs
-        differing in what :func:`group_key` names fall in different groups:
+        differing in what ``group_key`` names fall in different groups:
         the estimator class, optimizer, loss, early stopping, schedule, device
         or dtype; MLPs differing in batch norm, or in batch size on a CPU or
         with batch norm or early stopping; other modules differing in batch size, class or
