@@ -118,7 +118,9 @@ class GroupTrainer:
         self.max_epochs = np.array([job.spec.max_epochs for job in jobs])
         self.errors = [None] * len(jobs)
         self.stopped = np.zeros(len(jobs), dtype=bool)  # by early stopping
-        self.batch_schedule = base.lr_schedule is not None and _steps_every_batch(self.nets[0])
+        # The models whose schedule steps every batch (the others' step at the epoch's end).
+        self.batch_schedule = np.array([job.spec.lr_schedule is not None and _steps_every_batch(net)
+                                        for job, net in zip(jobs, self.nets, strict=True)])
         self.like = like
         self.rows, self.y, self.weight = _pad_rows([(job.rows, job.y, job.weight) for job in jobs], like)
         self.weighted = any(job.weight is not None for job in jobs)  # else every row weighs 1
@@ -212,7 +214,8 @@ class GroupTrainer:
         self.jobs, self.nets, self.batches, self.errors, self.callbacks, self.shadows = (
             [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors,
                                                    self.callbacks, self.shadows))
-        for name in ("l1", "lr", "max_epochs", "stopped", "index", "epochs", "resumed", "batch_sizes") + (
+        for name in ("l1", "lr", "max_epochs", "stopped", "index", "epochs", "resumed", "batch_sizes",
+                     "batch_schedule") + (
                 ("n_valid",) * self.early_stopping):
             setattr(self, name, getattr(self, name)[keep])
         self.l1_column = self.l1_column[rows]
@@ -237,8 +240,8 @@ class GroupTrainer:
         losses = []
         for rows, y, coef, real, active, counts, l1_scale, batches in steps:
             losses.append(self._step(rows, y, coef, real, active, counts, l1_scale, batches))
-            if self.batch_schedule:
-                for k in np.flatnonzero(active):
+            if self.batch_schedule.any():
+                for k in np.flatnonzero(active & self.batch_schedule):
                     end_batch(self.nets[k])
                     self.lr[k] = self.nets[k].optimizer_.param_groups[0]["lr"]
         losses = torch.stack(losses, dim=1).cpu().numpy() if losses else np.zeros((len(self.jobs), 0))
@@ -339,7 +342,7 @@ class GroupTrainer:
         extra = {} if validation is None else {"valid_loss": (k, validation)}
         try:
             self.errors[k] = _close_epoch(net, losses, sizes, extra, self._record_validation,
-                                          opened=self.batch_schedule)
+                                          opened=self.batch_schedule[k])
         except KeyboardInterrupt:  # skorch's EarlyStopping ends training this way
             if not net.early_stopped():
                 raise

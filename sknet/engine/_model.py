@@ -57,8 +57,8 @@ class BatchedMLP:
     Parameters
     ----------
     modules : list of MLPModule
-        Modules all with batch normalisation, or all without. Adjacent models of
-        equal padded widths (``widths``) form a block.
+        Adjacent models of equal padded widths (``widths``), all with batch
+        normalisation or all without, form a block.
     activation : str or list of str
         Keys of ``sknet._options.ACTIVATIONS``: one for all models, or each model's.
     dropout : ndarray of shape (K,)
@@ -78,7 +78,10 @@ class BatchedMLP:
     def __init__(self, modules, activation, dropout, generators=None, widths=None):
         activations = [activation] * len(modules) if isinstance(activation, str) else list(activation)
         padded = [tuple(_hidden_widths(m)) for m in modules] if widths is None else [tuple(w) for w in widths]
-        starts = [k for k in range(len(modules)) if k == 0 or padded[k] != padded[k - 1]]
+        # A block: models of one depth, padded widths, and batch norm or not.
+        kinds = [(p, any(isinstance(m, nn.BatchNorm1d) for m in module.modules()))
+                 for p, module in zip(padded, modules, strict=True)]
+        starts = [k for k in range(len(modules)) if k == 0 or kinds[k] != kinds[k - 1]]
         generators = generators or []
         self.blocks = [_Block(modules[start:stop], start, generators[start:stop], padded[start],
                               activations[start:stop])
@@ -88,7 +91,7 @@ class BatchedMLP:
         # One activation for all: one pass over each layer's buffer (ReLU's in place).
         self.activation = ACTIVATIONS[activations[0]]() if len(kinds) == 1 else None
         self.relu = kinds == {nn.ReLU}
-        self.norm = bool(self.blocks[0].norms)
+        self.norm = any(block.norms for block in self.blocks)
         weight = self.blocks[0].weights[0]  # every buffer and column takes the parameters' dtype
         self.keep_host = (1 - np.asarray(dropout, dtype=np.float64)).tolist()  # as torch computes 1 - p
         self.keep = torch.as_tensor(self.keep_host, dtype=weight.dtype, device=weight.device).view(-1, 1, 1)
@@ -139,12 +142,11 @@ class BatchedMLP:
             zs = [torch.baddbmm(self.blocks[b].biases[i], h, self.blocks[b].weights[i], out=part)
                   for b, h, part in zip(live, inputs, parts, strict=True)]
             if self.norm:
-                zs = [self.blocks[b].norms[i].forward(
-                          z, training, None if block_rows is None else block_rows[b])
-                      for b, z in zip(live, zs, strict=True)]
+                zs = [self._normalise(b, i, z, training, block_rows) for b, z in zip(live, zs, strict=True)]
                 if flat is not None:
                     for part, z in zip(parts, zs, strict=True):
-                        part.copy_(z)
+                        if z is not part:
+                            part.copy_(z)
             if flat is None:  # autograd records this pass (the tests' reference)
                 flat = torch.cat([z.reshape(-1) for z in zs])
                 parts = _split(flat, shapes)
@@ -167,6 +169,11 @@ class BatchedMLP:
                                h.transpose(1, 2), out=out)
                  for block, h, out in zip(self.blocks, hidden, outs, strict=True)]
         return (out_t if out_t is not None else torch.cat(parts)).transpose(1, 2)
+
+    def _normalise(self, b, i, z, training, block_rows):
+        """Block ``b``'s batch norm of its hidden layer ``i`` (``z`` as it is without one)."""
+        norms = self.blocks[b].norms
+        return norms[i].forward(z, training, None if block_rows is None else block_rows[b]) if norms else z
 
     def _activate(self, i, live, flat, parts, shapes, training):
         """Hidden layer ``i``'s activations of the blocks ``live`` (their pre-activations ``flat``,
@@ -217,7 +224,7 @@ class BatchedMLP:
             grads = self._activation_grads(live, flat, parts, z, a, shapes)
             for b, h, grad in zip(live, inputs, grads, strict=True):
                 block = self.blocks[b]
-                if self.norm:
+                if block.norms:
                     grad = block.norms[i].backward(grad, *block.grads[2 * (block.depth + 1) + 2 * i:][:2])
                 block.add_grads(i, h, grad, accumulate)
                 ups[b] = grad

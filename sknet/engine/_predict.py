@@ -72,21 +72,21 @@ def predict_batched(estimators: Sequence[BaseTorchNet], X: ArrayLike) -> list[to
 
 
 def _block_order(estimator):
-    """An MLP's place in a batched pass: by depth and widths (blocks), then activation (runs)."""
+    """An MLP's place in a batched pass: by depth, widths and batch norm (blocks), then activation (runs)."""
     spec = training_spec(estimator)
     hidden = spec.hidden_sizes or ()
-    return len(hidden), hidden, spec.activation
+    return len(hidden), hidden, spec.batch_norm, spec.activation
 
 
 def _architecture(estimator):
-    """What models must share to be stacked: all but their depths, widths and activations (and the
-    rates of dropout); for modules other than sknet's MLP, their class and their tensors' names,
-    shapes and dtypes."""
+    """What models must share to be stacked: all but their depths, widths, batch norm and activations
+    (and the rates of dropout); for modules other than sknet's MLP, their class and their tensors'
+    names, shapes and dtypes."""
     module = estimator.net_.module_
     if not has_hand_written_backward(estimator):
         return (type(module), tensor_layout(module), estimator.device_)
     spec = training_spec(estimator)
-    return (spec.batch_norm, module.output.out_features, estimator.device_, spec.dtype)
+    return (module.output.out_features, estimator.device_, spec.dtype)
 
 
 def _forward(estimators, X):

@@ -241,15 +241,16 @@ def _plan_blocks(members, prepared, n_features):
     """Order a group of MLP jobs into blocks, in place; return each job's padded widths (by job).
 
     Models are padded by the cost model of :func:`~._costs.padded_widths` and sorted by
-    depth and padded widths (a block each), then by activation (a run each) and batch size.
+    depth, padded widths and batch norm (a block each), then by activation (a run each) and
+    batch size.
     """
     jobs = [prepared[i] for i in members]
     tick = min(job.spec.batch_size for job in jobs)
     padded = padded_widths([job.spec.hidden_sizes for job in jobs], n_features, jobs[0].n_outputs, tick,
                            jobs[0].estimator.device_)
     widths = dict(zip(members, padded, strict=True))
-    order = sorted(range(len(members)), key=lambda k: (len(padded[k]), padded[k], jobs[k].spec.activation,
-                                                       jobs[k].spec.batch_size, k))
+    order = sorted(range(len(members)), key=lambda k: (len(padded[k]), padded[k], jobs[k].spec.batch_norm,
+                                                       jobs[k].spec.activation, jobs[k].spec.batch_size, k))
     members[:] = [members[k] for k in order]
     return widths
 
@@ -259,20 +260,20 @@ def _describe_group(members, prepared, widths, n_features):
     jobs = [prepared[i] for i in members]
     spec = jobs[0].spec
     shared = (f"estimator={spec.estimator.__name__}, optimizer={spec.optimizer!r}, "
-              f"loss={spec.loss.__name__}, "
-              f"early_stopping={spec.early_stopping}, lr_schedule={spec.lr_schedule!r}, "
+              f"loss={spec.loss.__name__}, early_stopping={spec.early_stopping}, "
               f"device={spec.device!r}, dtype={spec.dtype!r}")
     if spec.hidden_sizes is None:
-        shared += f", batch_size={spec.batch_size}, module={spec.module!r}"
+        shared += f", lr_schedule={spec.lr_schedule!r}, batch_size={spec.batch_size}, module={spec.module!r}"
         blocks = ""
     else:
         padded = [widths[i] for i in members]
         waste = padding_waste([job.spec.hidden_sizes for job in jobs], padded, n_features, jobs[0].n_outputs)
-        shared += f", batch_norm={spec.batch_norm}, dropout={spec.dropout > 0}"
         sizes = sorted({job.spec.batch_size for job in jobs})
-        blocks = (f"; {len(set(padded))} blocks (depths {sorted({len(p) for p in padded})}, padding adds "
+        n_blocks = len({(p, job.spec.batch_norm) for p, job in zip(padded, jobs, strict=True)})
+        blocks = (f"; {n_blocks} blocks (depths {sorted({len(p) for p in padded})}, padding adds "
                   f"{waste:.0%} of the products), batch sizes {sizes}, activations "
-                  f"{sorted({job.spec.activation for job in jobs})}")
+                  f"{sorted({job.spec.activation for job in jobs})}, schedules "
+                  f"{sorted({str(job.spec.lr_schedule) for job in jobs})}")
     rows = sum(len(job.rows) for job in jobs)
     return f"[sknet.engine] group of {len(jobs)} models, {rows} training rows{blocks}; shared: {shared}"
 
