@@ -125,11 +125,16 @@ class GroupTrainer:
         self.rows, self.y, self.weight = _pad_rows([(job.rows, job.y, job.weight) for job in jobs], like)
         self.weighted = any(job.weight is not None for job in jobs)  # else every row weighs 1
         self._layouts = (None, None)  # the last batch sizes' key and layout
-        self.early_stopping = base.early_stopping
+        # The models that stop early, validated every epoch (the others have no validation rows).
+        self.validates = np.array([job.valid is not None for job in jobs])
+        self.early_stopping = bool(self.validates.any())
         if self.early_stopping:
-            self.n_valid = np.array([len(job.valid[0]) for job in jobs])
-            self.valid_batch_size = predict_batch_size(_RowIndices(0), base.batch_size)
-            self.valid = _pad_rows([job.valid for job in jobs], like)
+            self.n_valid = np.array([0 if job.valid is None else len(job.valid[0]) for job in jobs])
+            # Those that validate share their batch size (group_key): their validation batches' size.
+            size = next(job.spec.batch_size for job in jobs if job.valid is not None)
+            self.valid_batch_size = predict_batch_size(_RowIndices(0), size)
+            self.valid = _pad_rows([(job.rows[:0], job.y[:0], None) if job.valid is None else job.valid
+                                    for job in jobs], like)
         self.batches = [DeviceBatches(_RowIndices(len(job.rows)), job.spec.batch_size, shuffle=True,
                                       seed=job.seed) for job in jobs]
         self.batch_sizes = np.array([job.spec.batch_size for job in jobs])
@@ -215,7 +220,7 @@ class GroupTrainer:
             [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors,
                                                    self.callbacks, self.shadows))
         for name in ("l1", "lr", "max_epochs", "stopped", "index", "epochs", "resumed", "batch_sizes",
-                     "batch_schedule") + (
+                     "batch_schedule", "validates") + (
                 ("n_valid",) * self.early_stopping):
             setattr(self, name, getattr(self, name)[keep])
         self.l1_column = self.l1_column[rows]
@@ -339,7 +344,7 @@ class GroupTrainer:
 
     def _end_epoch(self, k, losses, sizes, validation):
         net = self.nets[k]
-        extra = {} if validation is None else {"valid_loss": (k, validation)}
+        extra = {} if validation is None or not self.validates[k] else {"valid_loss": (k, validation)}
         try:
             self.errors[k] = _close_epoch(net, losses, sizes, extra, self._record_validation,
                                           opened=self.batch_schedule[k])

@@ -260,10 +260,10 @@ def _describe_group(members, prepared, widths, n_features):
     jobs = [prepared[i] for i in members]
     spec = jobs[0].spec
     shared = (f"estimator={spec.estimator.__name__}, optimizer={spec.optimizer!r}, "
-              f"loss={spec.loss.__name__}, early_stopping={spec.early_stopping}, "
-              f"device={spec.device!r}, dtype={spec.dtype!r}")
+              f"loss={spec.loss.__name__}, device={spec.device!r}, dtype={spec.dtype!r}")
     if spec.hidden_sizes is None:
-        shared += f", lr_schedule={spec.lr_schedule!r}, batch_size={spec.batch_size}, module={spec.module!r}"
+        shared += (f", early_stopping={spec.early_stopping}, lr_schedule={spec.lr_schedule!r}, "
+                   f"batch_size={spec.batch_size}, module={spec.module!r}")
         blocks = ""
     else:
         padded = [widths[i] for i in members]
@@ -273,7 +273,8 @@ def _describe_group(members, prepared, widths, n_features):
         blocks = (f"; {n_blocks} blocks (depths {sorted({len(p) for p in padded})}, padding adds "
                   f"{waste:.0%} of the products), batch sizes {sizes}, activations "
                   f"{sorted({job.spec.activation for job in jobs})}, schedules "
-                  f"{sorted({str(job.spec.lr_schedule) for job in jobs})}")
+                  f"{sorted({str(job.spec.lr_schedule) for job in jobs})}, early stopping "
+                  f"{sorted({job.spec.early_stopping for job in jobs})}")
     rows = sum(len(job.rows) for job in jobs)
     return f"[sknet.engine] group of {len(jobs)} models, {rows} training rows{blocks}; shared: {shared}"
 

@@ -28,6 +28,7 @@ DIFFERENCES = {
     "schedule": [dict(lr_schedule=None), dict(lr_schedule="cosine"), dict(lr_schedule="onecycle")],
     # SGD: with an adaptive optimizer a bias before batch norm drifts on float noise (docs/engine.rst).
     "batch_norm": [dict(batch_norm=False, optimizer="sgd"), dict(batch_norm=True, optimizer="sgd")],
+    "early_stopping": [dict(early_stopping=False), dict(early_stopping=True, patience=1, max_epochs=6)],
 }
 PAIRS = list(itertools.combinations(DIFFERENCES, 2))
 
@@ -68,15 +69,18 @@ def test_every_pair_of_differences_trains_in_one_group_as_the_sequential_fits(cl
     options = [{**a, **b} for a, b in itertools.product(*(DIFFERENCES[name] for name in pair))]
     jobs = [({**option, "lr": 10 ** -(1 + k % 3), "weight_decay": 1e-3 * (k % 2)}, rows)
             for k, option in enumerate(options) for rows in two_folds(len(X))]
-    if "batch_norm" in pair:  # batch norm shares its batch size: so do the others then (as on a CPU)
+    whole_batches = {"batch_norm", "early_stopping"} & set(pair)  # these share their batch size:
+    if whole_batches:  # so do the others then (as on a CPU)
         monkeypatch.setattr(_costs, "TICKS_ACROSS_BATCH_SIZES", {"cpu": False, "cuda": False})
-    assert len(group_jobs(CLF, jobs)) == (3 if set(pair) == {"batch_size", "batch_norm"} else 1)
+    assert len(group_jobs(CLF, jobs)) == (3 if whole_batches and "batch_size" in pair else 1)
     assert_matches_sequential(CLF, jobs, X, y)
     kinds = {(len(clone(CLF).set_params(**params)._hidden_sizes()), params.get("batch_norm", False))
              for params, _ in jobs}
-    if padding == "padded to the widest" and "batch_norm" not in pair:  # one block per depth
-        assert set(built) == {len(kinds)}
-    elif "batch_norm" not in pair:
+    if whole_batches:  # several groups, or models leaving the group at different epochs
+        return
+    if padding == "padded to the widest":
+        assert set(built) == {len(kinds)}  # one block per depth
+    else:
         assert max(built) >= len(kinds)
 
 
