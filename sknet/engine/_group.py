@@ -11,7 +11,6 @@ and initialised as its own ``fit`` would build it: the batched model does the ar
 A model that diverges, stops early or reaches its ``max_epochs`` leaves the stacked tensors.
 """
 
-import functools
 import time
 
 import numpy as np
@@ -34,6 +33,7 @@ from ._bookkeeping import (
 )
 from ._functional import BatchedModule
 from ._jobs import TrainingState, continuation_refusal, optimizer_name
+from ._layout import _batch_sizes, _coefficients, _Layout
 from ._loss import LOSSES
 from ._model import BatchedMLP
 
@@ -108,9 +108,10 @@ class GroupTrainer:
         params, decays = self.model.parameters()
         # The dtype of losses, weights and masks: the parameters' (X may hold integer token ids).
         like = X if X.is_floating_point() else params[0]
-        optimizer = _optim.OPTIMIZERS[optimizer_name(base.optimizer)]
-        self.optimizer = optimizer(params, decays, self._hyper("weight_decay"), self._hyper("momentum"),
-                                   self.model.spans())
+        self.optimizer = _optim.OptimizerSet(self._tensor_optimizers(), params, decays,
+                                             self._hyper("weight_decay"), self._hyper("momentum"),
+                                             self.model.spans(),
+                                             [optimizer_name(job.spec.optimizer) for job in jobs])
         self.loss = LOSSES[base.loss]
         self.l1 = self._hyper("l1")
         self.l1_column = torch.as_tensor(self.l1, dtype=like.dtype, device=device).view(-1, 1, 1)
@@ -162,7 +163,13 @@ class GroupTrainer:
         dropout = self._hyper("dropout")
         return BatchedMLP(modules, [job.spec.activation for job in self.jobs], dropout,
                           [_generator_after_init(job) for job in self.jobs] if dropout.any() else None,
-                          self.widths)
+                          self.widths, [optimizer_name(job.spec.optimizer) for job in self.jobs])
+
+    def _tensor_optimizers(self):
+        """The optimizer name of each tensor of the model's parameters (each block's models')."""
+        if isinstance(self.model, BatchedMLP):
+            return [block.label for block in self.model.blocks for _ in block.grads]
+        return [optimizer_name(self.jobs[0].spec.optimizer)] * len(self.model.parameters()[0])
 
     def _hyper(self, name):
         """Each job's ``name`` (a float of its :class:`~sknet.nets.TrainingSpec`), as a column."""
@@ -215,7 +222,8 @@ class GroupTrainer:
         """Drop the finished models from the group, so that they stop costing compute."""
         rows = torch.as_tensor(keep, device=self.X.device)
         self.model.keep_models(rows)
-        self.optimizer.keep_models(rows, self.model.parameters()[0], self.model.spans())
+        self.optimizer.keep_models(rows, self.model.parameters()[0], self.model.spans(),
+                                   self._tensor_optimizers())
         self.jobs, self.nets, self.batches, self.errors, self.callbacks, self.shadows = (
             [items[k] for k in keep] for items in (self.jobs, self.nets, self.batches, self.errors,
                                                    self.callbacks, self.shadows))
@@ -405,22 +413,25 @@ class GroupTrainer:
         """Model ``k``'s optimizer state from its net's torch optimizer: a resumed job's."""
         params = dict(net.module_.named_parameters())
         state = net.optimizer_.state
-        for name in self.optimizer.state_names:
+        optimizer, index = self.optimizer.owner(k)
+        for name in optimizer.state_names:
             values = {param_name: state[param][name] for param_name, param in params.items()
                       if state.get(param, {}).get(name) is not None}
             if values:
-                self.model.restack(k, values, [tensors[name] for tensors in self.optimizer.state])
+                self.model.restack(k, values, self.optimizer.in_order(
+                    index, [tensors[name] for tensors in optimizer.state]))
         steps = [state[param]["step"] for param in params.values() if "step" in state.get(param, {})]
         if steps:
-            self.optimizer.steps[k] = float(steps[0])
+            optimizer.steps[k] = float(steps[0])
 
     def _write_optimizer_state(self, k, net):
         """Model ``k``'s optimizer state into its net's optimizer, where torch keeps it, so that
         training on (``warm_start``, ``partial_fit``) goes on as after a sequential fit."""
-        state, steps = self.optimizer.torch_state(k)
+        optimizer, index = self.optimizer.owner(k)
+        state, steps = optimizer.torch_state(k)
         params = dict(net.module_.named_parameters())
         for name, tensors in state.items():
-            for param_name, value in self.model.unstack(k, tensors).items():
+            for param_name, value in self.model.unstack(k, self.optimizer.in_order(index, tensors)).items():
                 net.optimizer_.state[params[param_name]][name] = value
         if steps is not None:
             for param in params.values():
@@ -475,132 +486,6 @@ def _pad_rows(parts, like):
     return (torch.as_tensor(rows, device=like.device),
             torch.as_tensor(y, dtype=like.dtype if real_valued else None, device=like.device),
             torch.as_tensor(weight, dtype=like.dtype, device=like.device))
-
-
-@functools.lru_cache(maxsize=64)
-def _sizes_of(ends):
-    sizes = np.diff(ends, prepend=0)
-    sizes.flags.writeable = False  # shared between models and epochs
-    return sizes
-
-
-def _batch_sizes(ends):
-    """The sizes of the batches that end at ``ends`` (the same for every epoch of a model)."""
-    return _sizes_of(tuple(ends))
-
-
-class _Layout:
-    """Where each model's rows sit in an epoch's ``(K, steps, width)`` padded steps.
-
-    It depends only on the models' batch sizes, the same at every epoch: the
-    padding mask, the rows per step (and without weights, the loss coefficients)
-    are computed once. Each step holds ``width`` rows (the ``tick``): a model's batch
-    of up to that many rows is one step, a larger one several consecutive steps
-    (its first ``tick`` rows, the next...), the last of which ``active`` marks.
-    The rest pads shorter steps.
-
-    Parameters
-    ----------
-    sizes : list of ndarray
-        Each model's batch sizes.
-    like : torch.Tensor
-        The device of the tensors, and the dtype of the mask and coefficients.
-    weighted : bool
-        Whether rows have weights of their own (else each weighs 1).
-    batch_sizes : ndarray, default=None
-        Each model's ``batch_size``. The tick is the largest batch of the models of
-        the smallest ``batch_size`` (a batch of one row folds into the one before):
-        theirs are one step each. When None, every batch is one step.
-    """
-
-    def __init__(self, sizes, like, weighted, batch_sizes=None):
-        self.sizes = sizes
-        self.size_lists = [size.tolist() for size in sizes]
-        self.n_batches = np.array([len(size) for size in sizes])
-        smallest = None if batch_sizes is None else batch_sizes == batch_sizes.min()
-        self.width = max(int(size.max()) for k, size in enumerate(sizes) if smallest is None or smallest[k])
-        parts = [-(-size // self.width) for size in sizes]  # steps of each batch
-        self.chunked = any((part > 1).any() for part in parts)
-        n_steps = max(int(part.sum()) for part in parts)
-        counts = np.zeros((len(sizes), n_steps), dtype=np.int64)  # real rows per model and step
-        batch_rows = np.zeros((len(sizes), n_steps), dtype=np.int64)  # rows of the step's batch
-        batch_index = np.zeros((len(sizes), n_steps), dtype=np.int64)  # which batch it is
-        ends = np.zeros((len(sizes), n_steps), dtype=bool)
-        same = {}  # models with the same batch sizes share where their rows go
-        self.starts = []  # each model's first step of each batch
-        for k, (size, part) in enumerate(zip(sizes, parts, strict=True)):
-            steps = np.minimum(size.repeat(part) - self.width * _within(part), self.width)
-            counts[k, :len(steps)] = steps
-            batch_rows[k, :len(steps)] = size.repeat(part)
-            batch_index[k, :len(steps)] = np.arange(len(size)).repeat(part)
-            ends[k, np.cumsum(part) - 1] = True
-            self.starts.append(np.cumsum(part) - part)
-            same.setdefault(size.tobytes(), _positions(steps, self.width))
-        self.positions = [same[size.tobytes()] for size in sizes]
-        self.counts = counts.T.tolist()
-        self.active = list(ends.T)  # models whose batch ends at each step: they step
-        self.device = like.device
-        self.mask = (torch.as_tensor(counts, device=like.device)[:, :, None]
-                     > torch.arange(self.width, device=like.device)).to(like.dtype)
-        self.batch_index = torch.as_tensor(batch_index, device=like.device) if self.chunked else None
-        ends_t = torch.as_tensor(ends.T, dtype=like.dtype, device=like.device)
-        self.l1_scales = list(ends_t[:, :, None, None]) if self.chunked else [None] * n_steps
-        offsets = np.zeros((len(sizes), n_steps), dtype=np.int64)
-        for k, part in enumerate(parts):
-            offsets[k, :int(part.sum())] = self.width * _within(part)
-        self.batches = (list(zip(offsets.T.tolist(), batch_rows.T.tolist(), strict=True)) if self.chunked
-                        else [None] * n_steps)
-        if weighted:
-            self.coef = None
-        elif self.chunked:  # each row weighs 1 / its whole batch's rows
-            self.coef = self.mask / torch.as_tensor(np.maximum(batch_rows, 1), dtype=like.dtype,
-                                                    device=like.device)[:, :, None]
-        else:
-            self.coef = _coefficients(self.mask)
-
-    def batch_losses(self, losses):
-        """Each model's loss per batch ``(K, batches)`` of its loss per step ``(K, steps)``: the
-        sum of its batch's steps (each weighted by the whole batch)."""
-        if not self.chunked:
-            return losses
-        out = np.zeros((len(losses), self.n_batches.max()))
-        for k, starts in enumerate(self.starts):
-            out[k, :len(starts)] = np.add.reduceat(losses[k], starts)
-        return out
-
-    def local(self, orders):
-        """The models' shuffled ``orders`` (positions in their rows) laid out in their batches."""
-        n_steps = len(self.counts)
-        local = np.zeros((len(orders), n_steps * self.width), dtype=np.int64)
-        for k, (order, position) in enumerate(zip(orders, self.positions, strict=True)):
-            local[k, slice(len(order)) if position is None else position] = order.numpy()
-        return torch.as_tensor(local, device=self.device).view(len(orders), n_steps, self.width)
-
-
-def _within(part):
-    """Each step's position within its batch, for batches of ``part`` steps each."""
-    return np.arange(int(part.sum())) - (np.cumsum(part) - part).repeat(part)
-
-
-def _positions(size, width):
-    """Where the rows of batches of ``size`` go among ``width`` slots per batch; None when in order
-    (every batch but the last is full: the padding is all at the end)."""
-    if (size[:-1] == width).all():
-        return None
-    starts = np.cumsum(size) - size
-    return np.arange(size.sum()) + np.repeat(np.arange(len(size)) * width - starts, size)
-
-
-def _coefficients(weight, batch_index=None):
-    """Each row's weight over its batch's total weight (``(K, steps, width)``; 0 on padding).
-
-    With ``batch_index`` (``(K, steps)``: the batch each step belongs to), a batch spans
-    several steps: its total is over all of them.
-    """
-    total = weight.sum(dim=2)
-    if batch_index is not None:
-        total = torch.zeros_like(total).scatter_add_(1, batch_index, total).gather(1, batch_index)
-    return weight / total.unsqueeze(2).clamp_min(torch.finfo(weight.dtype).tiny)
 
 
 def _generator_after_init(job):

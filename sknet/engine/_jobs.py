@@ -268,23 +268,23 @@ def can_batch(estimator: object, params: Mapping[str, Any], X: Features | None =
 def group_key(spec):
     """What must be equal for models to share a training loop, of a :class:`~sknet.nets.TrainingSpec`.
 
-    Shared: the estimator class, the optimizer, the loss, the device and the
-    dtype; for modules other than sknet's MLP, early stopping, the schedule, the
-    batch size, the module's class and its ``module__`` arguments (equal arguments
-    give equal shapes). sknet's MLPs' depths, widths, activations, dropout, batch
-    norm, schedules, early stopping and batch sizes may differ (models of one depth, padded widths
-    and batch norm or not share tensors within the loop, and a larger batch is
-    several steps of the smallest), except that the batch size is shared with batch
-    normalisation (its statistics are the whole batch's), early stopping (its
-    validation batches follow the batch size), and on a CPU, where separate loops
-    measured faster (see :mod:`._costs`). The rest is per model: lr, momentum,
+    Shared: the estimator class, the loss, the device and the dtype; for modules
+    other than sknet's MLP, the optimizer, early stopping, the schedule, the batch
+    size, the module's class and its ``module__`` arguments (equal arguments give
+    equal shapes). sknet's MLPs' depths, widths, activations, dropout, batch norm,
+    optimizers, schedules, early stopping and batch sizes may differ (models of one
+    depth, padded widths, batch norm or not and optimizer share tensors within the
+    loop, and a larger batch is several steps of the smallest), except that the
+    batch size is shared with batch normalisation (its statistics are the whole
+    batch's), early stopping (its validation batches follow the batch size), and on
+    a CPU, where separate loops measured faster (see :mod:`._costs`). The rest is per model: lr, momentum,
     weight decay, l1, dropout rate, weight init, random state, class weights and
     max_epochs.
     """
-    shared = (spec.estimator, optimizer_name(spec.optimizer), spec.loss, spec.device, spec.dtype)
+    shared = (spec.estimator, spec.loss, spec.device, spec.dtype)
     if spec.hidden_sizes is None:  # any module: equal module arguments give equal shapes
-        return (*shared, spec.early_stopping, spec.lr_schedule, spec.batch_size, spec.module,
-                spec.module_args)
+        return (*shared, optimizer_name(spec.optimizer), spec.early_stopping, spec.lr_schedule,
+                spec.batch_size, spec.module, spec.module_args)
     whole_batches = spec.batch_norm or spec.early_stopping or not shares_ticks(spec.device)
     return (*shared, spec.batch_size if whole_batches else None)
 
@@ -304,13 +304,13 @@ def group_jobs(estimator: BaseTorchNet, jobs: Jobs) -> list[list[int]]:
     groups : list of list of int
         Indices into ``jobs``, groups in order of first appearance. Jobs
         differing in what ``group_key`` names fall in different groups:
-        the estimator class, optimizer, loss, device or dtype; MLPs differing in
-        batch size on a CPU or with batch norm or early stopping; other modules
-        differing in early stopping, schedule, batch size, class or ``module__``
+        the estimator class, loss, device or dtype; MLPs differing in batch size
+        on a CPU or with batch norm or early stopping; other modules differing in
+        optimizer, early stopping, schedule, batch size, class or ``module__``
         arguments. ``train_batched`` may split a group further when folds see
         different numbers of classes. MLPs of different depths, widths,
-        activations, dropout, batch norm, schedules, early stopping and batch
-        sizes share a group.
+        activations, dropout, batch norm, optimizers, schedules, early stopping
+        and batch sizes share a group.
     """
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, (params, _) in enumerate(jobs):

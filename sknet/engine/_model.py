@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .._options import ACTIVATIONS
+from ._norm import StackedNorm, stack_padded
 
 _aten = torch.ops.aten
 
@@ -73,18 +74,22 @@ class BatchedMLP:
     widths : list of tuple of int, default=None
         The hidden widths each model is padded to (each at least its own); its own
         widths when None.
+    labels : list, default=None
+        A label of each model that also splits blocks (its optimizer: each
+        optimizer steps its own tensors); a block's is its ``label``.
     """
 
-    def __init__(self, modules, activation, dropout, generators=None, widths=None):
+    def __init__(self, modules, activation, dropout, generators=None, widths=None, labels=None):
         activations = [activation] * len(modules) if isinstance(activation, str) else list(activation)
         padded = [tuple(_hidden_widths(m)) for m in modules] if widths is None else [tuple(w) for w in widths]
         # A block: models of one depth, padded widths, and batch norm or not.
-        kinds = [(p, any(isinstance(m, nn.BatchNorm1d) for m in module.modules()))
-                 for p, module in zip(padded, modules, strict=True)]
+        labels = [None] * len(modules) if labels is None else list(labels)
+        kinds = [(p, any(isinstance(m, nn.BatchNorm1d) for m in module.modules()), label)
+                 for p, module, label in zip(padded, modules, labels, strict=True)]
         starts = [k for k in range(len(modules)) if k == 0 or kinds[k] != kinds[k - 1]]
         generators = generators or []
         self.blocks = [_Block(modules[start:stop], start, generators[start:stop], padded[start],
-                              activations[start:stop])
+                              activations[start:stop], labels[start])
                        for start, stop in zip(starts, [*starts[1:], len(modules)], strict=True)]
         self.depth = max(block.depth for block in self.blocks)
         kinds = {ACTIVATIONS[name] for name in activations}
@@ -433,7 +438,8 @@ class _Block:
     ``padded`` the block's. ``runs`` are the runs of models of one activation.
     """
 
-    def __init__(self, modules, start, generators, hidden, activations):
+    def __init__(self, modules, start, generators, hidden, activations, label=None):
+        self.label = label
         layers = [[m for m in module.modules() if isinstance(m, nn.Linear)] for module in modules]
         self.names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.Linear)]
         self.norm_names = [name for name, m in modules[0].named_modules() if isinstance(m, nn.BatchNorm1d)]
@@ -442,11 +448,12 @@ class _Block:
         self.padded = [self.widths[0][0], *hidden, self.widths[0][-1]]
         pairs = list(zip(self.padded[:-1], self.padded[1:], strict=True))
         # nn.Linear computes x @ W.T: store W.T so that baddbmm needs no transpose.
-        self.weights = [_stack([lay[i].weight.T for lay in layers], pairs[i]) for i in range(len(pairs))]
-        self.biases = [_stack([lay[i].bias[None] for lay in layers], (1, pairs[i][1]))
+        self.weights = [stack_padded([lay[i].weight.T for lay in layers], pairs[i])
+                        for i in range(len(pairs))]
+        self.biases = [stack_padded([lay[i].bias[None] for lay in layers], (1, pairs[i][1]))
                        for i in range(len(pairs))]
         norms = [[m for m in module.modules() if isinstance(m, nn.BatchNorm1d)] for module in modules]
-        self.norms = [_StackedNorm([norm[i] for norm in norms], hidden[i]) for i in range(len(norms[0]))]
+        self.norms = [StackedNorm([norm[i] for norm in norms], hidden[i]) for i in range(len(norms[0]))]
         self.span = slice(start, start + len(modules))
         self.generators = list(generators)  # of each model's dropout masks (none without dropout)
         self.activations = list(activations)
@@ -567,79 +574,3 @@ def _split(flat, shapes):
         parts.append(flat[start:start + size].view(shape))
         start += size
     return parts
-
-
-def _stack(tensors, shape):
-    """``tensors`` stacked along a new first axis, each padded with zeros to ``shape``."""
-    first = tensors[0]
-    stacked = first.new_zeros((len(tensors), *shape))
-    with torch.no_grad():
-        for k, tensor in enumerate(tensors):
-            stacked[(k,) + tuple(slice(size) for size in tensor.shape)] = tensor
-    return stacked
-
-
-class _StackedNorm:
-    """K ``nn.BatchNorm1d`` layers of one (padded) width: per-model affine parameters and running statistics.
-
-    In training each model normalises with the mean and biased variance of the
-    real rows of its own batch and moves its running statistics as torch does
-    (momentum 0.1, unbiased variance); otherwise it uses those statistics.
-    """
-
-    def __init__(self, norms, units):
-        self.eps, self.momentum = norms[0].eps, norms[0].momentum
-        # (K, 1, units), padded units at 0: their inputs are 0, and so are their outputs.
-        self.weight, self.bias, self.running_mean, self.running_var = (
-            _stack([getattr(n, name)[None] for n in norms], (1, units))
-            for name in ("weight", "bias", "running_mean", "running_var"))
-        self.n_batches = torch.as_tensor([int(n.num_batches_tracked) for n in norms],
-                                         device=self.weight.device)
-        self._saved = None
-
-    def forward(self, z, training, rows):
-        if not training:
-            return (z - self.running_mean) / (self.running_var + self.eps).sqrt() * self.weight + self.bias
-        mask = torch.ones(z.shape[:2], dtype=z.dtype, device=z.device) if rows is None else rows
-        mask = mask.unsqueeze(2)
-        n = mask.sum(dim=1, keepdim=True)  # (K, 1, 1); a model without a batch has n = 0
-        safe_n = n.clamp_min(1)
-        mean = (z * mask).sum(dim=1, keepdim=True) / safe_n
-        centred = (z - mean) * mask
-        var = (centred * centred).sum(dim=1, keepdim=True) / safe_n
-        inv_std = (var + self.eps).rsqrt()
-        normalised = centred * inv_std
-        stepping = n > 0
-        unbiased = var * safe_n / (safe_n - 1).clamp_min(1)
-        self.running_mean.copy_(torch.where(stepping, torch.lerp(self.running_mean, mean, self.momentum),
-                                            self.running_mean))
-        self.running_var.copy_(torch.where(stepping, torch.lerp(self.running_var, unbiased, self.momentum),
-                                           self.running_var))
-        self.n_batches += stepping.view(-1)
-        self._saved = (normalised, inv_std, mask, safe_n)
-        return normalised * self.weight + self.bias
-
-    def backward(self, grad, grad_weight, grad_bias):
-        """Gradient with respect to the normalised layer's input; the affine gradients into their tensors."""
-        normalised, inv_std, mask, n = self._saved
-        grad = grad * mask
-        torch.sum(grad * normalised, dim=1, keepdim=True, out=grad_weight)
-        torch.sum(grad, dim=1, keepdim=True, out=grad_bias)
-        grad_normalised = grad * self.weight
-        mean_grad = grad_normalised.sum(dim=1, keepdim=True) / n
-        mean_grad_normalised = (grad_normalised * normalised).sum(dim=1, keepdim=True) / n
-        self._saved = None
-        return (grad_normalised - mean_grad - normalised * mean_grad_normalised) * inv_std * mask
-
-    def keep_models(self, index):
-        for name in ("weight", "bias", "running_mean", "running_var"):
-            setattr(self, name, getattr(self, name)[index])
-        self.n_batches = self.n_batches[index]
-
-    def buffers(self, k, units, copy=True):
-        """Model ``k``'s running statistics (of its ``units`` real units) under ``nn.BatchNorm1d``'s
-        names (views unless ``copy``)."""
-        views = {"running_mean": self.running_mean[k, 0, :units],
-                 "running_var": self.running_var[k, 0, :units],
-                 "num_batches_tracked": self.n_batches[k]}
-        return {name: view.clone() for name, view in views.items()} if copy else views

@@ -67,11 +67,12 @@ class BatchedOptimizer:
         with torch.no_grad():
             for param, grad, decays, state, span in zip(self.params, grads, self.decays, self.state,
                                                         self.spans, strict=True):
-                if mask is None and self.update_in_place(param, grad, decays, state, lr, span):
+                every = mask is None or bool(active[span].all())  # all of this tensor's models step
+                if every and self.update_in_place(param, grad, decays, state, lr, span):
                     continue
                 new = self.update(param, grad, decays, state, lr, span)
                 for tensor, value in zip([param, *state.values()], new, strict=True):
-                    tensor.copy_(value if mask is None else torch.where(mask[span], value, tensor))
+                    tensor.copy_(value if every else torch.where(mask[span], value, tensor))
 
     def column(self, values, cache=True):
         """``_column(values)`` in the parameters' dtype and on their device, uploaded only when
@@ -459,6 +460,71 @@ for _name, _fused, _kernel in [("sgd", FusedSGD, "_fused_sgd_"), ("adam", FusedA
                                ("adagrad", FusedAdagrad, "_fused_adagrad_")]:
     if torch.__version__ >= "2.4" and hasattr(torch, _kernel):
         OPTIMIZERS[_name] = _fused
+
+
+class OptimizerSet:
+    """One batched optimizer per optimizer name, each over the stacked tensors of its models.
+
+    Models of different optimizers sit in different tensors (blocks), so each optimizer
+    steps its own tensors with every model's hyperparameters (K-long arrays) and only its
+    own models active; each keeps its state as a single one would.
+
+    Parameters
+    ----------
+    kinds : list of str
+        The optimizer name (a key of :data:`OPTIMIZERS`) of each tensor.
+    params, decays, spans
+        As :class:`BatchedOptimizer` takes them, for all tensors.
+    weight_decay, momentum : ndarray of shape (K,)
+        Per-model hyperparameters.
+    owners : list of str
+        Each model's optimizer name.
+    """
+
+    def __init__(self, kinds, params, decays, weight_decay, momentum, spans, owners):
+        self.owners = np.asarray(owners, dtype=object)
+        self.members = {}
+        for name in dict.fromkeys(kinds):
+            index = [i for i, kind in enumerate(kinds) if kind == name]
+            self.members[name] = (index, OPTIMIZERS[name](
+                [params[i] for i in index], [decays[i] for i in index], weight_decay, momentum,
+                [spans[i] for i in index]))
+        self.n_tensors = len(params)
+        self._masks()
+
+    def _masks(self):
+        self.masks = {name: self.owners == name for name in self.members}
+
+    def step(self, grads, lr, active):
+        """Each optimizer's step of its own active models (see :meth:`BatchedOptimizer.step`)."""
+        for name, (index, optimizer) in self.members.items():
+            mine = active if len(self.members) == 1 else active & self.masks[name]
+            optimizer.step([grads[i] for i in index], lr, mine)
+
+    def keep_models(self, index, params, spans, kinds):
+        """Keep only the models ``index``; ``params``, ``spans`` and ``kinds`` are the tensors' afterwards."""
+        self.owners = self.owners[index.cpu().numpy()]
+        members = {}
+        for name, (_, optimizer) in self.members.items():
+            mine = [i for i, kind in enumerate(kinds) if kind == name]
+            if mine:
+                optimizer.keep_models(index, [params[i] for i in mine], [spans[i] for i in mine])
+                members[name] = (mine, optimizer)
+        self.members, self.n_tensors = members, len(params)
+        self._masks()
+
+    def owner(self, k):
+        """Model ``k``'s optimizer, and the positions of its tensors among all."""
+        index, optimizer = self.members[self.owners[k]]
+        return optimizer, index
+
+    def in_order(self, index, tensors):
+        """``tensors`` (one optimizer's, at positions ``index``) at their places among all (None
+        elsewhere)."""
+        out = [None] * self.n_tensors
+        for i, tensor in zip(index, tensors, strict=True):
+            out[i] = tensor
+        return out
 
 
 def _step_classes(steps):

@@ -32,6 +32,7 @@ from ._jobs import (
     continuation_refusal,
     group_key,
     n_rows,
+    optimizer_name,
     prepare,
     refusal,
     resumed,
@@ -241,8 +242,8 @@ def _plan_blocks(members, prepared, n_features):
     """Order a group of MLP jobs into blocks, in place; return each job's padded widths (by job).
 
     Models are padded by the cost model of :func:`~._costs.padded_widths` and sorted by
-    depth, padded widths and batch norm (a block each), then by activation (a run each) and
-    batch size.
+    depth, padded widths, batch norm and optimizer (a block each), then by activation (a run
+    each) and batch size.
     """
     jobs = [prepared[i] for i in members]
     tick = min(job.spec.batch_size for job in jobs)
@@ -250,6 +251,7 @@ def _plan_blocks(members, prepared, n_features):
                            jobs[0].estimator.device_)
     widths = dict(zip(members, padded, strict=True))
     order = sorted(range(len(members)), key=lambda k: (len(padded[k]), padded[k], jobs[k].spec.batch_norm,
+                                                       optimizer_name(jobs[k].spec.optimizer),
                                                        jobs[k].spec.activation, jobs[k].spec.batch_size, k))
     members[:] = [members[k] for k in order]
     return widths
@@ -259,10 +261,11 @@ def _describe_group(members, prepared, widths, n_features):
     """One line on a group as it starts: its models, rows, blocks, and what they share."""
     jobs = [prepared[i] for i in members]
     spec = jobs[0].spec
-    shared = (f"estimator={spec.estimator.__name__}, optimizer={spec.optimizer!r}, "
-              f"loss={spec.loss.__name__}, device={spec.device!r}, dtype={spec.dtype!r}")
+    shared = (f"estimator={spec.estimator.__name__}, loss={spec.loss.__name__}, device={spec.device!r}, "
+              f"dtype={spec.dtype!r}")
     if spec.hidden_sizes is None:
-        shared += (f", early_stopping={spec.early_stopping}, lr_schedule={spec.lr_schedule!r}, "
+        shared += (f", optimizer={spec.optimizer!r}, early_stopping={spec.early_stopping}, "
+                   f"lr_schedule={spec.lr_schedule!r}, "
                    f"batch_size={spec.batch_size}, module={spec.module!r}")
         blocks = ""
     else:
@@ -274,7 +277,8 @@ def _describe_group(members, prepared, widths, n_features):
                   f"{waste:.0%} of the products), batch sizes {sizes}, activations "
                   f"{sorted({job.spec.activation for job in jobs})}, schedules "
                   f"{sorted({str(job.spec.lr_schedule) for job in jobs})}, early stopping "
-                  f"{sorted({job.spec.early_stopping for job in jobs})}")
+                  f"{sorted({job.spec.early_stopping for job in jobs})}, optimizers "
+                  f"{sorted({optimizer_name(job.spec.optimizer) for job in jobs})}")
     rows = sum(len(job.rows) for job in jobs)
     return f"[sknet.engine] group of {len(jobs)} models, {rows} training rows{blocks}; shared: {shared}"
 

@@ -7,8 +7,9 @@ from sklearn.utils import check_random_state
 
 from sknet import MLPClassifier
 from sknet.engine._bookkeeping import _mean_losses, _pass_through, _plain_callbacks
-from sknet.engine._group import GroupTrainer, _batch_sizes, _Layout, _RowIndices, _take_rows
+from sknet.engine._group import GroupTrainer, _RowIndices, _take_rows
 from sknet.engine._jobs import prepare
+from sknet.engine._layout import _batch_sizes, _Layout
 from sknet.nets._data import DeviceBatches
 from sknet.nets._seeding import MAX_SEED, first_seed
 
