@@ -24,7 +24,7 @@ a fraction of its rows each, and its gradients make a pass through memory at eve
 idle between launches, one group is what the hardware is for.
 """
 
-from ..parallel import resolve_device
+from ..parallel import resolve_device, step_work
 
 # Floating-point operations a block's fixed costs per layer and step are worth, per device type.
 FIXED_FLOPS = {"cpu": 1e7, "cuda": 3e8}
@@ -75,9 +75,7 @@ def padded_widths(hidden, n_features, n_outputs, rows, device="cpu"):
     fixed = FIXED_FLOPS.get(str(device).split(":")[0], FIXED_FLOPS["cuda"])  # other accelerators: as CUDA
 
     def cost(widths, n_models):
-        sizes = [n_features, *widths, n_outputs]
-        products = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-        return 6 * rows * n_models * products + fixed * (len(widths) + 1)
+        return 6 * rows * n_models * _weights(n_features, widths, n_outputs) + fixed * (len(widths) + 1)
 
     padded = {}
     for depth in sorted({len(h) for h in hidden}):
@@ -105,9 +103,10 @@ def padded_widths(hidden, n_features, n_outputs, rows, device="cpu"):
 
 def padding_waste(hidden, padded, n_features, n_outputs):
     """The share of a step's products that padding adds: 0 without padding."""
-    def products(widths):
-        sizes = [n_features, *widths, n_outputs]
-        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    own = sum(_weights(n_features, h, n_outputs) for h in hidden)
+    return sum(_weights(n_features, p, n_outputs) for p in padded) / own - 1 if own else 0.0
 
-    own = sum(products(h) for h in hidden)
-    return sum(products(p) for p in padded) / own - 1 if own else 0.0
+
+def _weights(n_features, hidden, n_outputs):
+    """Multiply-adds of one row through an MLP of these widths (its number of weights)."""
+    return step_work(n_features, hidden, n_outputs, 1)

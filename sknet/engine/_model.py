@@ -466,7 +466,7 @@ class _Block:
         self.instances = {kind: kind() for kind in set(kinds)}
         weight = self.weights[0]
         # A padded unit's pre-activation is 0; where its activation is not, it is masked to 0.
-        nonzero = any(kind().forward(torch.zeros(1)).item() != 0 for kind in set(kinds))
+        nonzero = any(act(torch.zeros(1)).item() != 0 for act in self.instances.values())
         self.unit_masks = [self._unit_mask(i + 1, weight) if nonzero else None for i in range(self.depth)]
         # Gradients are written into the same tensors at every step (optimizers may keep views),
         # or added to them over a batch of several steps: zero at first.

@@ -497,9 +497,11 @@ class OptimizerSet:
 
     def step(self, grads, lr, active):
         """Each optimizer's step of its own active models (see :meth:`BatchedOptimizer.step`)."""
+        if len(self.members) == 1:  # the usual group: one optimizer over every tensor
+            [(_, optimizer)] = self.members.values()
+            return optimizer.step(grads, lr, active)
         for name, (index, optimizer) in self.members.items():
-            mine = active if len(self.members) == 1 else active & self.masks[name]
-            optimizer.step([grads[i] for i in index], lr, mine)
+            optimizer.step([grads[i] for i in index], lr, active & self.masks[name])
 
     def keep_models(self, index, params, spans, kinds):
         """Keep only the models ``index``; ``params``, ``spans`` and ``kinds`` are the tensors' afterwards."""
