@@ -36,6 +36,12 @@ def has_hand_written_backward(estimator):
     return isinstance(estimator, BaseMLP) and type(estimator.net_.module_) is MLPModule
 
 
+def stack_modules(modules, seed=0):
+    """K initialised modules of one class as one batched model with :class:`BatchedMLP`'s interface
+    (the vmap path, :class:`BatchedModule`)."""
+    return BatchedModule(modules, seed=seed)
+
+
 class BatchedModule:
     """K modules of one class trained as one model with ``vmap(functional_call)`` and autograd.
 

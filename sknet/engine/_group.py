@@ -31,7 +31,6 @@ from ._bookkeeping import (
     end_training,
     record_validation,
 )
-from ._functional import BatchedModule
 from ._jobs import TrainingState, continuation_refusal, optimizer_name
 from ._layout import _batch_sizes, _coefficients, _Layout
 from ._loss import LOSSES
@@ -159,7 +158,7 @@ class GroupTrainer:
         :class:`BatchedModule` (vmap and autograd)."""
         modules = [net.module_ for net in self.nets]
         if not _functional.has_hand_written_backward(self.jobs[0].estimator):
-            return BatchedModule(modules, seed=self.jobs[0].seed)
+            return _functional.stack_modules(modules, seed=self.jobs[0].seed)
         dropout = self._hyper("dropout")
         return BatchedMLP(modules, [job.spec.activation for job in self.jobs], dropout,
                           [_generator_after_init(job) for job in self.jobs] if dropout.any() else None,

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..nets import training_spec
-from ._functional import BatchedModule, has_hand_written_backward, tensor_layout
+from ._functional import has_hand_written_backward, stack_modules, tensor_layout
 from ._model import BatchedMLP
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _forward(estimators, X):
 
 def _forward_modules(estimators, X):
     """Outputs of fitted nets whose modules are stacked as a :class:`BatchedModule` (vmap)."""
-    model = BatchedModule([est.net_.module_ for est in estimators])
+    model = stack_modules([est.net_.module_ for est in estimators])
     X = torch.as_tensor(np.asarray(X), device=estimators[0].device_)
     step = max(1, MAX_PASS_FLOATS // (len(estimators) * max(1, math.prod(X.shape[1:]))))
     parts = [model.forward(X[start:start + step].expand(len(estimators), *X[start:start + step].shape)).cpu()
