@@ -19,7 +19,7 @@ from inspect import signature
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
-from sklearn.metrics._scorer import _MultimetricScorer
+from sklearn.metrics._scorer import _MultimetricScorer, _PassthroughScorer, _Scorer
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.model_selection._search_successive_halving import (
     HalvingGridSearchCV as SklearnHalvingGridSearchCV,
@@ -48,6 +48,7 @@ __all__ = ["CallbackSupportMixin", "NoCallbackContext", "NoCallbackSupportMixin"
            "fit_and_score_kwargs",
            # scikit-learn's private names:
            "BaseSearchCV", "SklearnHalvingGridSearchCV", "SklearnHalvingRandomSearchCV", "_MultimetricScorer",
+           "_PassthroughScorer", "_Scorer",
            "_check_method_params", "_fit_and_score", "_fit_context", "_insert_error_scores", "_is_arraylike",
            "_num_features", "_num_samples", "_routing_enabled", "_safe_split", "_score",
            "_warn_or_raise_about_fit_failures"]

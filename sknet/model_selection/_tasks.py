@@ -9,7 +9,9 @@ A group task trains its jobs together with :func:`sknet.engine.train_batched`,
 then scores them fold by fold: the fold's test rows go through all of the fold's
 trained nets in one batched forward pass (:func:`sknet.engine.predict_batched`),
 and scikit-learn's scorers are applied to each job through a :func:`fitted_view`
-that answers ``predict`` and ``predict_proba`` on those rows from the outputs in hand.
+that answers ``predict`` and ``predict_proba`` on those rows from the outputs in hand;
+scikit-learn's built-in metrics are computed for all of the fold's jobs at once instead,
+from those outputs (:func:`~._fast_scores.fold_scores`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .._compat import _fit_and_score, _safe_split, _score, fit_and_score_kwargs
 from ..engine import predict_batched, train_batched
 from ..engine._jobs import n_rows
 from ..nets import replay_fit_callbacks, respond, validate_input
+from ._fast_scores import completed, fold_scores
 from ._wrappers import assemble, final_net, predictions_out
 
 if TYPE_CHECKING:
@@ -166,24 +169,42 @@ def _score_all(jobs, blocks, fitted, fit_time, scoring):
         start = time.perf_counter()
         outputs = _outputs([fitted[k] for k in trained], block.X_predict)
         forward_time = (time.perf_counter() - start) / max(len(trained), 1)
-        outputs = dict(zip(trained, outputs, strict=True))
         # The training rows' outputs too, in one pass, for the training scores.
-        train_outputs = dict(zip(trained, _outputs([fitted[k] for k in trained], block.X_fit)
-                                 if scoring.return_train_score else [None] * len(trained), strict=True))
+        train_outputs = (_outputs([fitted[k] for k in trained], block.X_fit) if scoring.return_train_score
+                         else [None] * len(trained))
+        estimators = [assemble(jobs[k].estimator, block.layers, fitted[k]) for k in trained]
+        fast, fast_time = _fold_scores(block, scoring, estimators, [fitted[k] for k in trained], outputs,
+                                       train_outputs)
+        done = dict(zip(trained, zip(estimators, outputs, train_outputs, fast, strict=True), strict=True))
         for k in members:
             job = jobs[k]
             if isinstance(fitted[k], BaseException):
                 errors.append(fitted[k])
                 result = _failed(fitted[k], block, fit_time, scoring)
             else:
-                result = _scored(job, block, fitted[k], (outputs[k], train_outputs[k]), fit_time,
-                                 forward_time, scoring)
+                estimator, test_out, train_out, scores = done[k]
+                result = _scored(job, block, estimator, fitted[k], (test_out, train_out), fit_time,
+                                 forward_time + fast_time, scoring, scores)
             if scoring.journal is not None:
                 scoring.journal.put(scoring.first + job.candidate, job.split, job.params, result)
             if scoring.verbose > 1:
                 _print_fit_line(job, result, scoring)
             results[job.index] = result
     return results, errors
+
+
+def _fold_scores(block, scoring, estimators, nets, outputs, train_outputs):
+    """Each model's test and training scores computed from the outputs in hand for the whole
+    fold at once (see :func:`fold_scores`; Nones where scikit-learn scores), and the test
+    scores' time per model."""
+    start = time.perf_counter()
+    test = fold_scores(scoring.scorer, estimators, nets, outputs, block.X_test, block.y_test,
+                       block.score_params, block.layers)
+    seconds = (time.perf_counter() - start) / max(len(nets), 1)
+    train = (fold_scores(scoring.scorer, estimators, nets, train_outputs, block.X_train, block.y_train,
+                         block.score_params_train, block.layers) if scoring.return_train_score
+             else [None] * len(nets))
+    return list(zip(test, train, strict=True)), seconds
 
 
 def _print_fit_line(job, result, scoring):
@@ -225,29 +246,38 @@ def _failed(error, block, fit_time, scoring):
     return {**result, "n_test_samples": n_rows(block.X_test), "fit_time": fit_time, "score_time": 0.0}
 
 
-def _scored(job, block, net, outputs, fit_time, forward_time, scoring):
-    """The result ``_fit_and_score`` gives for a job the engine trained; ``outputs``: its net's on
-    the test rows and on the training rows (or Nones)."""
-    estimator = assemble(job.estimator, block.layers, net)
+def _scored(job, block, estimator, net, outputs, fit_time, score_share, scoring, fast=(None, None)):
+    """The result ``_fit_and_score`` gives for a job the engine trained (``estimator``: its net in
+    its fitted layers); ``outputs``: its net's on the test rows and on the training rows (or
+    Nones); ``fast``: its test and training scores from :func:`fold_scores` (or Nones);
+    ``score_share``: its share of the fold's forward pass and scoring."""
     outputs, train_outputs = outputs
     if scoring.replay_epochs and job.context is not None:
         with job.context.propagate_callback_context(net):
             job.context.call_on_fit_task_begin(estimator=scoring.caller, X=block.X_train, y=block.y_train)
             replay_fit_callbacks(net, block.X_fit, block.y_fit)
     start = time.perf_counter()
-    view = fitted_view(estimator, net, block.X_test, outputs, block.layers)
     result = {"fit_error": None,
-              "test_scores": _score(view, block.X_test, block.y_test, scoring.scorer, block.score_params,
-                                    scoring.error_score)}
-    score_time = forward_time + time.perf_counter() - start
+              "test_scores": _scores(scoring, fast[0], estimator, net, block.layers, block.X_test,
+                                     block.y_test, outputs, block.score_params)}
+    score_time = score_share + time.perf_counter() - start
     if scoring.return_train_score:
-        train_view = fitted_view(estimator, net, block.X_train, train_outputs, block.layers)
-        result["train_scores"] = _score(train_view, block.X_train, block.y_train, scoring.scorer,
-                                        block.score_params_train, scoring.error_score)
+        result["train_scores"] = _scores(scoring, fast[1], estimator, net, block.layers, block.X_train,
+                                         block.y_train, train_outputs, block.score_params_train)
     if scoring.replay_epochs and job.context is not None:
         job.context.call_on_fit_task_end(estimator=scoring.caller, X=block.X_train, y=block.y_train)
     return {**result, "n_test_samples": n_rows(block.X_test), "fit_time": fit_time,
             "score_time": score_time}
+
+
+def _scores(scoring, fast, estimator, net, layers, X, y, outputs, params):
+    """A job's scores on the rows ``(X, y)``: ``fast`` (from :func:`fold_scores`), completed by
+    scikit-learn's ``_score`` through a :func:`fitted_view` for what it lacks."""
+    def score(scorer):
+        view = fitted_view(estimator, net, X, outputs, layers)
+        return _score(view, X, y, scorer, params, scoring.error_score)
+
+    return completed(scoring.scorer, fast, score)
 
 
 def fitted_view(estimator, net, X, outputs, layers=()):
