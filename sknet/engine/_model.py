@@ -17,6 +17,10 @@ from .._options import ACTIVATIONS
 from ._norm import StackedNorm, stack_padded
 
 _aten = torch.ops.aten
+# x + bias then ReLU in one pass, in place (the kernel torch's JIT fuses add and relu into);
+# two passes where this torch lacks it.
+_add_relu_ = (_aten._add_relu_.Tensor if hasattr(_aten, "_add_relu_")
+              else lambda x, bias: x.add_(bias).relu_())
 
 # d(activation)/dz applied to an incoming gradient, keyed by the activation's module
 # class (the names live in ``_options.ACTIVATIONS``): f(grad, z, a) with a = act(z).
@@ -144,6 +148,14 @@ class BatchedMLP:
             shapes = [(*h.shape[:2], self.blocks[b].weights[i].shape[2])
                       for b, h in zip(live, inputs, strict=True)]
             flat, parts = self._flat(f"z{i}", shapes, training, X)
+            if self.relu and not self.norm and flat is not None:
+                # Bias and ReLU in one pass over the product (a, written over z: ReLU's backward
+                # needs only a); padded units stay 0 (zero weights and bias).
+                for b, h, part in zip(live, inputs, parts, strict=True):
+                    _add_relu_(torch.bmm(h, self.blocks[b].weights[i], out=part), self.blocks[b].biases[i])
+                hidden, saved = self._keep(i, live, inputs, flat, flat, parts, shapes, training, counts,
+                                           batches, hidden, saved)
+                continue
             zs = [torch.baddbmm(self.blocks[b].biases[i], h, self.blocks[b].weights[i], out=part)
                   for b, h, part in zip(live, inputs, parts, strict=True)]
             if self.norm:
@@ -156,14 +168,8 @@ class BatchedMLP:
                 flat = torch.cat([z.reshape(-1) for z in zs])
                 parts = _split(flat, shapes)
             a, outputs = self._activate(i, live, flat, parts, shapes, training)
-            scales = [None] * len(live)
-            if training and self.dropout:
-                scales = self._dropout_scales(i, live, shapes, counts, batches)
-                outputs = [out if scale is None else out * scale
-                           for out, scale in zip(outputs, scales, strict=True)]
-            saved.append((live, inputs, flat, a, scales, shapes))
-            for b, out in zip(live, outputs, strict=True):
-                hidden[b] = out
+            hidden, saved = self._keep(i, live, inputs, flat, a, outputs, shapes, training, counts,
+                                       batches, hidden, saved)
         self._saved = (saved, hidden) if training else None
         # Written with the outputs axis outermost in memory: the loss reduces over it, which
         # is several times faster along an outer axis than along a short inner one on CPU.
@@ -174,6 +180,21 @@ class BatchedMLP:
                                h.transpose(1, 2), out=out)
                  for block, h, out in zip(self.blocks, hidden, outs, strict=True)]
         return (out_t if out_t is not None else torch.cat(parts)).transpose(1, 2)
+
+    def _keep(self, i, live, inputs, z, a, outputs, shapes, training, counts, batches, hidden, saved):
+        """Hidden layer ``i``'s outputs (after dropout) as the blocks' next inputs, and what its
+        backward pass needs (in ``saved``)."""
+        scales = [None] * len(live)
+        if training and self.dropout:
+            scales = self._dropout_scales(i, live, shapes, counts, batches)
+            # Into memory kept from step to step where autograd does not record (as _flat's).
+            kept = self._flat(f"dropped{i}", shapes, training, z)[1]
+            outputs = [out if scale is None else out * scale if into is None else torch.mul(out, scale, out=into)
+                       for out, scale, into in zip(outputs, scales, kept, strict=True)]
+        saved.append((live, inputs, z, a, scales, shapes))
+        for b, out in zip(live, outputs, strict=True):
+            hidden[b] = out
+        return hidden, saved
 
     def _normalise(self, b, i, z, training, block_rows):
         """Block ``b``'s batch norm of its hidden layer ``i`` (``z`` as it is without one)."""

@@ -217,8 +217,8 @@ def test_nets_of_different_depths_and_activations_predict_in_one_pass(clf_data, 
                          ((5,), "relu")]]
     passes = []
     forward = _predict._forward
-    monkeypatch.setattr(_predict, "_forward", lambda estimators, X: passes.append(len(estimators))
-                        or forward(estimators, X))
+    monkeypatch.setattr(_predict, "_forward", lambda estimators, specs, X: passes.append(len(estimators))
+                        or forward(estimators, specs, X))
     outputs = predict_batched(nets, validate_input(nets[0], X))
     assert passes == [5]
     for net, out in zip(nets, outputs, strict=True):
