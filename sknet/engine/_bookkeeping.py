@@ -18,7 +18,8 @@ stands for steps of skorch's ``NeuralNet.partial_fit``, ``fit_loop`` and ``run_s
   plain ones (the epoch timer, ``train_loss`` and the divergence check), a whole epoch
   (``on_epoch_begin``, ``run_single_epoch``, ``on_epoch_end``) written at once as one history
   record and the callback states those callbacks leave; :func:`_mean_losses` is their
-  ``PassthroughScoring`` arithmetic for all the models of a group at once.
+  ``PassthroughScoring`` arithmetic for all the models of a group at once; :func:`_copy_plain_epochs`
+  gives a net with plain callbacks the epochs another such net went through, as if it had followed them.
 """
 
 import math
@@ -165,6 +166,21 @@ def _write_plain_epoch(net, callbacks, batch_losses, size, score, started, ended
         except FloatingPointError as exc:
             return exc
     return None
+
+
+def _copy_plain_epochs(net, source, source_callbacks):
+    """``source``'s epoch records, and its plain ``source_callbacks``' states, in ``net``.
+
+    ``net`` (its callbacks plain too, its training begun, no epoch yet) then holds what
+    it would hold had it gone through the same epochs: the records are the same values
+    (the batch records copied: each net's history is its own), and so are the epoch
+    timer's start and the best loss so far; the divergence checks keep no state.
+    """
+    timer, scoring, _ = _plain_callbacks(net)
+    timer.epoch_start_time_ = source_callbacks[0].epoch_start_time_
+    scoring.best_score_ = source_callbacks[1].best_score_
+    list.extend(net.history, [{**record, "batches": [dict(batch) for batch in record["batches"]]}
+                              for record in source.history])
 
 
 def _mean_losses(losses, sizes):

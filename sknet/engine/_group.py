@@ -35,6 +35,7 @@ from ._jobs import TrainingState, continuation_refusal, optimizer_name
 from ._layout import _batch_sizes, _coefficients, _Layout
 from ._loss import LOSSES
 from ._model import BatchedMLP
+from ._shadows import _Shadow
 
 
 class _RowIndices:
@@ -67,12 +68,13 @@ class GroupTrainer:
     X : torch.Tensor of shape (n_samples, n_features)
         All rows, on the jobs' device and in their modules' dtype (float32 or float64);
         each job reads its own. Everything the group computes takes that dtype.
-    shadows : list of list of Job, default=None
+    shadows : list of list of Job or Follower, default=None
         For each job, the jobs that differ from it only in a smaller ``max_epochs``
         (see :func:`~sknet.engine.continuation_refusal`): they are the start of its
-        training, so they are not trained, but follow it. Their nets get the same
-        epoch records and callbacks, and at their last epoch its weights and optimizer
-        state.
+        training, so they are not trained, but follow it (see :mod:`._shadows`). At
+        their last epoch they get its weights and optimizer state, and its epoch
+        records and callbacks' states: a prepared :class:`Job`'s net gets them epoch by
+        epoch, a :class:`~._shadows.Follower` is built then and given its model's.
     keep_states : bool, default=False
         Keep each continuable job's :class:`~sknet.engine.TrainingState` in ``states``.
     widths : list of tuple of int, default=None
@@ -146,12 +148,11 @@ class GroupTrainer:
         self.inputs = X.new_empty(0)  # each step's input rows, written into the same memory
         self.callbacks = [_plain_callbacks(net) for net in self.nets]
         shadows = shadows or [[] for _ in jobs]
-        self.shadows = [[_Shadow(i, job, _plain_callbacks(job.estimator.net_)) for i, job in enumerate(group)]
-                        for group in shadows]
+        self.shadows = [[_Shadow(i, follower) for i, follower in enumerate(group)] for group in shadows]
         self.shadow_results = [[None] * len(group) for group in shadows]
         self.keep_states, self.states = keep_states, {}
         self.plain = all(callbacks is not None for callbacks in self.callbacks) and all(
-            shadow.callbacks is not None for group in self.shadows for shadow in group)
+            shadow.callbacks is not None for shadow in self._built_shadows())
 
     def _batched_model(self):
         """sknet's MLPs as a :class:`BatchedMLP` (hand-written backward pass), other modules as a
@@ -178,7 +179,7 @@ class GroupTrainer:
         """Train all epochs; return the fitted estimators (or their errors), in the jobs' order."""
         for k, net in enumerate(self.nets):
             # A resumed net's callbacks go on as they were: a fit begins its training once.
-            for other in [net] * (not self.resumed[k]) + [shadow.net for shadow in self.shadows[k]]:
+            for other in [net] * (not self.resumed[k]) + [shadow.net for shadow in self._built_shadows(k)]:
                 begin_training(other)
             self.lr[k] = net.optimizer_.param_groups[0]["lr"]  # a schedule may start elsewhere (onecycle)
         results = [None] * len(self.jobs)
@@ -207,15 +208,18 @@ class GroupTrainer:
         left = []
         for shadow in self.shadows[k]:
             if shadow.max_epochs <= self.epochs[k] or all_left:
-                # A shadow left as its model stops early shares its error (or its stop).
-                error = shadow.error if shadow.max_epochs <= self.epochs[k] else (
-                    shadow.error or self.errors[k])
-                result = self._finish(k, finite, shadow.job, error)
+                result = self._finish(k, finite, shadow.finished(self.epochs[k], self.errors[k], self.nets[k],
+                                                                 self.callbacks[k]))
                 self.shadow_results[self.index[k]][shadow.position] = result
                 self._keep_state(k, result, (self.index[k], shadow.position))
             else:
                 left.append(shadow)
         self.shadows[k] = left
+
+    def _built_shadows(self, k=None):
+        """The shadows (of model ``k``, else of all) that have nets: written every epoch."""
+        groups = self.shadows if k is None else [self.shadows[k]]
+        return [shadow for group in groups for shadow in group if shadow.net is not None]
 
     def _keep(self, keep):
         """Drop the finished models from the group, so that they stop costing compute."""
@@ -240,7 +244,7 @@ class GroupTrainer:
         started = time.time()
         if not self.plain:
             for k, net in enumerate(self.nets):
-                for other in [net, *(shadow.net for shadow in self.shadows[k])]:
+                for other in [net, *(shadow.net for shadow in self._built_shadows(k))]:
                     begin_epoch(other)
         # Each model's shuffled rows and batch sizes: the very batches of its sequential fit.
         orders, stops = zip(*(batches.shuffled_order() for batches in self.batches), strict=True)
@@ -264,7 +268,7 @@ class GroupTrainer:
         validation = self._validate() if self.early_stopping else None
         for k in range(len(self.jobs)):
             self._end_epoch(k, losses[k, :n_batches[k]], sizes[k].tolist(), validation)
-            for shadow in self.shadows[k]:  # no early stopping, no batch schedule: no validation
+            for shadow in self._built_shadows(k):  # no early stopping, no batch schedule: no validation
                 shadow.error = shadow.error or _close_epoch(shadow.net, losses[k, :n_batches[k]],
                                                             sizes[k].tolist(), {})
 
@@ -374,20 +378,18 @@ class GroupTrainer:
                                                           strict=True)):
             epoch = (batch_losses, size, scores[k], started, ended)
             self.errors[k] = _write_plain_epoch(net, self.callbacks[k], *epoch)
-            for shadow in self.shadows[k]:
+            for shadow in self._built_shadows(k):
                 shadow.error = shadow.error or _write_plain_epoch(shadow.net, shadow.callbacks, *epoch)
 
-    def _finish(self, k, finite, job=None, error=None):
+    def _finish(self, k, finite, shadow=None):
         """Model ``k``'s fitted estimator, or its error; ``finite``: whether its weights are all finite.
 
-        With ``job`` (one of its shadows, and that one's ``error``), that job's, from model ``k``'s
-        weights and optimizer state now.
+        With ``shadow`` (the ``(estimator, error)`` of one of its shadows), that one's, from
+        model ``k``'s weights and optimizer state now.
         """
-        if job is None:
-            job, error = self.jobs[k], self.errors[k]
+        estimator, error = (self.jobs[k].estimator, self.errors[k]) if shadow is None else shadow
         if error is not None:
             return error
-        estimator = job.estimator
         net = estimator.net_
         self.model.write_module(k, net.module_)
         self._write_optimizer_state(k, net)
@@ -435,15 +437,6 @@ class GroupTrainer:
         if steps is not None:
             for param in params.values():
                 net.optimizer_.state[param]["step"] = torch.tensor(float(steps))
-
-
-class _Shadow:
-    """A job that follows a model of the group for its first ``max_epochs`` epochs."""
-
-    def __init__(self, position, job, callbacks):
-        self.position, self.job, self.callbacks = position, job, callbacks
-        self.net, self.max_epochs = job.estimator.net_, job.spec.max_epochs
-        self.error = None
 
 
 def _gather(X, rows, out=None):

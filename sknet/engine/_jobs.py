@@ -3,7 +3,8 @@
 :func:`can_batch` (through :func:`refusal`) says whether the engine trains a job,
 :func:`group_jobs` (through :func:`group_key`) which jobs share a training loop, and
 :func:`prepare` (or :func:`resumed`, going on from a :class:`TrainingState`) sets
-each job up as a :class:`Job`, whatever the net's torch module.
+each job up as a :class:`Job`, whatever the net's torch module (:func:`set_up` only its
+estimator, for a job that another one trains for).
 
 A job is ``(params, train_idx)``: the estimator ``clone(base).set_params(**params)``
 fitted on the rows ``train_idx``. It is set up through the estimator's contract
@@ -329,13 +330,25 @@ def prepare(base, params, rows, X, y, validated=None, sample_weight=None):
     validated data, so that the jobs of many candidates on one fold validate it
     once. ``sample_weight`` holds the weights of all rows of ``X``, or None.
     """
-    est = clone(base).set_params(**params)
     rows = np.asarray(rows)
-    setup = begin_fit(est, _validated(est, rows, X, y, {} if validated is None else validated, sample_weight))
+    est, setup = _set_up(base, params, rows, X, y, validated, sample_weight)
     parts = [(rows[part], setup.y[part], None if setup.weight is None else setup.weight[part])
              for part in (setup.train, setup.valid) if part is not None]
     return Job(est, training_spec(est), setup.seed, *parts[0], setup.n_outputs,
                parts[1] if len(parts) > 1 else None, setup.rng_state)
+
+
+def set_up(base, params, rows, X, y, validated=None, sample_weight=None):
+    """The job's estimator, set up as :func:`prepare` sets it up, without the rest of a :class:`Job`:
+    a follower's (see :class:`~._shadows.Follower`), whose training another job does."""
+    return _set_up(base, params, np.asarray(rows), X, y, validated, sample_weight)[0]
+
+
+def _set_up(base, params, rows, X, y, validated, sample_weight):
+    """``(estimator, FitSetup)``: the job's estimator through :func:`~sknet.nets.begin_fit`."""
+    est = clone(base).set_params(**params)
+    data = _validated(est, rows, X, y, {} if validated is None else validated, sample_weight)
+    return est, begin_fit(est, data)
 
 
 def _validated(est, rows, X, y, validated, sample_weight):

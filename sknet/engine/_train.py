@@ -10,6 +10,7 @@ and trained again from fresh nets.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
@@ -37,7 +38,9 @@ from ._jobs import (
     refusal,
     resumed,
     same_but_epochs,
+    set_up,
 )
+from ._shadows import Follower, waits
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -134,6 +137,7 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
     starts = [None] * len(jobs) if starts is None else list(starts)
     rows = [np.arange(n_rows(X))[train_idx] for _, train_idx in jobs]
     prepared: dict[int, Job] = {}
+    waiting: dict[int, Follower] = {}  # followers without nets of their own (see _shadows)
     validated: dict[tuple[Any, ...], FitData] = {}
     taken = set()  # the states a job goes on from: each trains on in place, so for one job only
 
@@ -145,15 +149,35 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
                 return job
         return prepare(estimator, jobs[i][0], rows[i], X, y, validated, sample_weight)
 
-    for i in range(len(jobs)):
-        try:
-            prepared[i] = prepare_job(i)
-        except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
-            fitted[i] = exc
-    followers = _followers(prepared, jobs, rows)
+    def prepare_or_fail(i):  # whether job i is prepared, now or before (else its error is its result)
+        if i not in prepared and fitted[i] is None:
+            try:
+                prepared[i] = prepare_job(i)
+            except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
+                fitted[i] = exc
+        return i in prepared
+
+    epochs = [params.get("max_epochs", estimator.max_epochs) for params, _ in jobs]
+
+    def follower(i):
+        return Follower(epochs[i], functools.partial(set_up, estimator, jobs[i][0], rows[i], X, y, validated,
+                                                     sample_weight))
+
+    # Jobs that may go on from a state are prepared first: those that do train on their own.
+    fresh = [i for i in range(len(jobs))
+             if starts[i] is None or prepare_or_fail(i) and prepared[i].shuffle_state is None]
+    digests: dict[tuple[Any, ...], str] = {}  # a candidate's jobs share their values: each hashed once
+    keys = [(_digest(jobs[i][0], digests), rows[i].tobytes(), epochs[i]) for i in fresh]
+    followers = _followers(fresh, keys)
+    following = {i for group in followers.values() for i in group}
+    for i in fresh:
+        if i not in following:
+            prepare_or_fail(i)
+    followers = _set_up_followers(followers, prepared, prepare_or_fail, follower, waiting)
     following = {i for group in followers.values() for i in group}
     groups: dict[tuple[object, ...], list[int]] = {}
-    for i, job in prepared.items():
+    for i in sorted(prepared):  # in the jobs' order
+        job = prepared[i]
         if i in following:
             continue
         key = (group_key(job.spec), job.n_outputs, job.estimator.device_,
@@ -179,29 +203,66 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
             work = _chunk_work([prepared[i] for i in chunk], X_tensor,
                                None if widths is None else [widths[i] for i in chunk])
             with fit_threads(work, first.device_), flush_denormals(first.device_):
-                results = _train_group(chunk, prepared, X_tensor, prepare_job, followers, keep_states, widths)
+                results = _train_group(chunk, prepared, X_tensor, prepare_job, followers, keep_states, widths,
+                                       waiting)
             for i, (result, state) in results.items():
                 fitted[i], states[i] = result, state
     return (fitted, states) if keep_states else fitted
 
 
-def _followers(prepared, jobs, rows):
-    """``{leader: [jobs]}``: the jobs whose fit is the start of the leader's, which trains for them.
+def _followers(fresh, keys):
+    """``{leader: [jobs]}``: the ``fresh`` jobs (those not resumed) that may follow another.
 
-    Jobs on the same rows with the same parameters but ``max_epochs`` follow the one
-    with the most epochs, where a shorter fit is the start of a longer one.
-    Resumed jobs train on their own.
+    Jobs of the same ``keys`` but their last items (their parameters but ``max_epochs``,
+    their rows, then ``max_epochs``) differ only in ``max_epochs``: the others, shortest
+    first, follow the one with the most epochs where a shorter fit is the start of a
+    longer one (see :func:`_set_up_followers`).
     """
     same = {}
-    for i, job in prepared.items():
-        if job.shuffle_state is None and continuation_refusal(job.estimator) is None:
-            same.setdefault((same_but_epochs(jobs[i][0]), rows[i].tobytes()), []).append(i)
+    for i, key in zip(fresh, keys, strict=True):
+        same.setdefault(key[:-1], []).append((key[-1], i))
     followers = {}
     for members in same.values():
-        *shorter, leader = sorted(members, key=lambda i: prepared[i].spec.max_epochs)
+        *shorter, leader = [i for _, i in sorted(members, key=lambda member: member[0])]  # ties: jobs' order
         if shorter:
             followers[leader] = shorter
     return followers
+
+
+def _set_up_followers(followers, prepared, prepare_or_fail, follower, waiting):
+    """The ``followers`` (``{leader: [jobs]}``) that follow their leader, each job prepared or waiting.
+
+    The longest job that ``prepare_or_fail`` prepares leads; where its shorter fits are
+    not the start of its own (:func:`~sknet.engine.continuation_refusal`), each is
+    prepared and trains on its own. Where its callbacks let them
+    (:func:`~._shadows.waits`), its followers wait in ``waiting``, as the
+    :class:`~._shadows.Follower` that ``follower`` gives: no net until they finish.
+    The others are prepared (their callbacks run every epoch).
+    """
+    kept = {}
+    for longest, shorter in followers.items():
+        order = [*shorter, longest]
+        leader = next((i for i in reversed(order) if prepare_or_fail(i)), None)
+        shorter = order[:order.index(leader)] if leader is not None else []
+        continues = bool(shorter) and continuation_refusal(prepared[leader].estimator) is None
+        if continues and waits(prepared[leader]):
+            for i in shorter:
+                prepared.pop(i, None)  # prepared with a state it could not go on from: not needed
+                waiting[i] = follower(i)
+            kept[leader] = shorter
+            continue
+        shorter = [i for i in shorter if prepare_or_fail(i)]
+        if continues:
+            kept[leader] = shorter
+    return kept
+
+
+def _digest(params, digests):
+    """:func:`~._jobs.same_but_epochs` of ``params``, kept in ``digests`` for the same value objects."""
+    key = tuple((name, id(value)) for name, value in params.items() if name != "max_epochs")
+    if key not in digests:
+        digests[key] = same_but_epochs(params)
+    return digests[key]
 
 
 def _engine_input(X, float_dtype, hand_written):
@@ -343,17 +404,20 @@ def _free_memory(device):
         return float("inf")
 
 
-def _train_group(members, prepared, X, prepare_again, followers, keep_states, widths=None):
+def _train_group(members, prepared, X, prepare_again, followers, keep_states, widths=None, waiting=None):
     """Train one group (and the jobs that follow its members); ``{job: (result, state)}``.
 
     When it runs out of memory anyway, its halves train one after the other.
     Nothing is lost: the jobs of a failed attempt are prepared afresh (new nets,
-    empty histories; a resumed job from scratch) before their halves run.
+    empty histories; a resumed job from scratch) before their halves run; the
+    followers in ``waiting`` have no net to renew (each attempt builds its own).
     """
+    waiting = waiting or {}
     shadows = [followers.get(i, []) for i in members]
     try:
         jobs = [prepared[i] for i in members]
-        trainer = GroupTrainer(jobs, X, [[prepared[f] for f in group] for group in shadows], keep_states,
+        trainer = GroupTrainer(jobs, X, [[waiting[f] if f in waiting else prepared[f] for f in group]
+                                         for group in shadows], keep_states,
                                None if widths is None else [widths[i] for i in members])
         results = trainer.run()
     except OutOfMemoryError:
@@ -368,8 +432,8 @@ def _train_group(members, prepared, X, prepare_again, followers, keep_states, wi
         return out
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    for i in members + [f for group in shadows for f in group]:
+    for i in members + [f for group in shadows for f in group if f not in waiting]:
         prepared[i] = prepare_again(i, fresh=True)
     half = len(members) // 2
-    return {**_train_group(members[:half], prepared, X, prepare_again, followers, keep_states, widths),
-            **_train_group(members[half:], prepared, X, prepare_again, followers, keep_states, widths)}
+    rest = (prepared, X, prepare_again, followers, keep_states, widths, waiting)
+    return {**_train_group(members[:half], *rest), **_train_group(members[half:], *rest)}
