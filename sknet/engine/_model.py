@@ -189,7 +189,7 @@ class BatchedMLP:
             scales = self._dropout_scales(i, live, shapes, counts, batches)
             # Into memory kept from step to step where autograd does not record (as _flat's).
             kept = self._flat(f"dropped{i}", shapes, training, z)[1]
-            outputs = [out if scale is None else out * scale if into is None else torch.mul(out, scale, out=into)
+            outputs = [out if scale is None else torch.mul(out, scale, out=into)
                        for out, scale, into in zip(outputs, scales, kept, strict=True)]
         saved.append((live, inputs, z, a, scales, shapes))
         for b, out in zip(live, outputs, strict=True):
