@@ -19,6 +19,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from .._options import takes_weight_decay
+from ..parallel import torch_threads
 
 
 def tensor_layout(module):
@@ -37,9 +38,13 @@ def has_hand_written_backward(estimator):
 
 
 def stack_modules(modules, seed=0):
-    """K initialised modules of one class as one batched model with :class:`BatchedMLP`'s interface
-    (the vmap path, :class:`BatchedModule`)."""
-    return BatchedModule(modules, seed=seed)
+    """K initialised modules of one class as one batched model with :class:`BatchedMLP`'s interface:
+    on a CPU, a :class:`~sknet.engine._conv.BatchedGraph` where the modules' traced graph holds only
+    layers it batches itself (convolutions, pooling, linear layers, activations, ...), else the
+    vmap path, :class:`BatchedModule`."""
+    from ._conv import stack_conv_modules
+
+    return stack_conv_modules(modules, seed=seed) or BatchedModule(modules, seed=seed)
 
 
 class BatchedModule:
@@ -87,6 +92,11 @@ class BatchedModule:
     def _call(self, params, buffers, x):
         return functional_call(self.template, (params, buffers), (x,))
 
+    def _batched(self, training):
+        """The function of (parameter views, buffers, inputs) that computes the ``(K, n, ...)``
+        outputs: vmap over the models (subclasses compute them otherwise)."""
+        return vmap(self._call, randomness="different")
+
     def parameters(self):
         """Stacked ``(K, 1, numel)`` tensors to optimise, and whether each takes weight decay."""
         return self.params, self.decays
@@ -108,7 +118,7 @@ class BatchedModule:
         in the loss; nor are ``batches`` (vmap draws its own dropout masks).
         """
         self.template.train(training)
-        batched = vmap(self._call, randomness="different")
+        batched = self._batched(training)
         if not training:
             with torch.no_grad():
                 return _columns(batched(self._views(), self.buffers, X), X)
@@ -255,6 +265,11 @@ def vmap_refusal(module: torch.nn.Module, example_input: torch.Tensor) -> str | 
     >>> print(vmap_refusal(torch.nn.Linear(3, 2), torch.randn(4, 3)))
     None
     """
+    with torch_threads(1):  # two rows: a second thread only waits (seconds on a busy machine)
+        return _refusal(module, example_input)
+
+
+def _refusal(module, example_input):
     rows = example_input[:2]
     if len(rows) == 1:
         rows = rows.expand(2, *rows.shape[1:])
