@@ -24,10 +24,22 @@ a fraction of its rows each, and its gradients make a pass through memory at eve
 idle between launches, one group is what the hardware is for.
 """
 
-from ..parallel import resolve_device, step_work
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from ..parallel import forward_work, resolve_device, step_work
 
 # Floating-point operations a block's fixed costs per layer and step are worth, per device type.
 FIXED_FLOPS = {"cpu": 1e7, "cuda": 3e8}
+
+# Multiply-adds one element written by an operation is worth, in a module's step work (what its
+# thread count follows): MLPs are products, where a thread's share is the arithmetic, but a
+# convolutional module's pooling, activations and im2col move many elements per multiply-add.
+# About 75 multiply-adds at one thread's 150 GFLOP/s take a nanosecond, what an element of an
+# operation's output costs through memory; on bench_cnn.py's grid (4 to 16 channels, whose
+# multiply-adds alone put the smaller two on one thread) two threads trained 25 % faster.
+ELEMENT_WORK = 64
 
 # Whether models of different batch sizes share a group (stepping in ticks of the smallest), per
 # device type.
@@ -110,3 +122,36 @@ def padding_waste(hidden, padded, n_features, n_outputs):
 def _weights(n_features, hidden, n_outputs):
     """Multiply-adds of one row through an MLP of these widths (its number of weights)."""
     return step_work(n_features, hidden, n_outputs, 1)
+
+
+def module_work(module, rows):
+    """Work of a forward pass of ``module`` per row of ``rows``, for its thread count: its
+    multiply-adds (:func:`~sknet.parallel.forward_work`) plus :data:`ELEMENT_WORK` for each
+    element its operations write (views excepted)."""
+    counter = _ElementCounter()
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad(), counter:
+            module(**rows) if isinstance(rows, dict) else module(rows)
+        n_rows = len(next(iter(rows.values()))) if isinstance(rows, dict) else len(rows)
+        elements = counter.elements / n_rows
+    except Exception:  # a module that cannot run on these rows alone: its multiply-adds only
+        elements = 0.0
+    finally:
+        module.train(training)
+    return forward_work(module, rows) + ELEMENT_WORK * elements
+
+
+class _ElementCounter(TorchDispatchMode):
+    """Counts the elements torch's operations write under it (views write none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not func.is_view:
+            self.elements += sum(t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor))
+        return out

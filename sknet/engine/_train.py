@@ -22,9 +22,9 @@ from sklearn.utils import check_array
 
 from .._compat import OutOfMemoryError
 from ..nets._data import predict_batch_size
-from ..parallel import fit_threads, flush_denormals, forward_work, step_work
+from ..parallel import fit_threads, flush_denormals, step_work
 from . import _functional
-from ._costs import padded_widths, padding_waste
+from ._costs import module_work, padded_widths, padding_waste
 from ._functional import tensor_layout
 from ._group import GroupTrainer, _RowIndices
 from ._jobs import (
@@ -287,13 +287,14 @@ def _chunk_work(jobs, X, widths=None):
     """Forward multiply-adds of one training step of all the jobs (what their thread count follows).
 
     Modules other than the MLP share their tensors' layout within a group, so the first is
-    counted for all, on one row (torch's flop counter runs a forward). MLPs count their
+    counted for all, on one row (a forward under torch's flop counter, and the elements its
+    operations write: see :func:`~._costs.module_work`). MLPs count their
     padded ``widths`` (each job's hidden widths; their own when None) and the rows of a step.
     """
     tick = min(job.spec.batch_size for job in jobs)
     rows = [min(tick, len(job.rows)) for job in jobs]
     if not _hand_written(jobs[0]):
-        return forward_work(jobs[0].estimator.net_.module_, X[jobs[0].rows[:1]]) * sum(rows)
+        return module_work(jobs[0].estimator.net_.module_, X[jobs[0].rows[:1]]) * sum(rows)
     hidden = [job.spec.hidden_sizes for job in jobs] if widths is None else widths
     return sum(step_work(X.shape[1], h, job.n_outputs, n)
                for job, h, n in zip(jobs, hidden, rows, strict=True))

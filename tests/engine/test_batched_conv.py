@@ -315,3 +315,15 @@ def test_a_cnn_search_takes_the_graph_path_and_equals_sequential_fits(images, bu
 def test_stack_modules_is_where_the_path_is_chosen(monkeypatch):
     monkeypatch.setattr(_conv, "graph_plans", lambda template: None)
     assert type(_functional.stack_modules(make_modules(DigitsCNN, 2))) is BatchedModule
+
+
+def test_a_modules_step_work_counts_the_elements_its_operations_write():
+    # A ReLU writes its 10 values and multiplies nothing; a flatten is a view (writes nothing);
+    # a Linear(10, 3) multiplies 30 and writes 3 (its bias added in the same product).
+    from sknet.engine._costs import ELEMENT_WORK, module_work
+
+    rows = torch.randn(4, 10)
+    assert module_work(nn.ReLU(), rows) == ELEMENT_WORK * 10
+    assert module_work(nn.Flatten(), rows) == 0
+    assert module_work(nn.Linear(10, 3), rows) == 30 + ELEMENT_WORK * 3
+    assert module_work(nn.Sequential(nn.Linear(10, 3), nn.ReLU()), rows) == 30 + ELEMENT_WORK * 6
