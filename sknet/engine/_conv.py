@@ -331,4 +331,11 @@ def stack_conv_modules(modules, seed=0):
     return None if plans is None else BatchedGraph(modules, plans, seed=seed)
 
 
-__all__ = ["BatchedGraph", "graph_plans", "stack_conv_modules"]
+def stack_modules(modules, seed=0):
+    """K initialised modules of one class as one batched model with :class:`BatchedMLP`'s interface:
+    a :class:`BatchedGraph` where :func:`stack_conv_modules` gives one, else the vmap path,
+    :class:`~sknet.engine._functional.BatchedModule`."""
+    return stack_conv_modules(modules, seed=seed) or BatchedModule(modules, seed=seed)
+
+
+__all__ = ["BatchedGraph", "graph_plans", "stack_conv_modules", "stack_modules"]

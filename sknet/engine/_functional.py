@@ -37,16 +37,6 @@ def has_hand_written_backward(estimator):
     return isinstance(estimator, BaseMLP) and type(estimator.net_.module_) is MLPModule
 
 
-def stack_modules(modules, seed=0):
-    """K initialised modules of one class as one batched model with :class:`BatchedMLP`'s interface:
-    on a CPU, a :class:`~sknet.engine._conv.BatchedGraph` where the modules' traced graph holds only
-    layers it batches itself (convolutions, pooling, linear layers, activations, ...), else the
-    vmap path, :class:`BatchedModule`."""
-    from ._conv import stack_conv_modules
-
-    return stack_conv_modules(modules, seed=seed) or BatchedModule(modules, seed=seed)
-
-
 class BatchedModule:
     """K modules of one class trained as one model with ``vmap(functional_call)`` and autograd.
 

@@ -31,6 +31,7 @@ from ._bookkeeping import (
     end_training,
     record_validation,
 )
+from ._conv import stack_modules
 from ._jobs import TrainingState, continuation_refusal, optimizer_name
 from ._layout import _batch_sizes, _coefficients, _Layout
 from ._loss import LOSSES
@@ -159,7 +160,7 @@ class GroupTrainer:
         :class:`BatchedModule` (vmap and autograd)."""
         modules = [net.module_ for net in self.nets]
         if not _functional.has_hand_written_backward(self.jobs[0].estimator):
-            return _functional.stack_modules(modules, seed=self.jobs[0].seed)
+            return stack_modules(modules, seed=self.jobs[0].seed)
         dropout = self._hyper("dropout")
         return BatchedMLP(modules, [job.spec.activation for job in self.jobs], dropout,
                           [_generator_after_init(job) for job in self.jobs] if dropout.any() else None,

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from ..nets import training_spec
-from ._functional import has_hand_written_backward, stack_modules, tensor_layout
+from ._conv import stack_modules
+from ._functional import has_hand_written_backward, tensor_layout
 from ._model import BatchedMLP
 
 if TYPE_CHECKING:

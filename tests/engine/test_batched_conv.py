@@ -9,9 +9,9 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from sknet import TorchClassifier
-from sknet.engine import _conv, _functional, _optim, _predict
-from sknet.engine._conv import BatchedGraph, stack_conv_modules
-from sknet.engine._functional import BatchedModule, stack_modules
+from sknet.engine import _conv, _optim, _predict
+from sknet.engine._conv import BatchedGraph, stack_conv_modules, stack_modules
+from sknet.engine._functional import BatchedModule
 from sknet.engine._group import GroupTrainer
 from sknet.model_selection import GridSearchCV
 
@@ -314,7 +314,7 @@ def test_a_cnn_search_takes_the_graph_path_and_equals_sequential_fits(images, bu
 
 def test_stack_modules_is_where_the_path_is_chosen(monkeypatch):
     monkeypatch.setattr(_conv, "graph_plans", lambda template: None)
-    assert type(_functional.stack_modules(make_modules(DigitsCNN, 2))) is BatchedModule
+    assert type(_conv.stack_modules(make_modules(DigitsCNN, 2))) is BatchedModule
 
 
 def test_a_modules_step_work_counts_the_elements_its_operations_write():
