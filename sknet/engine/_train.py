@@ -166,7 +166,7 @@ def train_batched(estimator: Net, jobs: Jobs, X: ArrayLike, y: ArrayLike,
     # Jobs that may go on from a state are prepared first: those that do train on their own.
     fresh = [i for i in range(len(jobs))
              if starts[i] is None or prepare_or_fail(i) and prepared[i].shuffle_state is None]
-    digests: dict[tuple[Any, ...], str] = {}  # a candidate's jobs share their values: each hashed once
+    digests: dict[tuple[Any, ...], object] = {}  # a candidate's jobs share their values: each hashed once
     keys = [(_digest(jobs[i][0], digests), rows[i].tobytes(), epochs[i]) for i in fresh]
     followers = _followers(fresh, keys)
     following = {i for group in followers.values() for i in group}
@@ -261,7 +261,10 @@ def _digest(params, digests):
     """:func:`~._jobs.same_but_epochs` of ``params``, kept in ``digests`` for the same value objects."""
     key = tuple((name, id(value)) for name, value in params.items() if name != "max_epochs")
     if key not in digests:
-        digests[key] = same_but_epochs(params)
+        try:
+            digests[key] = same_but_epochs(params)
+        except Exception:  # a value joblib cannot pickle (a class local to a function, before
+            digests[key] = object()  # joblib 1.4): a digest equal to no other, so no followers
     return digests[key]
 
 

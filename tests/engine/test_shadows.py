@@ -145,3 +145,21 @@ def test_shadows_come_through_a_group_that_runs_out_of_memory(clf_data, monkeypa
         theirs, their_state = alone(job, X, y)
         assert_same_fit(mine, theirs)
         assert_same_state(state, their_state)
+
+
+def test_jobs_whose_parameters_joblib_cannot_hash_train_on_their_own(monkeypatch):
+    # joblib before 1.4 cannot pickle a class defined in a function (a module passed as a
+    # parameter): the digest that finds followers fails, and each job trains for itself.
+    import pickle
+
+    from sknet.engine import _train
+
+    def unpicklable(params):
+        raise pickle.PicklingError("Can't pickle <class 'local.Conv'>")
+
+    X, y = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32), np.arange(60) % 2
+    jobs = [({"max_epochs": epochs}, np.arange(60)) for epochs in (1, 3)]
+    base = MLPClassifier(n_units=4, random_state=0, device="cpu")
+    expected = [len(net.net_.history) for net in train_batched(base, jobs, X, y)]
+    monkeypatch.setattr(_train, "same_but_epochs", unpicklable)
+    assert [len(net.net_.history) for net in train_batched(base, jobs, X, y)] == expected == [1, 3]
