@@ -151,8 +151,15 @@ def continuation_refusal(estimator: object) -> str | None:
 
 
 def same_but_epochs(params):
-    """A digest of ``params`` without ``max_epochs``: equal for jobs that differ only there."""
-    return joblib.hash({name: value for name, value in params.items() if name != "max_epochs"})
+    """A digest of ``params`` without ``max_epochs``: equal for jobs that differ only there.
+
+    Where joblib cannot pickle a value (a class local to a function, before joblib 1.4), a
+    digest equal to no other: such a job neither follows another nor goes on from a state.
+    """
+    try:
+        return joblib.hash({name: value for name, value in params.items() if name != "max_epochs"})
+    except Exception:
+        return object()
 
 
 def resumed(base, params, rows, X, y, state, validated=None, sample_weight=None):

@@ -261,10 +261,7 @@ def _digest(params, digests):
     """:func:`~._jobs.same_but_epochs` of ``params``, kept in ``digests`` for the same value objects."""
     key = tuple((name, id(value)) for name, value in params.items() if name != "max_epochs")
     if key not in digests:
-        try:
-            digests[key] = same_but_epochs(params)
-        except Exception:  # a value joblib cannot pickle (a class local to a function, before
-            digests[key] = object()  # joblib 1.4): a digest equal to no other, so no followers
+        digests[key] = same_but_epochs(params)
     return digests[key]
 
 

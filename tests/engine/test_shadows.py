@@ -152,14 +152,12 @@ def test_jobs_whose_parameters_joblib_cannot_hash_train_on_their_own(monkeypatch
     # parameter): the digest that finds followers fails, and each job trains for itself.
     import pickle
 
-    from sknet.engine import _train
-
-    def unpicklable(params):
+    def unpicklable(value):
         raise pickle.PicklingError("Can't pickle <class 'local.Conv'>")
 
     X, y = np.random.default_rng(0).normal(size=(60, 4)).astype(np.float32), np.arange(60) % 2
     jobs = [({"max_epochs": epochs}, np.arange(60)) for epochs in (1, 3)]
     base = MLPClassifier(n_units=4, random_state=0, device="cpu")
     expected = [len(net.net_.history) for net in train_batched(base, jobs, X, y)]
-    monkeypatch.setattr(_train, "same_but_epochs", unpicklable)
+    monkeypatch.setattr(_jobs.joblib, "hash", unpicklable)
     assert [len(net.net_.history) for net in train_batched(base, jobs, X, y)] == expected == [1, 3]
