@@ -143,17 +143,25 @@ def forward_work(module: torch.nn.Module, rows: torch.Tensor | Mapping[str, torc
     """
     from torch.utils.flop_counter import FlopCounterMode
 
+    counter = FlopCounterMode(display=False)
+    try:
+        n_rows = _run_under(counter, module, rows)
+    except Exception:  # a module that cannot run on these rows alone: its fit will say why
+        return float(sum(p.numel() for p in module.parameters()))
+    return counter.get_total_flops() / 2 / n_rows
+
+
+def _run_under(mode, module, rows):
+    """Run ``module`` on ``rows`` under the dispatch ``mode`` (a counter), in evaluation mode and
+    without gradients (nothing drawn at random, no statistic moved); the number of rows."""
     training = module.training
     module.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), mode:
             module(**rows) if isinstance(rows, dict) else module(rows)
-        n_rows = len(next(iter(rows.values()))) if isinstance(rows, dict) else len(rows)
-        return counter.get_total_flops() / 2 / n_rows
-    except Exception:  # a module that cannot run on these rows alone: its fit will say why
-        return float(sum(p.numel() for p in module.parameters()))
     finally:
         module.train(training)
+    return len(next(iter(rows.values()))) if isinstance(rows, dict) else len(rows)
 
 
 def fit_thread_count(work: float) -> int:

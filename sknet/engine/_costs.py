@@ -28,7 +28,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from ..parallel import forward_work, resolve_device, step_work
+from ..parallel import _run_under, forward_work, resolve_device, step_work
 
 # Floating-point operations a block's fixed costs per layer and step are worth, per device type.
 FIXED_FLOPS = {"cpu": 1e7, "cuda": 3e8}
@@ -129,18 +129,11 @@ def module_work(module, rows):
     multiply-adds (:func:`~sknet.parallel.forward_work`) plus :data:`ELEMENT_WORK` for each
     element its operations write (views excepted)."""
     counter = _ElementCounter()
-    training = module.training
-    module.eval()
     try:
-        with torch.no_grad(), counter:
-            module(**rows) if isinstance(rows, dict) else module(rows)
-        n_rows = len(next(iter(rows.values()))) if isinstance(rows, dict) else len(rows)
-        elements = counter.elements / n_rows
+        n_rows = _run_under(counter, module, rows)
     except Exception:  # a module that cannot run on these rows alone: its multiply-adds only
-        elements = 0.0
-    finally:
-        module.train(training)
-    return forward_work(module, rows) + ELEMENT_WORK * elements
+        return forward_work(module, rows)
+    return forward_work(module, rows) + ELEMENT_WORK * counter.elements / n_rows
 
 
 class _ElementCounter(TorchDispatchMode):
