@@ -17,12 +17,15 @@ with ``vmap`` and autograd; :func:`vmap_refusal` says whether a module can be.
 Jobs that differ only in ``max_epochs`` train once, and a job can go on from the
 :class:`TrainingState` an earlier call left it in, where a shorter fit is the start
 of a longer one (:func:`continuation_refusal`): halving on epochs and pruning rely on it.
+:func:`train_sequential` trains the same jobs, from the same states, one at a time by each
+estimator's own skorch loop, and leaves states either function goes on from.
 """
 
 from ._functional import vmap_refusal
 from ._jobs import TrainingState, can_batch, continuation_refusal, group_jobs
 from ._predict import predict_batched
+from ._sequential import train_sequential
 from ._train import train_batched
 
 __all__ = ["TrainingState", "can_batch", "continuation_refusal", "group_jobs", "predict_batched",
-           "train_batched", "vmap_refusal"]
+           "train_batched", "train_sequential", "vmap_refusal"]

@@ -28,7 +28,16 @@ from sklearn.base import clone
 from sklearn.utils import _safe_indexing, check_array
 
 from .. import _options
-from ..nets import TrainingSpec, begin_fit, build_module, check_params, loss_weights, training_spec
+from ..nets import (
+    TrainingSpec,
+    begin_fit,
+    build_module,
+    check_params,
+    loss_weights,
+    refresh_training_params,
+    resume_refusal,
+    training_spec,
+)
 from ..nets import validate_fit_data as _validate_fit_data
 from ..nets._base import BaseTorchNet
 from ..nets._data import is_dict_of_arrays
@@ -166,17 +175,23 @@ def resumed(base, params, rows, X, y, state, validated=None, sample_weight=None)
     """The job :func:`prepare` would set up, going on from ``state`` instead; None where it cannot.
 
     It cannot when the state's net is not the job's but for ``max_epochs``, when it
-    trained more epochs than the job asks for, or when continuing would not compute
-    what the job's own fit computes (:func:`continuation_refusal`). The data is
-    validated as for a fresh job (``validated`` keeps it); no new net is built.
+    trained more epochs than the job asks for, when continuing would not compute
+    what the job's own fit computes (:func:`continuation_refusal`), or when its
+    parameters now turn dropout on for a net that trained without it
+    (:func:`~sknet.nets.resume_refusal`: no dropout generator to go on from). The data is
+    validated as for a fresh job (``validated`` keeps it); no new net is built. The
+    parameters set on the state's estimator since its fit (lr, momentum, weight decay, l1,
+    dropout) take effect, its net's optimizer included (:func:`~sknet.nets.refresh_training_params`).
     """
     wanted, estimator = clone(base).set_params(**params), state.estimator
     if (continuation_refusal(estimator) is not None or state.epochs > wanted.max_epochs
             or same_but_epochs(estimator.get_params(deep=False))
-            != same_but_epochs(wanted.get_params(deep=False))):
+            != same_but_epochs(wanted.get_params(deep=False))
+            or resume_refusal(estimator, state.dropout_state) is not None):
         return None
     rows = np.asarray(rows)
     data = _validated(wanted, rows, X, y, {} if validated is None else validated, sample_weight)
+    refresh_training_params(estimator)  # the engine reads the lr from the net's optimizer
     estimator.max_epochs = estimator.net_.max_epochs = wanted.max_epochs
     # Without early stopping every row trains: the rows, targets and weights of a fresh setup.
     return Job(estimator, training_spec(estimator), int(estimator.net_.shuffle_seed), rows, data.y,

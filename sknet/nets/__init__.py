@@ -8,14 +8,19 @@ estimator without touching its insides; see ``docs/engine.rst``.
 from ._contract import (
     FitData,
     FitSetup,
+    Generators,
     TrainingSpec,
     begin_fit,
     build_module,
     check_params,
+    continue_fit,
     finish_fit,
     loss_weights,
+    refresh_training_params,
     replay_fit_callbacks,
     respond,
+    resume_refusal,
+    tracked_generators,
     training_spec,
     validate_fit_data,
     validate_input,
@@ -23,6 +28,7 @@ from ._contract import (
 from ._mlp import MLPClassifier, MLPRegressor
 from ._torch import TorchClassifier, TorchRegressor
 
-__all__ = ["FitData", "FitSetup", "MLPClassifier", "MLPRegressor", "TorchClassifier", "TorchRegressor",
-           "TrainingSpec", "begin_fit", "build_module", "check_params", "finish_fit", "loss_weights",
-           "replay_fit_callbacks", "respond", "training_spec", "validate_fit_data", "validate_input"]
+__all__ = ["FitData", "FitSetup", "Generators", "MLPClassifier", "MLPRegressor", "TorchClassifier",
+           "TorchRegressor", "TrainingSpec", "begin_fit", "build_module", "check_params", "continue_fit",
+           "finish_fit", "loss_weights", "refresh_training_params", "replay_fit_callbacks", "respond",
+           "resume_refusal", "tracked_generators", "training_spec", "validate_fit_data", "validate_input"]

@@ -16,6 +16,10 @@ functions here:
 4. :func:`validate_input` and :func:`respond`: ``predict`` and ``predict_proba`` from raw
    outputs computed elsewhere; :func:`replay_fit_callbacks` tells scikit-learn's
    callbacks about a fit that ran in the engine.
+5. Going on with a fitted MLP (``sknet.engine.train_sequential``, and the engine's continued
+   jobs): :func:`resume_refusal`, :func:`refresh_training_params` (the parameters set on it
+   since), :func:`continue_fit` (more epochs of its own loop, from its generators' states),
+   and :func:`tracked_generators` (where a fit's generators end).
 
 Each function calls the estimator's own (private) methods, so that ``fit`` and the
 engine run the very same steps.
@@ -37,15 +41,20 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 
+from .._options import takes_weight_decay
+from ..parallel import fit_threads
 from ._base import BaseTorchNet, FitData, FitSetup
 from ._mlp import BaseMLP
+from ._seeding import seeded
+from ._skorch import Generators, tracking
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -54,8 +63,9 @@ if TYPE_CHECKING:
 
     from .._typing import Features, OptimizerParam
 
-__all__ = ["FitData", "FitSetup", "TrainingSpec", "begin_fit", "build_module", "check_params", "finish_fit",
-           "loss_weights", "replay_fit_callbacks", "respond", "training_spec", "validate_fit_data",
+__all__ = ["FitData", "FitSetup", "Generators", "TrainingSpec", "begin_fit", "build_module", "check_params",
+           "continue_fit", "finish_fit", "loss_weights", "refresh_training_params", "replay_fit_callbacks",
+           "respond", "resume_refusal", "tracked_generators", "training_spec", "validate_fit_data",
            "validate_input"]
 
 Net = TypeVar("Net", bound=BaseTorchNet)
@@ -301,3 +311,164 @@ def replay_fit_callbacks(estimator: BaseTorchNet, X: Features, y: ArrayLike) -> 
     """Report a fit that ran in the engine to scikit-learn's callbacks, epoch by epoch."""
     estimator._replay_fit_callbacks(X, y)
 
+
+
+@contextmanager
+def tracked_generators(shuffle_state: torch.Tensor | None = None) -> Iterator[Generators]:
+    """Track the one training loop (``fit``, or :func:`continue_fit`) run in the block, in this thread.
+
+    Its shuffles start from ``shuffle_state`` (None: from its net's seed, as ``fit``'s
+    do). After the block, the :class:`Generators` yielded hold ``shuffle_state``, where
+    its shuffle generator ended, and ``dropout_state``, torch's global generator where
+    its training left it: where a dropout net's masks go on from (meaningless without
+    dropout, whose training runs outside a seeded block). Nothing stays on the net.
+
+    Parameters
+    ----------
+    shuffle_state : torch.Tensor, default=None
+        The state its shuffle generator starts from.
+
+    Yields
+    ------
+    generators : Generators
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sknet import MLPClassifier
+    >>> from sknet.nets import tracked_generators
+    >>> X, y = load_iris(return_X_y=True)
+    >>> with tracked_generators() as generators:
+    ...     clf = MLPClassifier(max_epochs=2, dropout=0.1, random_state=0).fit(X, y)
+    >>> generators.shuffle_state.dtype, generators.dropout_state is None
+    (torch.uint8, False)
+    """
+    with tracking(shuffle_state) as generators:
+        yield generators
+
+
+def resume_refusal(estimator: BaseMLP, dropout_state: torch.Tensor | None) -> str | None:
+    """Why a fitted MLP cannot train on under its parameters now from ``dropout_state``, or None.
+
+    It cannot when its dropout rate is above 0 but its net trained without dropout: its
+    module has no dropout layers, and there is no generator its masks would go on from
+    (its fit's dropout generator is seeded only where dropout is on from the start).
+    Training it from scratch is the defined result then.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier or MLPRegressor
+        Fitted, with the parameters it is to train on under set.
+    dropout_state : torch.Tensor or None
+        Where its dropout generator stopped (``TrainingState.dropout_state``).
+
+    Returns
+    -------
+    reason : str or None
+    """
+    if estimator.dropout > 0 and (dropout_state is None or not _dropout_layers(estimator.net_.module_)):
+        return "dropout is turned on for a net that trained without it (no dropout generator to go on from)"
+    return None
+
+
+def refresh_training_params(estimator: BaseMLP) -> None:
+    """Make a fitted MLP's net train on with the parameters set on the estimator since its fit.
+
+    Its optimizer's param groups take ``lr`` (only when changed: a schedule's current
+    rate is left alone otherwise), the effective momentum and ``weight_decay``
+    (weights only: a group of weights and biases is split, as a fit with decay builds
+    them); its net takes ``l1`` and ``batch_size``, and its dropout layers the rate. The
+    optimizer's state (momentum buffers, Adam's averages and steps) is kept. Nothing
+    changes where the parameters did not.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier or MLPRegressor
+        Fitted; changed in place (its net, not its fitted attributes).
+    """
+    net = estimator.net_
+    optimizer = net.optimizer_
+    names = {id(p): name for name, p in net.module_.named_parameters()}
+
+    def decays(params):
+        return [takes_weight_decay(names[id(p)]) for p in params]
+
+    if estimator.weight_decay:  # a net built without decay has a single group: biases would decay too
+        for group in list(optimizer.param_groups):
+            taken = decays(group["params"])
+            if "weight_decay" in group and any(taken) and not all(taken):
+                params = group["params"]
+                group["params"] = [p for p, t in zip(params, taken, strict=True) if t]
+                spared = [p for p, t in zip(params, taken, strict=True) if not t]
+                settings = {key: value for key, value in group.items() if key != "params"}
+                optimizer.add_param_group({**settings, "params": spared})
+    momentum = estimator._momentum()
+    for group in optimizer.param_groups:
+        if estimator.lr != net.lr:
+            group["lr"] = estimator.lr
+        if "momentum" in group:
+            group["momentum"] = momentum
+            for param in group["params"] if momentum else []:
+                state = optimizer.state.get(param)
+                if state and "momentum_buffer" not in state:  # RMSprop makes it on its first step only
+                    state["momentum_buffer"] = torch.zeros_like(param)  # as the engine's buffers start
+        if "weight_decay" in group:
+            group["weight_decay"] = float(estimator.weight_decay) if any(decays(group["params"])) else 0.0
+    net.lr, net.l1, net.batch_size = estimator.lr, estimator.l1, estimator.batch_size
+    for layer in _dropout_layers(net.module_):
+        layer.p = float(estimator.dropout)
+
+
+def _dropout_layers(module):
+    return [layer for layer in module.modules() if isinstance(layer, torch.nn.Dropout)]
+
+
+def continue_fit(estimator: BaseMLP, data: FitData, epochs: int, shuffle_state: torch.Tensor,
+                 dropout_state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Train a fitted MLP ``epochs`` more epochs of its own loop, in place, from its generators' states.
+
+    What the batched engine does to a job that goes on from a
+    :class:`~sknet.engine.TrainingState`, by the net's own skorch loop: the
+    parameters set since apply (:func:`refresh_training_params`), every row trains
+    (no early stopping), the callbacks go on as they were (no new
+    ``on_train_begin``), then :func:`finish_fit`.
+
+    Parameters
+    ----------
+    estimator : MLPClassifier or MLPRegressor
+        Fitted, without early stopping, on the rows of ``data``.
+    data : FitData
+        Its training rows, as :func:`validate_fit_data` of the estimator's class gives them.
+    epochs : int
+        Epochs to train.
+    shuffle_state : torch.Tensor
+        Where its shuffle generator stopped (``TrainingState.shuffle_state``).
+    dropout_state : torch.Tensor or None, default=None
+        Where its dropout generator stopped; needed with dropout.
+
+    Returns
+    -------
+    shuffle_state, dropout_state : torch.Tensor, torch.Tensor or None
+        Where the generators ended (no dropout state without dropout).
+
+    Raises
+    ------
+    ValueError
+        Dropout without a net or a generator to go on from (:func:`resume_refusal`).
+    FloatingPointError
+        Training diverged.
+    """
+    reason = resume_refusal(estimator, dropout_state)
+    if reason is not None:
+        raise ValueError(f"Cannot continue this fit: {reason}.")
+    refresh_training_params(estimator)
+    weight = estimator._sample_weight(data.y, data.sample_weight)
+    train, _ = estimator._datasets(data.X, data.y, weight, np.arange(len(data.y)), None)
+    net, dropout = estimator.net_, estimator._draws_at_random()
+    net.train_split = None
+    # Dropout draws from torch's global generator: from its state, in a block that restores the caller's.
+    with fit_threads(estimator._step_work(train), estimator.device_), tracking(shuffle_state) as generators:
+        with seeded(0, estimator.device_, dropout_state) if dropout else nullcontext():
+            net.train_epochs(train, epochs, begin=False)
+    finish_fit(estimator)
+    return generators.shuffle_state, generators.dropout_state if dropout else None

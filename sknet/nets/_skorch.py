@@ -1,6 +1,8 @@
 """The skorch net inside every sknet estimator, and the callbacks sknet adds to it."""
 
+import contextvars
 import math
+from contextlib import contextmanager
 
 import torch
 from skorch import NeuralNet
@@ -8,6 +10,45 @@ from skorch.callbacks import Callback, EarlyStopping
 
 from ._checks import divergence_hint
 from ._data import DeviceBatches, InMemoryDataset, predict_batch_size
+from ._seeding import generator_state
+
+# The Generators of the training loop running in this thread's ``tracking`` block, if any: a
+# context variable, not an attribute, so that nothing of it stays on (or pickles with) the net.
+_TRACKED = contextvars.ContextVar("sknet_tracked_generators", default=None)
+
+
+class Generators:
+    """Where a training loop's shuffles start (``shuffle_state``, None: the net's seed), and, after
+    its :func:`tracking` block, where its shuffle and torch's global (dropout) generators ended."""
+
+    def __init__(self, shuffle_state=None):
+        self.shuffle_state = shuffle_state
+        self.dropout_state = None
+        self._batches = None
+
+    def started(self, batches):
+        """The training batches of the loop: they shuffle from the start state (if any) on."""
+        if self.shuffle_state is not None:
+            batches.generator.set_state(self.shuffle_state)
+        self._batches = batches
+
+    def close(self):
+        """Read where the shuffles ended, and let go of the batches (and the data they hold)."""
+        if self._batches is not None:
+            self.shuffle_state = self._batches.generator.get_state()
+        self._batches = None
+
+
+@contextmanager
+def tracking(shuffle_state=None):
+    """Track the training loop run in the block (one ``train_epochs``): yield its :class:`Generators`."""
+    generators = Generators(shuffle_state)
+    token = _TRACKED.set(generators)
+    try:
+        yield generators
+    finally:
+        _TRACKED.reset(token)
+        generators.close()
 
 
 class SkorchNet(NeuralNet):
@@ -36,7 +77,10 @@ class SkorchNet(NeuralNet):
         if not isinstance(dataset, InMemoryDataset):
             return super().get_iterator(dataset, training=training)
         if training:
-            return DeviceBatches(dataset, self.batch_size, shuffle=True, seed=self.shuffle_seed)
+            batches = DeviceBatches(dataset, self.batch_size, shuffle=True, seed=self.shuffle_seed)
+            if _TRACKED.get() is not None:  # created once per fit_loop: each epoch draws the next order
+                _TRACKED.get().started(batches)
+            return batches
         return DeviceBatches(dataset, predict_batch_size(dataset, self.batch_size))
 
     def infer(self, x, **fit_params):
@@ -68,9 +112,14 @@ class SkorchNet(NeuralNet):
             loss = loss + self.l1 * sum(w.abs().sum() for w in penalized_weights(self.module_))
         return loss
 
-    def train_epochs(self, dataset, epochs):
-        """Run ``epochs`` epochs on ``dataset`` from the current state."""
-        self.notify("on_train_begin", X=dataset, y=None)
+    def train_epochs(self, dataset, epochs, *, begin=True):
+        """Run ``epochs`` epochs on ``dataset`` from the current state.
+
+        ``begin=False`` goes on with a training begun before (its callbacks' states, a
+        schedule's included, carry on), as the batched engine continues a net.
+        """
+        if begin:
+            self.notify("on_train_begin", X=dataset, y=None)
         try:
             self.fit_loop(dataset, epochs=epochs)
         except KeyboardInterrupt:
@@ -78,6 +127,8 @@ class SkorchNet(NeuralNet):
             # anything else is the user's Ctrl-C and must reach them.
             if not self.early_stopped():
                 raise
+        if _TRACKED.get() is not None:  # where the dropout draws left the generator (in a seeded block)
+            _TRACKED.get().dropout_state = generator_state(self.device)
         self.notify("on_train_end", X=dataset, y=None)
         return self
 
