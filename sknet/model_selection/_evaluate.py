@@ -40,11 +40,8 @@ from .._compat import (
     _warn_or_raise_about_fit_failures,
 )
 from .._identity import random_state_from_json, random_state_to_json
-from ..engine import can_batch, train_batched
 from ..engine._jobs import group_key, refusal
-from ..nets import replay_fit_callbacks, training_spec
-from ..nets._mlp import BaseMLP
-from ..parallel import resolve_device
+from ..nets import training_spec
 from ._tasks import Block, EngineJob, Scoring, fit_and_score, split_fold, train_and_score
 from ._wrappers import epochs_param, final_net, fit_layers, layers_key
 
@@ -94,7 +91,10 @@ class RoundEvaluator:
         self.search, self.X, self.y, self.params, self.routed = search, X, y, params, routed
         self.scorers = scorers
         self.base = clone(search.estimator)
-        self.engine = engine_takes(search, X, params)
+        # A search that trains in stages (population training) needs its nets' states: with
+        # engine="sequential" each net then trains in its own loop, its state kept.
+        self.sequential = search.engine == "sequential" and getattr(search, "_trains_in_stages", False)
+        self.engine = engine_takes(search, X, params, self.sequential)
         self.sample_weight = params.get(weight_param(search.estimator)) if self.engine else None
         self.parallel = Parallel(n_jobs=search.n_jobs, pre_dispatch=search.pre_dispatch)
         self.candidate_params, self.out, self.more_results = [], [], defaultdict(list)
@@ -110,15 +110,16 @@ class RoundEvaluator:
         self._partial = defaultdict(list)  # checkpoint -> every partial score seen there
 
     # -- what a strategy calls ------------------------------------------------------------
-    def __call__(self, candidate_params, cv=None, more_results=None, callback_ctx=None):
-        """Cross-validate one round of candidates; return ``cv_results_`` of all rounds so far."""
+    def __call__(self, candidate_params, cv=None, more_results=None, callback_ctx=None, starts=None):
+        """Cross-validate one round of candidates; return ``cv_results_`` of all rounds so far.
+
+        ``starts`` (population training) maps ``(candidate, split)`` to the
+        :class:`~sknet.engine.TrainingState` that job goes on from.
+        """
         search = self.search
         candidates = list(candidate_params)
         n_splits = search.n_splits_
-        splits = list((cv or search._checked_cv_orig).split(self.X, self.y, **self.routed.splitter.split))
-        if len(splits) != n_splits:
-            raise ValueError("cv.split and cv.get_n_splits return inconsistent results. Expected "
-                             f"{n_splits} splits, got {len(splits)}")
+        splits = self._splits(cv)
         if search.verbose > 0:
             print(f"Fitting {n_splits} folds for each of {len(candidates)} candidates, totalling "
                   f"{len(candidates) * n_splits} fits")
@@ -142,7 +143,7 @@ class RoundEvaluator:
             for i, split in done:
                 out[i * n_splits + split] = self._served(journal, first, i, split, candidates[i],
                                                          splits[split], contexts[i * n_splits + split])
-            self._run(candidates, splits, done, contexts, journal, first, out)
+            self._run(candidates, splits, done, contexts, journal, first, out, starts)
         if not out:
             raise ValueError("No fits were performed. Was the CV iterator empty? Were there no candidates?")
         _warn_or_raise_about_fit_failures(out, search.error_score)
@@ -155,16 +156,41 @@ class RoundEvaluator:
         self.results = search._format_results(self.candidate_params, n_splits, self.out, self.more_results)
         return self.results
 
-    def _run(self, candidates, splits, done, contexts, journal, first, out):
-        """Train and score the round's fits but ``done`` into ``out``; keep their training states."""
+    def _splits(self, cv=None):
+        """The splits of ``cv`` (the search's by default), checked against ``n_splits_``."""
+        cv = cv or self.search._checked_cv_orig
+        splits = list(cv.split(self.X, self.y, **self.routed.splitter.split))
+        if len(splits) != self.search.n_splits_:
+            raise ValueError("cv.split and cv.get_n_splits return inconsistent results. Expected "
+                             f"{self.search.n_splits_} splits, got {len(splits)}")
+        return splits
+
+    def train_round(self, candidates, starts):
+        """A stage of population training: ``candidates`` cross-validated, each ``(candidate, split)``
+        going on from its state in ``starts`` (or from scratch), nothing journaled.
+
+        Returns ``(out, states)``: the results, and ``{(candidate, split): TrainingState}``.
+        """
+        splits = self._splits()
+        out = [None] * (len(candidates) * len(splits))
+        states = self._run(candidates, splits, set(), [None] * len(out), None, 0, out, starts)
+        return out, states
+
+    def _run(self, candidates, splits, done, contexts, journal, first, out, starts=None):
+        """Train and score the round's fits but ``done`` into ``out``; keep their training states.
+
+        Returns the states, ``{(candidate, split): TrainingState}``. Without ``starts``
+        they are also kept for the next round's candidates (halving, pruning) to go on from.
+        """
         n_splits = len(splits)
-        tasks = self._tasks(candidates, splits, done, contexts, journal, first)
-        states = {}
+        tasks = self._tasks(candidates, splits, done, contexts, journal, first, starts)
+        states, by_job = {}, {}
         for task_result in self.parallel(tasks) if tasks else []:
             for index, result in task_result.results.items():
                 out[index] = result
             for index, state in task_result.states.items():
                 candidate, split = divmod(index, n_splits)
+                by_job[candidate, split] = state
                 states[self._continuation_key(candidates[candidate]), split] = state
             self.engine_time += task_result.seconds
             self.n_batched += task_result.n_batched
@@ -172,7 +198,9 @@ class RoundEvaluator:
                 warnings.warn(f"The batched engine failed on {len(task_result.results)} fits, which were "
                               f"fitted one by one instead: {task_result.engine_error!r}", UserWarning,
                               stacklevel=3)
-        self._states = states  # the next round's (or stage's) candidates are among these
+        if starts is None:
+            self._states = states  # the next round's (or stage's) candidates are among these
+        return by_job
 
     def _pruned_round(self, index, candidates, splits, contexts, out, journal, first):
         """A round with pruning (:meth:`_pruned`), journaled as a whole.
@@ -282,14 +310,14 @@ class RoundEvaluator:
         return random_state_from_json(state)
 
     # -- a round's tasks --------------------------------------------------------------------
-    def _tasks(self, candidates, splits, done, contexts, journal, first):
+    def _tasks(self, candidates, splits, done, contexts, journal, first, starts=None):
         """The round's tasks: engine groups (trained and scored together), then plain fits."""
         search, n_splits = self.search, len(splits)
         fit_kwargs = dict(X=self.X, y=self.y, scorer=self.scorers, fit_params=self.routed.estimator.fit,
                           score_params=self.routed.scorer.score, return_train_score=search.return_train_score,
                           return_n_test_samples=True, return_times=True, return_parameters=False,
                           error_score=search.error_score, verbose=search.verbose, caller=search)
-        jobs, blocks, plain, reasons = self._plan(candidates, splits, done, contexts)
+        jobs, blocks, plain, reasons = self._plan(candidates, splits, done, contexts, starts)
         why = "; ".join(sorted(reasons))
         if search.engine == "batched" and plain and self.engine:
             warnings.warn(f"{len(plain)} of {len(candidates) * n_splits - len(done)} fits could not be "
@@ -303,7 +331,8 @@ class RoundEvaluator:
         tasks = []
         for group in self._groups(jobs, blocks, journal is not None):
             used = {job.block: blocks[job.block] for job in group}
-            tasks.append(delayed(train_and_score)(group, used, scoring, fallback, self.continued is not None))
+            keep = self.continued is not None or starts is not None
+            tasks.append(delayed(train_and_score)(group, used, scoring, fallback, keep, self.sequential))
         for i, split in plain:
             index = i * n_splits + split
             train, test = splits[split]
@@ -313,7 +342,7 @@ class RoundEvaluator:
                 candidate_progress=(i, len(candidates)), callback_ctx=contexts[index], **fit_kwargs))
         return tasks
 
-    def _plan(self, candidates, splits, done, contexts):
+    def _plan(self, candidates, splits, done, contexts, starts=None):
         """Which jobs the engine trains, on which blocks, and which are fitted as usual.
 
         Returns ``(jobs, blocks, plain, reasons)``: :class:`EngineJob` records, the
@@ -343,8 +372,11 @@ class RoundEvaluator:
                 plain.append((i, split))
             else:
                 index = i * len(splits) + split
-                start = self._states.get((self._continuation_key(candidates[i]), split), None) if (
-                    self._states) else None
+                if starts is not None:
+                    start = starts.get((i, split))
+                else:
+                    start = self._states.get((self._continuation_key(candidates[i]), split), None) if (
+                        self._states) else None
                 jobs.append(EngineJob(index, i, split, candidates[i], estimator, b, contexts[index], start))
         return jobs, blocks, plain, {reason for reason in verdicts.values() if reason is not None}
 
@@ -382,6 +414,8 @@ class RoundEvaluator:
         that many tasks of about equal arithmetic.
         """
         n_workers = effective_n_jobs(self.search.n_jobs) if jobs else 1
+        if self.sequential:  # each job in its own loop: a task each
+            return [[job] for job in jobs]
         tasks = []
         for part in _slices(jobs) if in_slices else [jobs]:
             groups = {}
@@ -398,40 +432,6 @@ class RoundEvaluator:
         train, test = fold
         _report_task(context, self.search, lambda: split_fold(self.base, self.X, self.y, train, test))
         return journal.get(first + i, split, params)
-
-    # -- the refit --------------------------------------------------------------------------
-    def refit(self, estimator, X, y, fit_params):
-        """Fit ``estimator`` (the best candidate) on all the data: its net by the engine where it can.
-
-        The engine trains only a bare net or a pipeline's (its preprocessing is
-        fitted as usual first), and only where it reproduces the net's own fit: not with
-        dropout on a GPU (where the engine draws a block's masks at once), not
-        where it cannot take the net, and, with a warning, not where it fails.
-        """
-        net = final_net(estimator)
-        # A net inside a target transform is refitted as usual: its layers are fitted in place. So
-        # is a module of the user's, whose dropout masks the engine draws otherwise than its fit.
-        direct = estimator is net or (isinstance(estimator, Pipeline) and estimator.steps[-1][1] is net)
-        if (not self.engine or not direct or not isinstance(net, BaseMLP)
-                or (net.dropout > 0 and not _on_cpu(net))):
-            return _fit(estimator, X, y, fit_params)
-        X_net = estimator[:-1].fit_transform(X, y) if isinstance(estimator, Pipeline) else X
-        X_net = _dense(X_net)
-        if not can_batch(net, {}, X_net):
-            return net.fit(X_net, y, **_net_params(estimator, fit_params))
-        try:
-            fitted = train_batched(net, [({}, np.arange(_num_samples(X_net)))], X_net, y,
-                                   self.sample_weight)[0]
-        except Exception as exc:
-            warnings.warn(f"The batched engine failed on the refit, which is fitted as usual instead: "
-                          f"{exc!r}", UserWarning, stacklevel=3)
-            return _fit(estimator, X, y, fit_params)
-        if isinstance(fitted, BaseException):
-            raise fitted  # what the net's own fit raises
-        net.__dict__.update(fitted.__dict__)
-        if getattr(self.search, "_skl_callbacks", None):
-            replay_fit_callbacks(net, X_net, y)
-        return estimator
 
 
 def _report_task(context, search, fold):
@@ -487,31 +487,22 @@ def pruning(search):
     return name, sorted({int(e) for e in prune})
 
 
-def _on_cpu(net):
-    return resolve_device(net.device).startswith("cpu")
 
 
-def _fit(estimator, X, y, fit_params):
-    return estimator.fit(X, **fit_params) if y is None else estimator.fit(X, y, **fit_params)
 
 
-def _net_params(estimator, fit_params):
-    """The fit parameters of a pipeline's last step (its own, for a bare net)."""
-    if not isinstance(estimator, Pipeline):
-        return fit_params
-    prefix = f"{estimator.steps[-1][0]}__"
-    return {k[len(prefix):]: v for k, v in fit_params.items() if k.startswith(prefix)}
 
 
-def engine_takes(search, X, params):
+def engine_takes(search, X, params, sequential=False):
     """Whether the batched engine trains the sknet nets of this fit of ``search``.
 
-    Not for ``engine="sequential"``, estimators other than an sknet net or a
-    pipeline ending in one, a pipeline under scikit-learn callbacks (they follow
-    each step's fit), and fit parameters other than ``groups`` and the net's
-    sample weights (one per row), which would change what a job computes.
+    Not for ``engine="sequential"`` (unless ``sequential``: the engine's path then
+    trains each net in its own loop, see :func:`~sknet.engine.train_sequential`),
+    estimators other than an sknet net or a pipeline ending in one, a pipeline under
+    scikit-learn callbacks (they follow each step's fit), and fit parameters other than
+    ``groups`` and the net's sample weights (one per row), which would change what a job computes.
     """
-    if search.engine == "sequential" or final_net(search.estimator) is None:
+    if (search.engine == "sequential" and not sequential) or final_net(search.estimator) is None:
         return False
     if isinstance(search.estimator, Pipeline) and getattr(search, "_skl_callbacks", None):
         return False

@@ -43,6 +43,7 @@ from .._compat import (
 from .._identity import code_digest, data_digest, data_identity, describe, module_classes
 from ..checkpoint import CheckpointDamagedError, CheckpointPermissionError, Journal
 from ._evaluate import ENGINES, RoundEvaluator
+from ._refit import refit
 from ._space import python_value
 from ._tasks import heap_frozen
 from ._wrappers import epochs_param
@@ -168,7 +169,7 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
         with refit_ctx.propagate_callback_context(self.best_estimator_):
             refit_ctx.call_on_fit_task_begin(estimator=self, X=X, y=y, metadata=metadata)
             start = time.time()
-            evaluate.refit(self.best_estimator_, X, y, routed.estimator.fit)
+            refit(evaluate, self.best_estimator_, X, y, routed.estimator.fit)
             self.refit_time_ = time.time() - start
         if hasattr(self.best_estimator_, "feature_names_in_"):
             self.feature_names_in_ = self.best_estimator_.feature_names_in_

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._compat import _fit_and_score, _safe_split, _score, fit_and_score_kwargs
-from ..engine import predict_batched, train_batched
+from ..engine import predict_batched, train_batched, train_sequential
 from ..engine._jobs import n_rows
 from ..nets import replay_fit_callbacks, respond, validate_input
 from ._fast_scores import completed, fold_scores
@@ -107,7 +107,7 @@ def fit_and_score(index, candidate, split, journal, first, **kwargs):
     return TaskResult({index: result})
 
 
-def train_and_score(jobs, blocks, scoring, fallback, keep_states=False):
+def train_and_score(jobs, blocks, scoring, fallback, keep_states=False, sequential=False):
     """One task: jobs of one engine group trained as one batched model, then scored and journaled.
 
     ``fallback`` holds the keyword arguments of ``_fit_and_score`` shared by
@@ -115,11 +115,13 @@ def train_and_score(jobs, blocks, scoring, fallback, keep_states=False):
     the engine fails: the jobs are then fitted one by one, and the error is
     handed back for a warning. Jobs with a ``start`` continue from it; with
     ``keep_states``, their states come back for the next round to continue from.
+    With ``sequential``, each job trains in its net's own loop instead
+    (:func:`sknet.engine.train_sequential`), its state kept.
     """
     with heap_frozen():
         start = time.perf_counter()
         try:
-            fitted, states = _train(jobs, blocks, keep_states, scoring.verbose)
+            fitted, states = _train(jobs, blocks, keep_states, scoring.verbose, sequential)
         except Exception as exc:
             return _fit_each(jobs, scoring, fallback, exc)
         seconds = time.perf_counter() - start
@@ -130,18 +132,27 @@ def train_and_score(jobs, blocks, scoring, fallback, keep_states=False):
         return TaskResult(results, seconds, len(jobs), states=kept)
 
 
-def _train(jobs, blocks, keep_states, verbose=0):
+def _train(jobs, blocks, keep_states, verbose=0, sequential=False):
     """The jobs' fitted nets (or the exceptions their fits raise) and, with ``keep_states``, their
     training states (else Nones), in order; above 1, ``verbose`` prints each group as it starts."""
     used = sorted({job.block for job in jobs})
     X_all, y_all, weight_all, rows = stack_training_sets([blocks[b] for b in used])
     row_of = dict(zip(used, rows, strict=True))
     nets = [final_net(job.estimator) for job in jobs]
-    trained = train_batched(nets[0], [(net.get_params(deep=False), row_of[job.block])
-                                      for net, job in zip(nets, jobs, strict=True)],
-                            X_all, y_all, weight_all, starts=[job.start for job in jobs],
-                            keep_states=keep_states, verbose=verbose)
-    return trained if keep_states else (trained, [None] * len(jobs))
+    jobs_of = [(net.get_params(deep=False), row_of[job.block]) for net, job in zip(nets, jobs, strict=True)]
+    starts = [job.start for job in jobs]
+    if sequential or keep_states:
+        return train_with_states(sequential, nets[0], jobs_of, X_all, y_all, weight_all, starts, verbose)
+    return (train_batched(nets[0], jobs_of, X_all, y_all, weight_all, starts=starts, verbose=verbose),
+            [None] * len(jobs))
+
+
+def train_with_states(sequential, net, jobs, X, y, sample_weight, starts, verbose=0):
+    """``(fitted, states)`` of ``jobs`` trained by the engine, or with ``sequential`` each in its net's
+    own loop, each going on from its start (None: from scratch)."""
+    if sequential:
+        return train_sequential(net, jobs, X, y, sample_weight, starts=starts)
+    return train_batched(net, jobs, X, y, sample_weight, starts=starts, keep_states=True, verbose=verbose)
 
 
 def _fit_each(jobs, scoring, fallback, error):

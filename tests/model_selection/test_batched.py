@@ -147,14 +147,14 @@ def test_a_dropout_refit_is_trained_by_the_engine_as_its_plain_fit(clf_data, seq
 
 
 def test_an_engine_failure_on_the_refit_falls_back_to_its_fit(clf_data, sequential_fits, monkeypatch):
-    from sknet.model_selection import _evaluate
+    from sknet.model_selection import _refit
 
     X, y = clf_data
 
     def fail(estimator, jobs, *args):
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(_evaluate, "train_batched", fail)  # the refit's, not the search tasks' engine
+    monkeypatch.setattr(_refit, "train_batched", fail)  # the refit's, not the search tasks' engine
     with pytest.warns(UserWarning, match="failed on the refit.*engine bug"):
         search = GridSearchCV(MLPClassifier(**NET), {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
     assert search.n_batched_fits_ == 4 and len(sequential_fits) == 1

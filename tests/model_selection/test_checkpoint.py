@@ -247,7 +247,7 @@ def test_error_score_raise_keeps_the_fits_before_the_error(tmp_path):
 @pytest.fixture
 def engine_calls(monkeypatch):
     """Count the batched engine's calls (jobs per call); ``fail[0] = (n, error)`` makes call n raise."""
-    from sknet.model_selection import _tasks
+    from sknet.model_selection import _refit, _tasks
 
     calls, fail, real = [], [None], sknet.engine.train_batched
 
@@ -257,7 +257,7 @@ def engine_calls(monkeypatch):
             raise fail[0][1]
         return real(estimator, jobs, X, y, sample_weight, **kwargs)
 
-    for module in (_tasks, _evaluate):  # the search's tasks, and its refit
+    for module in (_tasks, _refit):  # the search's tasks, and its refit
         monkeypatch.setattr(module, "train_batched", train_batched)
     monkeypatch.setattr(_evaluate, "MIN_SLICE_JOBS", 4)  # slices of 4 jobs instead of 32: small tests
     return calls, fail
