@@ -1,10 +1,12 @@
-"""Hyperparameter searches with scikit-learn's API: grid, random, successive halving, Bayesian, genetic."""
+"""Hyperparameter searches with scikit-learn's API: grid, random, successive halving, Bayesian, genetic,
+population-based training."""
 
 from ._bayes import BayesSearchCV
 from ._genetic import GeneticSearchCV
 from ._grid import GridSearchCV
 from ._halving import HalvingGridSearchCV, HalvingRandomSearchCV
+from ._population import PopulationSearchCV
 from ._random import RandomizedSearchCV
 
 __all__ = ["BayesSearchCV", "GeneticSearchCV", "GridSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV",
-           "RandomizedSearchCV"]
+           "PopulationSearchCV", "RandomizedSearchCV"]

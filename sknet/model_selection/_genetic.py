@@ -24,7 +24,7 @@ from skopt.space import Categorical
 
 from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
 from ._search import BaseSearchCV, SearchMixin, candidate_key, evaluate_round, objective_key
-from ._space import check_space, python_value
+from ._space import check_space, python_value, sample_value
 
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
@@ -313,14 +313,7 @@ def _tournament(fitness, size, rng):
 
 
 def _sample(dims, rng):
-    return {name: _sample_gene(dim, rng) for name, dim in dims.items()}
-
-
-def _sample_gene(dim, rng):
-    if isinstance(dim, Categorical):
-        # index, not dim.rvs: keeps the user's objects (None, estimators) as they are
-        return python_value(dim.categories[rng.choice(len(dim.categories), p=dim.prior_)])
-    return python_value(dim.rvs(n_samples=1, random_state=rng)[0])
+    return {name: sample_value(dim, rng) for name, dim in dims.items()}
 
 
 def _bounds(dim):

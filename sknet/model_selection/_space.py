@@ -83,6 +83,14 @@ def python_value(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def sample_value(dim, rng):
+    """One value drawn from the skopt dimension ``dim`` with ``rng`` (a ``RandomState``)."""
+    if isinstance(dim, Categorical):
+        # index, not dim.rvs: keeps the user's objects (None, estimators) as they are
+        return python_value(dim.categories[rng.choice(len(dim.categories), p=dim.prior_)])
+    return python_value(dim.rvs(n_samples=1, random_state=rng)[0])
+
+
 class DimensionDistribution:
     """Wrap an skopt dimension in the ``rvs`` interface scikit-learn's sampler expects."""
 
