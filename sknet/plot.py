@@ -10,7 +10,9 @@ Each function draws on the matplotlib ``Axes`` it is given (a new figure when
 - :func:`plot_best_so_far`: a search's best score against the number of candidates evaluated,
   for any search with ``cv_results_``, scikit-learn's included;
 - :func:`plot_generations`: the fitness of each generation of a
-  :class:`~sknet.model_selection.GeneticSearchCV`.
+  :class:`~sknet.model_selection.GeneticSearchCV`;
+- :func:`plot_population`: the members of a population-based search, their exploits and the
+  winner's schedule, on an array of axes.
 
 matplotlib is imported only when a figure is drawn, so ``import sknet.plot`` works without it.
 """
@@ -21,6 +23,7 @@ from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from .model_selection import GeneticSearchCV
 
 __all__ = ["plot_best_so_far", "plot_epoch_curves", "plot_generations", "plot_loss_curve",
-           "plot_param_scores"]
+           "plot_param_scores", "plot_population"]
 
 _LOG_SPAN = 100.0  # positive values spanning more than two decades get a log axis
 
@@ -427,6 +430,95 @@ def plot_generations(search: GeneticSearchCV, *, ax: Axes | None = None) -> Axes
     _integer_ticks(ax)
     ax.legend()
     return ax
+
+
+def plot_population(search: Any, *, metric: str | None = None, ax: Any = None) -> np.ndarray:
+    """Plot the members of a fitted population-based search and the winner's schedule.
+
+    The first axes holds a line per member slot through its score at the end of
+    each interval, each exploit as a dashed jump (at its epoch, from the member's
+    score to that of the member it copied), and the winner's lineage as a thick
+    black line; NaN or infinite scores (failed members) have no point. Then one
+    axes per name of ``mutable_`` steps through the values of ``best_schedule_``
+    to the last epoch, on a log axis when positive and spanning over a factor of 10.
+
+    Parameters
+    ----------
+    search : sknet.model_selection.PopulationSearchCV
+        A fitted population search (it has ``population_history_``).
+    metric : str, default=None
+        The metric the search maximised, naming the y axis; None means the one ``refit`` names.
+    ax : sequence of matplotlib Axes, default=None
+        Where to draw: ``1 + len(search.mutable_)`` axes; a new figure when None.
+
+    Returns
+    -------
+    axes : numpy.ndarray of matplotlib Axes
+        The scores' axes, then one per mutable parameter, in the order of ``mutable_``.
+
+    Raises
+    ------
+    ValueError
+        If ``search`` has no ``population_history_`` (a NotFittedError), ``metric`` is not
+        the metric it maximised, or ``ax`` does not hold ``1 + len(search.mutable_)`` axes.
+
+    Examples
+    --------
+    >>> axes = plot_population(search)  # doctest: +SKIP
+    >>> [axis.get_ylabel() for axis in axes]  # doctest: +SKIP
+    ['mean test score', 'lr']
+    """
+    plt = _pyplot()
+    history = getattr(search, "population_history_", None)
+    if not history:
+        raise NotFittedError("plot_population needs a fitted PopulationSearchCV, with population_history_; "
+                             f"this {type(search).__name__} has none (is it fitted?).")
+    results = getattr(search, "cv_results_", {})
+    metric = _metric(search, results, metric) if results else metric or "score"
+    if isinstance(getattr(search, "refit", None), str) and metric != search.refit:
+        raise ValueError(f"population_history_ holds the scores of {search.refit!r}, not metric={metric!r}.")
+    mutable = tuple(getattr(search, "mutable_", ()))
+    n = 1 + len(mutable)
+    if ax is None:
+        ax = plt.subplots(1, n, figsize=(2 + 3.5 * n, 4), squeeze=False, width_ratios=[2] + [1] * (n - 1))[1]
+    axes = np.asarray(ax, dtype=object).ravel()
+    if axes.size != n:
+        raise ValueError(f"ax must hold 1 + len(mutable_) = {n} axes (the scores', then one for each of "
+                         f"{mutable}); got {axes.size}.")
+    epochs = np.array([record["epoch"] for record in history], dtype=float)
+    scores = np.array([record["scores"] for record in history], dtype=float)
+    scores[~np.isfinite(scores)] = np.nan  # a NaN is no point of a line
+    for m, column in enumerate(scores.T):
+        kept = ~np.isnan(column)
+        axes[0].plot(epochs[kept], column[kept], marker=".", alpha=0.6, color=f"C{m % 10}",
+                     label=f"member {m}")
+    exploits = [(t, int(m), int(s)) for t, rec in enumerate(history) for m, s in rec["exploits"].items()]
+    jumps = [axes[0].plot([epochs[t]] * 2, scores[t, [m, s]], linestyle="--", marker="o", markersize=4,
+                          color=f"C{m % 10}", label="exploit")[0]
+             for t, m, s in exploits if not np.isnan(scores[t, [m, s]]).any()]
+    best = int(search.best_index_)
+    slots = list(results["lineage"][best]) if "lineage" in results else []
+    if len(slots) != len(history):  # no lineage recorded: follow the exploits back from the winner
+        slots = [best]
+        for record in history[-2::-1]:
+            slots.insert(0, int(record["exploits"].get(slots[0], slots[0])))
+    won = scores[np.arange(len(history)), np.asarray(slots, dtype=int)]
+    kept = ~np.isnan(won)
+    (winner,) = axes[0].plot(epochs[kept], won[kept], color="k", linewidth=3, zorder=3,
+                             label=f"winner's lineage (member {best})")
+    axes[0].set_ylabel(_score_label(metric))
+    axes[0].legend(handles=[winner, *jumps[:1]], fontsize="small")
+    schedule = getattr(search, "best_schedule_", None) or search.schedules_[best]
+    starts = [float(start) for start, _ in schedule] + [max(epochs[-1], float(schedule[-1][0]))]
+    for name, axis in zip(mutable, axes[1:], strict=True):
+        y = np.array([params[name] for _, params in schedule], dtype=float)
+        axis.step(starts, [*y, y[-1]], where="post", color="k")
+        axis.set_yscale("log" if (y > 0).all() and y.max() / y.min() > 10 else "linear")
+        axis.set_ylabel(name)
+    for axis in axes:
+        axis.set_xlabel("epoch")
+        _integer_ticks(axis)
+    return axes
 
 
 # -- helpers -----------------------------------------------------------------------------------
