@@ -42,6 +42,7 @@ from ..nets import validate_fit_data as _validate_fit_data
 from ..nets._base import BaseTorchNet
 from ..nets._data import is_dict_of_arrays
 from ..nets._mlp import BaseMLP
+from ..parallel import resolve_device
 from ._costs import shares_ticks
 from ._functional import vmap_refusal
 from ._loss import LOSSES
@@ -130,7 +131,8 @@ def continuation_refusal(estimator: object) -> str | None:
     Parameters
     ----------
     estimator : estimator
-        A net set up for training (its ``device_`` resolved) or fitted.
+        A net: fitted or set up for training (its ``device_`` resolved), or unfitted (its
+        ``device`` resolved here).
 
     Returns
     -------
@@ -154,7 +156,8 @@ def continuation_refusal(estimator: object) -> str | None:
         return "early stopping picks its epoch from the epochs to come"
     if estimator.lr_schedule not in _EPOCH_FREE_SCHEDULES:
         return f"lr_schedule={estimator.lr_schedule!r} scales itself to max_epochs"
-    if estimator.dropout > 0 and torch.device(estimator.device_).type != "cpu":
+    device = getattr(estimator, "device_", None) or resolve_device(estimator.device)
+    if estimator.dropout > 0 and torch.device(device).type != "cpu":
         return "dropout masks are drawn per block on a GPU"
     return None
 

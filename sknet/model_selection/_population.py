@@ -30,9 +30,7 @@ from skopt.space import Categorical
 
 from .._identity import random_state_from_json, random_state_to_json
 from ..engine._exploit import CHANGEABLE, copy_state
-from ..engine._jobs import _EPOCH_FREE_SCHEDULES, refusal
-from ..nets._mlp import BaseMLP
-from ..parallel import resolve_device
+from ..engine._jobs import continuation_refusal, refusal
 from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
 from ._evaluate import _stage_score
 from ._refit import replay
@@ -201,7 +199,7 @@ refit_time_, multimetric_
                    for _ in range(self.population_size)]
         self._check_members(evaluate, members)
         metric = objective_key(self)[len("mean_test_"):]
-        journal, n_splits = evaluate.journal(), self.n_splits_
+        n_splits = self.n_splits_
         states, history, failed = {}, [], [[] for _ in members]
         earlier = np.zeros(len(members) * n_splits)  # fit time of the intervals before the last
         self.exploit_time_ = 0.0
@@ -225,17 +223,25 @@ refit_time_, multimetric_
             for m in np.flatnonzero(~np.isfinite(scores)):
                 failed[m].append(end)
             _warn_failures(out, scores, end, n_splits)
-            record = self._decide(scores, members, dims, factors, rng)
-            if journal is not None:  # a resumed search takes the decisions it took before
-                record = journal.state(f"population interval {t}", record)
-                rng = random_state_from_json(record["random_state"])
-            exploits = {int(m): int(source) for m, source in record["exploits"].items()}
-            history[-1]["exploits"] = exploits
-            members = [{**members[exploits[m]], **record["explored"][str(m)]} if m in exploits else members[m]
-                       for m in range(len(members))]
-            states = self._exploit(states, exploits, members, evaluate, n_splits)
+            members, states, rng = self._exploit_and_explore(t, history[-1], dims, factors, rng, states,
+                                                             evaluate)
             self.exploit_time_ += time.perf_counter() - start
         self._record(evaluate, history, failed, earlier)
+
+    def _exploit_and_explore(self, t, record, dims, factors, rng, states, evaluate):
+        """The members and states after interval ``t`` (its ``record`` in the history, given its
+        exploits here), and the generator after the decisions: journaled ones where there are."""
+        members = record["params"]
+        decisions = self._decide(record["scores"], members, dims, factors, rng)
+        journal = evaluate.journal()
+        if journal is not None:  # a resumed search takes the decisions it took before
+            decisions = journal.state(f"population interval {t}", decisions)
+            rng = random_state_from_json(decisions["random_state"])
+        exploits = {int(m): int(source) for m, source in decisions["exploits"].items()}
+        record["exploits"] = exploits
+        members = [{**members[exploits[m]], **decisions["explored"][str(m)]} if m in exploits else members[m]
+                   for m in range(len(members))]
+        return members, self._exploit(states, exploits, members, evaluate, self.n_splits_), rng
 
     def _last_round(self, evaluate, candidates, states, callback_ctx):
         """The last interval, the search's one round: its results are ``cv_results_``'s rows."""
@@ -353,7 +359,7 @@ refit_time_, multimetric_
                 raise ValueError(f"None of param_distributions' parameters {sorted(dims)} can change during "
                                  f"training; PopulationSearchCV explores "
                                  f"{[prefix + name for name in CHANGEABLE]}.")
-            return names
+            return _checked_dropout(names, dims, prefix)
         for name in self.mutable:
             if name not in dims:
                 raise ValueError(f"mutable parameter {name!r} is not in param_distributions "
@@ -363,7 +369,7 @@ refit_time_, multimetric_
                                  f"changes {[prefix + n for n in CHANGEABLE]} between epochs.")
         if not self.mutable:
             raise ValueError("mutable is empty; name at least one parameter, or None for the default.")
-        return tuple(self.mutable)
+        return _checked_dropout(tuple(self.mutable), dims, prefix)
 
     def _factors(self):
         factors = [float(f) for f in self.perturbation_factors]
@@ -388,17 +394,10 @@ refit_time_, multimetric_
 
 def _why_not(net, lr_mutable):
     """Why ``net``'s training cannot stop and go on between intervals, or None."""
-    if not isinstance(net, BaseMLP):
-        return "only sknet's MLPs (MLPClassifier, MLPRegressor) go on training between intervals"
-    if net.early_stopping:
-        return "early_stopping picks its epoch from the epochs to come; set early_stopping=False"
-    if net.lr_schedule not in _EPOCH_FREE_SCHEDULES:
-        return f"lr_schedule={net.lr_schedule!r} scales itself to max_epochs"
-    if lr_mutable and net.lr_schedule is not None:
-        return "lr is mutable, so the population finds its schedule: set lr_schedule=None"
-    if net.dropout > 0 and not resolve_device(net.device).startswith("cpu"):
-        return "dropout masks are drawn per block on a GPU"
-    return refusal(net, {})
+    reason = continuation_refusal(net)
+    if reason is None and lr_mutable and net.lr_schedule is not None:
+        reason = "lr is mutable, so the population finds its schedule: set lr_schedule=None"
+    return reason or refusal(net, {})
 
 
 def _warn_failures(out, scores, epoch, n_splits):
@@ -411,6 +410,20 @@ def _warn_failures(out, scores, epoch, n_splits):
     warnings.warn(f"{len(failed)} members' fits failed at epoch {epoch}; they copy better members' "
                   f"states at this exploit (cv_results_['failed_epochs']). The first error:\n"
                   f"{errors[0] if errors else 'a non-finite score'}", FitFailedWarning, stacklevel=4)
+
+
+def _checked_dropout(mutable, dims, prefix):
+    """``mutable``, refused where a mutable dropout's space holds 0: a member that trained without
+    dropout has no dropout layers to turn on mid-training."""
+    name = prefix + "dropout"
+    if name in mutable:
+        dim = dims[name]
+        values = dim.categories if isinstance(dim, Categorical) else [dim.low]
+        if any(value <= 0 for value in values):
+            raise ValueError(f"mutable parameter {name!r} has 0 in its space ({dim}); a member that trains "
+                             "without dropout cannot turn it on mid-training. Give it a range above 0, or "
+                             "leave it out of mutable (fixed per member).")
+    return mutable
 
 
 def _net_name(name, prefix):

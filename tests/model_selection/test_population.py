@@ -166,10 +166,11 @@ def test_batched_and_sequential_engines_give_equal_results(data):
     ({"mutable": ["batch_size"], "space": {**SPACE, "batch_size": [16, 32]}}, "'batch_size' cannot change"),
     ({"mutable": ["momentum"]}, "'momentum' is not in param_distributions"),
     ({"mutable": []}, "mutable is empty"),
+    ({"space": {"dropout": (0.0, 0.3, "uniform")}}, "'dropout' has 0 in its space"),
     ({"space": {"n_units": [8, 16]}}, "None of param_distributions"),
     ({"space": {**SPACE, "max_epochs": [4, 8]}}, "'max_epochs' is the members' training length"),
     ({"perturbation_factors": (1.2, -1.0)}, "perturbation_factors must be positive"),
-    ({"net": MLPClassifier(**NET, early_stopping=True)}, "early_stopping"),
+    ({"net": MLPClassifier(**NET, early_stopping=True)}, "early stopping picks its epoch"),
     ({"net": MLPClassifier(**NET, lr_schedule="cosine")}, "scales itself to max_epochs"),
     ({"net": MLPClassifier(**NET, lr_schedule="exponential")}, "set lr_schedule=None"),
     ({"net": LogisticRegression()}, "trains an sknet MLP"),
@@ -309,3 +310,29 @@ def test_a_resumed_search_takes_its_journaled_decisions(data, tmp_path, monkeypa
     np.testing.assert_array_equal(again.cv_results_["mean_test_score"],
                                   resumed.cv_results_["mean_test_score"])
     assert again.schedules_ == resumed.schedules_
+
+
+def test_several_metrics_rank_the_members_by_the_one_refit_names(data):
+    search = _search(scoring={"acc": "accuracy", "nll": "neg_log_loss"}, refit="nll",
+                     return_train_score=True).fit(*data)
+    results = search.cv_results_
+    for record in search.population_history_[:-1]:
+        order = np.argsort(-record["scores"], kind="stable")
+        assert sorted(record["exploits"]) == sorted(order[-2:].tolist())
+    final = search.population_history_[-1]["scores"]
+    np.testing.assert_allclose(final, results["mean_test_nll"], rtol=1e-12)
+    assert "mean_train_acc" in results and search.best_index_ == int(np.argmax(results["mean_test_nll"]))
+    with pytest.raises(ValueError, match="refit=<metric name>"):
+        _search(scoring={"acc": "accuracy", "nll": "neg_log_loss"}, refit=False).fit(*data)
+
+
+def test_sample_weights_reach_every_interval_and_the_refit(data):
+    X, y = data
+    weights = np.where(y == 0, 5.0, 1.0)
+    net = MLPClassifier(**{**NET, "dtype": "float64"})
+    cv = [(np.arange(150), np.arange(0, 150, 5))]
+    weighted = _search(net=net, cv=cv, scoring="neg_log_loss").fit(X, y, sample_weight=weights)
+    plain = _search(net=net, cv=cv, scoring="neg_log_loss").fit(X, y)
+    assert not np.allclose(weighted.cv_results_["mean_test_score"], plain.cv_results_["mean_test_score"])
+    replayed = replay(clone(net), weighted.best_schedule_, 12, X, y, sample_weight=weights)
+    np.testing.assert_array_equal(replayed.predict_proba(X), weighted.best_estimator_.predict_proba(X))
