@@ -312,7 +312,6 @@ def replay_fit_callbacks(estimator: BaseTorchNet, X: Features, y: ArrayLike) -> 
     estimator._replay_fit_callbacks(X, y)
 
 
-
 @contextmanager
 def tracked_generators(shuffle_state: torch.Tensor | None = None) -> Iterator[Generators]:
     """Track the one training loop (``fit``, or :func:`continue_fit`) run in the block, in this thread.
@@ -429,7 +428,7 @@ def continue_fit(estimator: BaseMLP, data: FitData, epochs: int, shuffle_state: 
 
     What the batched engine does to a job that goes on from a
     :class:`~sknet.engine.TrainingState`, by the net's own skorch loop: the
-    parameters set since apply (:func:`refresh_training_params`), every row trains
+    parameters set since its fit apply (:func:`refresh_training_params`), every row trains
     (no early stopping), the callbacks go on as they were (no new
     ``on_train_begin``), then :func:`finish_fit`.
 
