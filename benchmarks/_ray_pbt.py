@@ -120,20 +120,29 @@ def apply_params(net, params):
     return net
 
 
+def _bounds(space):
+    """``{name: (low, high)}`` of the ranges given as tuples in ``space``."""
+    return {name: (float(value[0]), float(value[1])) for name, value in space.items()
+            if isinstance(value, tuple) and len(value) in (2, 3)}
+
+
 # -- the trial ---------------------------------------------------------------
 def _log(path, **event):
     with open(path, "a") as f:  # O_APPEND: short lines from several processes do not interleave
         f.write(json.dumps({**event, "pid": os.getpid(), "time": time.time()}) + "\n")
 
 
-def _trial(config, *, make_net, data, names, interval, n_iter, log_path):
+def _trial(config, *, make_net, data, names, mutable, bounds, interval, n_iter, log_path):
     """One PBT member: train ``interval`` epochs, report the validation score and a checkpoint; repeat."""
     import torch
     from ray import tune
 
     torch.set_num_threads(1)
     X_train, y_train, X_valid, y_valid = data
+    # Ray perturbs a float without clipping it to its range (momentum 0.95 x 1.2 > 1); like sknet's
+    # PBT, the trial clips a perturbed value to the range its space gave.
     params = {name: config[name] for name in names}
+    params.update({name: min(max(params[name], low), high) for name, (low, high) in bounds.items()})
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
         net = make_net(params)
@@ -144,7 +153,8 @@ def _trial(config, *, make_net, data, names, interval, n_iter, log_path):
             with open(os.path.join(folder, "net.pkl"), "rb") as f:
                 state = pickle.load(f)
         net, iteration = state["net"], state["iteration"]
-    apply_params(net, params)
+    # A restored net keeps what it was built with; the mutable values may have been explored.
+    apply_params(net, params if checkpoint is None else {name: params[name] for name in mutable})
     if checkpoint is not None:
         _log(log_path, event="restore", trial=tune.get_context().get_trial_id(), iteration=iteration,
              params=params, from_trial=state["trial"],
@@ -250,8 +260,8 @@ def run_ray_pbt(make_net, X_train, y_train, X_valid, y_valid, *, space, mutable,
             quantile_fraction=quantile_fraction, resample_probability=resample_probability,
             perturbation_factors=tuple(perturbation_factors), synch=True, log_config=False)
         trainable = tune.with_resources(
-            tune.with_parameters(_trial, make_net=make_net,
-                                 data=(X_train, y_train, X_valid, y_valid), names=names,
+            tune.with_parameters(_trial, make_net=make_net, data=(X_train, y_train, X_valid, y_valid),
+                                 names=names, mutable=list(mutable), bounds=_bounds(space),
                                  interval=perturbation_interval, n_iter=n_iter, log_path=log_path),
             {"cpu": 1})
         tuner = tune.Tuner(
