@@ -176,6 +176,23 @@ def epoch_curves_and_pruning():
 
 
 @check
+def population_search_batched_and_sequential():
+    from sknet import MLPClassifier
+    from sknet.model_selection import PopulationSearchCV
+
+    X, y = classification()
+    space = {"lr": (1e-3, 1e-1, "log-uniform"), "weight_decay": (1e-5, 1e-2, "log-uniform"),
+             "n_units": [8, 16]}
+    searches = [PopulationSearchCV(MLPClassifier(max_epochs=6, random_state=0, dtype="float64"), space,
+                                   population_size=4, perturbation_interval=2, cv=2, random_state=0,
+                                   engine=engine).fit(X, y) for engine in ("batched", "sequential")]
+    batched, sequential = searches
+    assert len(batched.population_history_) == 3 and batched.best_score_ > 0.5, batched.best_score_
+    assert batched.schedules_ == sequential.schedules_
+    assert np.array_equal(batched.cv_results_["mean_test_score"], sequential.cv_results_["mean_test_score"])
+
+
+@check
 def grid_search_sequential():
     from sknet import MLPRegressor
     from sknet.model_selection import GridSearchCV
