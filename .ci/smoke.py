@@ -181,7 +181,7 @@ def population_search_batched_and_sequential():
     from sknet.model_selection import PopulationSearchCV
 
     X, y = classification()
-    space = {"lr": (1e-3, 1e-1, "log-uniform"), "weight_decay": (1e-5, 1e-2, "log-uniform"),
+    space = {"lr": (1e-2, 1e-1, "log-uniform"), "weight_decay": (1e-5, 1e-2, "log-uniform"),
              "n_units": [8, 16]}
     searches = [PopulationSearchCV(MLPClassifier(max_epochs=6, random_state=0, dtype="float64"), space,
                                    population_size=4, perturbation_interval=2, cv=2, random_state=0,
