@@ -317,7 +317,7 @@ def tracked_generators(shuffle_state: torch.Tensor | None = None) -> Iterator[Ge
     """Track the one training loop (``fit``, or :func:`continue_fit`) run in the block, in this thread.
 
     Its shuffles start from ``shuffle_state`` (None: from its net's seed, as ``fit``'s
-    do). After the block, the :class:`Generators` yielded hold ``shuffle_state``, where
+    do). After the block, the ``Generators`` record yielded holds ``shuffle_state``, where
     its shuffle generator ended, and ``dropout_state``, torch's global generator where
     its training left it: where a dropout net's masks go on from (meaningless without
     dropout, whose training runs outside a seeded block). Nothing stays on the net.
