@@ -336,3 +336,20 @@ def test_sample_weights_reach_every_interval_and_the_refit(data):
     assert not np.allclose(weighted.cv_results_["mean_test_score"], plain.cv_results_["mean_test_score"])
     replayed = replay(clone(net), weighted.best_schedule_, 12, X, y, sample_weight=weights)
     np.testing.assert_array_equal(replayed.predict_proba(X), weighted.best_estimator_.predict_proba(X))
+
+
+def test_a_target_transform_and_a_data_frame_with_string_labels_are_searched(data):
+    import pandas as pd
+    from sklearn.compose import TransformedTargetRegressor
+
+    X, y = data
+    frame, labels = pd.DataFrame(X, columns=[f"f{i}" for i in range(8)]), np.array(["a", "b", "c"])[y]
+    search = _search(space={"lr": (1e-3, 0.1, "log-uniform")}, population_size=4).fit(frame, labels)
+    assert list(search.feature_names_in_) == list(frame.columns) and set(search.predict(frame)) <= set(labels)
+    target = X[:, 0] * 3.0 + 10.0
+    ttr = TransformedTargetRegressor(MLPRegressor(**NET), transformer=StandardScaler())
+    search = _search(net=ttr, space={"regressor__lr": (1e-3, 0.05, "log-uniform")}, population_size=4,
+                     cv=KFold(3)).fit(X, target)
+    assert search.mutable_ == ("regressor__lr",)
+    assert search.best_estimator_.regressor_.lr == search.best_params_["regressor__lr"]
+    assert search.score(X, target) > 0.5
