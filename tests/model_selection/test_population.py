@@ -162,6 +162,19 @@ def test_batched_and_sequential_engines_give_equal_results(data):
                                sequential.best_estimator_.predict_proba(X), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("schedule", ["exponential", "plateau"])
+def test_a_schedule_goes_on_through_the_exploits_in_both_engines(data, schedule):
+    X, y = data
+    net = MLPClassifier(**{**NET, "dtype": "float64", "lr": 0.05, "lr_schedule": schedule})
+    space = {"weight_decay": (1e-5, 1e-2, "log-uniform"), "n_units": [8, 16]}
+    searches = [_search(net=net, space=space, engine=engine, scoring="neg_log_loss").fit(X, y)
+                for engine in ("batched", "sequential")]
+    assert any(record["exploits"] for record in searches[0].population_history_)
+    np.testing.assert_allclose(searches[0].cv_results_["mean_test_score"],
+                               searches[1].cv_results_["mean_test_score"], rtol=1e-12)
+    assert searches[0].schedules_ == searches[1].schedules_
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"mutable": ["batch_size"], "space": {**SPACE, "batch_size": [16, 32]}}, "'batch_size' cannot change"),
     ({"mutable": ["momentum"]}, "'momentum' is not in param_distributions"),
