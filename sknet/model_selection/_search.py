@@ -129,7 +129,7 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
         except BaseException as exc:
             self._note_progress(exc, evaluate)
             raise
-        if evaluate.engine:  # set only then: a search of another estimator has scikit-learn's attributes
+        if evaluate.engine and not evaluate.sequential:  # set only then: scikit-learn's attributes otherwise
             self.engine_time_, self.n_batched_fits_ = evaluate.engine_time, evaluate.n_batched
         self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
         self.cv_results_ = evaluate.results

@@ -13,7 +13,13 @@ from joblib import parallel_backend
 from sklearn.preprocessing import StandardScaler
 
 from sknet import MLPClassifier
-from sknet.model_selection import BayesSearchCV, GeneticSearchCV, GridSearchCV, RandomizedSearchCV
+from sknet.model_selection import (
+    BayesSearchCV,
+    GeneticSearchCV,
+    GridSearchCV,
+    PopulationSearchCV,
+    RandomizedSearchCV,
+)
 
 distributed = pytest.importorskip("distributed")
 
@@ -25,6 +31,8 @@ SEARCHES = {
     "bayes": lambda net, **kw: BayesSearchCV(net, SPACE, n_iter=4, n_points=2, cv=2, random_state=0, **kw),
     "genetic": lambda net, **kw: GeneticSearchCV(net, SPACE, population_size=4, generations=2, cv=2,
                                                  random_state=0, **kw),
+    "population": lambda net, **kw: PopulationSearchCV(net, SPACE, population_size=4, perturbation_interval=2,
+                                                       cv=2, random_state=0, **kw),
 }
 
 

@@ -157,6 +157,7 @@ def test_batched_and_sequential_engines_give_equal_results(data):
         np.testing.assert_array_equal(batched.cv_results_[key], sequential.cv_results_[key])
     assert list(batched.cv_results_["lineage"]) == list(sequential.cv_results_["lineage"])
     assert batched.schedules_ == sequential.schedules_
+    assert batched.n_batched_fits_ == 8 * 3 * 3 and not hasattr(sequential, "n_batched_fits_")
     # The refits agree to float64 rounding: the engine's products sum in another order than torch's.
     np.testing.assert_allclose(batched.best_estimator_.predict_proba(X),
                                sequential.best_estimator_.predict_proba(X), rtol=1e-12, atol=1e-14)
