@@ -19,6 +19,7 @@ the evaluator dispatches, the engine trains, the estimator knows nothing of any 
 """
 
 import numbers
+import time
 import warnings
 from collections import defaultdict
 
@@ -85,6 +86,9 @@ class RoundEvaluator:
         Whether the batched engine trains this search's sknet nets.
     engine_time, n_batched : float, int
         Seconds the engine's tasks spent training, and the fits it trained.
+    finish_times : list of float
+        For each row of ``results``, the seconds from the start of ``fit`` to when that
+        candidate's last split was scored.
     """
 
     def __init__(self, search, X, y, params, routed, scorers, open_journal=None):
@@ -100,6 +104,9 @@ class RoundEvaluator:
         self.candidate_params, self.out, self.more_results = [], [], defaultdict(list)
         self.results = {}
         self.engine_time, self.n_batched = 0.0, 0
+        # When fit began: what each candidate's finish time counts from (wall clock: tasks run in
+        # other processes, or on other machines of a cluster).
+        self.started, self.finish_times = time.time(), []
         self._open_journal, self._journal = open_journal, None
         self._rounds, self._next = 0, 0  # rounds so far, and the position of the next candidate
         # A halving search on epochs: the parameter its rungs grow, and the last round's training
@@ -146,15 +153,25 @@ class RoundEvaluator:
             self._run(candidates, splits, done, contexts, journal, first, out, starts)
         if not out:
             raise ValueError("No fits were performed. Was the CV iterator empty? Were there no candidates?")
+        finish_times = self._finish_times(out, n_splits)
         _warn_or_raise_about_fit_failures(out, search.error_score)
         if callable(search.scoring):  # multimetric or not is known once a scorer has run
             _insert_error_scores(out, search.error_score)
         self.candidate_params.extend(candidates)
+        self.finish_times.extend(finish_times)
         self.out.extend(out)
         for key, values in (more_results or {}).items():
             self.more_results[key].extend(values)
         self.results = search._format_results(self.candidate_params, n_splits, self.out, self.more_results)
         return self.results
+
+    def _finish_times(self, out, n_splits):
+        """Each candidate's finish time: seconds from the start of ``fit`` to when its last split was
+        scored (or served from the journal). The results' own stamps are taken out of them."""
+        stamps = [result.pop("finished_at", None) for result in out]
+        now = time.time()
+        return [max(now if stamp is None else stamp for stamp in stamps[i:i + n_splits]) - self.started
+                for i in range(0, len(stamps), n_splits)]
 
     def _splits(self, cv=None):
         """The splits of ``cv`` (the search's by default), checked against ``n_splits_``."""
@@ -431,7 +448,8 @@ class RoundEvaluator:
         """A journaled result; its task still begins and ends for scikit-learn's callbacks."""
         train, test = fold
         _report_task(context, self.search, lambda: split_fold(self.base, self.X, self.y, train, test))
-        return journal.get(first + i, split, params)
+        # Finished, for this fit, when it is served: the stamp of the run that scored it means nothing here.
+        return {**journal.get(first + i, split, params), "finished_at": time.time()}
 
 
 def _report_task(context, search, fold):

@@ -46,7 +46,7 @@ from ._evaluate import ENGINES, RoundEvaluator
 from ._refit import refit
 from ._space import python_value
 from ._tasks import heap_frozen
-from ._wrappers import epochs_param
+from ._wrappers import epochs_param, final_net
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -133,6 +133,10 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
             self.engine_time_, self.n_batched_fits_ = evaluate.engine_time, evaluate.n_batched
         self.scorer_ = scorers._scorers if isinstance(scorers, _MultimetricScorer) else scorers
         self.cv_results_ = evaluate.results
+        if final_net(self.estimator) is not None:
+            # Beside cv_results_, not in it, and for nets only: scikit-learn's own search tests pin
+            # cv_results_'s keys and the attributes of a search of any other estimator.
+            self.finish_time_ = np.asarray(evaluate.finish_times, dtype=float)
         root_ctx.call_on_fit_task_end(estimator=self, X=X, y=y, metadata=metadata)
         return self
 

@@ -101,7 +101,7 @@ class TaskResult:
 
 def fit_and_score(index, candidate, split, journal, first, **kwargs):
     """One task: scikit-learn's ``_fit_and_score`` of a job, journaled."""
-    result = _fit_and_score(**fit_and_score_kwargs(kwargs))
+    result = {**_fit_and_score(**fit_and_score_kwargs(kwargs)), "finished_at": time.time()}
     if journal is not None:
         journal.put(first + candidate, split, kwargs["parameters"], result)
     return TaskResult({index: result})
@@ -196,6 +196,7 @@ def _score_all(jobs, blocks, fitted, fit_time, scoring):
                 estimator, test_out, train_out, scores = done[k]
                 result = _scored(job, block, estimator, fitted[k], (test_out, train_out), fit_time,
                                  forward_time + fast_time, scoring, scores)
+            result["finished_at"] = time.time()  # when it was scored (the search's finish_time_)
             if scoring.journal is not None:
                 scoring.journal.put(scoring.first + job.candidate, job.split, job.params, result)
             if scoring.verbose > 1:
