@@ -293,14 +293,16 @@ def plot_epoch_curves(search: BaseSearchCV, *, param: str = "max_epochs", metric
 
 
 def plot_best_so_far(search: BaseSearchCV, *, metric: str | None = None, label: str | None = None,
-                     ax: Axes | None = None) -> Axes:
-    """Plot the best mean test score of a search against the candidates evaluated.
+                     x: str = "candidates", ax: Axes | None = None) -> Axes:
+    """Plot the best mean test score of a search against the candidates evaluated, or against time.
 
     The candidates are taken in the order of the rows of ``cv_results_``,
-    which is the order the search evaluated them in; each one is a faint point
-    at its mean test score, and a step line follows the best score so far
-    (failed candidates, scored NaN, are skipped). Draw several searches on the
-    same ``ax`` to compare how fast their strategies find good settings.
+    which is the order the search evaluated them in (with ``x="time"``, in the
+    order of their ``finish_time_``); each one is a faint point at its mean test
+    score, and a step line follows the best score so far (failed candidates,
+    scored NaN, are skipped). Draw several searches on the same ``ax`` to
+    compare how fast their strategies find good settings: against time, the
+    curve tuners are compared by.
 
     Parameters
     ----------
@@ -313,6 +315,10 @@ def plot_best_so_far(search: BaseSearchCV, *, metric: str | None = None, label: 
     label : str, default=None
         The legend entry of the best-so-far line; None means the search's
         class name.
+    x : {"candidates", "time"}, default="candidates"
+        The horizontal axis: the candidates evaluated, or the seconds since
+        ``fit`` began when each was scored (the ``finish_time_`` that sknet's
+        searches of sknet nets record, one per row of ``cv_results_``).
     ax : matplotlib Axes, default=None
         Where to draw; a new figure when None.
 
@@ -328,7 +334,9 @@ def plot_best_so_far(search: BaseSearchCV, *, metric: str | None = None, label: 
     sklearn.exceptions.NotFittedError
         If the search is not fitted.
     ValueError
-        If ``metric`` is not in ``cv_results_`` (the message lists those that are).
+        If ``metric`` is not in ``cv_results_`` (the message lists those that are), if
+        ``x`` is neither "candidates" nor "time", or if ``x="time"`` and the search has
+        no ``finish_time_`` (not sknet's, or not of an sknet net).
 
     See Also
     --------
@@ -353,14 +361,27 @@ def plot_best_so_far(search: BaseSearchCV, *, metric: str | None = None, label: 
     results = _results(search)
     metric = _metric(search, results, metric)
     scores = np.asarray(results[f"mean_test_{metric}"], dtype=float)
-    evaluations = np.arange(1, len(scores) + 1)
+    if x == "candidates":
+        positions = np.arange(1, len(scores) + 1)
+    elif x == "time":
+        if getattr(search, "finish_time_", None) is None:
+            raise ValueError(f"x='time' needs the search's finish_time_, which sknet's searches of sknet "
+                             f"nets record; this {type(search).__name__} has none. Use x='candidates'.")
+        positions = np.asarray(search.finish_time_, dtype=float)
+        order = np.argsort(positions, kind="stable")
+        positions, scores = positions[order], scores[order]
+    else:
+        raise ValueError(f"x must be 'candidates' or 'time'; got x={x!r}.")
     ax = _axes(plt, ax)
-    (line,) = ax.step(evaluations, np.fmax.accumulate(scores), where="post",
+    (line,) = ax.step(positions, np.fmax.accumulate(scores), where="post",
                       label=type(search).__name__ if label is None else label)
-    ax.plot(evaluations, scores, marker=".", linestyle="none", alpha=0.35, color=line.get_color())
-    ax.set_xlabel("candidates evaluated")
+    ax.plot(positions, scores, marker=".", linestyle="none", alpha=0.35, color=line.get_color())
+    if x == "time":
+        ax.set_xlabel("seconds since fit began")
+    else:
+        ax.set_xlabel("candidates evaluated")
+        _integer_ticks(ax)
     ax.set_ylabel(f"best {_score_label(metric)} so far")
-    _integer_ticks(ax)
     ax.legend()
     return ax
 

@@ -252,6 +252,21 @@ def test_best_so_far_is_the_running_max_of_mean_test_scores(make_search, small):
     np.testing.assert_allclose(points[0].get_ydata(), scores)
 
 
+def test_best_so_far_against_time_steps_at_each_candidates_finish_time(small):
+    search = SEARCHES["bayes"]().fit(*small)
+    finish, scores = search.finish_time_, search.cv_results_["mean_test_score"]
+    ax = plot_best_so_far(search, x="time", label="bayes")
+    line = line_labelled(ax, "bayes")
+    order = np.argsort(finish, kind="stable")
+    np.testing.assert_array_equal(line.get_xdata(), finish[order])
+    np.testing.assert_allclose(line.get_ydata(), np.maximum.accumulate(scores[order]))
+    assert ax.get_xlabel() == "seconds since fit began"
+    with pytest.raises(ValueError, match="x must be 'candidates' or 'time'"):
+        plot_best_so_far(search, x="epochs")
+    with pytest.raises(ValueError, match="needs the search's finish_time_"):
+        plot_best_so_far(SEARCHES["sklearn grid"]().fit(*small), x="time")
+
+
 def test_best_so_far_skips_failed_candidates_and_compares_searches_on_one_axes():
     X, y = np.random.RandomState(0).randn(60, 3), np.arange(60) % 2
     grid = {"C": [-1.0, 0.01, -2.0, 1.0]}  # a negative C fails: scored NaN
