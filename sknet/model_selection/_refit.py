@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 from sklearn.base import clone
 from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
 
 from .._compat import _num_samples
 from ..engine import can_batch, train_batched
@@ -75,7 +76,8 @@ def replay(base, schedule, max_epochs, X, y, sample_weight=None, sequential=Fals
         stop = schedule[k + 1][0] if k + 1 < len(schedule) else max_epochs
         estimator = clone(base).set_params(**clone(params, safe=False))
         if layers is None:  # a lineage keeps its first member's fixed parameters: fitted once
-            X_fit, y_fit, _, layers = fit_layers(estimator, X, y, X)
+            # (no test rows here: one row stands in, rather than transforming X twice)
+            X_fit, y_fit, _, layers = fit_layers(estimator, X, y, _safe_indexing(X, [0]))
             X_fit = _dense(X_fit)
             rows = np.arange(_num_samples(X_fit))
         net = final_net(estimator)
@@ -86,8 +88,8 @@ def replay(base, schedule, max_epochs, X, y, sample_weight=None, sequential=Fals
                                               [state])
         if isinstance(fitted, BaseException):
             raise fitted  # what the net's own fit raises
-    final_net(estimator).__dict__.update(state.estimator.__dict__)
-    return assemble(estimator, layers, final_net(estimator))
+    net.__dict__.update(state.estimator.__dict__)  # the last leg's estimator, fitted
+    return assemble(estimator, layers, net)
 
 
 def _on_cpu(net):
