@@ -29,10 +29,14 @@ How to run, from the repository root::
 
     python benchmarks/bench_population.py                    # both tasks, 3 seeds, with Ray
     python benchmarks/bench_population.py --task digits --seeds 1 --no-ray
+    python benchmarks/bench_population.py --overhead --task synthetic --seeds 1
 """
 
 import argparse
+import contextlib
+import functools
 import time
+from unittest import mock
 
 import numpy as np
 import torch
@@ -42,7 +46,7 @@ from sklearn.model_selection import ShuffleSplit, StratifiedKFold, train_test_sp
 from sklearn.preprocessing import StandardScaler
 
 from sknet import MLPClassifier
-from sknet.model_selection import HalvingRandomSearchCV, PopulationSearchCV, RandomizedSearchCV
+from sknet.model_selection import HalvingRandomSearchCV, PopulationSearchCV, RandomizedSearchCV, _evaluate
 
 MUTABLE = {"lr": (1e-3, 0.3, "log-uniform"), "weight_decay": (1e-6, 1e-2, "log-uniform"),
            "momentum": (0.5, 0.99, "uniform")}
@@ -91,7 +95,8 @@ def run(task, seed, with_ray):
     rows.append(_row("PopulationSearchCV", seconds, POPULATION * 3 * epochs, pbt.best_score_,
                      pbt.score(X_test, y_test),
                      f"exploit+explore {pbt.exploit_time_:.3f} s = {pbt.exploit_time_ / seconds:.2%}; "
-                     f"engine {pbt.engine_time_:.2f} s, refit {pbt.refit_time_:.2f} s; "
+                     f"engine {pbt.engine_time_:.2f} s, refit {pbt.refit_time_:.2f} s; copies in the "
+                     f"group {pbt.exploits_in_group_}, re-stacked {pbt.exploits_restacked_}; "
                      f"batch size 32 in {_small_batches(pbt):.0%} of member-intervals"))
 
     start = time.perf_counter()
@@ -130,6 +135,51 @@ def run(task, seed, with_ray):
     return rows
 
 
+def overhead(task, seed):
+    """What pausing costs: the population's mechanics against a random search of the same fits.
+
+    One run, ``refit=False``: a random search of 16 candidates; the population in one interval
+    (no pause: the same fits); paused every 5 epochs without exploits (``quantile_fraction=0``)
+    and with them, each trained as one batched model throughout (now) and as a round of the
+    evaluator per interval, every state written back and stacked again (before: the path
+    ``engine="sequential"`` and fits the engine cannot take together still use). The last two
+    pairs compute the same results; only the mechanics differ.
+    """
+    X, _, y, _ = load(task)
+    setting = TASKS[task]
+    epochs, space = setting["epochs"], {**MUTABLE, **FIXED, "n_units": setting["units"]}
+    net = make_net({"max_epochs": epochs})
+    cv = StratifiedKFold(3, shuffle=True, random_state=seed)
+    print(f"{task}, seed {seed}: what pausing costs ({epochs} epochs, refit=False)")
+
+    def population(**kwargs):
+        return PopulationSearchCV(net, space, population_size=POPULATION, cv=cv, random_state=seed,
+                                  refit=False, **{"perturbation_interval": INTERVAL, **kwargs})
+
+    contenders = [("RandomizedSearchCV", lambda: RandomizedSearchCV(net, space, n_iter=POPULATION, cv=cv,
+                                                                    random_state=seed, refit=False), False),
+                  ("population, one interval", lambda: population(perturbation_interval=epochs), False)]
+    for name, kwargs in [("no exploits", {"quantile_fraction": 0.0}), ("exploits", {})]:
+        for rounds in (False, True):
+            label = f"population, {name}, {'rounds' if rounds else 'one model'}"
+            contenders.append((label, functools.partial(population, **kwargs), rounds))
+    scores = {}
+    for name, make, rounds in contenders:
+        search = make()
+        start = time.perf_counter()
+        with mock.patch.object(_evaluate.RoundEvaluator, "train_stages", lambda *args: None) if rounds else (
+                contextlib.nullcontext()):
+            search.fit(X, y)
+        seconds = time.perf_counter() - start
+        copies = (f"; copies in the group {search.exploits_in_group_}, "
+                  f"re-stacked {search.exploits_restacked_}" if hasattr(search, "exploits_in_group_") else "")
+        scores[name] = search.cv_results_["mean_test_score"]
+        print(f"  {name:<44} {seconds:7.2f} s  best CV {np.max(scores[name]):.4f}{copies}", flush=True)
+    for name in ("no exploits", "exploits"):
+        same = np.array_equal(scores[f"population, {name}, one model"], scores[f"population, {name}, rounds"])
+        print(f"  {name}: one model and rounds give {'equal' if same else 'DIFFERENT'} cv_results_")
+
+
 def _small_batches(search):
     """The share of member-intervals a population search trained at batch size 32: exploits copy
     the fixed parameters of the best, so the population drifts towards them (and their cost)."""
@@ -152,7 +202,14 @@ def main():
     parser.add_argument("--task", choices=[*TASKS, "all"], default="all")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--overhead", action="store_true",
+                        help="only what pausing costs, one model throughout against rounds (see overhead)")
     args = parser.parse_args()
+    if args.overhead:
+        for task in TASKS if args.task == "all" else [args.task]:
+            for seed in range(args.seeds):
+                overhead(task, seed)
+        return
     why = None if not args.no_ray else "--no-ray"
     if why is None:
         why = ray_available()

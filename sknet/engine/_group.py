@@ -11,12 +11,13 @@ and initialised as its own ``fit`` would build it: the batched model does the ar
 A model that diverges, stops early or reaches its ``max_epochs`` leaves the stacked tensors.
 """
 
+import dataclasses
 import time
 
 import numpy as np
 import torch
 
-from ..nets import finish_fit
+from ..nets import finish_fit, training_spec
 from ..nets._data import DeviceBatches, predict_batch_size
 from . import _functional, _optim
 from ._bookkeeping import (
@@ -32,6 +33,7 @@ from ._bookkeeping import (
     record_validation,
 )
 from ._conv import stack_modules
+from ._exploit import copy_model, same_slot
 from ._jobs import TrainingState, continuation_refusal, optimizer_name
 from ._layout import _batch_sizes, _coefficients, _Layout
 from ._loss import LOSSES
@@ -152,6 +154,7 @@ class GroupTrainer:
         self.shadows = [[_Shadow(i, follower) for i, follower in enumerate(group)] for group in shadows]
         self.shadow_results = [[None] * len(group) for group in shadows]
         self.keep_states, self.states = keep_states, {}
+        self.results = None  # each job's fitted estimator or error, once :meth:`run` has begun
         self.plain = all(callbacks is not None for callbacks in self.callbacks) and all(
             shadow.callbacks is not None for shadow in self._built_shadows())
 
@@ -176,15 +179,23 @@ class GroupTrainer:
         """Each job's ``name`` (a float of its :class:`~sknet.nets.TrainingSpec`), as a column."""
         return np.array([getattr(job.spec, name) for job in self.jobs], dtype=np.float64)
 
-    def run(self):
-        """Train all epochs; return the fitted estimators (or their errors), in the jobs' order."""
-        for k, net in enumerate(self.nets):
-            # A resumed net's callbacks go on as they were: a fit begins its training once.
-            for other in [net] * (not self.resumed[k]) + [shadow.net for shadow in self._built_shadows(k)]:
-                begin_training(other)
-            self.lr[k] = net.optimizer_.param_groups[0]["lr"]  # a schedule may start elsewhere (onecycle)
-        results = [None] * len(self.jobs)
-        self.index = np.arange(len(self.jobs))  # each model's position in ``jobs``
+    def run(self, until=None):
+        """Train all epochs; return the fitted estimators (or their errors), in the jobs' order.
+
+        With ``until``, pause instead once every model still training has trained
+        ``until`` epochs (return None): :meth:`run` goes on from there, and between the
+        two a model may take over another's training (:meth:`take_over`).
+        """
+        if self.results is None:  # the first call: training begins
+            for k, net in enumerate(self.nets):
+                # A resumed net's callbacks go on as they were: a fit begins its training once.
+                shadows = [shadow.net for shadow in self._built_shadows(k)]
+                for other in [net] * (not self.resumed[k]) + shadows:
+                    begin_training(other)
+                self.lr[k] = net.optimizer_.param_groups[0]["lr"]  # a schedule may start elsewhere (onecycle)
+            self.results = [None] * len(self.jobs)
+            self.index = np.arange(len(self.jobs))  # each model's position in ``jobs``
+        results = self.results
         while True:
             failed = np.array([error is not None for error in self.errors])
             done = (self.epochs >= self.max_epochs) | self.stopped | failed
@@ -201,8 +212,71 @@ class GroupTrainer:
                 return results
             if done.any():
                 self._keep(np.flatnonzero(~done))
+            if until is not None and (self.epochs >= until).all():
+                return None
             self._epoch()
             self.epochs += 1
+
+    # -- between two calls of run: population training --------------------------------
+    def position(self, i):
+        """Where job ``i`` (its position in ``jobs``) trains now, or None once it left the group."""
+        found = np.flatnonzero(self.index == i)
+        return int(found[0]) if len(found) else None
+
+    def snapshot(self, k):
+        """Model ``k``'s estimator as a fit stopped here leaves it (its net's module takes the
+        weights), or the error that fit raises; its training goes on unchanged."""
+        estimator = self.jobs[k].estimator
+        self.model.write_module(k, estimator.net_.module_)
+        try:
+            return finish_fit(estimator)
+        except FloatingPointError as exc:
+            return exc
+
+    def state_now(self, k):
+        """Model ``k``'s :class:`TrainingState` now (its net takes its weights and optimizer
+        state); its training goes on, changing that state's estimator: copy it first."""
+        estimator = self.jobs[k].estimator
+        self.model.write_module(k, estimator.net_.module_)
+        self._write_optimizer_state(k, estimator.net_)
+        dropout = self.model.generator(k) if isinstance(self.model, BatchedMLP) else None
+        return TrainingState(estimator, self.batches[k].generator.get_state(),
+                             None if dropout is None else dropout.get_state())
+
+    def drop(self, k):
+        """Model ``k`` leaves the group, unfinished."""
+        self._keep(np.flatnonzero(np.arange(len(self.jobs)) != k))
+
+    def can_take_over(self, dst, src, estimator):
+        """Whether model ``dst`` can go on from where model ``src`` is, in its place, as
+        ``estimator``: src's, copied, but for the parameters the engine changes between epochs."""
+        return (isinstance(self.model, BatchedMLP) and same_slot(self.model, dst, src)
+                and self.epochs[dst] == self.epochs[src] and not self.validates[[dst, src]].any()
+                and (training_spec(estimator).dropout == 0 or self.model.generator(dst) is not None))
+
+    def take_over(self, dst, src, estimator):
+        """Model ``dst`` goes on from where model ``src`` is, as ``estimator`` (see
+        :meth:`can_take_over`): index copies of its tensors and generators, in the group."""
+        source = self.jobs[src]
+        job = self.jobs[dst] = dataclasses.replace(source, estimator=estimator, spec=training_spec(estimator))
+        net = self.nets[dst] = estimator.net_
+        copy_model(self.model, self.optimizer, dst, src)
+        batches = self.batches[dst] = DeviceBatches(_RowIndices(len(job.rows)), job.spec.batch_size,
+                                                    shuffle=True)
+        batches.generator.set_state(self.batches[src].generator.get_state())
+        with torch.no_grad():
+            for tensor in (self.rows, self.y, self.weight):
+                tensor[dst] = tensor[src]
+        self.callbacks[dst] = _plain_callbacks(net)
+        self.plain = self.plain and self.callbacks[dst] is not None
+        self.errors[dst], self.stopped[dst] = None, False
+        for name in ("max_epochs", "batch_sizes", "batch_schedule"):
+            getattr(self, name)[dst] = getattr(self, name)[src]
+        self.lr[dst] = net.optimizer_.param_groups[0]["lr"]
+        self.l1[dst] = job.spec.l1
+        self.l1_column[dst] = job.spec.l1
+        self.optimizer.set_hyper(dst, job.spec.weight_decay, job.spec.momentum)
+        self.model.set_dropout(dst, job.spec.dropout)
 
     def _finish_shadows(self, k, finite, all_left):
         """Finish model ``k``'s shadows whose epochs are done (``all_left``: all of them, as it stops)."""

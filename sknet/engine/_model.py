@@ -371,6 +371,13 @@ class BatchedMLP:
         self.keep = self.keep[index]
         self.keep_host = [self.keep_host[k] for k in host.tolist()]
 
+    def set_dropout(self, k, rate):
+        """Model ``k`` drops units at ``rate`` from now on (a model with dropout has a generator)."""
+        self.keep_host[k] = float(1 - np.float64(rate))
+        self.keep[k] = self.keep_host[k]
+        self.dropout = self.dropout or rate > 0
+        self._masks.pop(k, None)
+
     def l1_norms(self):
         """Sum of absolute weights of each model, shape ``(K,)``: what ``l1`` penalises."""
         return torch.cat([sum(w.abs().sum(dim=(1, 2)) for w in block.weights) for block in self.blocks])

@@ -515,6 +515,14 @@ class OptimizerSet:
         self.members, self.n_tensors = members, len(params)
         self._masks()
 
+    def set_hyper(self, k, weight_decay, momentum):
+        """Model ``k`` steps with ``weight_decay`` and ``momentum`` from now on."""
+        for _, optimizer in self.members.values():
+            for column, host, value in ((optimizer.weight_decay, optimizer.weight_decay_host, weight_decay),
+                                        (optimizer.momentum, optimizer.momentum_host, momentum)):
+                host[k] = value
+                column[k] = value  # in place: views of the column (kernel plans) see it
+
     def owner(self, k):
         """Model ``k``'s optimizer, and the positions of its tensors among all."""
         index, optimizer = self.members[self.owners[k]]

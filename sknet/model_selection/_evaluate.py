@@ -43,7 +43,17 @@ from .._compat import (
 from .._identity import random_state_from_json, random_state_to_json
 from ..engine._jobs import group_key, refusal
 from ..nets import training_spec
-from ._tasks import Block, EngineJob, Scoring, fit_and_score, split_fold, train_and_score
+from ._tasks import (
+    Block,
+    EngineJob,
+    Scoring,
+    fit_and_score,
+    heap_frozen,
+    shares,
+    split_fold,
+    train_and_score,
+    train_in_stages,
+)
 from ._wrappers import epochs_param, final_net, fit_layers, layers_key
 
 ENGINES = ("auto", "batched", "sequential")
@@ -192,6 +202,31 @@ class RoundEvaluator:
         out = [None] * (len(candidates) * len(splits))
         states = self._run(candidates, splits, set(), [None] * len(out), None, 0, out, starts)
         return out, states
+
+    def train_stages(self, candidates, stages, between):
+        """Population training: ``candidates`` cross-validated, trained by the engine in this
+        process in stages that end at the epochs ``stages`` (then to the end), each group one
+        batched model throughout (see :func:`~._tasks.train_in_stages`); nothing journaled.
+
+        Returns ``(states, fit_times, copies)`` (see there), or None where the engine cannot
+        take every fit (the strategy then trains each interval as a round).
+        """
+        if self.sequential:
+            return None
+        splits = self._splits()
+        n_fits = len(candidates) * len(splits)
+        jobs, blocks, plain, _ = self._plan(candidates, splits, set(), [None] * n_fits)
+        if plain:
+            return None
+        search = self.search
+        scoring = Scoring(self.scorers, search.error_score, search.return_train_score, None, 0, search,
+                          verbose=search.verbose, n_splits=len(splits))
+        start = time.perf_counter()
+        with heap_frozen():
+            states, fit_times, copies = train_in_stages(jobs, blocks, scoring, stages, between)
+        self.engine_time += time.perf_counter() - start
+        self.n_batched += len(jobs) * len(stages)  # the intervals but the last (its round counts it)
+        return states, fit_times, copies
 
     def _run(self, candidates, splits, done, contexts, journal, first, out, starts=None):
         """Train and score the round's fits but ``done`` into ``out``; keep their training states.
@@ -441,7 +476,7 @@ class RoundEvaluator:
                 key = (n_features, group_key(training_spec(final_net(job.estimator))))
                 groups.setdefault(key, []).append(job)
             for (n_features, _), group in groups.items():
-                tasks += _shares(group, n_workers, n_features)
+                tasks += shares(group, n_workers, n_features)
         return tasks
 
     def _served(self, journal, first, i, split, params, fold, context):
@@ -548,33 +583,6 @@ def _dense(X):
     if not sp.issparse(X):
         return X
     return X.toarray() if 4 * X.shape[0] * X.shape[1] <= DENSIFY_BYTES else X
-
-
-def _shares(group, n_parts, n_features):
-    """A group's jobs shared out into up to ``n_parts`` tasks of about equal arithmetic.
-
-    The jobs of one width (a block of stacked tensors in the batched model) stay
-    together; the widths go, largest first, to the task with the least work so far.
-    """
-    if n_parts <= 1:
-        return [group]
-    by_width = {}
-    for job in group:
-        net = final_net(job.estimator)
-        by_width.setdefault(training_spec(net).hidden_sizes or (), []).append(job)
-    tasks = [[] for _ in range(min(n_parts, len(by_width)))]
-    work = np.zeros(len(tasks))
-    for widths, jobs in sorted(by_width.items(), key=lambda item: -_cost(n_features, item[0]) * len(item[1])):
-        lightest = int(np.argmin(work))
-        tasks[lightest] += jobs
-        work[lightest] += _cost(n_features, widths) * len(jobs)
-    return tasks
-
-
-def _cost(n_features, hidden_sizes):
-    """Weights of a net's hidden layers: what its arithmetic grows with."""
-    widths = [n_features, *hidden_sizes]
-    return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=False)) or 1
 
 
 def _slices(jobs):

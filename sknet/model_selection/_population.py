@@ -6,11 +6,15 @@ copy the weights of the best ("exploit") and perturb their hyperparameters
 ("explore"), so that a search finds a *schedule* of learning rates and
 regularisation for about the compute of one random search.
 
-Here every member trains on every CV split, and each interval is one round of the
-round evaluator: the engine trains the population x folds together, going on from
-each model's :class:`~sknet.engine.TrainingState`, and the members are ranked by their
-mean validation score. An exploit is a copy of the state (weights, optimizer state,
-generators), split by split, in memory: no checkpoint files.
+Here every member trains on every CV split, and the engine trains the population x
+folds as one batched model from the first epoch to the last, pausing at the end of
+each interval (:class:`~sknet.engine._stages.StagedTraining`): the members are ranked
+by their mean validation score, and an exploit is an index copy, split by split, of
+weights, optimizer state and generators inside the stacked model. A member that
+copies one of other widths (or whose fit failed) joins a new group from a copy of the
+state. No checkpoint files. With ``engine="sequential"`` (or fits the engine cannot
+take together) each interval is a round of the round evaluator instead, each job going
+on from its :class:`~sknet.engine.TrainingState`, copied at an exploit.
 """
 
 from __future__ import annotations
@@ -66,9 +70,10 @@ class PopulationSearchCV(SearchMixin, BaseSearchCV):
     ``mutable`` parameter is resampled from its space with probability
     ``resample_probability``, else multiplied by one of ``perturbation_factors``
     (clipped to its range; a list of choices moves to the next choice up or down).
-    The batched engine trains the whole population x folds of an interval as one
-    model, each model going on from where it stopped. The winner's schedule of
-    parameters is replayed on all the data for the refit.
+    The batched engine trains the whole population x folds as one model from the
+    first epoch to the last: an exploit is an index copy inside it, between two
+    epochs. The winner's schedule of parameters is replayed on all the data for the
+    refit.
 
     Parameters
     ----------
@@ -127,6 +132,10 @@ class PopulationSearchCV(SearchMixin, BaseSearchCV):
         The parameters that changed during training.
     exploit_time_ : float
         Seconds spent ranking, copying states and exploring.
+    exploits_in_group_, exploits_restacked_ : int
+        With the batched engine: the models (member x split) that took over another's
+        training by an index copy inside the stacked model, and those that joined a
+        new group (the source had other widths, or another group).
     best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, \
 refit_time_, multimetric_
         As in scikit-learn; ``best_params_`` are the winner's final parameters.
@@ -200,15 +209,15 @@ refit_time_, multimetric_
         self._check_members(evaluate, members)
         metric = objective_key(self)[len("mean_test_"):]
         n_splits = self.n_splits_
-        states, history, failed = {}, [], [[] for _ in members]
+        history, failed = [], [[] for _ in members]
         earlier = np.zeros(len(members) * n_splits)  # fit time of the intervals before the last
         self.exploit_time_ = 0.0
-        for t, end in enumerate(ends):
-            candidates = [{**member, epochs_name: end} for member in members]
-            if t < len(ends) - 1:
-                out, states = evaluate.train_round(candidates, states)
-            else:
-                out = self._last_round(evaluate, candidates, states, callback_ctx)
+        now = {"members": members, "rng": rng}  # what the exploits change, interval after interval
+
+        def interval_end(t, out):
+            """Rank the members after interval ``t`` (its results ``out``), record it; exploit and
+            explore unless it is the last. Returns the exploits, ``{member: source}``."""
+            end, members = ends[t], now["members"]
             scores = np.array([_stage_score(out[m * n_splits:(m + 1) * n_splits], metric)
                                for m in range(len(members))])
             history.append({"epoch": end, "params": [dict(member) for member in members],
@@ -217,20 +226,42 @@ refit_time_, multimetric_
                 print(f"[PopulationSearchCV] epoch {end}: best {np.max(scores):.4g}, "
                       f"median {np.median(scores):.4g}")
             if t == len(ends) - 1:
-                break
-            earlier += [result["fit_time"] for result in out]
+                return {}
+            earlier[:] += [result["fit_time"] for result in out]
             start = time.perf_counter()
             for m in np.flatnonzero(~np.isfinite(scores)):
                 failed[m].append(end)
             _warn_failures(out, scores, end, n_splits)
-            members, states, rng = self._exploit_and_explore(t, history[-1], dims, factors, rng, states,
-                                                             evaluate)
+            now["members"], exploits, now["rng"] = self._exploit_and_explore(t, history[-1], dims, factors,
+                                                                              now["rng"], evaluate)
             self.exploit_time_ += time.perf_counter() - start
+            return exploits
+
+        def candidates(end):
+            return [{**member, epochs_name: end} for member in now["members"]]
+
+        staged = evaluate.train_stages(candidates(ends[-1]), ends[:-1], lambda t, out: {
+            m: (source, candidates(ends[-1])[m]) for m, source in interval_end(t, out).items()})
+        if staged is not None:  # the engine trained every interval, the population one model throughout
+            states, seconds, copies = staged
+            earlier += seconds
+            self.exploit_time_ += copies["seconds"]
+            self.exploits_in_group_, self.exploits_restacked_ = copies["in_group"], copies["restacked"]
+        else:  # an interval a round of the engine (or of the net's own loops), states copied between
+            states = {}
+            for t, end in enumerate(ends[:-1]):
+                out, states = evaluate.train_round(candidates(end), states)
+                exploits = interval_end(t, out)
+                start = time.perf_counter()
+                states = self._exploit(states, exploits, now["members"], evaluate, n_splits)
+                self.exploit_time_ += time.perf_counter() - start
+        interval_end(len(ends) - 1, self._last_round(evaluate, candidates(ends[-1]), states, callback_ctx))
         self._record(evaluate, history, failed, earlier)
 
-    def _exploit_and_explore(self, t, record, dims, factors, rng, states, evaluate):
-        """The members and states after interval ``t`` (its ``record`` in the history, given its
-        exploits here), and the generator after the decisions: journaled ones where there are."""
+    def _exploit_and_explore(self, t, record, dims, factors, rng, evaluate):
+        """The members after interval ``t`` (its ``record`` in the history, given its exploits
+        here), the exploits ``{member: source}``, and the generator after the decisions: the
+        journaled ones where there are."""
         members = record["params"]
         decisions = self._decide(record["scores"], members, dims, factors, rng)
         journal = evaluate.journal()
@@ -241,7 +272,7 @@ refit_time_, multimetric_
         record["exploits"] = exploits
         members = [{**members[exploits[m]], **decisions["explored"][str(m)]} if m in exploits else members[m]
                    for m in range(len(members))]
-        return members, self._exploit(states, exploits, members, evaluate, self.n_splits_), rng
+        return members, exploits, rng
 
     def _last_round(self, evaluate, candidates, states, callback_ctx):
         """The last interval, the search's one round: its results are ``cv_results_``'s rows."""

@@ -24,16 +24,18 @@ import time
 import traceback
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import clone
 
 from .._compat import _fit_and_score, _safe_split, _score, fit_and_score_kwargs
 from ..engine import predict_batched, train_batched, train_sequential
 from ..engine._jobs import n_rows
-from ..nets import replay_fit_callbacks, respond, validate_input
+from ..engine._stages import StagedTraining
+from ..nets import replay_fit_callbacks, respond, training_spec, validate_input
 from ._fast_scores import completed, fold_scores
 from ._wrappers import assemble, final_net, predictions_out
 
@@ -70,7 +72,9 @@ class EngineJob:
     estimator: object  # the candidate's estimator: an sknet net, or a pipeline ending in one
     block: int  # the Block it trains and is scored on
     context: object = None  # its scikit-learn callback context, or None
-    start: TrainingState | None = None  # the TrainingState of the same job for fewer epochs, to continue from
+    # the TrainingState of the same job for fewer epochs, to continue from (population training: or
+    # the error its fit raised, its result)
+    start: TrainingState | BaseException | None = None
 
 
 @dataclass
@@ -132,9 +136,73 @@ def train_and_score(jobs, blocks, scoring, fallback, keep_states=False, sequenti
         return TaskResult(results, seconds, len(jobs), states=kept)
 
 
+def train_in_stages(jobs, blocks, scoring, stages, between):
+    """Population training: the jobs trained by the engine in stages ending at the epochs ``stages``
+    (then to the end), every group one batched model throughout
+    (:class:`~sknet.engine._stages.StagedTraining`).
+
+    At the end of stage ``t`` the jobs are scored as :func:`train_and_score` scores them
+    (nothing journaled), and ``between(t, out)`` (the results in the round's order) returns
+    the exploits, ``{candidate: (source candidate, its parameters now)}``: split by split,
+    the candidate's job takes over the source's training. A failed job that takes over none
+    starts afresh. Returns ``(states, fit_times, copies)``: ``{(candidate, split):
+    TrainingState or the error its fit raised}`` at the end, each job's share of the
+    training time, and the take-overs' count in the group and out of it and their seconds.
+    """
+    used = sorted({job.block for job in jobs})
+    X_all, y_all, weight_all, rows = stack_training_sets([blocks[b] for b in used])
+    row_of = dict(zip(used, rows, strict=True))
+
+    def engine_job(job):
+        return final_net(job.estimator).get_params(deep=False), row_of[job.block]
+
+    jobs = list(jobs)
+    session = StagedTraining(final_net(jobs[0].estimator), [engine_job(job) for job in jobs], X_all, y_all,
+                             weight_all)
+    where = {(job.candidate, job.split): k for k, job in enumerate(jobs)}
+    training, copying = 0.0, 0.0
+    for t, epoch in enumerate([*stages, None]):
+        start = time.perf_counter()
+        fitted = session.advance(epoch)
+        seconds = time.perf_counter() - start
+        training += seconds
+        if epoch is None:
+            break
+        results, errors = _score_all(jobs, blocks, fitted, seconds / len(jobs), scoring)
+        if errors and scoring.error_score == "raise":
+            raise errors[0]
+        exploits = between(t, [results[index] for index in sorted(results)])
+        start = time.perf_counter()
+        taken = set()
+        for m, (source, params) in exploits.items():
+            for split in range(scoring.n_splits):
+                dst, src = where[m, split], where[source, split]
+                estimator = clone(jobs[src].estimator).set_params(**params)
+                jobs[dst] = replace(jobs[dst], params=params, block=jobs[src].block, estimator=estimator)
+                if isinstance(session.results[src], BaseException):  # nothing to take over: afresh
+                    session.restart(dst, *engine_job(jobs[dst]))
+                else:
+                    session.take_over(dst, src, engine_job(jobs[dst])[0])
+                taken.add(dst)
+        for k, result in enumerate(session.results):
+            if isinstance(result, BaseException) and k not in taken:
+                session.restart(k, *engine_job(jobs[k]))
+        copying += time.perf_counter() - start
+    states = {(job.candidate, job.split): session.states.get(k, fitted[k]) for k, job in enumerate(jobs)}
+    copies = {"in_group": session.n_in_place, "restacked": session.n_restacked, "seconds": copying}
+    return states, np.full(len(jobs), training / len(jobs)), copies
+
+
 def _train(jobs, blocks, keep_states, verbose=0, sequential=False):
     """The jobs' fitted nets (or the exceptions their fits raise) and, with ``keep_states``, their
-    training states (else Nones), in order; above 1, ``verbose`` prints each group as it starts."""
+    training states (else Nones), in order; above 1, ``verbose`` prints each group as it starts.
+    A job whose start is an error (population training's: its fit failed) has that error as result."""
+    if any(isinstance(job.start, BaseException) for job in jobs):
+        rest = [job for job in jobs if not isinstance(job.start, BaseException)]
+        trained = iter(zip(*_train(rest, blocks, keep_states, verbose, sequential), strict=True)
+                       if rest else [])
+        out = [(job.start, None) if isinstance(job.start, BaseException) else next(trained) for job in jobs]
+        return [result for result, _ in out], [state for _, state in out]
     used = sorted({job.block for job in jobs})
     X_all, y_all, weight_all, rows = stack_training_sets([blocks[b] for b in used])
     row_of = dict(zip(used, rows, strict=True))
@@ -396,3 +464,30 @@ def heap_frozen():
                 _freezes -= 1
                 if _freezes == 0:
                     gc.unfreeze()
+
+
+def shares(group, n_parts, n_features):
+    """A group's jobs shared out into up to ``n_parts`` tasks of about equal arithmetic.
+
+    The jobs of one width (a block of stacked tensors in the batched model) stay
+    together; the widths go, largest first, to the task with the least work so far.
+    """
+    if n_parts <= 1:
+        return [group]
+    by_width = {}
+    for job in group:
+        net = final_net(job.estimator)
+        by_width.setdefault(training_spec(net).hidden_sizes or (), []).append(job)
+    tasks = [[] for _ in range(min(n_parts, len(by_width)))]
+    work = np.zeros(len(tasks))
+    for widths, jobs in sorted(by_width.items(), key=lambda item: -_cost(n_features, item[0]) * len(item[1])):
+        lightest = int(np.argmin(work))
+        tasks[lightest] += jobs
+        work[lightest] += _cost(n_features, widths) * len(jobs)
+    return tasks
+
+
+def _cost(n_features, hidden_sizes):
+    """Weights of a net's hidden layers: what its arithmetic grows with."""
+    widths = [n_features, *hidden_sizes]
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=False)) or 1

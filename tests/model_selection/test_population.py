@@ -158,6 +158,10 @@ def test_batched_and_sequential_engines_give_equal_results(data):
     assert list(batched.cv_results_["lineage"]) == list(sequential.cv_results_["lineage"])
     assert batched.schedules_ == sequential.schedules_
     assert batched.n_batched_fits_ == 8 * 3 * 3 and not hasattr(sequential, "n_batched_fits_")
+    # Every exploit an index copy in the group (one structure): nothing left it to be stacked again.
+    n_copies = 3 * sum(len(record["exploits"]) for record in batched.population_history_)
+    assert n_copies > 0 and (batched.exploits_in_group_, batched.exploits_restacked_) == (n_copies, 0)
+    assert not hasattr(sequential, "exploits_in_group_")
     # The refits agree to float64 rounding: the engine's products sum in another order than torch's.
     np.testing.assert_allclose(batched.best_estimator_.predict_proba(X),
                                sequential.best_estimator_.predict_proba(X), rtol=1e-12, atol=1e-14)
@@ -171,6 +175,10 @@ def test_a_schedule_goes_on_through_the_exploits_in_both_engines(data, schedule)
     searches = [_search(net=net, space=space, engine=engine, scoring="neg_log_loss").fit(X, y)
                 for engine in ("batched", "sequential")]
     assert any(record["exploits"] for record in searches[0].population_history_)
+    # A member copying one of other widths is stacked again; the others copy in the group.
+    n_copies = 3 * sum(len(record["exploits"]) for record in searches[0].population_history_)
+    assert searches[0].exploits_in_group_ + searches[0].exploits_restacked_ == n_copies
+    assert searches[0].exploits_restacked_ > 0
     np.testing.assert_allclose(searches[0].cv_results_["mean_test_score"],
                                searches[1].cv_results_["mean_test_score"], rtol=1e-12)
     assert searches[0].schedules_ == searches[1].schedules_
@@ -300,21 +308,16 @@ def _journaled(path, key):
 
 def test_a_resumed_search_takes_its_journaled_decisions(data, tmp_path, monkeypatch):
     from sknet.checkpoint import Journal
-    from sknet.model_selection import _tasks
 
     path = str(tmp_path / "population.db")
-    calls, real = [], _tasks.train_batched
 
-    def interrupted(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:  # the last interval
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
+    def killed(*args, **kwargs):  # at the last interval: the first two are journaled
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(_tasks, "train_batched", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        _search(random_state=None, checkpoint=path).fit(*data)  # unseeded: its first state is journaled
-    monkeypatch.setattr(_tasks, "train_batched", real)
+    with monkeypatch.context() as patch:
+        patch.setattr(PopulationSearchCV, "_last_round", killed)
+        with pytest.raises(KeyboardInterrupt):
+            _search(random_state=None, checkpoint=path).fit(*data)  # unseeded: its first state is journaled
     journaled = [Journal(path).peek(f"population interval {t}") for t in range(2)]
     resumed = _search(random_state=None, checkpoint=path).fit(*data)
     for t, record in enumerate(journaled):
