@@ -149,12 +149,18 @@ class StagedTraining:
             except (ValueError, TypeError) as exc:  # this job's fit would raise the same: its result
                 self.results[i] = exc
         self.pending = {}
+        # A group that newcomers would join is stacked again with them, its models going on
+        # from their states: one group per key, not a new small one at every exploit.
+        keys = {_key(job) for job in prepared.values()}
+        for trainer, ids, _ in [entry for entry in self.trainers if _key(entry[0].jobs[0]) in keys]:
+            for k, job in enumerate(trainer.jobs):
+                i = ids[trainer.index[k]]
+                prepared[i] = resumed(self.estimator, self.params[i], self.rows[i], self.X, self.y,
+                                      trainer.state_now(k), self.validated, self.sample_weight)
+            self.trainers = [entry for entry in self.trainers if entry[0] is not trainer]
         groups = {}
-        for i, job in prepared.items():  # only models at one epoch pause together
-            key = (group_key(job.spec), job.n_outputs, job.estimator.device_,
-                   None if _hand_written(job) else tensor_layout(job.estimator.net_.module_),
-                   len(job.estimator.net_.history))
-            groups.setdefault(key, []).append(i)
+        for i in sorted(prepared):
+            groups.setdefault(_key(prepared[i]), []).append(i)
         for members in groups.values():
             first = prepared[members[0]]
             hand_written = _hand_written(first)
@@ -172,3 +178,11 @@ class StagedTraining:
                 jobs = [prepared[i] for i in chunk]
                 trainer = GroupTrainer(jobs, X_tensor, keep_states=True, widths=padded)
                 self.trainers.append((trainer, chunk, _chunk_work(jobs, X_tensor, padded)))
+
+
+def _key(job):
+    """What models must share to train in one group here: a group's, and their epochs so far
+    (only models at one epoch pause together)."""
+    return (group_key(job.spec), job.n_outputs, job.estimator.device_,
+            None if _hand_written(job) else tensor_layout(job.estimator.net_.module_),
+            len(job.estimator.net_.history))
