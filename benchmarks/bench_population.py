@@ -81,9 +81,7 @@ def _row(name, seconds, epochs, cv, held_out, note=""):
 def run(task, seed, with_ray):
     X, X_test, y, y_test = load(task)
     setting = TASKS[task]
-    epochs, space = setting["epochs"], {**MUTABLE, **FIXED, "n_units": setting["units"]}
-    net = make_net({"max_epochs": epochs})
-    cv = StratifiedKFold(3, shuffle=True, random_state=seed)
+    epochs, space, net, cv = _setting(task, seed)
     print(f"{task}, seed {seed}: {len(X)} rows searched, {len(X_test)} held out; {epochs} epochs")
     print(f"  {'contender':<34} {'wall':>10} {'epochs':>9} {'best CV':>8} {'held out':>8}")
     rows = []
@@ -146,10 +144,7 @@ def overhead(task, seed):
     pairs compute the same results; only the mechanics differ.
     """
     X, _, y, _ = load(task)
-    setting = TASKS[task]
-    epochs, space = setting["epochs"], {**MUTABLE, **FIXED, "n_units": setting["units"]}
-    net = make_net({"max_epochs": epochs})
-    cv = StratifiedKFold(3, shuffle=True, random_state=seed)
+    epochs, space, net, cv = _setting(task, seed)
     print(f"{task}, seed {seed}: what pausing costs ({epochs} epochs, refit=False)")
 
     def population(**kwargs):
@@ -178,6 +173,14 @@ def overhead(task, seed):
     for name in ("no exploits", "exploits"):
         same = np.array_equal(scores[f"population, {name}, one model"], scores[f"population, {name}, rounds"])
         print(f"  {name}: one model and rounds give {'equal' if same else 'DIFFERENT'} cv_results_")
+
+
+def _setting(task, seed):
+    """A task's epochs, space, net and CV splitter for a seed."""
+    setting = TASKS[task]
+    epochs = setting["epochs"]
+    space = {**MUTABLE, **FIXED, "n_units": setting["units"]}
+    return epochs, space, make_net({"max_epochs": epochs}), StratifiedKFold(3, shuffle=True, random_state=seed)
 
 
 def _small_batches(search):
