@@ -180,7 +180,8 @@ def _setting(task, seed):
     setting = TASKS[task]
     epochs = setting["epochs"]
     space = {**MUTABLE, **FIXED, "n_units": setting["units"]}
-    return epochs, space, make_net({"max_epochs": epochs}), StratifiedKFold(3, shuffle=True, random_state=seed)
+    cv = StratifiedKFold(3, shuffle=True, random_state=seed)
+    return epochs, space, make_net({"max_epochs": epochs}), cv
 
 
 def _small_batches(search):
