@@ -153,7 +153,7 @@ class StagedTraining:
         # from their states: one group per key, not a new small one at every exploit.
         keys = {_key(job) for job in prepared.values()}
         for trainer, ids, _ in [entry for entry in self.trainers if _key(entry[0].jobs[0]) in keys]:
-            for k, job in enumerate(trainer.jobs):
+            for k in range(len(trainer.jobs)):
                 i = ids[trainer.index[k]]
                 prepared[i] = resumed(self.estimator, self.params[i], self.rows[i], self.X, self.y,
                                       trainer.state_now(k), self.validated, self.sample_weight)
