@@ -243,16 +243,16 @@ class GroupTrainer:
         return TrainingState(estimator, self.batches[k].generator.get_state(),
                              None if dropout is None else dropout.get_state())
 
-    def drop(self, k):
-        """Model ``k`` leaves the group, unfinished."""
-        self._keep(np.flatnonzero(np.arange(len(self.jobs)) != k))
+    def drop(self, positions):
+        """The models at ``positions`` leave the group, unfinished (not all of them)."""
+        self._keep(np.flatnonzero(~np.isin(np.arange(len(self.jobs)), positions)))
 
-    def can_take_over(self, dst, src, estimator):
-        """Whether model ``dst`` can go on from where model ``src`` is, in its place, as
-        ``estimator``: src's, copied, but for the parameters the engine changes between epochs."""
+    def can_take_over(self, dst, src, dropout):
+        """Whether model ``dst`` can go on from where model ``src`` is, in its place, with the
+        dropout rate ``dropout`` (and src's parameters but those the engine changes between epochs)."""
         return (isinstance(self.model, BatchedMLP) and same_slot(self.model, dst, src)
                 and self.epochs[dst] == self.epochs[src] and not self.validates[[dst, src]].any()
-                and (training_spec(estimator).dropout == 0 or self.model.generator(dst) is not None))
+                and (dropout == 0 or self.model.generator(dst) is not None))
 
     def take_over(self, dst, src, estimator):
         """Model ``dst`` goes on from where model ``src`` is, as ``estimator`` (see

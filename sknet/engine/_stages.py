@@ -59,6 +59,7 @@ class StagedTraining:
         self.trainers = []  # (GroupTrainer, the jobs it started with, its work per step)
         self.pending = dict.fromkeys(range(len(jobs)))  # jobs to start at the next stage: {job: start}
         self.validated, self.tensors = {}, {}
+        self.leaving = set()  # jobs whose models leave their group at the next stage (one re-index per group)
         self.n_in_place = self.n_restacked = 0
 
     def advance(self, epoch=None):
@@ -100,9 +101,9 @@ class StagedTraining:
         source, k_src = self._where(src)
         self.params[dst], self.rows[dst], self.results[dst] = params, self.rows[src], None
         target, k_dst = self._where(dst)
-        estimator = copy_estimator(source.jobs[k_src].estimator).set_params(**params)
-        refresh_training_params(estimator)
-        if target is source and source.can_take_over(k_dst, k_src, estimator):
+        if target is source and source.can_take_over(k_dst, k_src, params.get("dropout", 0)):
+            estimator = copy_estimator(source.jobs[k_src].estimator).set_params(**params)
+            refresh_training_params(estimator)
             source.take_over(k_dst, k_src, estimator)
             self.n_in_place += 1
             return True
@@ -123,14 +124,25 @@ class StagedTraining:
         self.results[i], self.pending[i] = None, None
 
     def _drop(self, trainer, k):
-        """Model ``k`` leaves ``trainer`` unfinished; the last one ends the trainer."""
-        if len(trainer.jobs) > 1:
-            trainer.drop(k)
-        else:
-            self.trainers = [entry for entry in self.trainers if entry[0] is not trainer]
+        """Model ``k`` of ``trainer`` leaves it unfinished, at the next stage."""
+        _, ids, _ = next(entry for entry in self.trainers if entry[0] is trainer)
+        self.leaving.add(ids[trainer.index[k]])
+
+    def _leave(self):
+        """The models that left their groups go: one re-index per group; a group left empty ends."""
+        kept = []
+        for trainer, ids, work in self.trainers:
+            gone = [k for k in range(len(trainer.jobs)) if ids[trainer.index[k]] in self.leaving]
+            if len(gone) < len(trainer.jobs):
+                if gone:
+                    trainer.drop(gone)
+                kept.append((trainer, ids, work))
+        self.trainers, self.leaving = kept, set()
 
     def _where(self, i):
         """The trainer of job ``i`` and its position there; ``(None, None)`` where none has it."""
+        if i in self.leaving:
+            return None, None
         for trainer, ids, _ in self.trainers:
             if i in ids:
                 k = trainer.position(ids.index(i))
@@ -155,9 +167,12 @@ class StagedTraining:
         for trainer, ids, _ in [entry for entry in self.trainers if _key(entry[0].jobs[0]) in keys]:
             for k in range(len(trainer.jobs)):
                 i = ids[trainer.index[k]]
+                if i in self.leaving:
+                    continue
                 prepared[i] = resumed(self.estimator, self.params[i], self.rows[i], self.X, self.y,
                                       trainer.state_now(k), self.validated, self.sample_weight)
             self.trainers = [entry for entry in self.trainers if entry[0] is not trainer]
+        self._leave()
         groups = {}
         for i in sorted(prepared):
             groups.setdefault(_key(prepared[i]), []).append(i)

@@ -175,14 +175,16 @@ def train_in_stages(jobs, blocks, scoring, stages, between):
         start = time.perf_counter()
         taken = set()
         for m, (source, params) in exploits.items():
+            # One estimator for the member's splits, as the round's plan gives them.
+            estimator = clone(jobs[where[source, 0]].estimator).set_params(**params)
+            net_params = final_net(estimator).get_params(deep=False)
             for split in range(scoring.n_splits):
                 dst, src = where[m, split], where[source, split]
-                estimator = clone(jobs[src].estimator).set_params(**params)
                 jobs[dst] = replace(jobs[dst], params=params, block=jobs[src].block, estimator=estimator)
                 if isinstance(session.results[src], BaseException):  # nothing to take over: afresh
-                    session.restart(dst, *engine_job(jobs[dst]))
+                    session.restart(dst, net_params, row_of[jobs[dst].block])
                 else:
-                    session.take_over(dst, src, engine_job(jobs[dst])[0])
+                    session.take_over(dst, src, net_params)
                 taken.add(dst)
         for k, result in enumerate(session.results):
             if isinstance(result, BaseException) and k not in taken:
