@@ -6,7 +6,8 @@ group's :class:`~._group.GroupTrainer` from the first epoch to the last: a pause
 hands out each job's estimator as a fit stopped there would leave it (for the caller
 to score), and a take-over is an index copy inside the group (weights, optimizer
 state, generators) where the job's model can hold the other's. Only where it cannot
-(other widths, another group) does a copy of the other's state join a new group.
+(other widths, another group) does a copy of the other's state leave: the group of its
+key is stacked again with it at the next stage, its models going on from their states.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class StagedTraining:
     states : dict
         ``{job: TrainingState}`` of the jobs that finished training.
     n_in_place, n_restacked : int
-        Take-overs done inside a group, and those that joined a new group.
+        Take-overs done inside a group, and those that left theirs for a group stacked again.
     """
 
     def __init__(self, estimator, jobs, X, y, sample_weight=None):
@@ -96,7 +97,8 @@ class StagedTraining:
         """Job ``dst`` goes on from where job ``src`` is now, with ``params`` (its parameters:
         src's but for those the engine changes between epochs), on src's rows.
 
-        Returns whether it did inside src's group; else it joins a new group at the next stage.
+        Returns whether it did inside src's group; else a copy of src's state joins the group of
+        its key at the next stage, which is stacked again.
         """
         source, k_src = self._where(src)
         self.params[dst], self.rows[dst], self.results[dst] = params, self.rows[src], None
@@ -107,7 +109,7 @@ class StagedTraining:
             source.take_over(k_dst, k_src, estimator)
             self.n_in_place += 1
             return True
-        state = copy_state(source.state_now(k_src))  # before a drop moves the models' positions
+        state = copy_state(source.state_now(k_src))
         state.estimator.set_params(**params)
         if target is not None:
             self._drop(target, k_dst)

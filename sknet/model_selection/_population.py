@@ -11,8 +11,8 @@ folds as one batched model from the first epoch to the last, pausing at the end 
 each interval (:class:`~sknet.engine._stages.StagedTraining`): the members are ranked
 by their mean validation score, and an exploit is an index copy, split by split, of
 weights, optimizer state and generators inside the stacked model. A member that
-copies one of other widths (or whose fit failed) joins a new group from a copy of the
-state. No checkpoint files. With ``engine="sequential"`` (or fits the engine cannot
+copies one of other widths (or whose fit failed) leaves with a copy of the state, and the
+group it joins is stacked again. No checkpoint files. With ``engine="sequential"`` (or fits the engine cannot
 take together) each interval is a round of the round evaluator instead, each job going
 on from its :class:`~sknet.engine.TrainingState`, copied at an exploit.
 """
@@ -134,8 +134,9 @@ class PopulationSearchCV(SearchMixin, BaseSearchCV):
         Seconds spent ranking, copying states and exploring.
     exploits_in_group_, exploits_restacked_ : int
         With the batched engine: the models (member x split) that took over another's
-        training by an index copy inside the stacked model, and those that joined a
-        new group (the source had other widths, or another group).
+        training by an index copy inside the stacked model, and those that left theirs
+        (the source had other widths, or another group): the group they join is stacked
+        again with them.
     best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, \
 refit_time_, multimetric_
         As in scikit-learn; ``best_params_`` are the winner's final parameters.
