@@ -9,6 +9,7 @@ scikit-optimize's ``BayesSearchCV``; the machinery is the one every sknet search
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Mapping, Sequence
 from math import ceil
 from numbers import Integral
@@ -25,6 +26,7 @@ from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
 from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
+from ._proposals import propose
 from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space, python_value
 
@@ -272,7 +274,7 @@ refit_time_, multimetric_
             task_name="search", max_subtasks=sum(n_rounds)
         ).call_on_fit_task_begin(estimator=self)
         run = _Run(self, evaluate_candidates, key, search_ctx)
-        self.optimizer_results_ = []
+        self.optimizer_results_, self.proposal_time_ = [], 0.0
         for index, ((codec, n_iter), optimizer) in enumerate(zip(subspaces, optimizers, strict=True)):
             self.optimizer_results_.append(self._optimize(run, index, codec, optimizer, n_iter))
             if run.stop:
@@ -297,11 +299,15 @@ refit_time_, multimetric_
         n_rounds = ceil(n_iter / self.n_points)
         for round_index in range(n_rounds):
             n_points = int(min(self.n_points, n_iter - round_index * self.n_points))
+            start = time.perf_counter()
             with _one_blas_thread():
-                points = optimizer.ask(n_points=n_points)
+                points = propose(optimizer, n_points)
+            self.proposal_time_ += time.perf_counter() - start
             scores = run.evaluate([codec.decode(point) for point in points], index)
+            start = time.perf_counter()
             with _one_blas_thread():
                 optimizer.tell(points, run.objective_values(scores))
+            self.proposal_time_ += time.perf_counter() - start
             result = codec.result(optimizer)
             if self.verbose > 0:
                 print(f"[BayesSearchCV] subspace {index + 1}, round {round_index + 1}/{n_rounds}: "
