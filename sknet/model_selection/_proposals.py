@@ -27,11 +27,16 @@ def propose(optimizer, n_points):
     """The next ``n_points`` points of ``optimizer`` (a ``skopt.Optimizer``), in its space.
 
     One point is ``[optimizer.ask()]``; while it still samples its initial points, or with a
-    surrogate other than its Gaussian process, ``optimizer.ask(n_points)``.
+    surrogate other than its Gaussian process, ``optimizer.ask(n_points)``. A round that ends
+    the random initial points fills up with random points too.
     """
     model = optimizer.models[-1] if optimizer.models else None
     if n_points == 1:
         return [optimizer.ask()]
+    if 0 < optimizer._n_initial_points < n_points and optimizer._initial_samples is None:
+        # The last initial points, and random ones for the rest: no surrogate is fitted yet
+        # (skopt's ask would fit one per point told after the initial ones).
+        return optimizer.space.rvs(n_samples=n_points, random_state=optimizer.rng)
     if (optimizer._n_initial_points > 0 or not isinstance(model, GaussianProcessRegressor)
             or optimizer.acq_func.endswith("ps")):
         return optimizer.ask(n_points=n_points)

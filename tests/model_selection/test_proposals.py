@@ -12,7 +12,8 @@ from sknet.model_selection._proposals import _Believer, propose
 
 def _optimizer(base_estimator="GP", n_told=12, seed=0, **kwargs):
     optimizer = Optimizer([(-2.0, 2.0), (0.0, 1.0), ["a", "b", "c"]], base_estimator=base_estimator,
-                          n_initial_points=8, random_state=seed, acq_optimizer_kwargs={"n_points": 500}, **kwargs)
+                          n_initial_points=8, random_state=seed, acq_optimizer_kwargs={"n_points": 500},
+                          **kwargs)
     rng = np.random.RandomState(seed)
     points = optimizer.space.rvs(n_samples=n_told, random_state=rng)
     values = [x ** 2 + (y - 0.5) ** 2 + {"a": 0, "b": 0.3, "c": 0.6}[c] + 0.01 * rng.randn()
@@ -89,3 +90,10 @@ def test_other_surrogates_and_the_initial_points_go_through_skopts_ask():
     fresh = Optimizer([(0.0, 1.0)], n_initial_points=10, random_state=0)
     twin = copy.deepcopy(fresh)
     assert propose(fresh, 4) == twin.ask(n_points=4)
+
+
+def test_a_round_that_ends_the_initial_points_fills_up_with_random_ones_without_a_fit(monkeypatch):
+    optimizer = _optimizer(n_told=6)  # 2 initial points left
+    fits = _count_fits(monkeypatch)
+    points = propose(optimizer, 5)
+    assert fits == [] and len(points) == 5 and all(point in optimizer.space for point in points)
