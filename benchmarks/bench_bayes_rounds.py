@@ -10,7 +10,8 @@ for each task and seed, in one run, interleaved:
    makes (sknet's kriging believer, see ``sknet.model_selection._proposals``);
 3. the same with scikit-optimize's own ``Optimizer.ask(n_points=8)`` (the constant liar: a fit of
    the surrogate per point), patched in for the comparison: what sknet did before;
-4. ``BayesSearchCV(n_points=1)``, scikit-optimize's default: 32 rounds of 3 fits.
+4. ``BayesSearchCV(n_points="auto")``: rounds that fill the engine (11 candidates at 3 folds);
+5. ``BayesSearchCV(n_points=1)``, scikit-optimize's default: 32 rounds of 3 fits.
 
 Printed: wall time, its ratio to the random search's, the share of it spent proposing (``ask``
 and ``tell``: ``proposal_time_``), best CV accuracy. Targets (issue 27): proposals <= 5 % of the
@@ -58,6 +59,7 @@ def contenders(net, seed):
     return [("RandomizedSearchCV", random, False),
             ("BayesSearchCV(n_points=8)", bayes(8), False),
             ("  with skopt's ask(n_points=8)", bayes(8), True),
+            ("BayesSearchCV(n_points='auto')", bayes("auto"), False),
             ("BayesSearchCV(n_points=1)", bayes(1), False)]
 
 

@@ -16,9 +16,10 @@ from numbers import Integral
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy.stats import rankdata
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from skopt import Optimizer
 from skopt.callbacks import check_callback
 from skopt.space import Categorical, Space
@@ -26,6 +27,7 @@ from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
 from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
+from ._evaluate import MIN_SLICE_JOBS
 from ._proposals import propose
 from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space, python_value
@@ -84,10 +86,17 @@ class BayesSearchCV(SearchMixin, BaseSearchCV):
         ``refit`` names.
     n_jobs : int or None, default=None
         Fits run in parallel; a round has ``n_points * n_splits`` of them.
-    n_points : int, default=1
-        Candidates proposed per round and evaluated together (skopt's
-        constant-liar strategy); more rounds run with fewer observations, but
-        ``n_jobs`` has more fits to share.
+    n_points : int or "auto", default=1
+        Candidates proposed per round and evaluated together. Fewer rounds run
+        with fewer observations each, but ``n_jobs`` and the batched engine have
+        more fits to share. A round's points come from one fit of the surrogate
+        (the kriging believer: skopt's own next point, then each next one where the
+        acquisition is best once the Gaussian process believes the points before;
+        other surrogates use skopt's constant liar, a fit per point). ``"auto"``
+        fills the engine: ``ceil(32 / n_splits)`` candidates a round (32 models per
+        batched step, below which its steps' fixed costs show), or, for fits the
+        engine does not take, ``ceil(n_jobs / n_splits)``; recommended for sknet
+        nets.
     refit : bool, str or callable, default=True
         As in scikit-learn. With several metrics it must be a metric name,
         which is also the objective (a callable or a bool names none, so they
@@ -109,6 +118,11 @@ class BayesSearchCV(SearchMixin, BaseSearchCV):
     best_estimator_, best_score_, best_params_, best_index_, scorer_, n_splits_, \
 refit_time_, multimetric_
         As in scikit-learn.
+    n_points_ : int
+        Candidates proposed per round (``n_points``, or what ``"auto"`` chose).
+    proposal_time_ : float
+        Seconds spent proposing: skopt's ``tell`` (the surrogate's fit and its
+        next point) and the rounds' proposals.
     optimizer_results_ : list of scipy.optimize.OptimizeResult
         One per subspace explored, as skopt's ``gp_minimize`` returns: ``x_iters``
         and ``x`` in the search's own parameter values (in the order of the
@@ -163,7 +177,7 @@ refit_time_, multimetric_
         "search_spaces": [dict, list],
         "optimizer_kwargs": [dict, None],
         "n_iter": [Interval(Integral, 1, None, closed="left")],
-        "n_points": [Interval(Integral, 1, None, closed="left")],
+        "n_points": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "random_state": ["random_state"],
         "prune": ["array-like", None],
     }
@@ -178,7 +192,7 @@ refit_time_, multimetric_
         n_iter: int = 50,
         scoring: ScoringParam = None,
         n_jobs: int | None = None,
-        n_points: int = 1,
+        n_points: int | str = 1,
         refit: RefitParam = True,
         cv: CVParam = None,
         verbose: int = 0,
@@ -269,7 +283,8 @@ refit_time_, multimetric_
                      for space, n_iter in _subspaces(self.search_spaces, self.n_iter)]
         optimizers = self._make_optimizers([codec for codec, _ in subspaces],
                                            evaluate_candidates.random_state(self.random_state))
-        n_rounds = [ceil(n_iter / self.n_points) for _, n_iter in subspaces]
+        self.n_points_ = self._round_size(evaluate_candidates)
+        n_rounds = [ceil(n_iter / self.n_points_) for _, n_iter in subspaces]
         search_ctx = callback_ctx.subcontext(
             task_name="search", max_subtasks=sum(n_rounds)
         ).call_on_fit_task_begin(estimator=self)
@@ -294,11 +309,19 @@ refit_time_, multimetric_
         return [Optimizer(codec.dimensions, random_state=rng.randint(np.iinfo(np.int32).max), **kwargs)
                 for codec in codecs]
 
+    def _round_size(self, evaluate):
+        """Candidates a round: ``n_points``, or with ``"auto"`` as many as fill the engine (or the
+        workers, for fits it does not take)."""
+        if self.n_points != "auto":
+            return int(self.n_points)
+        models = MIN_SLICE_JOBS if getattr(evaluate, "engine", False) else effective_n_jobs(self.n_jobs)
+        return max(1, ceil(models / self.n_splits_))
+
     def _optimize(self, run, index, codec, optimizer, n_iter):
         """Ask/evaluate/tell rounds over one subspace; return its ``OptimizeResult``."""
-        n_rounds = ceil(n_iter / self.n_points)
+        n_rounds = ceil(n_iter / self.n_points_)
         for round_index in range(n_rounds):
-            n_points = int(min(self.n_points, n_iter - round_index * self.n_points))
+            n_points = int(min(self.n_points_, n_iter - round_index * self.n_points_))
             start = time.perf_counter()
             with _one_blas_thread():
                 points = propose(optimizer, n_points)

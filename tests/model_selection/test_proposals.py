@@ -97,3 +97,21 @@ def test_a_round_that_ends_the_initial_points_fills_up_with_random_ones_without_
     fits = _count_fits(monkeypatch)
     points = propose(optimizer, 5)
     assert fits == [] and len(points) == 5 and all(point in optimizer.space for point in points)
+
+
+@pytest.mark.parametrize("estimator, expected", [("net", 11), ("ridge", 1)])
+def test_auto_rounds_fill_the_engine_or_the_workers(estimator, expected):
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import RidgeClassifier
+
+    from sknet import MLPClassifier
+    from sknet.model_selection import BayesSearchCV
+
+    X, y = make_classification(n_samples=90, n_features=6, random_state=0)
+    if estimator == "net":
+        model, space = MLPClassifier(max_epochs=2, random_state=0), {"lr": (1e-3, 1e-1, "log-uniform")}
+    else:
+        model, space = RidgeClassifier(), {"alpha": (1e-3, 1e1, "log-uniform")}
+    search = BayesSearchCV(model, space, n_iter=14, n_points="auto", cv=3, random_state=0).fit(X, y)
+    assert search.n_points_ == expected and len(search.cv_results_["params"]) == 14
+    assert search.proposal_time_ > 0
