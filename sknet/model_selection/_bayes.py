@@ -16,7 +16,6 @@ from numbers import Integral
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-from joblib import effective_n_jobs
 from scipy.stats import rankdata
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -27,7 +26,6 @@ from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
 from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
-from ._evaluate import MIN_SLICE_JOBS
 from ._proposals import propose
 from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space, python_value
@@ -108,6 +106,7 @@ class BayesSearchCV(SearchMixin, BaseSearchCV):
     random_state : int, RandomState instance or None, default=None
         Seeds the optimizers, one seed drawn per subspace.
     CHECKPOINT_PARAMETER
+    MAX_TIME_PARAMETER
     PRUNE_PARAMETER
     Attributes
     ----------
@@ -169,7 +168,8 @@ refit_time_, multimetric_
     """
 
     __doc__ = with_shared_parameters(__doc__, engine_doc("each round's candidates x folds"),
-                                     checkpoint_doc(ROUNDS_KEPT, ROUNDS_REPLAYED), prune=True)
+                                     checkpoint_doc(ROUNDS_KEPT, ROUNDS_REPLAYED), prune=True,
+                                     max_time="round of ``n_points`` candidates")
 
     _parameter_constraints: dict = {
         **BaseSearchCV._parameter_constraints,
@@ -201,7 +201,7 @@ refit_time_, multimetric_
         error_score: ErrorScore = np.nan,
         return_train_score: bool = False,
         engine: str = "auto",
-        checkpoint: FilePath | None = None,
+        checkpoint: FilePath | None = None, max_time: float | None = None,
         prune: Sequence[int] | None = None,
     ) -> None:
         super().__init__(
@@ -222,6 +222,7 @@ refit_time_, multimetric_
         self.random_state = random_state
         self.engine = engine
         self.checkpoint = checkpoint
+        self.max_time = max_time
         self.prune = prune
         # scikit-optimize checks the spaces on construction and code written for it
         # relies on that; nothing is stored, and fit checks them again.
@@ -292,7 +293,7 @@ refit_time_, multimetric_
         self.optimizer_results_, self.proposal_time_ = [], 0.0
         for index, ((codec, n_iter), optimizer) in enumerate(zip(subspaces, optimizers, strict=True)):
             self.optimizer_results_.append(self._optimize(run, index, codec, optimizer, n_iter))
-            if run.stop:
+            if run.stop or index < len(subspaces) - 1 and evaluate_candidates.stop_for_time():
                 break
         search_ctx.call_on_fit_task_end(estimator=self)
         run.raise_if_nothing_scored()
@@ -314,8 +315,7 @@ refit_time_, multimetric_
         workers, for fits it does not take)."""
         if self.n_points != "auto":
             return int(self.n_points)
-        models = MIN_SLICE_JOBS if getattr(evaluate, "engine", False) else effective_n_jobs(self.n_jobs)
-        return max(1, ceil(models / self.n_splits_))
+        return evaluate.round_size()
 
     def _optimize(self, run, index, codec, optimizer, n_iter):
         """Ask/evaluate/tell rounds over one subspace; return its ``OptimizeResult``."""
@@ -336,6 +336,9 @@ refit_time_, multimetric_
                 print(f"[BayesSearchCV] subspace {index + 1}, round {round_index + 1}/{n_rounds}: "
                       f"best score {-result.fun:.4g}")
             if run.stop or eval_callbacks(getattr(self, "_skopt_callbacks", []), result):
+                break
+            if round_index < n_rounds - 1 and run.evaluate_candidates.stop_for_time():  # max_time
+                run.stop = True
                 break
         return result
 

@@ -1,7 +1,7 @@
 """The documentation of the parameters every sknet search adds to scikit-learn's, written once.
 
 Each search's docstring holds the placeholders ``ENGINE_PARAMETER``,
-``CHECKPOINT_PARAMETER`` and (Bayes, genetic) ``PRUNE_PARAMETER``;
+``CHECKPOINT_PARAMETER``, ``MAX_TIME_PARAMETER`` and (Bayes, genetic) ``PRUNE_PARAMETER``;
 :func:`with_shared_parameters` fills them in with what that search adds to the
 common words: the unit the engine trains together, what its checkpoint keeps
 and how a run on it resumes.
@@ -52,14 +52,30 @@ PRUNE_DOC = _entry("prune : list of int or None, default=None", """
     comparable); the strategy is told a pruned candidate's partial score. With
     ``checkpoint``, a round is journaled when it ends, its pruning with it.""")
 
+# Grid and random search: without max_time all candidates are one round; with it, rounds that fill the engine.
+ALL_IN_ROUNDS = ("round (all the candidates are one round, unless ``max_time`` is given: then rounds of "
+                 "``ceil(32 / n_splits)`` candidates for sknet nets, which fill the engine, or of "
+                 "``ceil(n_jobs / n_splits)``)")
+
 # What the sequential strategies (Bayes, genetic) journal, and how they resume.
 ROUNDS_KEPT = (", with each round's proposals and, for ``random_state`` None or a ``RandomState``, "
                "the state it starts from")
 ROUNDS_REPLAYED = "replays the strategy on the journaled results, fits only what is missing"
 
 
-def with_shared_parameters(doc, engine, checkpoint, prune=False):
-    """``doc`` with its placeholders filled in: ``engine`` and ``checkpoint`` entries, and the
-    ``prune`` entry where asked."""
+def max_time_doc(round_):
+    """The ``max_time`` parameter, the search stopping at the end of its ``round_`` that passes it."""
+    return _entry("max_time : float or None, default=None", f"""
+        Seconds the search may take, counted from the start of ``fit``: it stops cleanly at
+        the end of the {round_} that passes them, with the results so far (its
+        ``cv_results_``, best candidate and refit; ``timed_out_`` says whether it stopped
+        early). None: no limit.""")
+
+
+def with_shared_parameters(doc, engine, checkpoint, prune=False, max_time=None):
+    """``doc`` with its placeholders filled in: ``engine`` and ``checkpoint`` entries, the
+    ``prune`` entry where asked, and the ``max_time`` entry (what a round is) where given."""
     doc = doc.replace("ENGINE_PARAMETER", engine).replace("CHECKPOINT_PARAMETER", checkpoint)
+    if max_time is not None:
+        doc = doc.replace("MAX_TIME_PARAMETER", max_time_doc(max_time))
     return doc.replace("PRUNE_PARAMETER", PRUNE_DOC) if prune else doc

@@ -117,6 +117,9 @@ class RoundEvaluator:
         # When fit began: what each candidate's finish time counts from (wall clock: tasks run in
         # other processes, or on other machines of a cluster).
         self.started, self.finish_times = time.time(), []
+        max_time = getattr(search, "max_time", None)
+        self.deadline = None if max_time is None else self.started + max_time
+        self.timed_out = False  # a strategy stopped at the deadline with candidates left
         self._open_journal, self._journal = open_journal, None
         self._rounds, self._next = 0, 0  # rounds so far, and the position of the next candidate
         # A halving search on epochs: the parameter its rungs grow, and the last round's training
@@ -174,6 +177,21 @@ class RoundEvaluator:
             self.more_results[key].extend(values)
         self.results = search._format_results(self.candidate_params, n_splits, self.out, self.more_results)
         return self.results
+
+    def out_of_time(self):
+        """Whether the search's ``max_time`` has passed: a strategy stops at the end of this round."""
+        return self.deadline is not None and time.time() >= self.deadline
+
+    def stop_for_time(self):
+        """Whether to stop before the next round (``max_time`` passed); marks the search timed out."""
+        self.timed_out = self.timed_out or self.out_of_time()
+        return self.timed_out
+
+    def round_size(self):
+        """Candidates a round that fills the engine: ``ceil(32 / n_splits)`` models' worth (the
+        workers', ``ceil(n_jobs / n_splits)``, for fits it does not take)."""
+        models = MIN_SLICE_JOBS if self.engine else effective_n_jobs(self.search.n_jobs)
+        return max(1, -(-models // self.search.n_splits_))
 
     def _finish_times(self, out, n_splits):
         """Each candidate's finish time: seconds from the start of ``fit`` to when its last split was

@@ -84,6 +84,7 @@ class GeneticSearchCV(SearchMixin, BaseSearchCV):
     random_state : int, RandomState instance or None, default=None
         Seeds the initial population, selection, crossover and mutation.
     CHECKPOINT_PARAMETER
+    MAX_TIME_PARAMETER
     PRUNE_PARAMETER
     Attributes
     ----------
@@ -135,7 +136,8 @@ refit_time_, multimetric_
     """
 
     __doc__ = with_shared_parameters(__doc__, engine_doc("each generation's new candidates x folds"),
-                                     checkpoint_doc(ROUNDS_KEPT, ROUNDS_REPLAYED), prune=True)
+                                     checkpoint_doc(ROUNDS_KEPT, ROUNDS_REPLAYED), prune=True,
+                                     max_time="generation")
 
     _parameter_constraints: dict = {
         **BaseSearchCV._parameter_constraints,
@@ -175,7 +177,7 @@ refit_time_, multimetric_
         error_score: ErrorScore = np.nan,
         return_train_score: bool = False,
         engine: str = "auto",
-        checkpoint: FilePath | None = None,
+        checkpoint: FilePath | None = None, max_time: float | None = None,
         prune: Sequence[int] | None = None,
     ) -> None:
         super().__init__(
@@ -200,6 +202,7 @@ refit_time_, multimetric_
         self.random_state = random_state
         self.engine = engine
         self.checkpoint = checkpoint
+        self.max_time = max_time
         self.prune = prune
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
@@ -225,6 +228,8 @@ refit_time_, multimetric_
             so_far = max(cache.values())
             stale, best = (0, so_far) if so_far > best else (stale + 1, best)
             if stop or (self.patience is not None and stale >= self.patience):
+                break
+            if generation < self.generations - 1 and evaluate_candidates.stop_for_time():  # max_time
                 break
         self.n_generations_ = len(self.history_)
         search_ctx.call_on_fit_task_end(estimator=self)

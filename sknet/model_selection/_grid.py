@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.model_selection import GridSearchCV as _SklearnGridSearchCV
+from sklearn.model_selection import ParameterGrid
 
-from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
-from ._search import SearchMixin
+from ._docs import ALL_IN_ROUNDS, checkpoint_doc, engine_doc, with_shared_parameters
+from ._search import SearchMixin, evaluate_all
 
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
@@ -35,6 +36,7 @@ class GridSearchCV(SearchMixin, _SklearnGridSearchCV):
         share the visible GPUs round-robin.
     ENGINE_PARAMETER
     CHECKPOINT_PARAMETER
+    MAX_TIME_PARAMETER
 
     Attributes
     ----------
@@ -60,16 +62,21 @@ class GridSearchCV(SearchMixin, _SklearnGridSearchCV):
     _parameter_constraints = {**_SklearnGridSearchCV._parameter_constraints,
                               **SearchMixin._search_constraints}
     _space_param = "param_grid"
-    __doc__ = with_shared_parameters(__doc__, engine_doc("all candidates x folds"), checkpoint_doc())
+    __doc__ = with_shared_parameters(__doc__, engine_doc("all candidates x folds"), checkpoint_doc(),
+                                     max_time=ALL_IN_ROUNDS)
     _not_identity = (*SearchMixin._not_identity, "refit")
 
     def __init__(self, estimator: BaseEstimator, param_grid: ParamSpace, *, scoring: ScoringParam = None,
                  n_jobs: int | None = None, refit: RefitParam = True, cv: CVParam = None, verbose: int = 0,
                  pre_dispatch: int | str = "2*n_jobs", error_score: ErrorScore = np.nan,
                  return_train_score: bool = False, engine: str = "auto",
-                 checkpoint: FilePath | None = None) -> None:
+                 checkpoint: FilePath | None = None, max_time: float | None = None) -> None:
         super().__init__(estimator, param_grid, scoring=scoring, n_jobs=n_jobs, refit=refit, cv=cv,
                          verbose=verbose, pre_dispatch=pre_dispatch, error_score=error_score,
                          return_train_score=return_train_score)
         self.engine = engine
         self.checkpoint = checkpoint
+        self.max_time = max_time
+
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        evaluate_all(self, evaluate_candidates, ParameterGrid(self.param_grid), callback_ctx)

@@ -42,6 +42,23 @@ class _HalvingMixin(SearchMixin):
         """The parameter whose survivors go on training from the previous rung (None: restart)."""
         return None if self.resource == "n_samples" else self.resource
 
+    def _run_search(self, evaluate_candidates, *, callback_ctx=None):
+        """scikit-learn's rungs; with ``max_time``, none after the one that passes it."""
+        if self.max_time is None:
+            return super()._run_search(evaluate_candidates, callback_ctx=callback_ctx)
+        rungs = []
+
+        def rung(candidates, *args, **kwargs):
+            if rungs and evaluate_candidates.stop_for_time():
+                raise _Deadline
+            rungs.append(len(candidates))
+            return evaluate_candidates(candidates, *args, **kwargs)
+
+        try:
+            super()._run_search(rung, callback_ctx=callback_ctx)
+        except _Deadline:  # the best is chosen in the last rung trained, as scikit-learn chooses it
+            self.n_remaining_candidates_ = rungs[-1]
+
     def fit(self, X: Features, y: ArrayLike | None = None, **params: Any) -> Self:
         """Run successive halving: each rung cross-validated as one round, then refit the best.
 
@@ -105,6 +122,7 @@ refit, error_score, return_train_score, random_state, n_jobs, verbose
         As in scikit-learn.
     ENGINE_PARAMETER
     CHECKPOINT_PARAMETER
+    MAX_TIME_PARAMETER
 
     Examples
     --------
@@ -119,7 +137,7 @@ refit, error_score, return_train_score, random_state, n_jobs, verbose
     ([5, 15], [3, 1])
     """
 
-    __doc__ = with_shared_parameters(__doc__, _ENGINE, _CHECKPOINT)
+    __doc__ = with_shared_parameters(__doc__, _ENGINE, _CHECKPOINT, max_time="rung")
 
     _parameter_constraints = {**SklearnHalvingGridSearchCV._parameter_constraints,
                               **SearchMixin._search_constraints}
@@ -130,7 +148,8 @@ refit, error_score, return_train_score, random_state, n_jobs, verbose
                  min_resources: int | str = "exhaust", aggressive_elimination: bool = False, cv: CVParam = 5,
                  scoring: ScoringParam = None, refit: RefitParam = True, error_score: ErrorScore = np.nan,
                  return_train_score: bool = True, random_state: Seed = None, n_jobs: int | None = None,
-                 verbose: int = 0, engine: str = "auto", checkpoint: FilePath | None = None) -> None:
+                 verbose: int = 0, engine: str = "auto", checkpoint: FilePath | None = None,
+                 max_time: float | None = None) -> None:
         super().__init__(estimator, param_grid, factor=factor, resource=resource, max_resources=max_resources,
                          min_resources=min_resources, aggressive_elimination=aggressive_elimination, cv=cv,
                          scoring=scoring, refit=refit, error_score=error_score,
@@ -138,6 +157,7 @@ refit, error_score, return_train_score, random_state, n_jobs, verbose
                          verbose=verbose)
         self.engine = engine
         self.checkpoint = checkpoint
+        self.max_time = max_time
 
 
 class HalvingRandomSearchCV(_HalvingMixin, SklearnHalvingRandomSearchCV):
@@ -159,6 +179,7 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
         As in scikit-learn.
     ENGINE_PARAMETER
     CHECKPOINT_PARAMETER
+    MAX_TIME_PARAMETER
 
     Examples
     --------
@@ -173,7 +194,7 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
     [4, 2, 1]
     """
 
-    __doc__ = with_shared_parameters(__doc__, _ENGINE, _CHECKPOINT)
+    __doc__ = with_shared_parameters(__doc__, _ENGINE, _CHECKPOINT, max_time="rung")
 
     _parameter_constraints = {**SklearnHalvingRandomSearchCV._parameter_constraints,
                               **SearchMixin._search_constraints}
@@ -185,7 +206,7 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
                  aggressive_elimination: bool = False, cv: CVParam = 5, scoring: ScoringParam = None,
                  refit: RefitParam = True, error_score: ErrorScore = np.nan, return_train_score: bool = True,
                  random_state: Seed = None, n_jobs: int | None = None, verbose: int = 0, engine: str = "auto",
-                 checkpoint: FilePath | None = None) -> None:
+                 checkpoint: FilePath | None = None, max_time: float | None = None) -> None:
         super().__init__(estimator, param_distributions, n_candidates=n_candidates, factor=factor,
                          resource=resource, max_resources=max_resources, min_resources=min_resources,
                          aggressive_elimination=aggressive_elimination, cv=cv, scoring=scoring, refit=refit,
@@ -193,6 +214,7 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
                          random_state=random_state, n_jobs=n_jobs, verbose=verbose)
         self.engine = engine
         self.checkpoint = checkpoint
+        self.max_time = max_time
 
     def _generate_candidate_params(self):
         # scikit-learn's lines, on sknet's spaces too (ranges and skopt dimensions as distributions)
@@ -201,3 +223,7 @@ scoring, refit, error_score, return_train_score, random_state, n_jobs, verbose
             n_candidates = self.max_resources_ // self.min_resources_
         return ParameterSampler(to_distributions(self.param_distributions), n_candidates,
                                 random_state=self.random_state)
+
+
+class _Deadline(Exception):
+    """``max_time`` passed before a rung: scikit-learn's loop over the rungs ends there."""

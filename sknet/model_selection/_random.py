@@ -8,8 +8,8 @@ import numpy as np
 from sklearn.model_selection import ParameterSampler
 from sklearn.model_selection import RandomizedSearchCV as _SklearnRandomizedSearchCV
 
-from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
-from ._search import SearchMixin
+from ._docs import ALL_IN_ROUNDS, checkpoint_doc, engine_doc, with_shared_parameters
+from ._search import SearchMixin, evaluate_all
 from ._space import to_distributions
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ return_train_score
         As in scikit-learn.
     ENGINE_PARAMETER
     CHECKPOINT_PARAMETER
+    MAX_TIME_PARAMETER
 
     Examples
     --------
@@ -60,7 +61,8 @@ return_train_score
                               **SearchMixin._search_constraints}
     _space_param = "param_distributions"
     __doc__ = with_shared_parameters(__doc__, engine_doc("all candidates x folds"), checkpoint_doc(
-        ", with the random state it starts from when ``random_state`` is None or a ``RandomState``"))
+        ", with the random state it starts from when ``random_state`` is None or a ``RandomState``"),
+        max_time=ALL_IN_ROUNDS)
     _not_identity = (*SearchMixin._not_identity, "refit")
 
     def __init__(self, estimator: BaseEstimator, param_distributions: ParamSpace, *, n_iter: int = 10,
@@ -68,21 +70,18 @@ return_train_score
                  cv: CVParam = None, verbose: int = 0, pre_dispatch: int | str = "2*n_jobs",
                  random_state: Seed = None, error_score: ErrorScore = np.nan,
                  return_train_score: bool = False, engine: str = "auto",
-                 checkpoint: FilePath | None = None) -> None:
+                 checkpoint: FilePath | None = None, max_time: float | None = None) -> None:
         super().__init__(estimator, param_distributions, n_iter=n_iter, scoring=scoring, n_jobs=n_jobs,
                          refit=refit, cv=cv, verbose=verbose, pre_dispatch=pre_dispatch,
                          random_state=random_state, error_score=error_score,
                          return_train_score=return_train_score)
         self.engine = engine
         self.checkpoint = checkpoint
+        self.max_time = max_time
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
         candidates = ParameterSampler(
             to_distributions(self.param_distributions), self.n_iter,
             random_state=evaluate_candidates.random_state(self.random_state),
         )
-        search_ctx = callback_ctx.subcontext(
-            task_name="search", max_subtasks=len(candidates) * self.n_splits_, sequential_subtasks=False,
-        ).call_on_fit_task_begin(estimator=self)
-        evaluate_candidates(candidates, callback_ctx=search_ctx)
-        search_ctx.call_on_fit_task_end(estimator=self)
+        evaluate_all(self, evaluate_candidates, candidates, callback_ctx)

@@ -29,7 +29,7 @@ import sklearn
 from sklearn.base import clone, is_classifier
 from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import check_cv
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import indexable
 from skorch.helper import SliceDict
 
@@ -60,7 +60,7 @@ __all__ = ["BaseSearchCV", "SearchMixin", "objective_key", "candidate_key", "lat
 # Search parameters that change how a search runs, not what it computes: a checkpoint
 # may be resumed with others. The engine is one: batched and sequential fits agree to
 # float rounding, as fits on two devices do.
-_HOW_NOT_WHAT = ("n_jobs", "verbose", "pre_dispatch", "engine", "checkpoint")
+_HOW_NOT_WHAT = ("n_jobs", "verbose", "pre_dispatch", "engine", "checkpoint", "max_time")
 
 
 class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_context before 1.9
@@ -72,7 +72,8 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
     (``evaluate_candidates.random_state(self.random_state)``).
     """
 
-    _search_constraints = {"engine": [StrOptions(set(ENGINES))], "checkpoint": [str, os.PathLike, None]}
+    _search_constraints = {"engine": [StrOptions(set(ENGINES))], "checkpoint": [str, os.PathLike, None],
+                           "max_time": [Interval(numbers.Real, 0, None, closed="neither"), None]}
     _space_param: str | None = None
     # Grid and random add refit, which only acts after the search:
     _not_identity: tuple[str, ...] = _HOW_NOT_WHAT
@@ -137,6 +138,8 @@ class SearchMixin(CallbackSupportMixin):  # BaseSearchCV has no _init_callback_c
             # Beside cv_results_, not in it, and for nets only: scikit-learn's own search tests pin
             # cv_results_'s keys and the attributes of a search of any other estimator.
             self.finish_time_ = np.asarray(evaluate.finish_times, dtype=float)
+        if getattr(self, "max_time", None) is not None:
+            self.timed_out_ = evaluate.timed_out
         root_ctx.call_on_fit_task_end(estimator=self, X=X, y=y, metadata=metadata)
         return self
 
@@ -291,6 +294,33 @@ def latest_scores(results, key, n_latest):
         raise ValueError(f"cv_results_ has no {key!r}; pass refit=<metric name> with a dict scoring.")
     scores = np.asarray(results[key][-n_latest:], dtype=float)
     return np.where(np.isfinite(scores), scores, -np.inf)
+
+
+def evaluate_all(search, evaluate_candidates, candidates, callback_ctx):
+    """Grid and random search: every candidate in one round; with ``max_time``, in rounds that
+    fill the engine (:meth:`~._evaluate.RoundEvaluator.round_size`), each a callback subtask of
+    its own, up to the round that passes the deadline."""
+    candidates = list(candidates)
+    size = max(len(candidates), 1) if search.max_time is None else evaluate_candidates.round_size()
+    rounds = [candidates[start:start + size] for start in range(0, len(candidates), size)] or [[]]
+    if len(rounds) == 1:
+        search_ctx = callback_ctx.subcontext(
+            task_name="search", max_subtasks=len(candidates) * search.n_splits_, sequential_subtasks=False,
+        ).call_on_fit_task_begin(estimator=search)
+        evaluate_candidates(candidates, callback_ctx=search_ctx)
+        search_ctx.call_on_fit_task_end(estimator=search)
+        return
+    search_ctx = callback_ctx.subcontext(task_name="search", max_subtasks=len(rounds)).call_on_fit_task_begin(
+        estimator=search)
+    for k, part in enumerate(rounds):
+        if k and evaluate_candidates.stop_for_time():
+            break
+        ctx = search_ctx.subcontext(task_name="round", max_subtasks=len(part) * search.n_splits_,
+                                    sequential_subtasks=False).call_on_fit_task_begin(estimator=search)
+        evaluate_candidates(part, callback_ctx=ctx)
+        if ctx.call_on_fit_task_end(estimator=search):  # a scikit-learn callback asked to stop
+            break
+    search_ctx.call_on_fit_task_end(estimator=search)
 
 
 def evaluate_round(search, evaluate_candidates, candidates, *, key, parent_ctx, task_name, label,
