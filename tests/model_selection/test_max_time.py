@@ -30,7 +30,8 @@ SEARCHES = {
     "halving": (lambda t: HalvingRandomSearchCV(NET, SPACE, n_candidates=9, factor=3, resource="max_epochs",
                                                 min_resources=1, max_resources=9, cv=3, random_state=0,
                                                 max_time=t), 9, 9 + 3 + 1),
-    "bayes": (lambda t: BayesSearchCV(NET, SPACE, n_iter=8, n_points=4, cv=3, random_state=0, max_time=t), 4, 8),
+    "bayes": (lambda t: BayesSearchCV(NET, SPACE, n_iter=8, n_points=4, cv=3, random_state=0, max_time=t),
+              4, 8),
     "genetic": (lambda t: GeneticSearchCV(NET, SPACE, population_size=4, generations=3, cv=3, random_state=0,
                                           max_time=t), 4, None),
 }
