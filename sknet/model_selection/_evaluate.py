@@ -43,6 +43,7 @@ from .._compat import (
 from .._identity import random_state_from_json, random_state_to_json
 from ..engine._jobs import group_key, refusal
 from ..nets import training_spec
+from ._pruning import finite_median, pruning, stage_score
 from ._tasks import (
     Block,
     EngineJob,
@@ -54,7 +55,7 @@ from ._tasks import (
     train_and_score,
     train_in_stages,
 )
-from ._wrappers import epochs_param, final_net, fit_layers, layers_key
+from ._wrappers import final_net, fit_layers, layers_key
 
 ENGINES = ("auto", "batched", "sequential")
 # With a checkpoint, a group is trained in slices of whole candidates, each scored and journaled
@@ -321,11 +322,11 @@ class RoundEvaluator:
             partial = [None] * (len(stage) * n_splits)
             self._run([{**candidates[i], name: checkpoint} for i in stage], splits, set(),
                       [None] * len(partial), None, 0, partial)
-            scores = [_stage_score(partial[j * n_splits:(j + 1) * n_splits], metric)
+            scores = [stage_score(partial[j * n_splits:(j + 1) * n_splits], metric)
                       for j in range(len(stage))]
             self._partial[checkpoint].extend(scores)
             partial_seen[str(checkpoint)] = [float(score) for score in scores]
-            median = _finite_median(self._partial[checkpoint])
+            median = finite_median(self._partial[checkpoint])
             for j, i in enumerate(stage):
                 results = partial[j * n_splits:(j + 1) * n_splits]
                 if np.isfinite(scores[j]) and scores[j] >= median:  # a failed stage stops at once
@@ -512,56 +513,6 @@ def _report_task(context, search, fold):
         data = {"X": lambda: fold()[0], "y": lambda: fold()[1]}
         context.call_on_fit_task_begin(estimator=search, **data)
         context.call_on_fit_task_end(estimator=search, **data)
-
-
-def _objective(results, metric):
-    """The mean test score of one candidate's split results in ``metric`` (the one a search
-    maximises); -inf where a fit failed."""
-    scores = [r["test_scores"][metric] if isinstance(r["test_scores"], dict) else r["test_scores"]
-              for r in results]
-    score = float(np.mean(scores))
-    return score if np.isfinite(score) else -np.inf
-
-
-def _stage_score(results, metric):
-    """A candidate's partial score at a pruning checkpoint (:func:`_objective`); -inf where a fit
-    failed, whatever ``error_score`` scored it: a number would otherwise pass for a result."""
-    if any(result.get("fit_error") is not None for result in results):
-        return -np.inf
-    return _objective(results, metric)
-
-
-def _finite_median(scores):
-    """The median of the finite ``scores`` (-inf without any): failed fits (-inf) must not drag it
-    down, or once half of a checkpoint's candidates failed, none would ever be pruned there."""
-    finite = [score for score in scores if np.isfinite(score)]
-    return float(np.median(finite)) if finite else -np.inf
-
-
-def pruning(search):
-    """A search's pruning: ``(its net's epochs parameter, sorted checkpoints)``, or None without.
-
-    Raises ValueError for checkpoints that are not positive ints, and for an
-    estimator without an sknet net.
-    """
-    prune = getattr(search, "prune", None)
-    if prune is None:
-        return None
-    name = epochs_param(search.estimator)
-    if name is None:
-        raise ValueError(f"prune needs an sknet net (it stops training at epoch checkpoints); "
-                         f"{type(search.estimator).__name__} has none.")
-    if not len(prune) or not all(isinstance(e, numbers.Integral) and not isinstance(e, bool) and e >= 1
-                                 for e in prune):
-        raise ValueError(f"prune must be None or a list of epoch counts (ints >= 1) at which to compare "
-                         f"the candidates' partial scores; got prune={prune!r}.")
-    return name, sorted({int(e) for e in prune})
-
-
-
-
-
-
 
 
 def engine_takes(search, X, params, sequential=False):

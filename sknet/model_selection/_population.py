@@ -36,7 +36,7 @@ from .._identity import random_state_from_json, random_state_to_json
 from ..engine._exploit import CHANGEABLE, copy_state
 from ..engine._jobs import continuation_refusal, refusal
 from ._docs import checkpoint_doc, engine_doc, with_shared_parameters
-from ._evaluate import _stage_score
+from ._pruning import stage_score
 from ._refit import replay
 from ._search import BaseSearchCV, SearchMixin, objective_key
 from ._space import check_space, python_value, sample_value
@@ -219,7 +219,7 @@ refit_time_, multimetric_
             """Rank the members after interval ``t`` (its results ``out``), record it; exploit and
             explore unless it is the last. Returns the exploits, ``{member: source}``."""
             end, members = ends[t], now["members"]
-            scores = np.array([_stage_score(out[m * n_splits:(m + 1) * n_splits], metric)
+            scores = np.array([stage_score(out[m * n_splits:(m + 1) * n_splits], metric)
                                for m in range(len(members))])
             history.append({"epoch": end, "params": [dict(member) for member in members],
                             "scores": scores, "exploits": {}})
