@@ -159,6 +159,11 @@ def halving_search_batched():
     search = HalvingGridSearchCV(MLPClassifier(random_state=0), {"lr": [0.003, 0.01, 0.03]},
                                  resource="max_epochs", min_resources=5, max_resources=15, cv=3).fit(X, y)
     assert search.n_candidates_ == [3, 1] and search.n_batched_fits_ == 12, search.n_batched_fits_
+    # A deadline passed at once stops it after its first rung (scikit-learn's loop, older or newer).
+    timed = HalvingGridSearchCV(MLPClassifier(random_state=0), {"lr": [0.003, 0.01, 0.03]},
+                                resource="max_epochs", min_resources=5, max_resources=15, cv=3,
+                                max_time=1e-9).fit(X, y)
+    assert timed.timed_out_ and timed.n_candidates_ == [3], timed.n_candidates_
 
 
 @check

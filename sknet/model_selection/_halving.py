@@ -10,6 +10,7 @@ evaluator keeps each rung's training states, and a survivor goes on from its own
 from __future__ import annotations
 
 import numbers
+from inspect import signature
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,8 +45,11 @@ class _HalvingMixin(SearchMixin):
 
     def _run_search(self, evaluate_candidates, *, callback_ctx=None):
         """scikit-learn's rungs; with ``max_time``, none after the one that passes it."""
+        # scikit-learn before 1.9 has no callback contexts
+        takes_context = "callback_ctx" in signature(super()._run_search).parameters
+        context = {"callback_ctx": callback_ctx} if takes_context else {}
         if self.max_time is None:
-            return super()._run_search(evaluate_candidates, callback_ctx=callback_ctx)
+            return super()._run_search(evaluate_candidates, **context)
         rungs = []
 
         def rung(candidates, *args, **kwargs):
@@ -55,8 +59,12 @@ class _HalvingMixin(SearchMixin):
             return evaluate_candidates(candidates, *args, **kwargs)
 
         try:
-            super()._run_search(rung, callback_ctx=callback_ctx)
+            super()._run_search(rung, **context)
         except _Deadline:  # the best is chosen in the last rung trained, as scikit-learn chooses it
+            # scikit-learn counted the rung it was about to train: only those trained count.
+            self.n_iterations_ = len(rungs)
+            self.n_resources_ = self.n_resources_[:len(rungs)]
+            self.n_candidates_ = self.n_candidates_[:len(rungs)]
             self.n_remaining_candidates_ = rungs[-1]
 
     def fit(self, X: Features, y: ArrayLike | None = None, **params: Any) -> Self:

@@ -45,6 +45,9 @@ def test_a_passed_deadline_stops_the_search_after_its_first_round_with_its_resul
     assert len(search.cv_results_["params"]) == first
     assert np.isfinite(search.best_score_) and hasattr(search, "best_estimator_")
     search.predict(data[0][:3])
+    if name == "halving":  # scikit-learn's rung attributes count the rungs trained
+        assert (search.n_iterations_, search.n_candidates_, search.n_remaining_candidates_) == (1, [9], 9)
+        assert len(search.n_resources_) == 1
 
 
 @pytest.mark.parametrize("name", SEARCHES)
