@@ -1,3 +1,8 @@
+import signal
+import subprocess
+import sys
+import time
+
 import pytest
 from sklearn.callback import AutoPropagatedCallback
 
@@ -27,3 +32,27 @@ class CountTasks(AutoPropagatedCallback):
 def task_counter():
     """A scikit-learn callback counting the tasks it sees, propagated to nested estimators."""
     return CountTasks()
+
+
+def _sigkill_when(script, ready):
+    """Run ``script`` in a fresh Python and kill it with SIGKILL, without warning, once ``ready()``;
+    return its process id."""
+    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        while not ready():
+            assert child.poll() is None, f"the search ended before it could be killed: {child.stderr.read()}"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == -signal.SIGKILL
+    return child.pid
+
+
+@pytest.fixture
+def sigkill_when():
+    """``sigkill_when(script, ready)``: a search script killed mid-run, as a crash would end it."""
+    return _sigkill_when

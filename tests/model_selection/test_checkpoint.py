@@ -12,7 +12,6 @@ import json
 import multiprocessing
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -331,27 +330,14 @@ def slow_engine(seconds):
 
 @pytest.mark.parametrize("name, engine, extra", [("grid", "sequential", {}),
                                                  ("bayes", "batched", {"random_state": 0})])
-def test_a_search_killed_with_sigkill_resumes(clf_data, tmp_path, counting, engine_calls, name, engine,
-                                              extra):
+def test_a_search_killed_with_sigkill_resumes(clf_data, tmp_path, counting, engine_calls, sigkill_when, name,
+                                              engine, extra):
     X, y = clf_data
     path = str(tmp_path / "search.db")
     script = _KILLED_SCRIPT.format(test_dir=str(Path(__file__).parent), name=name, engine=engine, path=path,
                                    extra=extra)
-    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
-    try:
-        rows = 0
-        while rows < 5:  # wait for a few results, then kill it mid-search without warning
-            assert child.poll() is None, f"the search ended before it could be killed: {child.stderr.read()}"
-            time.sleep(0.05)
-            if os.path.exists(path):
-                rows = _count_rows(path)
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL
+    # Killed mid-search, once a few results are journaled.
+    pid = sigkill_when(script, lambda: os.path.exists(path) and _count_rows(path) >= 5)
     killed_at = len(Journal(path))
     n_fits = 2 * (4 if name == "grid" else 6)
     assert 5 <= killed_at < n_fits
@@ -365,7 +351,7 @@ def test_a_search_killed_with_sigkill_resumes(clf_data, tmp_path, counting, engi
     reference = SEARCHES[name](net(**NET), cv=2, engine=engine, **extra).fit(X, y)
     _same_cv_results(reference.cv_results_, resumed.cv_results_, times=False)
     rows = Journal(path).results()
-    assert [row["pid"] for row in rows].count(child.pid) == killed_at  # kept, never overwritten
+    assert [row["pid"] for row in rows].count(pid) == killed_at  # kept, never overwritten
     # cv_results_ reports the journaled times: those of the killed process where it fitted.
     fit_times = np.array([row["fit_time"] for row in rows]).reshape(-1, 2)
     np.testing.assert_allclose(resumed.cv_results_["mean_fit_time"], fit_times.mean(axis=1), rtol=1e-12)

@@ -263,28 +263,13 @@ PopulationSearchCV(MLPClassifier(**{net!r}), {space!r}, population_size=8, pertu
 """
 
 
-def test_a_search_killed_with_sigkill_resumes_with_the_same_results(data, tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
+def test_a_search_killed_with_sigkill_resumes_with_the_same_results(data, tmp_path, sigkill_when):
     from sknet.checkpoint import Journal
 
     path = str(tmp_path / "population.db")
-    child = subprocess.Popen([sys.executable, "-c", _KILLED.format(net=NET, space=SPACE, path=path)],
-                             stderr=subprocess.PIPE, text=True)
-    try:
-        while not (os.path.exists(path) and _journaled(path, "population interval 1")):
-            assert child.poll() is None, f"the search ended before it could be killed: {child.stderr.read()}"
-            time.sleep(0.05)
-        child.send_signal(signal.SIGKILL)  # in the last interval, before its results
-        child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    assert child.returncode == -signal.SIGKILL
+    # Killed in the last interval, before its results.
+    sigkill_when(_KILLED.format(net=NET, space=SPACE, path=path),
+                 lambda: os.path.exists(path) and _journaled(path, "population interval 1"))
     assert len(Journal(path)) == 0  # no result of the last interval yet
     resumed = _search(checkpoint=path).fit(*data)
     reference = _search().fit(*data)
