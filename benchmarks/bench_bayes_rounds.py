@@ -14,7 +14,7 @@ for each task and seed, in one run, interleaved:
 5. ``BayesSearchCV(n_points=1)``, scikit-optimize's default: 32 rounds of 3 fits.
 
 Printed: wall time, its ratio to the random search's, the share of it spent proposing (``ask``
-and ``tell``: ``proposal_time_``), best CV accuracy. Targets (issue 27): proposals <= 5 % of the
+and ``tell``: ``proposal_time_``), best CV accuracy. Targets: proposals <= 5 % of the
 wall time at ``n_points >= 8``; ``BayesSearchCV(n_points=8)`` <= 1.1x the random search's time.
 
 How to run, from the repository root::

@@ -21,7 +21,7 @@ runs past ``--limit`` seconds is stopped there and counts as the limit (shown
 The cases (``work``: multiply-adds of one training step's forward pass, all
 models of a group together, the number ``fit_threads`` is given):
 
-- ``bc``: the issue's fit, breast cancer (569 rows), 3 hidden layers x 196, 15 epochs;
+- ``bc``: the reported slow fit, breast cancer (569 rows), 3 hidden layers x 196, 15 epochs;
 - ``digits``: digits (1797 rows), 1 x 100, 20 epochs;
 - ``readme``: the README's ten lines: scikit-learn's GridSearchCV, 4 candidates x 3 folds
   and the refit, 30 epochs each (13 fits, one after the other);
