@@ -26,7 +26,7 @@ from skopt.utils import create_result, eval_callbacks
 from threadpoolctl import threadpool_limits
 
 from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
-from ._proposals import propose
+from ._proposals import propose, round_kwargs, warm_start
 from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space, python_value
 
@@ -90,7 +90,11 @@ class BayesSearchCV(SearchMixin, BaseSearchCV):
         more fits to share. A round's points come from one fit of the surrogate
         (the kriging believer: skopt's own next point, then each next one where the
         acquisition is best once the Gaussian process believes the points before;
-        other surrogates use skopt's constant liar, a fit per point). ``"auto"``
+        other surrogates use skopt's constant liar, a fit per point). With more
+        than one point, skopt minimises the acquisition over its random
+        candidates (``acq_optimizer="sampling"``, unless ``optimizer_kwargs``
+        says otherwise), and each fit of the Gaussian process starts from the
+        kernel the last one found, without restarts. ``"auto"``
         fills the engine: ``ceil(32 / n_splits)`` candidates a round (32 models per
         batched step, below which its steps' fixed costs show), or, for fits the
         engine does not take, ``ceil(n_jobs / n_splits)``; recommended for sknet
@@ -282,9 +286,9 @@ refit_time_, multimetric_
         key = objective_key(self)  # fails before any training when the objective is ambiguous
         subspaces = [(_Codec(check_space(space)), n_iter)
                      for space, n_iter in _subspaces(self.search_spaces, self.n_iter)]
+        self.n_points_ = self._round_size(evaluate_candidates)
         optimizers = self._make_optimizers([codec for codec, _ in subspaces],
                                            evaluate_candidates.random_state(self.random_state))
-        self.n_points_ = self._round_size(evaluate_candidates)
         n_rounds = [ceil(n_iter / self.n_points_) for _, n_iter in subspaces]
         search_ctx = callback_ctx.subcontext(
             task_name="search", max_subtasks=sum(n_rounds)
@@ -307,6 +311,7 @@ refit_time_, multimetric_
                 "search_spaces and seeds each optimizer from its own random_state."
             )
         rng = check_random_state(random_state)
+        kwargs = round_kwargs(kwargs, self.n_points_)
         return [Optimizer(codec.dimensions, random_state=rng.randint(np.iinfo(np.int32).max), **kwargs)
                 for codec in codecs]
 
@@ -330,6 +335,8 @@ refit_time_, multimetric_
             start = time.perf_counter()
             with _one_blas_thread():
                 optimizer.tell(points, run.objective_values(scores))
+                if self.n_points_ > 1:
+                    warm_start(optimizer)
             self.proposal_time_ += time.perf_counter() - start
             result = codec.result(optimizer)
             if self.verbose > 0:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
+from collections import defaultdict
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +26,7 @@ from skopt.space import Space
 
 from ._bayes import _Codec, _one_blas_thread
 from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
-from ._proposals import propose
+from ._proposals import point_key, propose, round_kwargs
 from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space
 from ._wrappers import epochs_param
@@ -114,8 +116,9 @@ refit_time_, multimetric_
         As in scikit-learn.
     max_resources_, min_resources_ : int
         The resources of the last and of the first rung of the largest bracket.
-    n_candidates_, n_resources_ : list of list of int
-        For each bracket run, its rungs' candidates and resources.
+    bracket_candidates_, bracket_resources_ : list of list of int
+        For each bracket run, its rungs' candidates and resources (a rung whose
+        fits all failed is left out, as in ``cv_results_``).
     n_proposed_ : int
         Candidates the surrogate proposed (the others were drawn at random).
     proposal_time_ : float
@@ -135,9 +138,9 @@ refit_time_, multimetric_
     >>> search = HyperbandSearchCV(MLPClassifier(max_epochs=27, random_state=0),
     ...                            {"lr": (1e-3, 1e-1, "log-uniform")}, min_resources=3, cv=3,
     ...                            random_state=0).fit(X, y)
-    >>> search.n_resources_
+    >>> search.bracket_resources_
     [[3, 9, 27], [9, 27], [27]]
-    >>> search.n_candidates_
+    >>> search.bracket_candidates_
     [[9, 3, 1], [5, 1], [3]]
     """
 
@@ -218,17 +221,22 @@ refit_time_, multimetric_
                              f"{type(self.estimator).__name__} instead.")
         return name
 
-    @staticmethod
-    def _select_best_index(refit, refit_metric, results):
-        """The best candidate trained on the largest resource (a callable ``refit`` chooses itself)."""
+    def _select_best_index(self, refit, refit_metric, results):
+        """The best candidate trained on ``max_resources_`` (a callable ``refit`` chooses itself)."""
         if callable(refit):
             return BaseSearchCV._select_best_index(refit, refit_metric, results)
         scores = np.asarray(results[f"mean_test_{refit_metric}"], dtype=float)
         resources = np.asarray(results["n_resources"])
-        full = (resources == resources.max()) & np.isfinite(scores)
-        if not full.any():  # every candidate on the largest resource failed: the best finite one
+        full = (resources == self.max_resources_) & np.isfinite(scores)
+        if not full.any():  # stopped early, or every fit on max_resources_ failed
             full = np.isfinite(scores)
-        if not full.any():
+            if full.any():
+                best = int(np.flatnonzero(full)[np.argmax(scores[full])])
+                warnings.warn(f"No candidate trained on max_resources_={self.max_resources_} scored (the "
+                              "search stopped before, or their fits failed): the best is chosen among "
+                              f"those trained on {resources[best]}, and refitted with it.", UserWarning,
+                              stacklevel=4)
+                return best
             return 0
         return int(np.flatnonzero(full)[np.argmax(scores[full])])
 
@@ -238,40 +246,49 @@ refit_time_, multimetric_
         resource = self._resource_name()
         codec = _Codec(check_space(self.param_distributions))
         brackets = self._brackets(resource, codec)
-        rng = check_random_state(evaluate_candidates.random_state(self.random_state))
         kwargs = self._optimizer_kwargs()
+        # after every argument check: a search refused by one leaves no checkpoint behind
+        rng = check_random_state(evaluate_candidates.random_state(self.random_state))
         search_ctx = callback_ctx.subcontext(task_name="search", max_subtasks=sum(map(len, brackets))
                                              ).call_on_fit_task_begin(estimator=self)
-        seen = {}  # resource -> ([encoded point], [score]): what the surrogates are fitted on
-        self.n_candidates_, self.n_resources_, self.n_proposed_, self.proposal_time_ = [], [], 0, 0.0
-        stop = False
+        seen = defaultdict(dict)  # resource -> {point key: (point, score)}: what surrogates are fitted on
+        self.bracket_candidates_, self.bracket_resources_ = [], []
+        self.n_proposed_, self.proposal_time_ = 0, 0.0
         for b, rungs in enumerate(brackets):
             if b and evaluate_candidates.stop_for_time():
                 break
             points = self._candidates(codec, rungs[0][0], seen, rng, kwargs)
-            self.n_candidates_.append([])
-            self.n_resources_.append([])
-            for i, (_, r) in enumerate(rungs):
-                if i and evaluate_candidates.stop_for_time():
-                    break
-                candidates = [{**codec.decode(point), resource: r} for point in points]
-                scores, _, stop = evaluate_round(
-                    self, evaluate_candidates, candidates, key=key, parent_ctx=search_ctx, task_name="rung",
-                    label=f"bracket {b}, rung {i}", tolerate_total_failure=bool(b or i),
-                    more_results={"iter": [i] * len(points), "n_resources": [r] * len(points),
-                                  "bracket": [b] * len(points)})
-                self.n_candidates_[-1].append(len(points))
-                self.n_resources_[-1].append(r)
-                xs, ys = seen.setdefault(r, ([], []))
-                xs.extend(points)
-                ys.extend(scores)
-                if stop or i == len(rungs) - 1:
-                    break
-                keep = np.argsort(-scores, kind="stable")[:rungs[i + 1][0]]
-                points = [points[j] for j in sorted(keep)]
-            if stop:
+            self.bracket_candidates_.append([])
+            self.bracket_resources_.append([])
+            if self._halve(evaluate_candidates, points, rungs, b, codec, resource, key, seen, search_ctx):
                 break
         search_ctx.call_on_fit_task_end(estimator=self)
+
+    def _halve(self, evaluate_candidates, points, rungs, b, codec, resource, key, seen, search_ctx):
+        """Successive halving of bracket ``b`` on ``points``; True if a callback asked to stop."""
+        for i, (_, r) in enumerate(rungs):
+            if i and evaluate_candidates.stop_for_time():
+                return False
+            candidates = [{**codec.decode(point), resource: r} for point in points]
+            scores, failure, stop = evaluate_round(
+                self, evaluate_candidates, candidates, key=key, parent_ctx=search_ctx, task_name="rung",
+                label=f"bracket {b}, rung {i}", tolerate_total_failure=bool(b or i),
+                more_results={"iter": [i] * len(points), "n_resources": [r] * len(points),
+                              "bracket": [b] * len(points)})
+            if failure is not None:  # every fit failed: left out of cv_results_, and nothing survives
+                return stop
+            self.bracket_candidates_[-1].append(len(points))
+            self.bracket_resources_[-1].append(r)
+            for point, score in zip(points, scores, strict=True):
+                seen[r].setdefault(point_key(point), (point, score))
+            if stop or i == len(rungs) - 1:
+                return stop
+            # the best 1 / factor go on, never a failed one
+            keep = [j for j in np.argsort(-scores, kind="stable")[:rungs[i + 1][0]] if np.isfinite(scores[j])]
+            if not keep:
+                return False
+            points = [points[j] for j in sorted(keep)]
+        return False
 
     def _brackets(self, resource, codec):
         """Each bracket's rungs, ``[(n_candidates, resource)]``; sets ``max_resources_`` and
@@ -286,18 +303,27 @@ refit_time_, multimetric_
         if not isinstance(max_r, Integral) or max_r < self.min_resources:
             raise ValueError(f"max_resources={max_r!r} must be an int at least min_resources="
                              f"{self.min_resources}.")
+        eta = int(self.factor) if float(self.factor).is_integer() else float(self.factor)
         s_max = 0
-        while max_r / self.factor ** (s_max + 1) >= self.min_resources * (1 - 1e-9):
+        while max_r >= self.min_resources * eta ** (s_max + 1) * (1 - 1e-12):
             s_max += 1
-        self.max_resources_ = int(max_r)
-        self.min_resources_ = max(1, round(max_r / self.factor ** s_max))
+        resources = [max(1, math.floor(max_r / eta ** (s_max - i) + 0.5)) for i in range(s_max + 1)]
+        if len(set(resources)) < len(resources):
+            raise ValueError(f"factor={self.factor} is too small for resources {self.min_resources} to "
+                             f"{max_r}: rounded to ints, rungs would repeat a resource ({resources}).")
+        if s_max == 0 and self.n_brackets == "auto":
+            warnings.warn(f"max_resources={max_r} is below factor * min_resources: one bracket of one "
+                          "candidate; lower min_resources, or give n_brackets.", UserWarning, stacklevel=4)
+        self.max_resources_, self.min_resources_ = int(max_r), resources[0]
         n_brackets = s_max + 1 if self.n_brackets == "auto" else self.n_brackets
         brackets = []
         for b in range(n_brackets):
             s = s_max - b % (s_max + 1)
-            n = math.ceil((s_max + 1) / (s + 1) * self.factor ** s)
-            brackets.append([(max(1, math.floor(n / self.factor ** i)),
-                              max(1, round(max_r / self.factor ** (s - i)))) for i in range(s + 1)])
+            # Hyperband's n = ceil((s_max + 1) / (s + 1) * eta ** s), exact for an int eta
+            n = -(-(s_max + 1) * eta ** s // (s + 1)) if isinstance(eta, int) else math.ceil(
+                (s_max + 1) / (s + 1) * eta ** s - 1e-9)
+            brackets.append([(max(1, math.floor(n / eta ** i + 1e-9)), resources[s_max - s + i])
+                             for i in range(s + 1)])
         return brackets
 
     def _optimizer_kwargs(self):
@@ -309,23 +335,34 @@ refit_time_, multimetric_
         return kwargs
 
     def _candidates(self, codec, n, seen, rng, kwargs):
-        """A bracket's ``n`` candidates as skopt points: drawn, or proposed by a surrogate (BOHB)."""
-        space = Space(codec.dimensions)
-        fitted = [r for r, (_, ys) in seen.items() if np.isfinite(ys).sum() > len(codec.dimensions)]
-        n_model = 0 if self.sampler == "random" or not fitted else n - round(n * self.random_fraction)
+        """A bracket's ``n`` distinct candidates as skopt points: drawn, or proposed by a surrogate (BOHB).
+
+        Fewer where a discrete space has fewer points left.
+        """
+        fitted = [r for r, results in seen.items()
+                  if sum(np.isfinite(score) for _, score in results.values()) > len(codec.dimensions)]
+        n_random = math.floor(n * self.random_fraction + 0.5)
+        n_model = 0 if self.sampler == "random" or not fitted else n - n_random
         points = []
         if n_model:
             start = time.perf_counter()
-            xs, ys = seen[max(fitted)]
-            ys = np.asarray(ys, dtype=float)
-            worst = ys[np.isfinite(ys)].min()
-            optimizer = Optimizer(codec.dimensions, n_initial_points=0,
-                                  random_state=rng.randint(np.iinfo(np.int32).max), **kwargs)
+            told = list(seen[max(fitted)].values())
+            worst = min(score for _, score in told if np.isfinite(score))
+            optimizer = Optimizer(codec.dimensions, n_initial_points=0, random_state=rng.randint(
+                np.iinfo(np.int32).max), **round_kwargs(kwargs, n_model))
             with _one_blas_thread():
-                optimizer.tell([list(x) for x in xs], [-float(y) if np.isfinite(y) else -worst for y in ys])
+                optimizer.tell([list(point) for point, _ in told],
+                               [-float(score if np.isfinite(score) else worst) for _, score in told])
                 points = propose(optimizer, n_model)
             self.proposal_time_ += time.perf_counter() - start
             self.n_proposed_ += n_model
-        if n > n_model:
-            points += space.rvs(n_samples=n - n_model, random_state=rng)
+        taken = {point_key(point) for point in points}
+        space = Space(codec.dimensions)
+        for _ in range(10 * n):  # draws with replacement: a small discrete space repeats its points
+            if len(points) >= n:
+                break
+            point = space.rvs(random_state=rng)[0]
+            if point_key(point) not in taken:
+                taken.add(point_key(point))
+                points.append(point)
         return points

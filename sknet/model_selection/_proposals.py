@@ -12,6 +12,11 @@ mean; its variance shrinks around the believed points, a rank-one update per poi
 the candidates (no refit: the kernel's hyperparameters are those of the last fit).
 Other surrogates (forests, boosted trees) and the per-second acquisitions go through
 scikit-optimize's ``ask``.
+
+What a round's ``tell`` costs is cut too (:func:`round_kwargs`, :func:`warm_start`): skopt
+minimises the acquisition over its random candidates, as the further points are chosen,
+not by L-BFGS from five of them for each of gp_hedge's three acquisitions; and each fit of
+the Gaussian process starts from the kernel the last one found, without restarts.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from sklearn.base import clone
 from skopt.acquisition import _gaussian_acquisition
 from skopt.learning import GaussianProcessRegressor
+from skopt.learning.gaussian_process.gpr import _param_for_white_kernel_in_Sum
+from skopt.learning.gaussian_process.kernels import WhiteKernel
 
 
 def propose(optimizer, n_points):
@@ -44,7 +52,7 @@ def propose(optimizer, n_points):
     chosen = [optimizer.ask()]
     candidates = space.transform(space.rvs(n_samples=optimizer.n_points, random_state=optimizer.rng))
     believer = _Believer(model, candidates, space.transform([chosen[0]])[0])
-    seen = {_key(point) for point in optimizer.Xi} | {_key(chosen[0])}
+    seen = {point_key(point) for point in optimizer.Xi} | {point_key(chosen[0])}
     y_opt = min(np.min(optimizer.yi), believer.mean_at_first)
     acq_func = _acquisition(optimizer)
     while len(chosen) < n_points:
@@ -54,16 +62,41 @@ def propose(optimizer, n_points):
                                            acq_func_kwargs=optimizer.acq_func_kwargs)
         for i in np.argsort(values, kind="stable"):
             point = space.inverse_transform(candidates[i:i + 1])[0]
-            if _key(point) not in seen:
+            if point_key(point) not in seen:
                 break
         else:  # every candidate was seen: a random point, as skopt falls back to
             i, point = None, space.rvs(random_state=optimizer.rng)[0]
         chosen.append(point)
-        seen.add(_key(point))
+        seen.add(point_key(point))
         if i is not None:
             y_opt = min(y_opt, believer.mean[i])
             believer.believe(i)
     return chosen
+
+
+def round_kwargs(kwargs, n_points):
+    """``skopt.Optimizer`` arguments for rounds of ``n_points``: with more than one, the
+    acquisition is minimised over skopt's random candidates (``acq_optimizer="sampling"``,
+    where ``kwargs`` do not choose), as the round's further points are."""
+    return kwargs if n_points == 1 else {"acq_optimizer": "sampling", **kwargs}
+
+
+def warm_start(optimizer):
+    """Make ``optimizer``'s next Gaussian process fit start from the kernel its last fit found.
+
+    The kernel's hyperparameters move little from one round to the next: a fit from where
+    they are needs no restarts from random ones (skopt's default makes two).
+    """
+    model = optimizer.models[-1] if optimizer.models else None
+    if not isinstance(model, GaussianProcessRegressor) or not isinstance(
+            optimizer.base_estimator_, GaussianProcessRegressor):
+        return
+    kernel = clone(model.kernel_)
+    white, name = _param_for_white_kernel_in_Sum(kernel)
+    if white and model.noise_ is not None:  # skopt zeroes the fitted noise after the fit
+        kernel.set_params(**{name: WhiteKernel(noise_level=model.noise_)})
+    optimizer.base_estimator_ = clone(optimizer.base_estimator_).set_params(kernel=kernel,
+                                                                            n_restarts_optimizer=0)
 
 
 class _Believer:
@@ -119,6 +152,7 @@ def _acquisition(optimizer):
     return "EI"
 
 
-def _key(point):
+def point_key(point):
+    """A hashable key of a point of a skopt space (numpy scalars as Python values)."""
     """A point as a set member: numpy scalars as their Python values."""
     return tuple(value.item() if isinstance(value, np.generic) else value for value in point)

@@ -7,7 +7,7 @@ import pytest
 from skopt import Optimizer
 from skopt.learning import GaussianProcessRegressor
 
-from sknet.model_selection._proposals import _Believer, propose
+from sknet.model_selection._proposals import _Believer, propose, round_kwargs, warm_start
 
 
 def _optimizer(base_estimator="GP", n_told=12, seed=0, **kwargs):
@@ -115,3 +115,33 @@ def test_auto_rounds_fill_the_engine_or_the_workers(estimator, expected):
     search = BayesSearchCV(model, space, n_iter=14, n_points="auto", cv=3, random_state=0).fit(X, y)
     assert search.n_points_ == expected and len(search.cv_results_["params"]) == 14
     assert search.proposal_time_ > 0
+
+
+def _whites(kernel):
+    """The WhiteKernels in a sum of kernels."""
+    from skopt.learning.gaussian_process.kernels import WhiteKernel
+
+    if isinstance(kernel, WhiteKernel):
+        return [kernel]
+    return [w for part in ("k1", "k2") if hasattr(kernel, part) for w in _whites(getattr(kernel, part))]
+
+
+def test_warm_start_refits_from_the_last_kernel_without_restarts_or_extra_noise_terms():
+    optimizer = _optimizer(n_told=10)
+    rng = np.random.RandomState(1)
+    for _ in range(3):
+        model = optimizer.models[-1]
+        warm_start(optimizer)
+        base = optimizer.base_estimator_
+        assert base.n_restarts_optimizer == 0
+        # one noise term, at the fitted level (skopt zeroes it in the fitted kernel)
+        assert [w.noise_level for w in _whites(base.kernel)] == [model.noise_]
+        np.testing.assert_array_equal(base.kernel.k1.theta, model.kernel_.k1.theta)
+        optimizer.tell(optimizer.space.rvs(n_samples=2, random_state=rng), list(rng.rand(2)))
+        assert len(_whites(optimizer.models[-1].kernel_)) == 1
+
+
+def test_rounds_of_several_points_minimise_the_acquisition_over_samples_unless_told_otherwise():
+    assert round_kwargs({}, 1) == {}
+    assert round_kwargs({"base_estimator": "GP"}, 8) == {"base_estimator": "GP", "acq_optimizer": "sampling"}
+    assert round_kwargs({"acq_optimizer": "lbfgs"}, 8) == {"acq_optimizer": "lbfgs"}
