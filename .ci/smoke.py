@@ -239,6 +239,23 @@ def bayes_search():
     search = BayesSearchCV(MLPClassifier(max_epochs=10, random_state=0), {"lr": (1e-3, 1e-1, "log-uniform")},
                            n_iter=4, cv=2, optimizer_kwargs={"n_initial_points": 2}, random_state=0).fit(X, y)
     assert len(search.cv_results_["params"]) == 4 and search.total_iterations == 4
+    # rounds of several points: acquisition over samples, a warm-started kernel (skopt's GP internals)
+    batched = BayesSearchCV(MLPClassifier(max_epochs=5, random_state=0), {"lr": (1e-3, 1e-1, "log-uniform")},
+                            n_iter=6, n_points=2, cv=2, optimizer_kwargs={"n_initial_points": 2},
+                            random_state=0).fit(X, y)
+    assert len(batched.cv_results_["params"]) == 6 and batched.proposal_time_ > 0
+
+
+@check
+def hyperband_search():
+    from sknet import MLPClassifier
+    from sknet.model_selection import HyperbandSearchCV
+
+    X, y = classification()
+    search = HyperbandSearchCV(MLPClassifier(max_epochs=9, random_state=0),
+                               {"lr": (1e-3, 1e-1, "log-uniform")}, cv=2, random_state=0).fit(X, y)
+    assert search.bracket_resources_ == [[1, 3, 9], [3, 9], [9]], search.bracket_resources_
+    assert search.n_proposed_ > 0 and search.best_params_["max_epochs"] == 9
 
 
 def main():

@@ -26,7 +26,7 @@ from skopt.space import Space
 
 from ._bayes import _Codec, _one_blas_thread
 from ._docs import ROUNDS_KEPT, ROUNDS_REPLAYED, checkpoint_doc, engine_doc, with_shared_parameters
-from ._proposals import point_key, propose, round_kwargs
+from ._proposals import point_key, propose, round_kwargs, warm_start
 from ._search import BaseSearchCV, SearchMixin, evaluate_round, objective_key
 from ._space import check_space
 from ._wrappers import epochs_param
@@ -254,10 +254,11 @@ refit_time_, multimetric_
         seen = defaultdict(dict)  # resource -> {point key: (point, score)}: what surrogates are fitted on
         self.bracket_candidates_, self.bracket_resources_ = [], []
         self.n_proposed_, self.proposal_time_ = 0, 0.0
+        surrogates = {}  # resource -> the last GP fitted there, whose kernel the next fit starts from
         for b, rungs in enumerate(brackets):
             if b and evaluate_candidates.stop_for_time():
                 break
-            points = self._candidates(codec, rungs[0][0], seen, rng, kwargs)
+            points = self._candidates(codec, rungs[0][0], seen, surrogates, rng, kwargs)
             self.bracket_candidates_.append([])
             self.bracket_resources_.append([])
             if self._halve(evaluate_candidates, points, rungs, b, codec, resource, key, seen, search_ctx):
@@ -334,7 +335,7 @@ refit_time_, multimetric_
                              "param_distributions, seeds each surrogate and fits it on results only.")
         return kwargs
 
-    def _candidates(self, codec, n, seen, rng, kwargs):
+    def _candidates(self, codec, n, seen, surrogates, rng, kwargs):
         """A bracket's ``n`` distinct candidates as skopt points: drawn, or proposed by a surrogate (BOHB).
 
         Fewer where a discrete space has fewer points left.
@@ -345,17 +346,7 @@ refit_time_, multimetric_
         n_model = 0 if self.sampler == "random" or not fitted else n - n_random
         points = []
         if n_model:
-            start = time.perf_counter()
-            told = list(seen[max(fitted)].values())
-            worst = min(score for _, score in told if np.isfinite(score))
-            optimizer = Optimizer(codec.dimensions, n_initial_points=0, random_state=rng.randint(
-                np.iinfo(np.int32).max), **round_kwargs(kwargs, n_model))
-            with _one_blas_thread():
-                optimizer.tell([list(point) for point, _ in told],
-                               [-float(score if np.isfinite(score) else worst) for _, score in told])
-                points = propose(optimizer, n_model)
-            self.proposal_time_ += time.perf_counter() - start
-            self.n_proposed_ += n_model
+            points = self._proposed(codec, n_model, seen[max(fitted)], max(fitted), surrogates, rng, kwargs)
         taken = {point_key(point) for point in points}
         space = Space(codec.dimensions)
         for _ in range(10 * n):  # draws with replacement: a small discrete space repeats its points
@@ -365,4 +356,22 @@ refit_time_, multimetric_
             if point_key(point) not in taken:
                 taken.add(point_key(point))
                 points.append(point)
+        return points
+
+    def _proposed(self, codec, n, results, resource, surrogates, rng, kwargs):
+        """``n`` points from a GP fitted on ``results`` (``{key: (point, score)}`` at ``resource``)."""
+        start = time.perf_counter()
+        told = list(results.values())
+        worst = min(score for _, score in told if np.isfinite(score))  # what a failed candidate counts as
+        optimizer = Optimizer(codec.dimensions, n_initial_points=0,
+                              random_state=rng.randint(np.iinfo(np.int32).max), **round_kwargs(kwargs, n))
+        if resource in surrogates:  # start from the kernel fitted on this resource before
+            warm_start(optimizer, surrogates[resource])
+        with _one_blas_thread():
+            optimizer.tell([list(point) for point, _ in told],
+                           [-float(score if np.isfinite(score) else worst) for _, score in told])
+            points = propose(optimizer, n)
+        surrogates[resource] = optimizer.models[-1]
+        self.proposal_time_ += time.perf_counter() - start
+        self.n_proposed_ += n
         return points

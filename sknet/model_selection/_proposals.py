@@ -81,13 +81,15 @@ def round_kwargs(kwargs, n_points):
     return kwargs if n_points == 1 else {"acq_optimizer": "sampling", **kwargs}
 
 
-def warm_start(optimizer):
-    """Make ``optimizer``'s next Gaussian process fit start from the kernel its last fit found.
+def warm_start(optimizer, model=None):
+    """Make ``optimizer``'s next Gaussian process fit start from the kernel ``model`` found (by
+    default its own last fit).
 
     The kernel's hyperparameters move little from one round to the next: a fit from where
     they are needs no restarts from random ones (skopt's default makes two).
     """
-    model = optimizer.models[-1] if optimizer.models else None
+    if model is None:
+        model = optimizer.models[-1] if optimizer.models else None
     if not isinstance(model, GaussianProcessRegressor) or not isinstance(
             optimizer.base_estimator_, GaussianProcessRegressor):
         return

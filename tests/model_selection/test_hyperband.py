@@ -189,3 +189,13 @@ def test_a_single_rung_warns(clf_data):
     with pytest.warns(UserWarning, match="one bracket of one candidate"):
         search = _search(min_resources=5).fit(X, y)
     assert search.bracket_candidates_ == [[1]]
+
+
+def test_batched_equals_sequential(clf_data):
+    X, y = clf_data
+    runs = {engine: _search(engine=engine).fit(X, y) for engine in ("sequential", "auto")}
+    seq, bat = runs["sequential"], runs["auto"]
+    assert bat.bracket_candidates_ == seq.bracket_candidates_
+    for key in ("params", "bracket", "iter", "n_resources", "split0_test_score", "mean_test_score"):
+        assert list(bat.cv_results_[key]) == list(seq.cv_results_[key]), key
+    assert bat.best_params_ == seq.best_params_
