@@ -98,7 +98,8 @@ class HyperbandSearchCV(SearchMixin, BaseSearchCV):
         ``n_initial_points`` are set by the search.
     scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, return_train_score
         As in scikit-learn. The best candidate is the best of those trained on
-        ``max_resources``.
+        ``max_resources``. With several metrics, the search keeps the best by
+        the one ``refit`` names, which must then be a metric name.
     random_state : int, RandomState instance or None, default=None
         Seeds the draws and the surrogates.
     ENGINE_PARAMETER
@@ -261,7 +262,10 @@ refit_time_, multimetric_
             points = self._candidates(codec, rungs[0][0], seen, surrogates, rng, kwargs)
             self.bracket_candidates_.append([])
             self.bracket_resources_.append([])
-            if self._halve(evaluate_candidates, points, rungs, b, codec, resource, key, seen, search_ctx):
+            stop = self._halve(evaluate_candidates, points, rungs, b, codec, resource, key, seen, search_ctx)
+            if not self.bracket_candidates_[-1]:  # its first rung failed as a whole
+                del self.bracket_candidates_[-1], self.bracket_resources_[-1]
+            if stop:
                 break
         search_ctx.call_on_fit_task_end(estimator=self)
 
