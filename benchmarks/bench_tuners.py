@@ -259,8 +259,8 @@ def main():
                 means[name]["budget"].append(budget)
         print(f"\n{task}, mean of {len(args.seeds)} seeds (t to -0.5pt: mean over the seeds that reached it)")
         for name, r in means.items():
-            print(f"  {name:24s} reached within 0.5 points of the best in {np.isfinite(r['to_target']).sum()} "
-                  f"of {len(args.seeds)} seeds")
+            reached = int(np.isfinite(r["to_target"]).sum())
+            print(f"  {name:24s} within 0.5 points of the best in {reached} of {len(args.seeds)} seeds")
         mean = {name: {k: np.nan if np.all(np.isnan(v)) else float(np.nanmean(v)) for k, v in r.items()}
                 for name, r in means.items()}
         print_rows(mean, float(np.mean(next(iter(means.values()))["budget"])))
