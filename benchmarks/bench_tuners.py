@@ -28,10 +28,14 @@ of the best, epochs trained (per fold), candidates trained in full, and the shar
 time spent proposing (sknet: ``proposal_time_``; Optuna: wall time outside its objective).
 Then the means over seeds.
 
+``--part bohb`` runs only ``HyperbandSearchCV`` variants for ``--budget`` seconds (50) each: BOHB,
+BOHB from 3 epochs, and Hyperband with random candidates: what the surrogate adds.
+
 How to run, from the repository root::
 
     python benchmarks/bench_tuners.py                        # both tasks, 3 seeds
     python benchmarks/bench_tuners.py --task digits --seeds 1
+    python benchmarks/bench_tuners.py --part bohb --task synthetic --seeds 2
 """
 
 from __future__ import annotations
@@ -227,6 +231,20 @@ def one_seed(task, seed, args):
     return budget, best_any, rows
 
 
+def bohb_ablation(task, seed, args):
+    """What the surrogate adds: Hyperband's brackets with proposed or random candidates."""
+    X, _, y, _ = load(task)
+    for name, kwargs in [("BOHB", {}), ("BOHB, min_resources=3", {"min_resources": 3}),
+                         ("Hyperband, random", {"sampler": "random"})]:
+        search = HyperbandSearchCV(MLPClassifier(max_epochs=args.epochs, random_state=seed), SPACE,
+                                   **{"min_resources": 1, **kwargs}, cv=3, refit=False, random_state=seed,
+                                   max_time=args.budget, n_brackets=100)
+        curve, _, record = run_sknet(search, X, y, args.epochs)
+        print(f"  {name:24s} wall {record['wall']:5.1f} s, best CV@{args.budget:.0f} s "
+              f"{best_at(curve, args.budget):.4f}, {record['n_full']} trained in full, "
+              f"{len(search.bracket_resources_)} brackets, {search.n_proposed_} proposed", flush=True)
+
+
 def print_rows(rows, budget):
     print(f"  {'tool':24s} {'wall s':>7s} {'best CV@budget':>14s} {'t to -0.5pt':>11s} {'held-out':>8s} "
           f"{'epochs':>7s} {'full':>5s} {'proposing':>9s}")
@@ -242,12 +260,19 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=27)
     parser.add_argument("--candidates", type=int, default=32, help="the random search's candidates")
+    parser.add_argument("--part", choices=["tuners", "bohb"], default="tuners")
+    parser.add_argument("--budget", type=float, default=50.0, help="seconds a search, with --part bohb")
     args = parser.parse_args()
     args.seeds = list(range(args.seeds))
     torch.set_num_threads(2)
     tasks = ["digits", "synthetic"] if args.task == "both" else [args.task]
     for task in tasks:
         means = defaultdict(lambda: defaultdict(list))
+        if args.part == "bohb":
+            for seed in args.seeds:
+                print(f"\n{task}, seed {seed}", flush=True)
+                bohb_ablation(task, seed, args)
+            continue
         for seed in args.seeds:
             print(f"\n{task}, seed {seed}", flush=True)
             budget, best_any, rows = one_seed(task, seed, args)
