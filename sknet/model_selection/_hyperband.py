@@ -61,6 +61,9 @@ class HyperbandSearchCV(SearchMixin, BaseSearchCV):
     ``random_fraction`` of them, and all of them until some resource has enough
     results, are drawn at random. ``sampler="random"`` is plain Hyperband.
 
+    A bracket's candidates are distinct (fewer than asked where a discrete space
+    has fewer points), and a candidate whose fits failed never goes on.
+
     Parameters
     ----------
     estimator : estimator object

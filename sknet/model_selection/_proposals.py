@@ -155,6 +155,5 @@ def _acquisition(optimizer):
 
 
 def point_key(point):
-    """A hashable key of a point of a skopt space (numpy scalars as Python values)."""
-    """A point as a set member: numpy scalars as their Python values."""
+    """A point of a skopt space as a set member: numpy scalars as their Python values."""
     return tuple(value.item() if isinstance(value, np.generic) else value for value in point)
