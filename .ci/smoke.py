@@ -41,6 +41,11 @@ def versions():
              "scipy": scipy.__version__, "scikit-learn": sklearn.__version__, "skorch": skorch.__version__,
              "torch": torch.__version__, "scikit-optimize": skopt.__version__, "joblib": joblib.__version__,
              "pandas": pandas.__version__}
+    for name in ("onnx", "onnxruntime", "skl2onnx"):  # the onnx extra, where installed
+        try:
+            found[name] = __import__(name).__version__
+        except ImportError:
+            found[name] = "absent"
     listed = ", ".join(f"{name} {version}" for name, version in found.items())
     return f"{listed}\nsknet from {os.path.dirname(sknet.__file__)}"
 
@@ -256,6 +261,35 @@ def hyperband_search():
                                {"lr": (1e-3, 1e-1, "log-uniform")}, cv=2, random_state=0).fit(X, y)
     assert search.bracket_resources_ == [[1, 3, 9], [3, 9], [9]], search.bracket_resources_
     assert search.n_proposed_ > 0 and search.best_params_["max_epochs"] == 9
+
+
+@check
+def onnx_export_of_a_pipeline():
+    import onnxruntime as ort
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sknet import MLPClassifier, MLPRegressor
+    from sknet.export import onnx_inputs, to_onnx
+
+    def run(model, X):
+        session = ort.InferenceSession(to_onnx(model, X[:2]).SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        return session.run(None, onnx_inputs(session, X))
+
+    X, y = classification()
+    for dtype, tolerance in (("float32", 1e-5), ("float64", 1e-9)):
+        clf = make_pipeline(StandardScaler(), MLPClassifier(max_epochs=5, dtype=dtype, random_state=0))
+        label, proba = run(clf.fit(X, y), X.astype(dtype))
+        np.testing.assert_allclose(proba, clf.predict_proba(X.astype(dtype)), rtol=0, atol=tolerance)
+        # float32 labels may differ only at ties within rounding: none here, on 150 rows
+        np.testing.assert_array_equal(label, clf.predict(X.astype(dtype)))
+    X, y = regression()
+    reg = TransformedTargetRegressor(MLPRegressor(max_epochs=5, dtype="float64", random_state=0),
+                                     transformer=StandardScaler()).fit(X, y * 100)
+    (predicted,) = run(reg, X)
+    np.testing.assert_allclose(predicted[:, 0], reg.predict(X), rtol=1e-9)
 
 
 def main():
