@@ -13,12 +13,11 @@ import torch
 from onnx import TensorProto, helper
 from skl2onnx import update_registered_converter
 from skl2onnx.common.data_types import (
-    BooleanTensorType,
     DoubleTensorType,
     FloatTensorType,
-    Int32TensorType,
     Int64TensorType,
     StringTensorType,
+    guess_proto_type,
 )
 
 from ..nets._torch import TorchClassifier
@@ -31,7 +30,8 @@ CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "output_class_labels":
 
 _FLOAT_TYPES = {"float32": (FloatTensorType, TensorProto.FLOAT),
                 "float64": (DoubleTensorType, TensorProto.DOUBLE)}
-_INTEGER_INPUTS = {Int64TensorType: torch.int64, Int32TensorType: torch.int32}
+# Integer inputs (token ids) stay integer, as fit keeps them; others are cast to the net's dtype.
+_INTEGER_INPUTS = {TensorProto.INT64: torch.int64, TensorProto.INT32: torch.int32}
 
 
 def register(estimator_class):
@@ -45,19 +45,34 @@ def register(estimator_class):
 
 
 # -- shapes and types of the outputs ------------------------------------------------------------------
-def label_type(classes):
-    """The skl2onnx tensor type and ONNX element type of ``classes_``, or an ExportError."""
+def label_values(classes):
+    """``classes_`` as an ONNX label output holds them, and its element type, as skl2onnx writes those of
+    scikit-learn's classifiers: int64 for integer, boolean and (whole) float labels, else strings."""
     kind = classes.dtype.kind
-    if kind == "b":
-        return BooleanTensorType, TensorProto.BOOL
-    if kind in "iu":
-        return Int64TensorType, TensorProto.INT64
-    if kind == "f":
-        return DoubleTensorType, TensorProto.DOUBLE
+    if kind in "biuf":
+        values = classes.astype(np.int64)
+        if not np.array_equal(values, classes):  # labels beyond int64, which skl2onnx's outputs hold
+            raise ExportError(f"classes_ {classes.tolist()!r} do not fit an int64 label output.")
+        return values, TensorProto.INT64
     if kind in "US" or (kind == "O" and all(isinstance(label, str) for label in classes)):
-        return StringTensorType, TensorProto.STRING
+        return np.array([str(label).encode() for label in classes]), TensorProto.STRING
     raise ExportError(f"classes_ {classes.tolist()!r} mix types: an ONNX label output holds one type "
-                      "(integers, floats, booleans or strings). Fit on labels of one type to export.")
+                      "(integers or strings). Fit on labels of one type to export.")
+
+
+def output_type(operator, zipmap=False):
+    """The float type of the outputs, as skl2onnx gives scikit-learn's: the input's (float64 rows give
+    float64 probabilities), the net's for integer inputs, float32 for a ZipMap (which takes only that)."""
+    first = operator.inputs[0].type
+    if zipmap is True:
+        return FloatTensorType, TensorProto.FLOAT
+    if isinstance(first, DoubleTensorType | FloatTensorType):
+        return type(first), guess_proto_type(first)
+    return _FLOAT_TYPES[operator.raw_operator.dtype]
+
+
+def _zipmap(scope, net):
+    return scope.get_options(net, {"zipmap": True})["zipmap"]  # skl2onnx's default for classifiers
 
 
 def classifier_shapes(operator):
@@ -66,14 +81,16 @@ def classifier_shapes(operator):
     if net._is_multilabel():
         operator.outputs[0].type = Int64TensorType([rows, n_classes])
     else:
-        operator.outputs[0].type = label_type(net.classes_)[0]([rows])
-    operator.outputs[1].type = _FLOAT_TYPES[net.dtype][0]([rows, n_classes])
+        kind = label_values(net.classes_)[1]
+        label_type = Int64TensorType if kind == TensorProto.INT64 else StringTensorType
+        operator.outputs[0].type = label_type([rows])
+    operator.outputs[1].type = output_type(operator, _zipmap(operator.scope_inst, net))[0]([rows, n_classes])
 
 
 def regressor_shapes(operator):
     net = operator.raw_operator
-    operator.outputs[0].type = _FLOAT_TYPES[net.dtype][0]([operator.inputs[0].get_first_dimension(),
-                                                            net.n_outputs_])
+    operator.outputs[0].type = output_type(operator)[0]([operator.inputs[0].get_first_dimension(),
+                                                         net.n_outputs_])
 
 
 # -- converters -----------------------------------------------------------------------------------------
@@ -85,16 +102,15 @@ def convert_classifier(scope, operator, container):
     wide = _cast(scope, container, logits, TensorProto.DOUBLE, given=_FLOAT_TYPES[net.dtype][1])
     squash = "Sigmoid" if net._is_multilabel() else "Softmax"
     proba64 = _node(scope, container, squash, [wide], **({} if net._is_multilabel() else {"axis": 1}))
-    _cast(scope, container, proba64, _FLOAT_TYPES[net.dtype][1], out=proba)
+    _cast(scope, container, proba64, output_type(operator, _zipmap(scope, net))[1], out=proba)
     if net._is_multilabel():
         half = _constant(scope, container, "half", TensorProto.DOUBLE, np.array(0.5))
         above = _node(scope, container, "Greater", [proba64, half])
         _cast(scope, container, above, TensorProto.INT64, out=label)
         return
     index = _node(scope, container, "ArgMax", [logits], axis=1, keepdims=0)
-    onnx_type = label_type(net.classes_)[1]
-    values = [str(c).encode() for c in net.classes_] if onnx_type == TensorProto.STRING else net.classes_
-    classes = _constant(scope, container, "classes", onnx_type, np.asarray(values))
+    values, onnx_type = label_values(net.classes_)
+    classes = _constant(scope, container, "classes", onnx_type, values)
     container.add_node("Gather", [classes, index], label, axis=0,
                        name=scope.get_unique_operator_name("Gather"))
 
@@ -104,46 +120,55 @@ def convert_regressor(scope, operator, container):
     outputs = _module_outputs(scope, operator, container)
     shape = _constant(scope, container, "shape", TensorProto.INT64, np.array([-1, net.n_outputs_]))
     # A module of one output may return it flat, (n,): the estimator takes it as the column (n, 1).
-    container.add_node("Reshape", [outputs, shape], operator.outputs[0].full_name,
-                       name=scope.get_unique_operator_name("Reshape"))
+    columns = _node(scope, container, "Reshape", [outputs, shape])
+    _cast(scope, container, columns, output_type(operator)[1], out=operator.outputs[0].full_name)
 
 
 def _module_outputs(scope, operator, container):
-    """Put the module's graph into the container, fed by the operator's inputs; return its output's name."""
+    """Put the module's graph into the container, fed by the operator's inputs; return its output's name.
+
+    A dict ``X``'s arrays are matched to the graph's inputs by name; integer inputs
+    (token ids) stay integer, others are cast to the net's dtype, as ``fit`` does.
+    """
     net = operator.raw_operator
-    float_type = _FLOAT_TYPES[net.dtype][1]
-    keys = list(net._fitted_input_shape()) if isinstance(net._fitted_input_shape(), dict) else ["X"]
-    if len(keys) != len(operator.inputs):
-        raise ExportError(f"{type(net).__name__} takes {len(keys)} input(s) ({keys}), but gets "
-                          f"{len(operator.inputs)} here.")
-    dtypes, names = {}, []
-    for key, variable in zip(keys, operator.inputs, strict=True):
-        if type(variable.type) in _INTEGER_INPUTS:  # token ids reach the module as integers
-            dtypes[key], name = _INTEGER_INPUTS[type(variable.type)], variable.full_name
-        elif isinstance(variable.type, FloatTensorType | DoubleTensorType):
-            dtypes[key] = getattr(torch, net.dtype)
-            name = _cast(scope, container, variable.full_name, float_type,
-                         given=TensorProto.DOUBLE if isinstance(variable.type, DoubleTensorType)
-                         else TensorProto.FLOAT)
+    fitted = net._fitted_input_shape()
+    given = {variable.raw_name: variable for variable in operator.inputs}
+    if isinstance(fitted, dict):
+        if set(given) != set(fitted):
+            raise ExportError(f"{type(net).__name__} was fitted on a dict X of keys {sorted(fitted)}, but "
+                              f"the graph's inputs here are {sorted(given)}: give X_sample those keys.")
+    elif len(given) == 1:
+        given = {"X": operator.inputs[0]}
+    else:
+        raise ExportError(f"{type(net).__name__} takes one array, but gets {len(given)} inputs here "
+                          f"({sorted(given)}).")
+    dtypes, names = {}, {}
+    for key in (fitted if isinstance(fitted, dict) else ["X"]):
+        variable = given[key]
+        kind = guess_proto_type(variable.type)
+        if kind == TensorProto.STRING:
+            raise ExportError(f"{type(net).__name__} gets strings here ({key!r}): it takes numbers.")
+        if kind in _INTEGER_INPUTS:
+            dtypes[key], names[key] = _INTEGER_INPUTS[kind], variable.full_name
         else:
-            raise ExportError(f"{type(net).__name__} gets an input of type {type(variable.type).__name__} "
-                              "here: it takes floating-point or integer arrays.")
-        names.append(name)
+            dtypes[key] = getattr(torch, net.dtype)
+            names[key] = _cast(scope, container, variable.full_name, _FLOAT_TYPES[net.dtype][1], given=kind)
     graph = module_graph(net, dtypes, container.target_opset)
     return _inline(scope, container, graph, names)
 
 
-def _inline(scope, container, model, input_names):
+def _inline(scope, container, model, inputs):
     """Copy the nodes and weights of ``model`` into the container under fresh names; return its output's.
 
-    skl2onnx's own helper for whole graphs binds their outputs to the operator's; here
-    the module's output feeds the estimator's own steps first.
+    ``inputs`` maps the names of the graph's inputs to the variables that feed them (torch leaves
+    out an input the module does not use). skl2onnx's own helper for whole graphs binds their
+    outputs to the operator's; here the module's output feeds the estimator's own steps first.
     """
     graph = model.graph
     if model.functions or any(attr.type in (attr.GRAPH, attr.GRAPHS) for node in graph.node
                               for attr in node.attribute):
         raise ExportError("The module's ONNX graph has subgraphs or functions, which sknet does not inline.")
-    renamed = {given.name: name for given, name in zip(graph.input, input_names, strict=True)}
+    renamed = {given.name: inputs[given.name] for given in graph.input if given.name in inputs}
     for tensor in graph.initializer:
         renamed[tensor.name] = scope.get_unique_variable_name(f"net_{tensor.name}")
         copied = TensorProto()

@@ -7,8 +7,10 @@ per key of a dict, or one per column of a DataFrame that a ``ColumnTransformer``
 takes by name. :func:`onnx_inputs` turns data into what they take.
 """
 
-import os
-import tempfile
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -21,25 +23,33 @@ from skl2onnx.common.data_types import (
     Int32TensorType,
     Int64TensorType,
     StringTensorType,
+    UInt8TensorType,
 )
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ..nets._atomic import write_atomically
 from ..nets._base import BaseTorchNet
 from ..nets._torch import TorchClassifier
 from ._converters import register
-from ._module_graph import ExportError, max_torch_opset
+from ._module_graph import max_torch_opset
 from ._target import convert_target, target_shapes
 
+if TYPE_CHECKING:
+    from .._typing import FilePath
+
 _TENSOR_TYPES = {"f4": FloatTensorType, "f8": DoubleTensorType, "i8": Int64TensorType, "i4": Int32TensorType,
-                 "b1": BooleanTensorType}
+                 "b1": BooleanTensorType, "u1": UInt8TensorType}
+COLUMNS_KEY = "sknet.input_columns"  # metadata of a graph with one input per DataFrame column
 _NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
-                "tensor(int32)": np.int32, "tensor(bool)": np.bool_, "tensor(string)": np.object_}
+                "tensor(int32)": np.int32, "tensor(bool)": np.bool_, "tensor(uint8)": np.uint8,
+                "tensor(string)": np.object_}
 
 
-def to_onnx(model, X_sample, *, target_opset=None, options=None):
+def to_onnx(model: BaseEstimator, X_sample: Any, *, target_opset: int | None = None,
+            options: dict[Any, dict[str, Any]] | None = None) -> onnx.ModelProto:
     """Convert a fitted model holding sknet nets into one ONNX graph.
 
     Parameters
@@ -60,17 +70,21 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
         torch 2.2), or skl2onnx's latest tested where that is lower; a later
         one converts the nets' graphs with ONNX's version converter.
     options : dict, default=None
-        skl2onnx's conversion options, by estimator class or ``id``. sknet
-        classifiers take ``{"zipmap": False}`` (the default here: a
-        ``probabilities`` tensor), ``True`` or ``"columns"``, as scikit-learn's
-        classifiers do in skl2onnx.
+        skl2onnx's conversion options, by estimator class or ``id``; a class's
+        apply to its subclasses. sknet classifiers take ``{"zipmap": False}``
+        (the default here, whatever other options are given: a
+        ``probabilities`` tensor), ``True`` (float32 ``{class: probability}``
+        dicts) or ``"columns"``, and ``"output_class_labels"``, as
+        scikit-learn's classifiers do in skl2onnx.
 
     Returns
     -------
     onnx.ModelProto
         A classifier's graph outputs ``label`` and ``probabilities``
         (``predict`` and ``predict_proba``); a regressor's ``variable``, of
-        shape ``(n_samples, n_targets)``.
+        shape ``(n_samples, n_targets)``. Their floats are of the input's type
+        (the net's for integer inputs), labels int64 or strings, as skl2onnx
+        writes those of scikit-learn's estimators.
 
     Raises
     ------
@@ -98,25 +112,29 @@ def to_onnx(model, X_sample, *, target_opset=None, options=None):
     nets = _nets(model)
     for cls in {type(net) for net in nets}:
         register(cls)
-    options = dict(options or {})
-    for net in nets:  # a probabilities tensor unless the user chose otherwise for this net or its class
-        if isinstance(net, TorchClassifier) and type(net) not in options and id(net) not in options:
-            options[type(net)] = {"zipmap": False}
-        _check_zipmap(net, {**options.get(type(net), {}), **options.get(id(net), {})})
+    options = _with_defaults(options or {}, nets)
     if target_opset is None:
         target_opset = min(max_torch_opset(), get_latest_tested_opset_version())
-    return convert_sklearn(model, name=type(model).__name__, initial_types=input_types(model, X_sample),
-                           target_opset=target_opset, options=options or None,
-                           custom_shape_calculators={TransformedTargetRegressor: target_shapes},
-                           custom_conversion_functions={TransformedTargetRegressor: convert_target})
+    inputs = input_types(model, X_sample)
+    graph = convert_sklearn(model, name=type(model).__name__, initial_types=inputs, target_opset=target_opset,
+                            options=options or None,
+                            custom_shape_calculators={TransformedTargetRegressor: target_shapes},
+                            custom_conversion_functions={TransformedTargetRegressor: convert_target})
+    if hasattr(X_sample, "columns") and len(inputs) > 1:
+        # skl2onnx renames inputs that are not identifiers ("colour name" -> colour_name, 0 -> _0):
+        # the columns behind them, in order, for onnx_inputs.
+        graph.metadata_props.add(key=COLUMNS_KEY, value=json.dumps(list(X_sample.columns), default=str))
+    return graph
 
 
-def save_onnx(model, path, X_sample, **kwargs):
+def save_onnx(model: BaseEstimator, path: FilePath, X_sample: Any, **kwargs: Any) -> None:
     """Write :func:`to_onnx`'s graph of ``model`` to ``path``.
 
-    The file is written next to ``path`` under a temporary name and renamed
-    onto it, so a failed export or an interrupted write leaves the previous
-    file (or none), never a partial one.
+    The file is written as an sknet net's ``save`` writes its own: under a
+    temporary name next to ``path``, synced, then renamed onto it, so a failed
+    export or an interrupted write leaves the previous file (or none), never a
+    partial one; it gets the permissions ``open()`` would give it, and a
+    symbolic link is written through.
 
     Parameters
     ----------
@@ -130,18 +148,10 @@ def save_onnx(model, path, X_sample, **kwargs):
         ``target_opset`` and ``options`` of :func:`to_onnx`.
     """
     graph = to_onnx(model, X_sample, **kwargs)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".sknet-", suffix=".onnx.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(graph.SerializeToString())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    write_atomically(path, lambda file: file.write(graph.SerializeToString()))
 
 
-def onnx_inputs(session, X):
+def onnx_inputs(session: Any, X: Any) -> dict[str, np.ndarray]:
     """The inputs of an ONNX graph from :func:`to_onnx`, for ``X``: a dict of arrays by input name.
 
     Parameters
@@ -157,11 +167,12 @@ def onnx_inputs(session, X):
     -------
     dict of str to ndarray
     """
-    declared = _declared_inputs(session)
+    declared, columns = _declared_inputs(session)
     if isinstance(X, dict):
         return {name: np.asarray(X[name], dtype=dtype) for name, dtype in declared.items()}
     if hasattr(X, "columns") and len(declared) > 1:
-        return {name: X[[name]].to_numpy().astype(dtype) for name, dtype in declared.items()}
+        return {name: X[[column]].to_numpy().astype(dtype)
+                for (name, dtype), column in zip(declared.items(), columns or declared, strict=True)}
     (name, dtype), = declared.items()
     values = X.toarray() if sp.issparse(X) else np.asarray(X)
     return {name: (values.reshape(-1, 1) if values.ndim == 1 else values).astype(dtype)}
@@ -198,12 +209,20 @@ def _takes_columns(model):
     return isinstance(model, ColumnTransformer)
 
 
-def _check_zipmap(net, options):
-    """Refuse a ZipMap of float64 probabilities: ONNX's ZipMap takes float32 ones only."""
-    if options.get("zipmap", False) is not False and net.dtype == "float64":
-        raise ExportError(f"The zipmap option needs float32 probabilities, but this {type(net).__name__} has "
-                          "dtype='float64': pass options={...: {'zipmap': False}} (a probabilities tensor) "
-                          "or export a float32 net.")
+def _with_defaults(options, nets):
+    """skl2onnx's options, with sknet's defaults: a net's class takes the options given for a class it
+    derives from (skl2onnx matches classes exactly), and a classifier's ``zipmap`` is off unless set."""
+    options = {key: dict(value or {}) for key, value in options.items()}
+    for net in nets:
+        cls = type(net)
+        parents = [key for key in options if isinstance(key, type) and isinstance(net, key)]
+        if cls not in options and parents:
+            options[cls] = dict(options[parents[0]])
+        if isinstance(net, TorchClassifier):
+            mine = [options[key] for key in (cls, id(net)) if key in options]
+            if not any("zipmap" in entry for entry in mine):
+                options.setdefault(cls, {})["zipmap"] = False
+    return options
 
 
 def _fitted(model):
@@ -237,8 +256,14 @@ def _nets(model):
 
 
 def _declared_inputs(session):
-    """Each input's name and numpy dtype, for an onnxruntime session or an ONNX model."""
+    """Each input's name and numpy dtype, and the DataFrame columns behind them (or None), for an
+    onnxruntime session or an ONNX model."""
     if isinstance(session, onnx.ModelProto):
-        return {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
-                for i in session.graph.input}
-    return {i.name: _NUMPY_TYPES[i.type] for i in session.get_inputs()}
+        declared = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
+                    for i in session.graph.input}
+        metadata = {entry.key: entry.value for entry in session.metadata_props}
+    else:
+        declared = {i.name: _NUMPY_TYPES[i.type] for i in session.get_inputs()}
+        metadata = session.get_modelmeta().custom_metadata_map
+    columns = json.loads(metadata[COLUMNS_KEY]) if COLUMNS_KEY in metadata else None
+    return declared, columns

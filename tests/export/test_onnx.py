@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, StandardScaler
 
 from sknet import MLPClassifier, MLPRegressor, TorchClassifier, TorchRegressor
+from sknet._options import ACTIVATIONS
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("skl2onnx")
@@ -80,8 +81,10 @@ def test_classifier_graph_answers_as_predict_and_predict_proba(tabular, labels, 
                "multilabel": np.c_[y == 0, y == 1, X[:, 0] > 0].astype(int)}[labels]
     model = MLPClassifier(n_units=32, dtype=dtype, **FAST).fit(X, targets)
     out = assert_classifier_parity(model, X[:3].astype(dtype), X_test.astype(dtype), dtype)
-    assert out["label"].dtype.kind == {"binary": "i", "multiclass": "i", "strings": "O", "booleans": "b",
-                                       "floats": "f", "multilabel": "i"}[labels]
+    # As skl2onnx writes scikit-learn's labels: int64 for integer, boolean and whole float labels.
+    assert out["label"].dtype.kind == ("O" if labels == "strings" else "i")
+    # probabilities of the input's type, as skl2onnx gives scikit-learn's classifiers
+    assert out["probabilities"].dtype == np.dtype(dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -150,6 +153,27 @@ def test_dict_input_becomes_one_graph_input_per_key():
     assert [i.name for i in graph.graph.input] == ["numbers", "tokens"]
     assert_regressor_parity(model, {k: v[:2] for k, v in X.items()}, {k: v[150:] for k, v in X.items()},
                             "float64")
+    # inputs are matched by name: keys in another order than fit saw them change nothing
+    reordered = {k: X[k] for k in reversed(X)}
+    assert_regressor_parity(model, {k: v[:2] for k, v in reordered.items()},
+                            {k: v[150:] for k, v in reordered.items()}, "float64")
+
+
+class OneUnused(torch.nn.Module):
+    def __init__(self, n_outputs, input_shape):
+        super().__init__()
+        self.linear = torch.nn.Linear(input_shape["used"][0], n_outputs)
+
+    def forward(self, used, ignored):
+        return self.linear(used)
+
+
+def test_an_input_the_module_does_not_use_is_still_an_input():
+    rng = np.random.RandomState(0)
+    X = {"used": rng.randn(100, 3), "ignored": rng.randn(100, 2)}
+    model = TorchRegressor(OneUnused, dtype="float64", **FAST).fit(X, X["used"][:, 0])
+    assert [i.name for i in to_onnx(model, X).graph.input] == ["used", "ignored"]
+    assert_regressor_parity(model, X, X, "float64")
 
 
 def test_column_transformer_on_a_dataframe_takes_one_input_per_column():
@@ -167,6 +191,21 @@ def test_column_transformer_on_a_dataframe_takes_one_input_per_column():
     model = make_pipeline(prepare, MLPClassifier(**FAST)).fit(frame[:200], y[:200])
     assert [i.name for i in to_onnx(model, frame.head()).graph.input] == ["colour", "size", "weight"]
     assert_classifier_parity(model, frame.head(), frame[200:], "float32")
+
+
+@pytest.mark.parametrize("names", [["colour name", "label", "variable"], [0, 1, 2]])
+def test_columns_that_skl2onnx_renames_still_find_their_inputs(names):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame({names[0]: rng.choice(["red", "blue"], 200), names[1]: rng.randn(200),
+                          names[2]: rng.randn(200)})
+    y = (frame[names[1]] > 0).to_numpy().astype(int)
+    prepare = ColumnTransformer([("cat", OneHotEncoder(), [names[0]]), ("num", StandardScaler(), names[1:])])
+    model = make_pipeline(prepare, MLPClassifier(dtype="float64", **FAST)).fit(frame, y)
+    # skl2onnx names inputs as identifiers, apart from its outputs' names: the columns are found by name
+    # (ColumnTransformer takes integer names as positions: those frames keep their order)
+    rows = frame if isinstance(names[0], int) else frame[list(reversed(frame.columns))]
+    assert_classifier_parity(model, frame.head(), rows, "float64")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -191,27 +230,53 @@ def test_a_search_exports_its_best_estimator(tabular):
     assert_classifier_parity(search.best_estimator_, X[:2], X_test, "float64")
 
 
-def test_zipmap_is_an_option_as_for_scikit_learn_classifiers(tabular):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("labels", ["strings", "booleans", "floats"])
+def test_zipmap_is_an_option_as_for_scikit_learn_classifiers(tabular, labels, dtype):
     X, y, X_test = tabular
-    model = MLPClassifier(**FAST).fit(X, np.array(["ant", "bee", "cat"])[y])
-    out = run(model, X[:2], X_test, options={MLPClassifier: {"zipmap": True}})
+    y = {"strings": np.array(["ant", "bee", "cat"])[y], "booleans": y == 1, "floats": y * 2.0}[labels]
+    model = MLPClassifier(dtype=dtype, **FAST).fit(X, y)
+    sample, rows = X[:2].astype(dtype), X_test.astype(dtype)
+    out = run(model, sample, rows, options={MLPClassifier: {"zipmap": True}})
     assert list(out) == ["output_label", "output_probability"]
-    assert out["output_probability"][0].keys() == {"ant", "bee", "cat"}
-    first = model.predict_proba(X_test[:1])[0]
-    assert out["output_probability"][0]["bee"] == pytest.approx(first[1], abs=1e-5)
-    assert_same_labels(out["output_label"], model.predict(X_test), model.predict_proba(X_test), "float32")
-    # ONNX's ZipMap takes float32 probabilities only: a float64 net says so.
-    wide = MLPClassifier(dtype="float64", **FAST).fit(X, y)
-    with pytest.raises(ExportError, match="zipmap option needs float32 probabilities.*dtype='float64'"):
-        to_onnx(wide, X[:2], options={id(wide): {"zipmap": "columns"}})
+    proba = model.predict_proba(rows)
+    # ONNX's ZipMap holds float32 probabilities, whatever the net's dtype: a float64 net's are rounded to
+    # float32 (half a unit in the last place of numbers below 1: 6e-8)
+    zipped = [[row[c] for c in sorted(row)] for row in out["output_probability"]]
+    atol = TOLERANCE["float32"] if dtype == "float32" else 6e-8
+    np.testing.assert_allclose(zipped, proba, rtol=0, atol=atol)
+    assert_same_labels(out["output_label"], model.predict(rows), proba, "float32")
+    columns = run(model, sample, rows, options={id(model): {"zipmap": "columns"}})
+    stacked = np.column_stack(list(columns.values())[1:])
+    np.testing.assert_allclose(stacked, proba, rtol=0, atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("options", [{MLPClassifier: {"nocl": False}},
+                                     {"ids": {"output_class_labels": True}}])
+def test_other_options_keep_the_probabilities_tensor(tabular, options):
+    X, y, X_test = tabular
+    model = MLPClassifier(dtype="float64", **FAST).fit(X, y)
+    options = {id(model) if key == "ids" else key: value for key, value in options.items()}
+    out = run(model, X[:2], X_test, options=options)
+    assert list(out)[:2] == ["label", "probabilities"]
+    np.testing.assert_allclose(out["probabilities"], model.predict_proba(X_test), rtol=0, atol=1e-9)
+    if "output_class_labels" in str(options):
+        np.testing.assert_array_equal(out["class_labels"], model.classes_)
 
 
 def test_skl2onnx_converts_sknet_estimators_after_import(tabular):
     from skl2onnx import to_onnx as skl2onnx_to_onnx
 
-    X, y, _ = tabular
+    X, y, X_test = tabular
     graph = skl2onnx_to_onnx(make_pipeline(StandardScaler(), MLPRegressor(**FAST)).fit(X, y), X[:2])
     assert [out.name for out in graph.graph.output] == ["variable"]
+    # skl2onnx's default for classifiers, a ZipMap, on float64 rows and a float64 net: a graph that loads
+    model = MLPClassifier(dtype="float64", **FAST).fit(X, y)
+    session = ort.InferenceSession(skl2onnx_to_onnx(model, X[:2]).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    label, probabilities = session.run(None, {"X": X_test})
+    np.testing.assert_array_equal(label, model.predict(X_test))
+    assert probabilities[0].keys() == {0, 1, 2}
 
 
 def test_a_subclass_of_an_sknet_estimator_exports(tabular):
@@ -219,7 +284,11 @@ def test_a_subclass_of_an_sknet_estimator_exports(tabular):
         pass
 
     X, y, X_test = tabular
-    assert_classifier_parity(Tuned(dtype="float64", **FAST).fit(X, y), X[:2], X_test, "float64")
+    model = Tuned(**FAST).fit(X, y)
+    assert_classifier_parity(model, X[:2], X_test, "float32")
+    # options given for a class it derives from are its own (skl2onnx matches classes exactly)
+    assert list(run(model, X[:2], X_test, options={MLPClassifier: {"zipmap": True}})) == [
+        "output_label", "output_probability"]
 
 
 class FlatOutput(torch.nn.Module):
@@ -285,6 +354,24 @@ def test_unfitted_models_and_searches_without_refit_are_refused(tabular):
         to_onnx(search, X[:2])
 
 
+def test_save_onnx_writes_as_save_does(tabular, tmp_path):
+    import os
+    import stat
+
+    X, y, _ = tabular
+    model = MLPRegressor(**FAST).fit(X, y)
+    target = tmp_path / "target.onnx"
+    (tmp_path / "link.onnx").symlink_to(target)
+    save_onnx(model, tmp_path / "link.onnx", X[:2])
+    assert (tmp_path / "link.onnx").is_symlink() and target.stat().st_size > 0  # written through
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # what open() gives a new file
+    with pytest.raises(FileNotFoundError, match="folder does not exist") as info:
+        save_onnx(model, tmp_path / "missing" / "model.onnx", X[:2])
+    assert info.value.filename == str(tmp_path / "missing")
+
+
 def test_save_onnx_writes_the_graph_and_keeps_the_old_file_when_export_fails(tabular, tmp_path):
     import onnx
 
@@ -318,6 +405,16 @@ def test_the_graph_takes_the_opset_asked_for(which):
     assert_classifier_parity(model, tokens[:2], tokens[150:], "float64", target_opset=opset)
 
 
+def test_bytes_and_booleans_are_cast_as_fit_casts_them():
+    rng = np.random.RandomState(0)
+    images = rng.randint(0, 256, size=(200, 16)).astype(np.uint8)
+    model = MLPClassifier(dtype="float64", **FAST).fit(images, images[:, 0] > 127)
+    assert_classifier_parity(model, images[:2], images, "float64")
+    flags = images > 127
+    model = MLPClassifier(dtype="float64", **FAST).fit(flags, flags[:, 0] ^ flags[:, 1])
+    assert_classifier_parity(model, flags[:2], flags, "float64")
+
+
 def test_a_text_pipeline_takes_strings():
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -341,3 +438,21 @@ def test_a_net_fitted_on_a_sparse_matrix_takes_dense_rows(tabular):
     graph = to_onnx(model, sp.csr_matrix(X[:2]))
     assert [d.dim_value for d in graph.graph.input[0].type.tensor_type.shape.dim] == [0, 6]
     assert_classifier_parity(model, sp.csr_matrix(X[:2]), sp.csr_matrix(X_test), "float64")
+
+
+# onnxruntime's CPU provider has no float64 LeakyRelu, Elu, Erf (gelu) nor Selu: those run in float32.
+FLOAT64_ACTIVATIONS = {"relu", "tanh", "sigmoid", "logistic", "identity"}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation_with_batch_norm_and_dropout(tabular, activation, dtype):
+    import onnx
+
+    X, y, X_test = tabular
+    model = MLPClassifier(n_layers=2, n_units=16, activation=activation, batch_norm=True, dropout=0.2,
+                          dtype=dtype, **FAST).fit(X, y)
+    if dtype == "float32" or activation in FLOAT64_ACTIVATIONS:
+        assert_classifier_parity(model, X[:2].astype(dtype), X_test.astype(dtype), dtype)
+    else:  # a valid graph all the same, which other runtimes may run
+        onnx.checker.check_model(to_onnx(model, X[:2]), full_check=True)
