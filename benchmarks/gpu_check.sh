@@ -31,7 +31,8 @@ import importlib, platform
 import torch
 print("python", platform.python_version(), "| torch", torch.__version__, "| CUDA", torch.version.cuda,
       "| GPUs", [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())])
-for name in ("numpy", "scipy", "sklearn", "skorch", "skopt", "joblib", "pandas", "pytest"):
+for name in ("numpy", "scipy", "sklearn", "skorch", "skopt", "joblib", "pandas", "pytest", "onnx", "onnxruntime",
+             "skl2onnx"):
     try:
         print(name, importlib.import_module(name).__version__)
     except Exception as exc:

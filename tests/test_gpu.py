@@ -112,3 +112,19 @@ def test_continuing_on_the_gpu_equals_restarting(clf_data):
     [continued] = train_batched(base, [({"max_epochs": 5}, rows)], X, y, starts=states)
     [fresh] = train_batched(base, [({"max_epochs": 5}, rows)], X, y)
     np.testing.assert_allclose(continued.predict_proba(X), fresh.predict_proba(X), rtol=0, atol=1e-9)
+
+
+def test_a_net_trained_on_the_gpu_exports_to_onnx(clf_data):
+    # The module is copied to the CPU to be traced; onnxruntime's CPU provider runs the graph.
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("skl2onnx")
+    from sknet.export import onnx_inputs, to_onnx
+
+    X, y = clf_data
+    model = MLPClassifier(**NET).fit(X, y)
+    session = ort.InferenceSession(to_onnx(model, X[:2]).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    label, proba = session.run(None, onnx_inputs(session, X))
+    np.testing.assert_array_equal(label, model.predict(X))
+    np.testing.assert_allclose(proba, model.predict_proba(X), rtol=0, atol=1e-9)
+    assert model.device_ == "cuda" and next(model.net_.module_.parameters()).is_cuda  # left on the GPU
