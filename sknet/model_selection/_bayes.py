@@ -367,7 +367,7 @@ class _Run:
     def evaluate(self, candidates, subspace):
         """Cross-validate one round's candidates; return their mean scores, -inf if failed."""
         self.rounds += 1
-        scores, failure, self.stop = evaluate_round(
+        scores, failure, self.stop, _ = evaluate_round(
             self.search, self.evaluate_candidates, candidates, key=self.key, parent_ctx=self.search_ctx,
             task_name="round", label=f"round {self.rounds}",
             more_results={"subspace": [subspace] * len(candidates)}, tolerate_total_failure=True,

@@ -254,7 +254,7 @@ refit_time_, multimetric_
         new = {key: ind for key, ind in new.items() if key not in cache}
         # A later generation whose children all fail is bad luck, not a broken model:
         # it is scored last and the search goes on; the first generation still raises.
-        scores, _, stop = evaluate_round(
+        scores, _, stop, _ = evaluate_round(
             self, evaluate_candidates, list(new.values()), key=objective_key(self), parent_ctx=search_ctx,
             task_name="generation", label=f"generation {generation}",
             more_results={"generation": [generation] * len(new)}, tolerate_total_failure=generation > 0,

@@ -98,7 +98,11 @@ class HyperbandSearchCV(SearchMixin, BaseSearchCV):
     optimizer_kwargs : dict or None, default=None
         Keyword arguments of :class:`skopt.Optimizer` for ``sampler="bayes"``,
         e.g. ``{"acq_func": "EI"}``. ``dimensions``, ``random_state`` and
-        ``n_initial_points`` are set by the search.
+        ``n_initial_points`` are set by the search. ``{"acq_func": "EIps"}``
+        (or ``"PIps"``) makes the search cost-aware: each result is told with
+        its measured seconds per epoch (its ``mean_fit_time`` over its
+        resource), skopt fits a second Gaussian process on their logarithms,
+        and candidates are ranked by expected improvement per expected second.
     scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, return_train_score
         As in scikit-learn. The best candidate is the best of those trained on
         ``max_resources``. With several metrics, the search keeps the best by
@@ -255,7 +259,8 @@ refit_time_, multimetric_
         rng = check_random_state(evaluate_candidates.random_state(self.random_state))
         search_ctx = callback_ctx.subcontext(task_name="search", max_subtasks=sum(map(len, brackets))
                                              ).call_on_fit_task_begin(estimator=self)
-        seen = defaultdict(dict)  # resource -> {point key: (point, score)}: what surrogates are fitted on
+        # resource -> {point key: (point, score, seconds per epoch)}: what surrogates are fitted on
+        seen = defaultdict(dict)
         self.bracket_candidates_, self.bracket_resources_ = [], []
         self.n_proposed_, self.proposal_time_ = 0, 0.0
         surrogates = {}  # resource -> the last GP fitted there, whose kernel the next fit starts from
@@ -278,7 +283,7 @@ refit_time_, multimetric_
             if i and evaluate_candidates.stop_for_time():
                 return False
             candidates = [{**codec.decode(point), resource: r} for point in points]
-            scores, failure, stop = evaluate_round(
+            scores, failure, stop, fit_times = evaluate_round(
                 self, evaluate_candidates, candidates, key=key, parent_ctx=search_ctx, task_name="rung",
                 label=f"bracket {b}, rung {i}", tolerate_total_failure=bool(b or i),
                 more_results={"iter": [i] * len(points), "n_resources": [r] * len(points),
@@ -287,8 +292,8 @@ refit_time_, multimetric_
                 return stop
             self.bracket_candidates_[-1].append(len(points))
             self.bracket_resources_[-1].append(r)
-            for point, score in zip(points, scores, strict=True):
-                seen[r].setdefault(point_key(point), (point, score))
+            for point, score, seconds in zip(points, scores, fit_times, strict=True):
+                seen[r].setdefault(point_key(point), (point, score, seconds / r))
             if stop or i == len(rungs) - 1:
                 return stop
             # the best 1 / factor go on, never a failed one
@@ -348,7 +353,7 @@ refit_time_, multimetric_
         Fewer where a discrete space has fewer points left.
         """
         fitted = [r for r, results in seen.items()
-                  if sum(np.isfinite(score) for _, score in results.values()) > len(codec.dimensions)]
+                  if sum(np.isfinite(score) for _, score, _ in results.values()) > len(codec.dimensions)]
         n_random = math.floor(n * self.random_fraction + 0.5)
         n_model = 0 if self.sampler == "random" or not fitted else n - n_random
         points = []
@@ -366,19 +371,34 @@ refit_time_, multimetric_
         return points
 
     def _proposed(self, codec, n, results, resource, surrogates, rng, kwargs):
-        """``n`` points from a GP fitted on ``results`` (``{key: (point, score)}`` at ``resource``)."""
+        """``n`` points from a GP fitted on ``results`` (``{key: (point, score, seconds per epoch)}`` at
+        ``resource``)."""
         start = time.perf_counter()
         told = list(results.values())
-        worst = min(score for _, score in told if np.isfinite(score))  # what a failed candidate counts as
         optimizer = Optimizer(codec.dimensions, n_initial_points=0,
                               random_state=rng.randint(np.iinfo(np.int32).max), **round_kwargs(kwargs, n))
-        if resource in surrogates:  # start from the kernel fitted on this resource before
+        per_second = optimizer.acq_func.endswith("ps")
+        if resource in surrogates and not per_second:  # start from the kernel fitted on this resource before
             warm_start(optimizer, surrogates[resource])
         with _one_blas_thread():
-            optimizer.tell([list(point) for point, _ in told],
-                           [-float(score if np.isfinite(score) else worst) for _, score in told])
+            optimizer.tell([list(point) for point, _, _ in told], told_values(told, per_second))
             points = propose(optimizer, n)
-        surrogates[resource] = optimizer.models[-1]
+        if not per_second:
+            surrogates[resource] = optimizer.models[-1]
         self.proposal_time_ += time.perf_counter() - start
         self.n_proposed_ += n
         return points
+
+
+def told_values(told, per_second):
+    """What skopt minimises for ``told`` results, ``(point, score, seconds per epoch)``: minus each
+    score (a failed candidate's counts as the worst finite one), and with ``per_second`` (skopt's
+    "EIps" and "PIps") each with its cost, ``[-score, seconds]``; an unknown cost is the median's."""
+    scores = np.array([score for _, score, _ in told], dtype=float)
+    values = -np.where(np.isfinite(scores), scores, scores[np.isfinite(scores)].min())
+    if not per_second:
+        return values.tolist()
+    seconds = np.array([cost for _, _, cost in told], dtype=float)
+    known = np.isfinite(seconds) & (seconds > 0)
+    seconds = np.where(known, seconds, np.median(seconds[known]) if known.any() else 1.0)
+    return [[value, cost] for value, cost in zip(values.tolist(), seconds.tolist(), strict=True)]

@@ -10,8 +10,10 @@ the acquisition over the optimizer's random candidates after the Gaussian proces
 parallelize optimization": it is told its own mean there). Told its mean, a GP keeps its
 mean; its variance shrinks around the believed points, a rank-one update per point over
 the candidates (no refit: the kernel's hyperparameters are those of the last fit).
-Other surrogates (forests, boosted trees) and the per-second acquisitions go through
-scikit-optimize's ``ask``.
+The per-second acquisitions ("EIps", "PIps": skopt fits a second GP on the log of each
+point's cost) divide by the expected cost, as skopt's do; the cost model is not told the
+believed points, whose cost is then its mean. Other surrogates (forests, boosted trees) go
+through scikit-optimize's ``ask``.
 
 What a round's ``tell`` costs is cut too (:func:`round_kwargs`, :func:`warm_start`): skopt
 minimises the acquisition over its random candidates, as the further points are chosen,
@@ -39,27 +41,30 @@ def propose(optimizer, n_points):
     the random initial points fills up with random points too.
     """
     model = optimizer.models[-1] if optimizer.models else None
+    per_second = optimizer.acq_func.endswith("ps")
+    model, cost_model = model.estimators_ if per_second and model is not None else (model, None)
     if n_points == 1:
         return [optimizer.ask()]
     if 0 < optimizer._n_initial_points < n_points and optimizer._initial_samples is None:
         # The last initial points, and random ones for the rest: no surrogate is fitted yet
         # (skopt's ask would fit one per point told after the initial ones).
         return optimizer.space.rvs(n_samples=n_points, random_state=optimizer.rng)
-    if (optimizer._n_initial_points > 0 or not isinstance(model, GaussianProcessRegressor)
-            or optimizer.acq_func.endswith("ps")):
+    if optimizer._n_initial_points > 0 or not isinstance(model, GaussianProcessRegressor):
         return optimizer.ask(n_points=n_points)
     space = optimizer.space
     chosen = [optimizer.ask()]
     candidates = space.transform(space.rvs(n_samples=optimizer.n_points, random_state=optimizer.rng))
     believer = _Believer(model, candidates, space.transform([chosen[0]])[0])
     seen = {point_key(point) for point in optimizer.Xi} | {point_key(chosen[0])}
-    y_opt = min(np.min(optimizer.yi), believer.mean_at_first)
-    acq_func = _acquisition(optimizer)
+    told = np.asarray(optimizer.yi, dtype=float)  # with per-second acquisitions, [value, log cost] rows
+    y_opt = min(np.min(told[:, 0] if per_second else told), believer.mean_at_first)
+    acq_func = _acquisition(optimizer).removesuffix("ps")
+    per_cost = _inverse_cost(cost_model, candidates) if per_second else 1.0
     while len(chosen) < n_points:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            values = _gaussian_acquisition(candidates, believer, y_opt, acq_func,
-                                           acq_func_kwargs=optimizer.acq_func_kwargs)
+            values = per_cost * _gaussian_acquisition(candidates, believer, y_opt, acq_func,
+                                                      acq_func_kwargs=optimizer.acq_func_kwargs)
         for i in np.argsort(values, kind="stable"):
             point = space.inverse_transform(candidates[i:i + 1])[0]
             if point_key(point) not in seen:
@@ -140,6 +145,15 @@ class _Believer:
         residual = cov / np.sqrt(max(var_at_point, 0.0) + self.noise + 1e-12)
         self.residuals = np.vstack([self.residuals, residual])
         self.var = self.var - residual ** 2
+
+
+def _inverse_cost(cost_model, candidates):
+    """``E[1 / cost]`` at each candidate under a GP of log costs: what skopt's "EIps" and "PIps" divide
+    by (their acquisition values are negative, to be minimised: multiplied, they stay so)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mean, std = cost_model.predict(candidates, return_std=True)
+    return np.exp(-mean + 0.5 * std ** 2)
 
 
 def _acquisition(optimizer):

@@ -329,9 +329,10 @@ def evaluate_round(search, evaluate_candidates, candidates, *, key, parent_ctx, 
 
     Each round is a callback subtask of its own, since scikit-learn numbers the
     candidate tasks from 0 under the context it is given. Returns ``(scores,
-    failure, stop)``: the candidates' objective (-inf for failed ones), the error
-    if every fit of the round failed and that was tolerated (else None), and
-    whether a scikit-learn callback asked to stop. ``label`` names the round in
+    failure, stop, fit_times)``: the candidates' objective (-inf for failed ones),
+    the error if every fit of the round failed and that was tolerated (else None),
+    whether a scikit-learn callback asked to stop, and each candidate's mean fit
+    time (``mean_fit_time``; NaN where unknown). ``label`` names the round in
     warnings ("generation 3").
 
     scikit-learn aborts a call whose fits all fail. For a strategy that evaluates
@@ -341,11 +342,12 @@ def evaluate_round(search, evaluate_candidates, candidates, *, key, parent_ctx, 
     """
     ctx = parent_ctx.subcontext(task_name=task_name, max_subtasks=len(candidates) * search.n_splits_,
                                 sequential_subtasks=False).call_on_fit_task_begin(estimator=search)
-    scores, failure = np.empty(0), None
+    scores, failure, fit_times = np.empty(0), None, np.full(len(candidates), np.nan)
     if candidates:
         try:
             results = evaluate_candidates(candidates, more_results=more_results, callback_ctx=ctx)
             scores = latest_scores(results, key, len(candidates))
+            fit_times = np.asarray(results["mean_fit_time"][-len(candidates):], dtype=float)
         except ValueError as exc:
             # The message is scikit-learn's only signal for "all fits failed".
             if not tolerate_total_failure or search.error_score == "raise" or "fits failed" not in str(exc):
@@ -355,4 +357,4 @@ def evaluate_round(search, evaluate_candidates, candidates, *, key, parent_ctx, 
                 f"and are left out of cv_results_.{exc}", FitFailedWarning, stacklevel=3,
             )
             scores, failure = np.full(len(candidates), -np.inf), exc
-    return scores, failure, bool(ctx.call_on_fit_task_end(estimator=search))
+    return scores, failure, bool(ctx.call_on_fit_task_end(estimator=search)), fit_times

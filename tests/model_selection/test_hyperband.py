@@ -199,3 +199,32 @@ def test_batched_equals_sequential(clf_data):
     for key in ("params", "bracket", "iter", "n_resources", "split0_test_score", "mean_test_score"):
         assert list(bat.cv_results_[key]) == list(seq.cv_results_[key]), key
     assert bat.best_params_ == seq.best_params_
+
+
+def test_told_values_count_failures_as_the_worst_and_unknown_costs_as_the_median():
+    from sknet.model_selection._hyperband import told_values
+
+    told = [((1,), 0.9, 0.5), ((2,), -np.inf, np.nan), ((3,), 0.7, 1.5)]
+    assert told_values(told, per_second=False) == [-0.9, -0.7, -0.7]
+    assert told_values(told, per_second=True) == [[-0.9, 0.5], [-0.7, 1.0], [-0.7, 1.5]]
+
+
+def test_cost_aware_bohb_tells_each_result_with_its_seconds_per_epoch(clf_data, monkeypatch):
+    from sknet.model_selection import _hyperband
+
+    told = []
+    real = _hyperband.told_values
+
+    def recorded(results, per_second):
+        told.append((list(results), per_second))
+        return real(results, per_second)
+
+    monkeypatch.setattr(_hyperband, "told_values", recorded)
+    X, y = clf_data
+    search = HyperbandSearchCV(MLPClassifier(**NET), {**SPACE, "batch_size": [16, 64]}, cv=3, random_state=0,
+                               n_brackets=4, optimizer_kwargs={"acq_func": "EIps"}).fit(X, y)
+    assert search.n_proposed_ > 0 and told and all(per_second for _, per_second in told)
+    results = search.cv_results_
+    per_epoch = {t / r for r, t in zip(results["n_resources"], results["mean_fit_time"], strict=True)}
+    # each told cost is one result's mean fit time over its epochs
+    assert all(seconds in per_epoch for entries, _ in told for _, _, seconds in entries)

@@ -145,3 +145,25 @@ def test_rounds_of_several_points_minimise_the_acquisition_over_samples_unless_t
     assert round_kwargs({}, 1) == {}
     assert round_kwargs({"base_estimator": "GP"}, 8) == {"base_estimator": "GP", "acq_optimizer": "sampling"}
     assert round_kwargs({"acq_optimizer": "lbfgs"}, 8) == {"acq_optimizer": "lbfgs"}
+
+
+def _costly_optimizer(acq_func):
+    """A flat objective on [0, 1] whose cost grows 150-fold from 0 to 1."""
+    optimizer = Optimizer([(0.0, 1.0)], n_initial_points=0, acq_func=acq_func, random_state=0,
+                          acq_optimizer="sampling", acq_optimizer_kwargs={"n_points": 200})
+    xs = np.linspace(0, 1, 9)
+    values = 0.01 * np.random.RandomState(0).randn(9)
+    optimizer.tell([[x] for x in xs], [[v, float(np.exp(5 * x))] for v, x in zip(values, xs, strict=True)]
+                   if acq_func.endswith("ps") else values.tolist())
+    return optimizer
+
+
+@pytest.mark.parametrize("acq_func", ["EIps", "PIps"])
+def test_per_second_rounds_prefer_cheap_points_without_a_fit_per_point(monkeypatch, acq_func):
+    plain = np.mean(propose(_costly_optimizer(acq_func[:2]), 8))
+    optimizer = _costly_optimizer(acq_func)
+    fits = _count_fits(monkeypatch)
+    points = propose(optimizer, 8)
+    assert fits == []  # not skopt's ask(n_points), which fits both models once per lie
+    assert len({tuple(point) for point in points}) == 8
+    assert np.mean(points) < plain / 2  # divided by their expected cost, dear points lose
