@@ -135,6 +135,12 @@ def test_optimizer_kwargs_cannot_override_what_the_search_sets():
         _search(optimizer_kwargs={"random_state": 1}).fit(X_DUMMY)
 
 
+@pytest.mark.parametrize("acq_func", ["EIps", "PIps"])
+def test_per_second_acquisitions_are_refused_by_name(acq_func):
+    with pytest.raises(ValueError, match=rf"acq_func='{acq_func}' is per second of cost.*HyperbandSearchCV"):
+        _search(optimizer_kwargs={"acq_func": acq_func}).fit(X_DUMMY)
+
+
 def test_reproducible_with_random_state():
     runs = [_search(random_state=seed).fit(X_DUMMY).cv_results_["params"] for seed in (3, 3, 4)]
     assert runs[0] == runs[1] != runs[2]
