@@ -123,7 +123,7 @@ def to_onnx(model: BaseEstimator, X_sample: Any, *, target_opset: int | None = N
     if hasattr(X_sample, "columns") and len(inputs) > 1:
         # skl2onnx renames inputs that are not identifiers ("colour name" -> colour_name, 0 -> _0):
         # the columns behind them, in order, for onnx_inputs.
-        graph.metadata_props.add(key=COLUMNS_KEY, value=json.dumps(list(X_sample.columns), default=str))
+        graph.metadata_props.add(key=COLUMNS_KEY, value=json.dumps(X_sample.columns.tolist(), default=str))
     return graph
 
 

@@ -100,9 +100,10 @@ class HyperbandSearchCV(SearchMixin, BaseSearchCV):
         e.g. ``{"acq_func": "EI"}``. ``dimensions``, ``random_state`` and
         ``n_initial_points`` are set by the search. ``{"acq_func": "EIps"}``
         (or ``"PIps"``) makes the search cost-aware: each result is told with
-        its measured seconds per epoch (its ``mean_fit_time`` over its
-        resource), skopt fits a second Gaussian process on their logarithms,
-        and candidates are ranked by expected improvement per expected second.
+        its measured seconds per epoch (the candidate's ``mean_fit_time`` over
+        its epochs in its first rung, where it trained from scratch), skopt
+        fits a second Gaussian process on their logarithms, and candidates are
+        ranked by expected improvement per expected second.
     scoring, n_jobs, refit, cv, verbose, pre_dispatch, error_score, return_train_score
         As in scikit-learn. The best candidate is the best of those trained on
         ``max_resources``. With several metrics, the search keeps the best by
@@ -259,26 +260,31 @@ refit_time_, multimetric_
         rng = check_random_state(evaluate_candidates.random_state(self.random_state))
         search_ctx = callback_ctx.subcontext(task_name="search", max_subtasks=sum(map(len, brackets))
                                              ).call_on_fit_task_begin(estimator=self)
-        # resource -> {point key: (point, score, seconds per epoch)}: what surrogates are fitted on
-        seen = defaultdict(dict)
+        seen = defaultdict(dict)  # resource -> {point key: (point, score)}: what surrogates are fitted on
+        # point key -> seconds per epoch, from its first rung (trained from scratch; survivors go on from
+        # where they were, and their fit time covers the epochs added): what cost-aware surrogates are told
+        costs = {}
         self.bracket_candidates_, self.bracket_resources_ = [], []
         self.n_proposed_, self.proposal_time_ = 0, 0.0
         surrogates = {}  # resource -> the last GP fitted there, whose kernel the next fit starts from
         for b, rungs in enumerate(brackets):
             if b and evaluate_candidates.stop_for_time():
                 break
-            points = self._candidates(codec, rungs[0][0], seen, surrogates, rng, kwargs)
+            points = self._candidates(codec, rungs[0][0], seen, costs, surrogates, rng, kwargs)
             self.bracket_candidates_.append([])
             self.bracket_resources_.append([])
-            stop = self._halve(evaluate_candidates, points, rungs, b, codec, resource, key, seen, search_ctx)
+            stop = self._halve(evaluate_candidates, points, rungs, b, codec, resource, key, (seen, costs),
+                               search_ctx)
             if not self.bracket_candidates_[-1]:  # its first rung failed as a whole
                 del self.bracket_candidates_[-1], self.bracket_resources_[-1]
             if stop:
                 break
         search_ctx.call_on_fit_task_end(estimator=self)
 
-    def _halve(self, evaluate_candidates, points, rungs, b, codec, resource, key, seen, search_ctx):
-        """Successive halving of bracket ``b`` on ``points``; True if a callback asked to stop."""
+    def _halve(self, evaluate_candidates, points, rungs, b, codec, resource, key, learnt, search_ctx):
+        """Successive halving of bracket ``b`` on ``points``; True if a callback asked to stop. Records
+        each rung's scores and the first rung's costs in ``learnt``, ``(seen, costs)``."""
+        seen, costs = learnt
         for i, (_, r) in enumerate(rungs):
             if i and evaluate_candidates.stop_for_time():
                 return False
@@ -293,7 +299,9 @@ refit_time_, multimetric_
             self.bracket_candidates_[-1].append(len(points))
             self.bracket_resources_[-1].append(r)
             for point, score, seconds in zip(points, scores, fit_times, strict=True):
-                seen[r].setdefault(point_key(point), (point, score, seconds / r))
+                seen[r].setdefault(point_key(point), (point, score))
+                if i == 0:
+                    costs.setdefault(point_key(point), seconds / r)
             if stop or i == len(rungs) - 1:
                 return stop
             # the best 1 / factor go on, never a failed one
@@ -347,18 +355,20 @@ refit_time_, multimetric_
                              "param_distributions, seeds each surrogate and fits it on results only.")
         return kwargs
 
-    def _candidates(self, codec, n, seen, surrogates, rng, kwargs):
+    def _candidates(self, codec, n, seen, costs, surrogates, rng, kwargs):
         """A bracket's ``n`` distinct candidates as skopt points: drawn, or proposed by a surrogate (BOHB).
 
         Fewer where a discrete space has fewer points left.
         """
         fitted = [r for r, results in seen.items()
-                  if sum(np.isfinite(score) for _, score, _ in results.values()) > len(codec.dimensions)]
+                  if sum(np.isfinite(score) for _, score in results.values()) > len(codec.dimensions)]
         n_random = math.floor(n * self.random_fraction + 0.5)
         n_model = 0 if self.sampler == "random" or not fitted else n - n_random
         points = []
         if n_model:
-            points = self._proposed(codec, n_model, seen[max(fitted)], max(fitted), surrogates, rng, kwargs)
+            results = seen[max(fitted)].items()
+            told = [(point, score, costs.get(key, np.nan)) for key, (point, score) in results]
+            points = self._proposed(codec, n_model, told, max(fitted), surrogates, rng, kwargs)
         taken = {point_key(point) for point in points}
         space = Space(codec.dimensions)
         for _ in range(10 * n):  # draws with replacement: a small discrete space repeats its points
@@ -370,11 +380,10 @@ refit_time_, multimetric_
                 points.append(point)
         return points
 
-    def _proposed(self, codec, n, results, resource, surrogates, rng, kwargs):
-        """``n`` points from a GP fitted on ``results`` (``{key: (point, score, seconds per epoch)}`` at
-        ``resource``)."""
+    def _proposed(self, codec, n, told, resource, surrogates, rng, kwargs):
+        """``n`` points from a GP fitted on ``told``, ``[(point, score, seconds per epoch)]`` at
+        ``resource``."""
         start = time.perf_counter()
-        told = list(results.values())
         optimizer = Optimizer(codec.dimensions, n_initial_points=0,
                               random_state=rng.randint(np.iinfo(np.int32).max), **round_kwargs(kwargs, n))
         per_second = optimizer.acq_func.endswith("ps")

@@ -225,6 +225,7 @@ def test_cost_aware_bohb_tells_each_result_with_its_seconds_per_epoch(clf_data, 
                                n_brackets=4, optimizer_kwargs={"acq_func": "EIps"}).fit(X, y)
     assert search.n_proposed_ > 0 and told and all(per_second for _, per_second in told)
     results = search.cv_results_
-    per_epoch = {t / r for r, t in zip(results["n_resources"], results["mean_fit_time"], strict=True)}
-    # each told cost is one result's mean fit time over its epochs
+    per_epoch = {t / r for r, t, i in zip(results["n_resources"], results["mean_fit_time"], results["iter"],
+                                          strict=True) if i == 0}
+    # each told cost is a candidate's mean fit time over its epochs in its first rung (trained from scratch)
     assert all(seconds in per_epoch for entries, _ in told for _, _, seconds in entries)
