@@ -98,8 +98,9 @@ def convert_classifier(scope, operator, container):
     net = operator.raw_operator
     logits = _module_outputs(scope, operator, container)
     label, proba = operator.outputs[0].full_name, operator.outputs[1].full_name
-    # predict_proba works on float64 logits (the module's, cast), as the estimator does.
-    wide = _cast(scope, container, logits, TensorProto.DOUBLE, given=_FLOAT_TYPES[net.dtype][1])
+    # predict_proba works on float64 logits (the module's, cast), as the estimator does; cast even from
+    # a float64 net, whose module may return another dtype.
+    wide = _cast(scope, container, logits, TensorProto.DOUBLE)
     squash = "Sigmoid" if net._is_multilabel() else "Softmax"
     proba64 = _node(scope, container, squash, [wide], **({} if net._is_multilabel() else {"axis": 1}))
     _cast(scope, container, proba64, output_type(operator, _zipmap(scope, net))[1], out=proba)

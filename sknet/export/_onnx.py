@@ -34,7 +34,7 @@ from ..nets._atomic import write_atomically
 from ..nets._base import BaseTorchNet
 from ..nets._torch import TorchClassifier
 from ._converters import register
-from ._module_graph import max_torch_opset
+from ._module_graph import ExportError, max_torch_opset
 from ._target import convert_target, target_shapes
 
 if TYPE_CHECKING:
@@ -239,20 +239,34 @@ def _fitted(model):
 
 
 def _nets(model):
-    """The sknet nets inside a fitted model (pipeline steps, a target transform's regressor, ...)."""
-    found, stack = [], [model]
+    """The sknet nets inside a fitted model (pipeline steps, a target transform's regressor, ...);
+    an ExportError for a target transform inside another's regressor, which sknet cannot write."""
+    found = []
+    for part in _parts(model):
+        if isinstance(part, BaseTorchNet):
+            found.append(part)
+        elif isinstance(part, TransformedTargetRegressor) and any(
+                isinstance(inner, TransformedTargetRegressor) for inner in _parts(part.regressor_)):
+            raise ExportError("A TransformedTargetRegressor inside another's regressor does not export: "
+                              "sknet writes one target transform around a regressor.")
+    return found
+
+
+def _parts(model):
+    """``model`` and every estimator inside it, fitted ones included (``regressor_``, ``transformers_``)."""
+    stack = [model]
     while stack:
         item = stack.pop()
-        if isinstance(item, BaseTorchNet):
-            found.append(item)
+        if isinstance(item, list | tuple):
+            stack.extend(item)
         elif isinstance(item, BaseEstimator):
+            yield item
+            if isinstance(item, BaseTorchNet):
+                continue
             params = item.get_params(deep=False)
             stack.extend(v for v in params.values() if isinstance(v, BaseEstimator | list | tuple))
             stack.extend(getattr(item, name) for name in ("regressor_", "transformers_", "estimators_")
                          if hasattr(item, name))
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return found
 
 
 def _declared_inputs(session):

@@ -341,6 +341,14 @@ def test_a_target_transform_that_is_not_affine_is_refused_by_name(tabular):
     assert isinstance(model.transformer_, FunctionTransformer)
 
 
+def test_a_target_transform_inside_another_is_refused_by_name(tabular):
+    X, y, _ = tabular
+    inner = TransformedTargetRegressor(MLPRegressor(**FAST), transformer=StandardScaler())
+    model = TransformedTargetRegressor(inner, transformer=MinMaxScaler()).fit(X, y * 1.0)
+    with pytest.raises(ExportError, match="TransformedTargetRegressor inside another's regressor"):
+        to_onnx(model, X[:2])
+
+
 def test_unfitted_models_and_searches_without_refit_are_refused(tabular):
     from sklearn.exceptions import NotFittedError
 
