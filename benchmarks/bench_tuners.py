@@ -262,12 +262,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", choices=["digits", "synthetic", "both"], default="both")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds from this one on (default 0)")
     parser.add_argument("--epochs", type=int, default=27)
     parser.add_argument("--candidates", type=int, default=32, help="the random search's candidates")
     parser.add_argument("--part", choices=["tuners", "bohb"], default="tuners")
     parser.add_argument("--budget", type=float, default=50.0, help="seconds a search, with --part bohb")
     args = parser.parse_args()
-    args.seeds = list(range(args.seeds))
+    args.seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     torch.set_num_threads(2)
     tasks = ["digits", "synthetic"] if args.task == "both" else [args.task]
     for task in tasks:
